@@ -1,0 +1,102 @@
+"""Shared fixtures: a fresh database per test, on SQLite always and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+from workflow import models  # noqa: F401  (registers the tables)
+from workflow.db import make_engine
+
+PG_BASE = os.environ.get("MIANZE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reachable() -> bool:
+    try:
+        eng = make_engine(PG_BASE)
+        with eng.connect() as conn:
+            conn.execute(text("select 1"))
+        eng.dispose()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+_PG_OK: bool | None = None
+
+
+def postgres_available() -> bool:
+    """Whether the real server answers; with MIANZE_REQUIRE_POSTGRES=1 its absence fails the run loudly."""
+    global _PG_OK
+    if _PG_OK is None:
+        _PG_OK = _postgres_reachable()
+        if not _PG_OK and os.environ.get("MIANZE_REQUIRE_POSTGRES") == "1":
+            pytest.exit("PostgreSQL at 127.0.0.1:5432 is required (MIANZE_REQUIRE_POSTGRES=1) but not reachable",
+                        returncode=3)
+    return _PG_OK
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'mianze.sqlite3'}"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh schema on the real PostgreSQL server, dropped afterwards."""
+    if not postgres_available():
+        pytest.skip("PostgreSQL not reachable")
+    schema = "t_" + uuid.uuid4().hex[:16]
+    admin = make_engine(PG_BASE)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_BASE else "?"
+    yield f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request):
+    """A fresh empty database URL: every test using it runs on SQLite and on PostgreSQL."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def engine(db_url):
+    """An engine on a fresh database with the models' schema and the default rule set."""
+    eng = make_engine(db_url)
+    SQLModel.metadata.create_all(eng)
+    from workflow.db import unit_of_work
+    from workflow.services import rulesets
+
+    with unit_of_work(eng) as s:
+        rulesets.ensure_default(s)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url):
+    eng = make_engine(sqlite_url)
+    SQLModel.metadata.create_all(eng)
+    from workflow.db import unit_of_work
+    from workflow.services import rulesets
+
+    with unit_of_work(eng) as s:
+        rulesets.ensure_default(s)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def bank(engine):
+    """A small bank (branches, staff of every role, one enterprise with NPLs) on the fresh database."""
+    from tests.factories import make_bank
+
+    return make_bank(engine)

@@ -1,0 +1,189 @@
+"""Small factories for tests: build a bank with overrides, and drive a case to any state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from workflow.db import unit_of_work
+from workflow.models import Branch, Case, Enterprise, Loan, LoanStage, Respondent, User
+
+TODAY = date.today()  # services stamp real UTC times, so test dates follow the clock
+
+
+@dataclass
+class Bank:
+    engine: object
+    branches: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+    loans: list[int] = field(default_factory=list)
+    enterprise_id: int | None = None
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def user(self, s: Session, name: str) -> User:
+        return s.get(User, self.users[name])
+
+
+def add_branch(s: Session, code: str, name: str, level: int, parent: Branch | None) -> Branch:
+    b = Branch(code=code, name=name, name_en=code, level=level, parent_id=parent.id if parent else None)
+    s.add(b)
+    s.flush()
+    b.path = (parent.path if parent else "/") + f"{b.id}/"
+    s.add(b)
+    s.flush()
+    return b
+
+
+def make_bank(engine, n_loans: int = 2) -> Bank:
+    """Head office → tier-1 branch → sub-branch → outlet; staff of every role; one enterprise with NPLs."""
+    bank = Bank(engine)
+    with unit_of_work(engine) as s:
+        ho = add_branch(s, "HO", "总行", 0, None)
+        t1 = add_branch(s, "T1", "一分行", 1, ho)
+        sb = add_branch(s, "SB", "一支行", 2, t1)
+        ou = add_branch(s, "OU", "一网点", 3, sb)
+        t2 = add_branch(s, "T2", "二分行", 1, ho)
+        bank.branches = {"HO": ho.id, "T1": t1.id, "SB": sb.id, "OU": ou.id, "T2": t2.id}
+        people = [
+            ("officer", "张三", ou, "credit_officer"),
+            ("reviewer", "李四", sb, "credit_officer"),
+            ("approver", "王五", t1, "credit_officer"),
+            ("investigator", "赵六", t1, "investigator"),
+            ("member1", "钱七", t1, "committee_member"),
+            ("member2", "孙八", t1, "committee_member"),
+            ("chair", "周九", t1, "committee_chair"),
+            ("appeal", "吴十", ho, "appeal_reviewer"),
+            ("auditor", "郑审", ho, "auditor"),
+            ("admin", "管理员", ho, "admin"),
+            ("other_member", "冯委", t2, "committee_member"),
+        ]
+        for i, (username, name, branch, roles) in enumerate(people):
+            u = User(username=username, name=name, employee_no=f"E{1000 + i}", branch_id=branch.id, roles=roles,
+                     id_number=f"11010119800101{1000 + i}", phone=f"1380000{1000 + i}")
+            s.add(u)
+            s.flush()
+            bank.users[username] = u.id
+        ent = Enterprise(name="示范小微制造有限公司", uscc="91110000MA0000001X", kind="small", owner_name="刘老板")
+        s.add(ent)
+        s.flush()
+        bank.enterprise_id = ent.id
+        for n in range(n_loans):
+            lo = Loan(loan_no=f"L2024-{n + 1:04d}", enterprise_id=ent.id, branch_id=ou.id, product_class="inclusive_sme",
+                      credit_total=Decimal("3000000"), amount=Decimal("1000000"), balance=Decimal("800000.50"),
+                      start_date=date(2024, 9, 1), maturity_date=date(2025, 9, 1), classification="substandard")
+            s.add(lo)
+            s.flush()
+            bank.loans.append(lo.id)
+            for stage, who, day in (("pre_loan", "officer", 10), ("review", "reviewer", 15),
+                                    ("approval", "approver", 20), ("post_loan", "officer", 60)):
+                s.add(LoanStage(loan_id=lo.id, stage=stage, user_id=bank.users[who],
+                                performed_on=date(2024, 8, 1) + timedelta(days=day)))
+        s.flush()
+    return bank
+
+
+def clean_facts(stage: str) -> dict:
+    return {"positive": [], "mitigating": [], "negative": [], "violation": False, "unperformed": [],
+            "dissented": False}
+
+
+def open_case(bank: Bank, today: date = TODAY) -> int:
+    from workflow.services import cases
+
+    with unit_of_work(bank.engine) as s:
+        case = cases.open_case(s, bank.user(s, "admin"), bank.loans, today=today)
+        return case.id
+
+
+def record_all_facts(bank: Bank, case_id: int, facts_for=None, today: date = TODAY) -> None:
+    from workflow.services import investigation
+
+    with unit_of_work(bank.engine) as s:
+        inv = bank.user(s, "investigator")
+        for r in s.exec(select(Respondent).where(Respondent.case_id == case_id)):
+            for a in s.exec(select(LoanStage).where(LoanStage.user_id == r.user_id,
+                                                    LoanStage.loan_id.in_(bank.loans))):
+                facts = (facts_for or (lambda r, a: clean_facts(a.stage)))(r, a)
+                investigation.record_facts(s, s.get(Case, case_id), inv, r.id, a.loan_id, a.stage, facts)
+
+
+def liable_officer(r, a) -> dict:
+    """Facts that make the pre-loan officer liable (a violation and a causal unperformed duty)."""
+    facts = clean_facts(a.stage)
+    if a.stage == "pre_loan":
+        facts.update(violation=True, unperformed=[{"duty": "PL03", "causal": True}])
+    return facts
+
+
+def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: bool = True) -> int:
+    """Open a case and drive it through the services to `target` (a state)."""
+    from workflow.services import cases
+
+    if target == "referred" and facts_for is None:
+        facts_for = liable_officer
+
+    case_id = open_case(bank, today)
+    if target == "registered":
+        return case_id
+
+    with unit_of_work(bank.engine) as s:
+        cases.assign_investigator(s, s.get(Case, case_id), bank.user(s, "chair"), bank.users["investigator"],
+                                  today=today)
+    if target == "investigating":
+        return case_id
+    record_all_facts(bank, case_id, facts_for, today)
+    with unit_of_work(bank.engine) as s:
+        cases.submit_investigation(s, s.get(Case, case_id), bank.user(s, "investigator"), today=today)
+    if target == "under_review":
+        return case_id
+    with unit_of_work(bank.engine) as s:
+        case = s.get(Case, case_id)
+        for member in ("member1", "member2", "chair"):
+            for r in s.exec(select(Respondent).where(Respondent.case_id == case_id)):
+                cases.record_vote(s, case, bank.user(s, member), r.id, r.recommended_outcome)
+        cases.determine(s, case, bank.user(s, "chair"), today=today)
+    if target == "determined":
+        return case_id
+    from workflow.services import letters
+
+    with unit_of_work(bank.engine) as s:
+        letters.issue_determination_letters(s, s.get(Case, case_id), bank.user(s, "chair"), today=today)
+        cases.start_publicity(s, s.get(Case, case_id), bank.user(s, "chair"), today=today)
+    if target == "in_publicity":
+        return case_id
+    later = today + timedelta(days=14)
+    with unit_of_work(bank.engine) as s:
+        cases.end_publicity(s, s.get(Case, case_id), None, today=later)
+    if target == "appeal_window":
+        return case_id
+    if appeal:
+        with unit_of_work(bank.engine) as s:
+            cases.file_appeal(s, s.get(Case, case_id), bank.user(s, "officer"), "我已尽职，证据见附件", today=later)
+    with unit_of_work(bank.engine) as s:
+        cases.close_appeal_window(s, s.get(Case, case_id), None, today=later + timedelta(days=14))
+    if target in ("appeal_review", "final") and not appeal:
+        return case_id
+    if target == "appeal_review":
+        return case_id
+    from workflow.models import Appeal
+
+    with unit_of_work(bank.engine) as s:
+        case = s.get(Case, case_id)
+        for a in s.exec(select(Appeal).where(Appeal.case_id == case_id)):
+            cases.decide_appeal(s, case, bank.user(s, "appeal"), a.id, "upheld", None, "事实清楚，维持原认定")
+        cases.conclude_appeals(s, case, bank.user(s, "appeal"), today=later + timedelta(days=20))
+    if target == "final":
+        return case_id
+    if target in ("referred", "closed"):
+        with unit_of_work(bank.engine) as s:
+            verb = cases.refer_for_accountability if target == "referred" else cases.close
+            verb(s, s.get(Case, case_id), bank.user(s, "chair"))
+        return case_id
+    if target == "withdrawn":
+        raise ValueError("use cases.withdraw from registered/investigating/under_review")
+    raise ValueError(target)

@@ -1,0 +1,390 @@
+"""The letter PDFs: content, fonts, metadata, the locked-down fetcher and the font check."""
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from workflow import pdf
+from workflow.pdf import (
+    LetterDataError,
+    LetterFontMissing,
+    LetterURLFetcher,
+    LetterURLRefused,
+    letter_html,
+    render_letter,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "letters"
+
+COMMON = {
+    "bank": "济源农村商业银行股份有限公司",
+    "branch": "济源农商银行沁园支行",
+    "issued_at": dt.date(2026, 3, 9),
+    "case_no": "MZ-2026-0012",
+}
+LOANS = [
+    {"loan_no": "JY2023-00871", "enterprise": "济源市恒达机械配件有限公司",
+     "amount": Decimal("3000000"), "balance": Decimal("2450000.00")},
+    {"loan_no": "JY2024-00112", "enterprise": "济源市恒达机械配件有限公司",
+     "amount": 1500000, "balance": "1500000.00"},
+]
+TOLERANCE = {"branch": "沁园支行", "period": dt.date(2025, 12, 31), "sme_ratio": Decimal("0.0501"),
+             "all_ratio": Decimal("0.0200"), "gap_pp": Decimal("3.01"), "within": False}
+
+
+def determination(**overrides):
+    """A determination letter's data, with overrides."""
+    data = {
+        **COMMON,
+        "doc_number": "济农商免认〔2026〕12号",
+        "committee": {"name": "济源农村商业银行尽职免责评议委员会", "decided_at": dt.date(2026, 3, 6)},
+        "respondent": {"name": "王晓明", "employee_no": "E1001", "branch": "沁园支行公司业务部"},
+        "stages": ["pre_loan", "post_loan"],
+        "loans": LOANS,
+        "outcome": "exempt",
+        "liability_kind": "diligence",
+        "sanctions": ["免除年度绩效考核扣分 6 分", "免除通报批评处分"],
+        "reasons": [
+            {"code": "P02", "text": "不可抗力直接导致借款人经营中断，被评议人及时报告风险并立即采取保全措施。",
+             "source": "银监发〔2016〕56号"},
+            {"code": "PL03", "text": "贷款用途核实不充分，但与损失不存在因果关系。", "source": "金规〔2024〕11号"},
+        ],
+        "tolerance": TOLERANCE,
+        "deviation": None,
+        "appeal": {"deadline": dt.date(2026, 3, 16), "body": "济源农村商业银行总行尽职免责申诉复核委员会"},
+        "version": 1,
+        "supersedes": None,
+    }
+    data.update(overrides)
+    return data
+
+
+def appeal_record(**overrides):
+    """An appeal record's data, with overrides."""
+    data = {
+        **COMMON,
+        "issued_at": dt.date(2026, 3, 12),
+        "doc_number": "济农商免申〔2026〕3号",
+        "committee": {"name": "济源农村商业银行总行尽职免责申诉复核委员会"},
+        "respondent": {"name": "李娜", "employee_no": "E1002", "branch": "沁园支行"},
+        "appealed_doc_number": "济农商免认〔2026〕13号",
+        "appealed_outcome": "reduced",
+        "filed_at": dt.date(2026, 3, 12),
+        "grounds": "本人已按季度开展现场检查，记录因系统迁移未能及时上传。\n请求复核并予以免责。",
+        "evidence": ["2024年第三季度现场检查记录", "系统迁移期间的工作邮件"],
+    }
+    data.update(overrides)
+    return data
+
+
+def appeal_decision(**overrides):
+    """An appeal decision's data, with overrides."""
+    data = {
+        **COMMON,
+        "issued_at": dt.date(2026, 3, 31),
+        "doc_number": "济农商免复〔2026〕2号",
+        "committee": {"name": "济源农村商业银行总行尽职免责申诉复核委员会", "decided_at": dt.date(2026, 3, 30)},
+        "respondent": {"name": "李娜", "employee_no": "E1002", "branch": "沁园支行"},
+        "appealed_doc_number": "济农商免认〔2026〕13号",
+        "appealed_outcome": "reduced",
+        "decision": "altered",
+        "new_outcome": "exempt",
+        "liability_kind": "diligence",
+        "filed_at": dt.date(2026, 3, 12),
+        "reasons": [{"code": "PO01", "text": "补充提交的检查记录证明已按规定开展贷后检查。", "source": "金规〔2024〕11号"}],
+        "reviewers": ["赵刚", "孙丽", "周建国"],
+    }
+    data.update(overrides)
+    return data
+
+
+def case_summary(**overrides):
+    """A case summary's data, with overrides."""
+    data = {
+        **COMMON,
+        "doc_number": "济农商免汇〔2026〕12号",
+        "committee": {"name": "济源农村商业银行尽职免责评议委员会", "decided_at": dt.date(2026, 3, 6)},
+        "enterprise": "济源市恒达机械配件有限公司",
+        "loans": LOANS,
+        "respondents": [
+            {"name": "王晓明", "employee_no": "E1001", "branch": "沁园支行", "stages": ["pre_loan"],
+             "outcome": "exempt", "liability_kind": "diligence", "doc_number": "济农商免认〔2026〕12号"},
+            {"name": "陈志强", "employee_no": "E2001", "branch": "总行授信审批部", "stages": ["approval"],
+             "outcome": "liable", "liability_kind": "management", "doc_number": "济农商免认〔2026〕14号"},
+        ],
+        "tolerance": TOLERANCE,
+        "events": [{"at": dt.date(2025, 11, 3), "text": "立案"}],
+    }
+    data.update(overrides)
+    return data
+
+
+SAMPLES = {
+    "determination": determination,
+    "appeal_record": appeal_record,
+    "appeal_decision": appeal_decision,
+    "case_summary": case_summary,
+}
+
+
+def pdf_text(data: bytes, tmp_path: Path, page: int | None = None) -> str:
+    """The text of a PDF (or of one page) by pdftotext, with all whitespace removed."""
+    path = tmp_path / f"letter-{hashlib.sha256(data).hexdigest()[:12]}.pdf"
+    path.write_bytes(data)
+    pages = ["-f", str(page), "-l", str(page)] if page else []
+    out = subprocess.run(["pdftotext", *pages, str(path), "-"], capture_output=True, text=True, check=True).stdout
+    return re.sub(r"\s+", "", out)
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """Every kind rendered once in Chinese, with WeasyPrint's own warnings collected."""
+    handler = _Collect()
+    logger = logging.getLogger("weasyprint")
+    logger.addHandler(handler)
+    try:
+        letters = {kind: render_letter(kind, make()) for kind, make in SAMPLES.items()}
+    finally:
+        logger.removeHandler(handler)
+    return letters, [handler.format(r) for r in handler.records]
+
+
+def test_rendering_logs_no_weasyprint_warning(rendered):
+    _, warnings = rendered
+    assert warnings == []
+
+
+@pytest.mark.parametrize("kind", list(SAMPLES))
+def test_each_kind_renders_a_pdf_naming_its_doc_number_and_person(rendered, kind, tmp_path):
+    letter = rendered[0][kind]
+    assert letter.pdf.startswith(b"%PDF-")
+    assert letter.sha256 == hashlib.sha256(letter.pdf).hexdigest()
+    assert letter.template == f"letters/{kind}.html"
+    assert re.fullmatch(r"[0-9a-f]{16}", letter.template_version)
+    text = pdf_text(letter.pdf, tmp_path)
+    data = SAMPLES[kind]()
+    assert data["doc_number"] in text
+    person = data["respondents"][0]["name"] if kind == "case_summary" else data["respondent"]["name"]
+    assert person in text
+
+
+def test_determination_names_outcome_rules_tolerance_and_appeal_deadline(rendered, tmp_path):
+    text = pdf_text(rendered[0]["determination"].pdf, tmp_path)
+    assert "尽职免责认定书" in text
+    assert "认定被评议人王晓明：免责（免除全部责任）" in text
+    assert "尽职责任" in text
+    for code in ("P02", "PL03"):
+        assert code in text
+    assert "银监发〔2016〕56号" in text
+    assert "2026年3月16日前" in text and "济源农村商业银行总行尽职免责申诉复核委员会" in text
+    assert "不得因被评议人申诉而加重其责任认定结果" in text
+    assert "5.01%" in text and "2.00%" in text and "3.01" in text
+    assert "4,500,000.00" in text  # the total of the two loans
+    assert "贷前调查、贷后管理" in text
+
+
+def test_every_page_carries_the_running_header_and_page_x_of_y(rendered, tmp_path):
+    letter = rendered[0]["determination"]
+    pages = len(PdfReader(_as_file(letter.pdf, tmp_path)).pages)
+    assert pages >= 2  # the sample is long enough to test the running header
+    for page in range(1, pages + 1):
+        text = pdf_text(letter.pdf, tmp_path, page)
+        assert "济源农村商业银行股份有限公司" in text
+        assert "济农商免认〔2026〕12号" in text
+        assert f"第{page}页共{pages}页" in text
+
+
+@pytest.mark.parametrize(("outcome", "shown"), [
+    ("reduced", "减责（减轻责任）"),
+    ("liable", "不予免责（不予免除责任）"),
+])
+def test_determination_shows_the_outcome_in_chinese(outcome, shown):
+    html = letter_html("determination", determination(outcome=outcome))
+    assert shown in re.sub(r"<[^>]+>", "", html)
+
+
+def test_embedded_fonts_are_noto_cjk_with_a_real_bold(rendered, tmp_path):
+    path = tmp_path / "determination.pdf"
+    path.write_bytes(rendered[0]["determination"].pdf)
+    out = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in out.splitlines()[2:]]
+    names = {row[0].split("+", 1)[1] for row in rows}
+    assert "Noto-Serif-CJK-SC" in names
+    assert "Noto-Serif-CJK-SC-Bold" in names
+    assert all(row[-5] == "yes" for row in rows), out  # the "emb" column
+
+
+def test_pdf_metadata_comes_from_the_data(rendered, tmp_path):
+    meta = PdfReader(_as_file(rendered[0]["determination"].pdf, tmp_path)).metadata
+    assert meta.title == "尽职免责认定书 济农商免认〔2026〕12号"
+    assert meta.author == "济源农村商业银行股份有限公司"
+    assert "王晓明" in meta.subject
+    assert meta.creation_date.date() == dt.date(2026, 3, 9)
+
+
+def test_rendering_the_same_data_twice_gives_the_same_bytes(rendered):
+    again = render_letter("determination", determination())
+    assert again.sha256 == rendered[0]["determination"].sha256
+
+
+def test_english_letters_use_english_labels(tmp_path):
+    letter = render_letter("determination", determination(), locale="en")
+    text = pdf_text(letter.pdf, tmp_path)
+    assert "DeterminationofDue-DiligenceLiabilityExemption" in text
+    assert "Exempt(exemptedfromallliability)" in text
+    assert "Page1of2" in text
+    assert "16March2026" in text
+
+
+def test_a_correction_names_its_version_and_the_letter_it_supersedes():
+    html = letter_html("determination", determination(version=2, supersedes="济农商免认〔2026〕9号"))
+    assert "本文书为第 2 版，更正并取代文号为 济农商免认〔2026〕9号 的原文书" in html
+
+
+def test_a_deviation_from_the_recommendation_shows_both_outcomes_and_the_reason():
+    deviation = {"recommended": "reduced", "decided": "exempt", "reason": "损失已全部追回"}
+    html = re.sub(r"<[^>]+>", "", letter_html("determination", determination(deviation=deviation)))
+    assert "与系统建议结论不一致的说明" in html
+    assert "减责" in html and "损失已全部追回" in html
+
+
+def test_a_branch_without_sme_loans_is_shown_so():
+    tolerance = {**TOLERANCE, "sme_ratio": None, "gap_pp": None, "within": True}
+    assert "无普惠型小微企业贷款" in letter_html("determination", determination(tolerance=tolerance))
+
+
+def test_data_is_escaped_so_it_cannot_inject_markup_or_fetch_anything():
+    evil = '<img src="http://example.com/x.png">王晓明'
+    respondent = {"name": evil, "employee_no": "E1001", "branch": "沁园支行"}
+    html = letter_html("determination", determination(respondent=respondent))
+    assert "<img" not in html
+    assert "&lt;img src=&#34;http://example.com/x.png&#34;&gt;王晓明" in html
+
+
+@pytest.mark.parametrize("kind", list(SAMPLES))
+def test_missing_keys_are_all_named(kind):
+    data = SAMPLES[kind]()
+    del data["doc_number"], data["committee"]
+    with pytest.raises(LetterDataError) as excinfo:
+        letter_html(kind, data)
+    assert "doc_number: missing" in str(excinfo.value)
+    assert "committee: missing" in str(excinfo.value)
+
+
+def test_unknown_codes_are_refused():
+    with pytest.raises(LetterDataError) as excinfo:
+        letter_html("determination", determination(outcome="pardoned", stages=["audit"]))
+    assert "outcome: expected one of exempt, reduced, liable, got 'pardoned'" in str(excinfo.value)
+    assert "stages[0]: unknown stage 'audit'" in str(excinfo.value)
+
+
+def test_an_appeal_decision_may_not_worsen_the_outcome():
+    with pytest.raises(LetterDataError, match="never worsen"):
+        letter_html("appeal_decision", appeal_decision(appealed_outcome="reduced", new_outcome="liable"))
+
+
+def test_an_upheld_appeal_keeps_the_appealed_outcome():
+    html = letter_html("appeal_decision", appeal_decision(decision="upheld", new_outcome=None))
+    assert "维持原认定结论" in html
+    assert "认定被评议人李娜：<strong class=\"verdict verdict-reduced\">减责</strong>" in html
+
+
+def test_a_letter_may_not_be_issued_before_its_decision():
+    committee = {"name": "评议委员会", "decided_at": dt.date(2026, 3, 10)}
+    with pytest.raises(LetterDataError, match="issued_at: 2026-03-09 is before"):
+        letter_html("determination", determination(committee=committee))
+
+
+def test_unknown_kind_and_locale_are_refused():
+    with pytest.raises(LetterDataError, match="unknown letter kind"):
+        letter_html("memo", determination())
+    with pytest.raises(LetterDataError, match="unknown locale"):
+        letter_html("determination", determination(), locale="fr")
+
+
+def test_a_missing_font_raises_instead_of_rendering_boxes(monkeypatch):
+    monkeypatch.setenv("MIANZE_LETTER_FONT", "Mianze Nonexistent Serif")
+    with pytest.raises(LetterFontMissing) as excinfo:
+        render_letter("determination", determination())
+    message = str(excinfo.value)
+    assert "Mianze Nonexistent Serif" in message
+    assert "scripts/setup" in message and "fonts-noto-cjk" in message
+
+
+def test_a_font_without_chinese_is_missing_too():
+    with pytest.raises(LetterFontMissing):
+        pdf._check_font("DejaVu Sans")
+
+
+def test_harfbuzz_subset_is_loaded():
+    from weasyprint.text.ffi import harfbuzz_subset
+
+    assert harfbuzz_subset is not None
+    pdf._check_subsetter()
+
+
+@pytest.mark.parametrize("url", [
+    "http://example.com",
+    "https://example.com/letter.css",
+    "/etc/passwd",
+    "file:///etc/passwd",
+    (pdf.LETTERS_DIR / ".." / ".." / "pyproject.toml").as_uri(),
+    (pdf.LETTERS_DIR / "missing.png").as_uri(),
+    "file://evil.example.com" + str(pdf.LETTERS_DIR / "letter.css"),
+    "data:text/css,body{}",
+])
+def test_the_url_fetcher_refuses_anything_but_the_letter_assets(url):
+    with pytest.raises(LetterURLRefused):
+        LetterURLFetcher()(url)
+
+
+def test_the_url_fetcher_serves_the_letter_stylesheet():
+    response = LetterURLFetcher()((pdf.LETTERS_DIR / "letter.css").as_uri())
+    try:
+        assert response.content_type == "text/css"
+        assert b"@page" in response.read()
+    finally:
+        response.close()
+
+
+def test_a_resource_outside_the_letters_folder_stops_the_rendering():
+    html = '<html><body><img src="file:///etc/passwd"><p>x</p></body></html>'
+    with pytest.raises(LetterURLRefused, match="/etc/passwd"):
+        pdf._write_pdf(html)
+
+
+def test_a_page_image_of_the_determination_is_saved_for_review(rendered, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    source = tmp_path / "determination.pdf"
+    source.write_bytes(rendered[0]["determination"].pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", str(source), str(ARTIFACTS / "determination")],
+                   check=True)
+    image = ARTIFACTS / "determination.png"
+    assert image.read_bytes().startswith(b"\x89PNG")
+
+
+def test_render_html_bare_renders_the_same_html(rendered):
+    assert pdf.render_html_bare(rendered[0]["case_summary"].html).startswith(b"%PDF-")
+
+
+def _as_file(data: bytes, tmp_path: Path) -> Path:
+    path = tmp_path / "reader.pdf"
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,51 @@
+"""Mianze (免责): due-diligence liability exemption for non-performing inclusive SME loans."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from .config import from_environment
+from .db import make_engine
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The application factory: configuration from the environment, overridden by `config`."""
+    app = Flask(__name__, template_folder="../templates", instance_relative_config=False)
+    app.config.update(from_environment())
+    if config:
+        app.config.update(config)
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["mianze.engine"] = engine
+
+    from . import cli
+
+    cli.register(app)
+
+    from .domain.errors import DomainError
+
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
+        return jsonify({"code": exc.code, "message": exc.message, "details": exc.details}), exc.http_status
+
+    @app.get("/health")
+    def health():
+        """Liveness plus what an operator wants at a glance: schema version and cases per state."""
+        from sqlalchemy import func
+        from sqlmodel import select
+
+        from .db import read_session
+        from .domain.states import STATE_CODES
+        from .migrate import current_revision
+        from .models import Case
+
+        with read_session(engine) as s:
+            counts = dict(s.exec(select(Case.state, func.count()).group_by(Case.state)).all())
+        return jsonify({"status": "ok", "schema_version": current_revision(engine),
+                        "cases": {st: counts.get(st, 0) for st in STATE_CODES}})
+
+    return app
+
+
+def engine_of(app: Flask):
+    """The SQLAlchemy engine of an app."""
+    return app.extensions["mianze.engine"]

@@ -1,0 +1,158 @@
+"""Flask CLI commands: `flask --app wsgi <group> <command>`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask, current_app
+
+from .db import read_session, unit_of_work
+from .domain.errors import DomainError
+
+
+def _engine():
+    return current_app.extensions["mianze.engine"]
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def register(app: Flask) -> None:
+    """Attach every command group to the app."""
+
+    @app.cli.group("db")
+    def db_group():
+        """Database schema (Alembic migrations)."""
+
+    @db_group.command("upgrade")
+    @click.option("--revision", default="head")
+    def db_upgrade(revision):
+        """Create or migrate the database to the latest schema."""
+        from .migrate import upgrade
+
+        upgrade(current_app.config["DATABASE_URL"], revision)
+        from .services import rulesets
+
+        with unit_of_work(_engine()) as s:
+            rulesets.ensure_default(s)
+        click.echo("database is at the latest schema")
+
+    @db_group.command("current")
+    def db_current():
+        """Print the schema revision."""
+        from .migrate import current_revision
+
+        click.echo(current_revision(_engine()) or "(empty database)")
+
+    @app.cli.group("demo")
+    def demo_group():
+        """The realistic demo bank."""
+
+    @demo_group.command("load")
+    @click.option("--seed", default=20261125, show_default=True)
+    def demo_load(seed):
+        """Load the demo bank (branches, staff, loans, cases in every state with their history)."""
+        from .services import demo
+
+        try:
+            summary = demo.load(_engine(), seed=seed, progress=True)
+        except DomainError as exc:
+            _fail(exc.message)
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=1))
+
+    @demo_group.command("status")
+    def demo_status():
+        """Exit 0 when the demo bank is loaded, 1 otherwise."""
+        from sqlmodel import func, select
+
+        from .models import Case
+
+        try:
+            with read_session(_engine()) as s:
+                n = s.exec(select(func.count()).select_from(Case)).one()
+        except Exception:  # noqa: BLE001 - an absent table means "not loaded"
+            n = 0
+        click.echo(f"{n} cases")
+        sys.exit(0 if n else 1)
+
+    @app.cli.group("audit")
+    def audit_group():
+        """The audit hash chain."""
+
+    @audit_group.command("verify")
+    def audit_verify():
+        """Verify the whole chain: exit 0 when intact, 1 naming the first bad event."""
+        from .services import audit
+
+        with read_session(_engine()) as s:
+            try:
+                n = audit.verify(s)
+            except audit.ChainBroken as exc:
+                _fail(f"audit chain broken at seq {exc.seq}: {exc.reason}")
+        click.echo(f"audit chain intact: {n} events")
+
+    @app.cli.group("case")
+    def case_group():
+        """Act on a case from the command line."""
+
+    @case_group.command("event")
+    @click.argument("number")
+    @click.argument("trigger")
+    @click.option("--as", "username", required=True, help="the acting user")
+    @click.option("--reason", default=None)
+    def case_event(number, trigger, username, reason):
+        """Fire TRIGGER on case NUMBER as a user; exits 2 when the event is refused."""
+        from sqlmodel import select
+
+        from .models import Case, User
+        from .services import cases
+
+        simple = {
+            "return_for_investigation": cases.return_for_investigation, "reopen": cases.reopen,
+            "withdraw": cases.withdraw, "start_publicity": cases.start_publicity,
+            "end_publicity": cases.end_publicity, "close_appeal_window": cases.close_appeal_window,
+            "conclude_appeals": cases.conclude_appeals, "refer_for_accountability": cases.refer_for_accountability,
+            "close": cases.close, "submit_investigation": cases.submit_investigation,
+        }
+        if trigger not in simple:
+            _fail(f"unsupported event '{trigger}' here; use the web UI or the API for it "
+                  f"(supported: {', '.join(sorted(simple))})", 2)
+        try:
+            with unit_of_work(_engine()) as s:
+                case = s.exec(select(Case).where(Case.number == number)).first()
+                actor = s.exec(select(User).where(User.username == username)).first()
+                if case is None or actor is None:
+                    _fail("unknown case or user", 2)
+                verb = simple[trigger]
+                if trigger in ("return_for_investigation", "reopen", "withdraw"):
+                    verb(s, case, actor, reason or "")
+                else:
+                    verb(s, case, actor)
+                click.echo(f"{case.number}: {case.state}")
+        except DomainError as exc:
+            _fail(exc.message, 2)
+
+    @app.cli.group("rules")
+    def rules_group():
+        """The rule set and the what-if evaluation."""
+
+    @rules_group.command("evaluate")
+    @click.argument("file", type=click.File("r", encoding="utf-8"))
+    def rules_evaluate(file):
+        """Evaluate a what-if JSON (FILE, or - for standard input) and print the answer as JSON."""
+        from .services import rulesets
+
+        try:
+            request = json.load(file)
+        except json.JSONDecodeError as exc:
+            _fail(f"invalid JSON: {exc}", 2)
+        try:
+            with read_session(_engine()) as s:
+                answer = rulesets.evaluate(s, request)
+        except DomainError as exc:
+            _fail(exc.message, 2)
+        click.echo(json.dumps(answer, ensure_ascii=False, indent=2))

@@ -1,0 +1,99 @@
+"""Engines and units of work. Services flush; only `unit_of_work` commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session, create_engine
+
+from .domain.errors import ConflictError, ValidationFailed
+
+_CENT = Decimal("0.01")
+
+
+class Money(TypeDecorator):
+    """A yuan amount: Decimal in Python, exact integer fen in the database."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        amount = Decimal(str(value))
+        if amount != amount.quantize(_CENT):
+            raise ValidationFailed(f"amount {value} has more than 2 decimal places")
+        return int(amount * 100)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return (Decimal(value) / 100).quantize(_CENT)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for `url`; SQLite gets WAL, synchronous=NORMAL, a busy timeout and IMMEDIATE writes."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN itself
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # Write units take the database lock up front, so two writers never both read a stale
+            # chain head; read-only units use a plain deferred BEGIN.
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, marked so that SQLite transactions begin IMMEDIATE."""
+    return engine.execution_options(sqlite_begin="IMMEDIATE")
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """One write transaction: commits when the block ends, rolls back on any error.
+
+    Raises ConflictError when an optimistic-locking check failed (someone else changed the case first).
+    """
+    session = Session(writer(engine), expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except StaleDataError as exc:
+        session.rollback()
+        raise ConflictError("the case was changed by someone else in the meantime; reload and try again") from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A read-only session (rolled back at the end)."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()

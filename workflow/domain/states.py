@@ -1,0 +1,315 @@
+"""The case lifecycle, declared once as data (states, transitions, guards).
+
+The `transitions` machine, the diagram in docs/architecture.md and the UI's action buttons are all built
+from STATES and TRANSITIONS below. Guards are pure functions of a `GuardContext` (a plain snapshot of the
+case built by the service layer) and the event's keyword arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from transitions import Machine, MachineError
+
+from .errors import GuardFailed, TransitionNotAllowed
+
+# (code, 中文, English)
+STATES: list[tuple[str, str, str]] = [
+    ("registered", "已立案", "Registered"),
+    ("investigating", "调查中", "Investigating"),
+    ("under_review", "评议中", "Under review"),
+    ("determined", "已认定", "Determined"),
+    ("in_publicity", "公示中", "In publicity"),
+    ("appeal_window", "申诉期", "Appeal window"),
+    ("appeal_review", "申诉复核中", "Appeal review"),
+    ("final", "认定生效", "Final"),
+    ("referred", "已移交问责", "Referred for accountability"),
+    ("closed", "已结案", "Closed"),
+    ("withdrawn", "已撤销", "Withdrawn"),
+]
+STATE_CODES = [s[0] for s in STATES]
+STATE_LABELS = {code: {"zh": zh, "en": en} for code, zh, en in STATES}
+INITIAL_STATE = "registered"
+TERMINAL_STATES = {"closed", "withdrawn"}
+
+# Each transition: trigger, source(s), dest, conditions (guards that must hold), unless (guards that must not).
+TRANSITIONS: list[dict] = [
+    {"trigger": "assign_investigator", "source": "registered", "dest": "investigating",
+     "conditions": ["investigator_not_respondent"]},
+    {"trigger": "submit_investigation", "source": "investigating", "dest": "under_review",
+     "conditions": ["facts_complete"]},
+    {"trigger": "return_for_investigation", "source": "under_review", "dest": "investigating",
+     "conditions": ["reason_given"]},
+    {"trigger": "determine", "source": "under_review", "dest": "determined",
+     "conditions": ["quorum_reached", "every_respondent_decided", "deviations_have_reasons", "chair_signs"]},
+    {"trigger": "start_publicity", "source": "determined", "dest": "in_publicity",
+     "conditions": ["letters_issued"]},
+    {"trigger": "reopen", "source": "in_publicity", "dest": "under_review",
+     "conditions": ["reason_given"]},
+    {"trigger": "end_publicity", "source": "in_publicity", "dest": "appeal_window",
+     "conditions": ["publicity_elapsed"]},
+    {"trigger": "close_appeal_window", "source": "appeal_window", "dest": "appeal_review",
+     "conditions": ["appeal_window_elapsed", "has_appeals"]},
+    {"trigger": "close_appeal_window", "source": "appeal_window", "dest": "final",
+     "conditions": ["appeal_window_elapsed"], "unless": ["has_appeals"]},
+    {"trigger": "conclude_appeals", "source": "appeal_review", "dest": "final",
+     "conditions": ["every_appeal_decided", "no_appeal_worsened"]},
+    {"trigger": "refer_for_accountability", "source": "final", "dest": "referred",
+     "conditions": ["some_outcome_not_exempt"]},
+    {"trigger": "close", "source": ["final", "referred"], "dest": "closed", "conditions": []},
+    {"trigger": "withdraw", "source": ["registered", "investigating", "under_review"], "dest": "withdrawn",
+     "conditions": ["reason_given", "not_under_legal_hold"]},
+]
+
+TRIGGERS: list[str] = list(dict.fromkeys(t["trigger"] for t in TRANSITIONS))
+
+
+def sources_of(transition: dict) -> list[str]:
+    """The source states of one declared transition, always as a list."""
+    src = transition["source"]
+    return [src] if isinstance(src, str) else list(src)
+
+
+def allowed_triggers(state: str) -> list[str]:
+    """Triggers declared for `state`, in declaration order (guards not evaluated)."""
+    return [t for t in TRIGGERS if any(state in sources_of(x) for x in TRANSITIONS if x["trigger"] == t)]
+
+
+SEVERITY = {"exempt": 0, "reduced": 1, "liable": 2}
+
+
+@dataclass(frozen=True)
+class RespondentSnapshot:
+    """What the guards need to know about one respondent."""
+
+    id: int
+    user_id: int
+    stages: tuple[str, ...]
+    stages_with_facts: frozenset[str] = frozenset()
+    recommended: str | None = None
+    decided: str | None = None
+    deviation_reason: str | None = None
+    final: str | None = None
+
+
+@dataclass(frozen=True)
+class AppealSnapshot:
+    id: int
+    respondent_id: int
+    appealed_outcome: str
+    decided: bool = False
+    new_outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class GuardContext:
+    """A plain snapshot of a case, built by the service layer before an event is fired."""
+
+    today: date
+    respondents: tuple[RespondentSnapshot, ...] = ()
+    appeals: tuple[AppealSnapshot, ...] = ()
+    eligible_voters: int = 0
+    votes_cast_by: frozenset[int] = frozenset()
+    quorum_fraction: str = "2/3"
+    letters_missing: int = 0
+    publicity_ends: date | None = None
+    appeal_window_ends: date | None = None
+    legal_hold: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+# --- guards: name -> (predicate(ctx, kwargs) -> bool, message when it fails) ---------------------------
+
+def _fraction(text: str) -> tuple[int, int]:
+    num, den = text.split("/")
+    return int(num), int(den)
+
+
+def _quorum(ctx: GuardContext, kw: dict) -> bool:
+    num, den = _fraction(ctx.quorum_fraction)
+    return ctx.eligible_voters > 0 and len(ctx.votes_cast_by) * den >= num * ctx.eligible_voters
+
+
+GUARDS: dict[str, tuple[Callable[[GuardContext, dict], bool], str]] = {
+    "investigator_not_respondent": (
+        lambda ctx, kw: kw.get("investigator_id") is not None
+        and kw["investigator_id"] not in {r.user_id for r in ctx.respondents},
+        "the investigator must be named and may not be a respondent of the case",
+    ),
+    "facts_complete": (
+        lambda ctx, kw: bool(ctx.respondents)
+        and all(set(r.stages) <= set(r.stages_with_facts) for r in ctx.respondents),
+        "every respondent needs recorded facts for each of their stages",
+    ),
+    "reason_given": (
+        lambda ctx, kw: bool((kw.get("reason") or "").strip()),
+        "a reason must be given",
+    ),
+    "quorum_reached": (_quorum, "the committee quorum has not been reached"),
+    "every_respondent_decided": (
+        lambda ctx, kw: bool(ctx.respondents) and all(r.decided for r in ctx.respondents),
+        "every respondent needs an outcome carried by the voting rule",
+    ),
+    "deviations_have_reasons": (
+        lambda ctx, kw: all(
+            r.decided == r.recommended or (r.deviation_reason or "").strip() for r in ctx.respondents
+        ),
+        "an outcome that differs from the recommendation needs a recorded reason",
+    ),
+    "chair_signs": (
+        lambda ctx, kw: bool(kw.get("chair_signed")),
+        "the committee chair must sign the determination",
+    ),
+    "letters_issued": (
+        lambda ctx, kw: ctx.letters_missing == 0,
+        "every respondent's determination letter must be issued first",
+    ),
+    "publicity_elapsed": (
+        lambda ctx, kw: ctx.publicity_ends is not None and ctx.today > ctx.publicity_ends,
+        "the publicity period has not elapsed yet",
+    ),
+    "appeal_window_elapsed": (
+        lambda ctx, kw: ctx.appeal_window_ends is not None and ctx.today > ctx.appeal_window_ends,
+        "the appeal window has not elapsed yet",
+    ),
+    "has_appeals": (
+        lambda ctx, kw: bool(ctx.appeals),
+        "no appeal was filed",
+    ),
+    "every_appeal_decided": (
+        lambda ctx, kw: bool(ctx.appeals) and all(a.decided for a in ctx.appeals),
+        "every appeal must be decided first",
+    ),
+    "no_appeal_worsened": (
+        lambda ctx, kw: all(
+            a.new_outcome is None or SEVERITY[a.new_outcome] <= SEVERITY[a.appealed_outcome]
+            for a in ctx.appeals
+        ),
+        "an appeal may never worsen the appealed outcome",
+    ),
+    "some_outcome_not_exempt": (
+        lambda ctx, kw: any((r.final or r.decided) in ("liable", "reduced") for r in ctx.respondents),
+        "only a final case with a liable or reduced outcome can be referred for accountability",
+    ),
+    "not_under_legal_hold": (
+        lambda ctx, kw: not ctx.legal_hold,
+        "the case is under legal hold and cannot be withdrawn",
+    ),
+}
+
+
+class _CaseModel:
+    """The object the `transitions` machine drives: its state reads and writes the holder's column."""
+
+    def __init__(self, holder, ctx: GuardContext):
+        self._holder = holder
+        self._ctx = ctx
+        self.failed: list[str] = []
+
+    @property
+    def state(self) -> str:
+        return self._holder.state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        # The only place in the code base that assigns a case's state.
+        self._holder.state = value
+
+    def _guard(self, name: str, event) -> bool:
+        predicate, message = GUARDS[name]
+        ok = bool(predicate(self._ctx, event.kwargs))
+        if not ok:
+            self.failed.append(message)
+        return ok
+
+
+def _guard_method(name: str):
+    def method(self, event):
+        return self._guard(name, event)
+
+    method.__name__ = f"is_{name}"
+    return method
+
+
+for _name in GUARDS:
+    setattr(_CaseModel, f"is_{_name}", _guard_method(_name))
+
+
+def _machine_transitions() -> list[dict]:
+    out = []
+    for t in TRANSITIONS:
+        out.append({
+            "trigger": t["trigger"], "source": t["source"], "dest": t["dest"],
+            "conditions": [f"is_{g}" for g in t.get("conditions", [])],
+            "unless": [f"is_{g}" for g in t.get("unless", [])],
+        })
+    return out
+
+
+def build_machine(model, initial: str) -> Machine:
+    """A machine bound to `model`, starting from its stored state."""
+    return Machine(
+        model=model, states=STATE_CODES, transitions=_machine_transitions(), initial=initial,
+        auto_transitions=False, send_event=True, ignore_invalid_triggers=False,
+        model_attribute="state",
+    )
+
+
+def ensure_allowed(state: str, trigger: str) -> None:
+    """Raise TransitionNotAllowed unless `trigger` is declared from `state` (guards not evaluated)."""
+    if trigger not in TRIGGERS:
+        raise TransitionNotAllowed(f"unknown event '{trigger}'", state=state, event=trigger)
+    if trigger not in allowed_triggers(state):
+        raise TransitionNotAllowed(
+            f"'{trigger}' is not allowed while the case is {STATE_LABELS[state]['en'].lower()} ({state})",
+            state=state, event=trigger,
+        )
+
+
+def fire(holder, trigger: str, ctx: GuardContext, **kwargs) -> tuple[str, str]:
+    """Fire `trigger` on `holder` (anything with a `state` attribute).
+
+    Returns (from_state, to_state). Raises TransitionNotAllowed when the event is not allowed in the
+    current state and GuardFailed when a guard does not hold; in both cases `holder.state` is unchanged.
+    """
+    before = holder.state
+    ensure_allowed(before, trigger)
+    model = _CaseModel(holder, ctx)
+    build_machine(model, initial=before)
+    try:
+        moved = getattr(model, trigger)(**kwargs)
+    except MachineError as exc:  # pragma: no cover - allowed_triggers already filters
+        raise TransitionNotAllowed(str(exc), state=before, event=trigger) from exc
+    if not moved:
+        reasons = list(dict.fromkeys(model.failed)) or ["a guard does not hold"]
+        raise GuardFailed(f"cannot {trigger.replace('_', ' ')}: " + "; ".join(reasons),
+                          state=before, event=trigger, reasons=reasons)
+    return before, holder.state
+
+
+def may(holder_state: str, trigger: str, ctx: GuardContext, **kwargs) -> bool:
+    """Whether `trigger` would succeed from `holder_state` with this context (no side effects)."""
+
+    class _Probe:
+        state = holder_state
+
+    try:
+        fire(_Probe(), trigger, ctx, **kwargs)
+    except (TransitionNotAllowed, GuardFailed):
+        return False
+    return True
+
+
+def mermaid_diagram() -> str:
+    """The state diagram as mermaid text, generated from TRANSITIONS."""
+    lines = ["stateDiagram-v2", f"    [*] --> {INITIAL_STATE}"]
+    for t in TRANSITIONS:
+        guards = t.get("conditions", []) + [f"not {u}" for u in t.get("unless", [])]
+        label = t["trigger"] + (f" [{', '.join(guards)}]" if guards else "")
+        for src in sources_of(t):
+            lines.append(f"    {src} --> {t['dest']}: {label}")
+    for s in sorted(TERMINAL_STATES):
+        lines.append(f"    {s} --> [*]")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,368 @@
+"""The data model (SQLModel tables). Money is Decimal in Python and integer fen in the database.
+
+Times are timezone-aware UTC datetimes. Table names are singular; `user` and `case` are SQL keywords, hence
+`app_user` and `case_file`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy.orm import declared_attr
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from .db import Money
+
+ROLES = (
+    "credit_officer", "investigator", "committee_member", "committee_chair",
+    "appeal_reviewer", "auditor", "admin",
+)
+BRANCH_LEVELS = {0: "head_office", 1: "tier1_branch", 2: "sub_branch", 3: "outlet"}
+CLASSIFICATIONS = ("normal", "special_mention", "substandard", "doubtful", "loss")
+NPL_CLASSES = ("substandard", "doubtful", "loss")
+STAGES = ("marketing", "acceptance", "pre_loan", "review", "approval", "disbursement", "post_loan")
+OUTCOMES = ("exempt", "reduced", "liable")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def money(**kw):
+    return Field(sa_column=Column(Money(), nullable=kw.pop("nullable", False)), **kw)
+
+
+def json_field(default_factory=dict, nullable=False):
+    return Field(default_factory=default_factory, sa_column=Column(JSON, nullable=nullable))
+
+
+class Branch(SQLModel, table=True):
+    """A branch in the hierarchy head office → tier-1 branch → sub-branch → outlet."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    name: str = Field(max_length=128)
+    name_en: str = Field(default="", max_length=128)
+    level: int = Field(ge=0, le=3)
+    parent_id: int | None = Field(default=None, foreign_key="branch.id", index=True)
+    # Materialised path of ids ("/1/4/17/"), so a subtree is one indexed prefix match.
+    path: str = Field(default="/", max_length=255, index=True)
+    active: bool = True
+
+
+class User(SQLModel, table=True):
+    """A member of staff; roles are space-separated codes from ROLES."""
+
+    __tablename__ = "app_user"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=64)
+    employee_no: str = Field(max_length=32, unique=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    roles: str = Field(default="", max_length=255)
+    password_hash: str = Field(default="", max_length=255)
+    locale: str = Field(default="zh", max_length=8)
+    id_number: str | None = Field(default=None, max_length=32)
+    phone: str | None = Field(default=None, max_length=32)
+    active: bool = True
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(self.roles.split())
+
+
+class Enterprise(SQLModel, table=True):
+    """A borrower: small or micro enterprise, its owner, or an individual business."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, index=True)
+    uscc: str = Field(max_length=18, unique=True, index=True)  # 统一社会信用代码
+    kind: str = Field(default="small", max_length=32)  # small|micro|owner|individual_business|farmer|other
+    owner_name: str = Field(default="", max_length=64)
+    industry: str = Field(default="", max_length=64)
+
+
+class Loan(SQLModel, table=True):
+    """A loan on the book (non-performing or not: the tolerance needs the whole book)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    loan_no: str = Field(max_length=40, unique=True, index=True)
+    enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    product_class: str = Field(max_length=32, index=True)  # inclusive_sme|farmer_business|corporate|retail
+    credit_total: Decimal = money()  # single-borrower credit total (单户授信总额)
+    amount: Decimal = money()
+    balance: Decimal = money()
+    start_date: date
+    maturity_date: date
+    classification: str = Field(default="normal", max_length=20)
+    written_off: bool = False
+
+
+class LoanStage(SQLModel, table=True):
+    """Who performed one credit stage of one loan, and when."""
+
+    __table_args__ = (UniqueConstraint("loan_id", "stage", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    loan_id: int = Field(foreign_key="loan.id", index=True)
+    stage: str = Field(max_length=20)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    performed_on: date
+
+
+class RuleSetVersion(SQLModel, table=True):
+    """One version of the rule set (lists, duties, thresholds, time limits) as a JSON document."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: int = Field(unique=True, index=True)
+    status: str = Field(default="draft", max_length=16)  # draft|published
+    effective_from: date
+    data: dict = json_field()
+    note: str = Field(default="", max_length=500)
+    created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+    published_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    published_at: datetime | None = None
+
+
+class Case(SQLModel, table=True):
+    """An exemption case: one enterprise's non-performing loan(s) and the people responsible."""
+
+    __tablename__ = "case_file"
+    __table_args__ = (Index("ix_case_state_branch", "state", "branch_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=40, unique=True, index=True)
+    branch_id: int = Field(foreign_key="branch.id", index=True)
+    enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
+    state: str = Field(default="registered", max_length=20)
+    version: int = Field(default=1)
+    opened_at: datetime = Field(default_factory=lambda: utcnow(), index=True)
+    opened_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    rule_set_version_id: int = Field(foreign_key="rulesetversion.id")  # procedure: in force when opened
+    investigator_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    legal_hold: bool = False
+    batch_report: bool = False
+    tolerance: dict | None = json_field(default_factory=lambda: None, nullable=True)  # frozen snapshot
+    submitted_at: datetime | None = None
+    determined_at: datetime | None = None
+    publicity_ends: date | None = None
+    appeal_window_ends: date | None = None
+    final_at: datetime | None = None
+    closed_at: datetime | None = None
+    due_date: date | None = Field(default=None, index=True)  # the current step's deadline
+    updated_at: datetime = Field(default_factory=lambda: utcnow())
+
+    @declared_attr.directive
+    def __mapper_args__(cls):  # optimistic locking: every UPDATE checks and bumps `version`
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class CaseLoan(SQLModel, table=True):
+    case_id: int = Field(foreign_key="case_file.id", primary_key=True)
+    loan_id: int = Field(foreign_key="loan.id", primary_key=True, index=True)
+
+
+class Respondent(SQLModel, table=True):
+    """A person responsible for the case's loans (被评议人); one per person per case (merged consideration)."""
+
+    __table_args__ = (UniqueConstraint("case_id", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    liability_kind: str = Field(default="diligence", max_length=20)  # compliance|diligence|management
+    recommendation: dict | None = json_field(default_factory=lambda: None, nullable=True)
+    recommended_outcome: str | None = Field(default=None, max_length=10)
+    decided_outcome: str | None = Field(default=None, max_length=10)
+    deviation_reason: str | None = Field(default=None, sa_column=Column(Text))
+    final_outcome: str | None = Field(default=None, max_length=10)
+    statement: str | None = Field(default=None, sa_column=Column(Text))
+    statement_at: datetime | None = None
+
+
+class StageFact(SQLModel, table=True):
+    """The investigated facts of one respondent for one stage of one loan."""
+
+    __table_args__ = (UniqueConstraint("respondent_id", "loan_id", "stage"),)
+    id: int | None = Field(default=None, primary_key=True)
+    respondent_id: int = Field(foreign_key="respondent.id", index=True)
+    loan_id: int = Field(foreign_key="loan.id")
+    stage: str = Field(max_length=20)
+    facts: dict = json_field()
+    rule_set_version_id: int = Field(foreign_key="rulesetversion.id")  # the version in force on the stage date
+    recorded_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    recorded_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class Evidence(SQLModel, table=True):
+    """An evidence file of a case, stored by content hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int | None = Field(default=None, foreign_key="respondent.id")
+    appeal_id: int | None = Field(default=None, foreign_key="appeal.id")
+    kind: str = Field(default="document", max_length=32)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    description: str = Field(default="", max_length=500)
+    uploaded_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    uploaded_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class Vote(SQLModel, table=True):
+    """A committee member's vote on one respondent's outcome."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int = Field(foreign_key="respondent.id", index=True)
+    member_id: int = Field(foreign_key="app_user.id")
+    outcome: str = Field(max_length=10)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    cast_at: datetime = Field(default_factory=lambda: utcnow())
+    invalidated_at: datetime | None = None
+
+
+class Appeal(SQLModel, table=True):
+    """A respondent's appeal against their determination."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int = Field(foreign_key="respondent.id", index=True)
+    appealed_outcome: str = Field(max_length=10)
+    grounds: str = Field(sa_column=Column(Text, nullable=False))
+    filed_at: datetime = Field(default_factory=lambda: utcnow())
+    decision: str | None = Field(default=None, max_length=10)  # upheld|altered
+    new_outcome: str | None = Field(default=None, max_length=10)
+    decision_reason: str | None = Field(default=None, sa_column=Column(Text))
+    decided_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    decided_at: datetime | None = None
+
+
+class Letter(SQLModel, table=True):
+    """An issued letter: stored once, never rewritten; a correction is a new version."""
+
+    __table_args__ = (
+        UniqueConstraint("branch_id", "year", "seq"),
+        UniqueConstraint("kind", "case_id", "respondent_id", "appeal_id", "version"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)  # determination|appeal_record|appeal_decision|case_summary
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int | None = Field(default=None, foreign_key="respondent.id")
+    appeal_id: int | None = Field(default=None, foreign_key="appeal.id")
+    branch_id: int = Field(foreign_key="branch.id")
+    year: int
+    seq: int
+    doc_number: str = Field(max_length=64, unique=True)
+    version: int = 1
+    supersedes_id: int | None = Field(default=None, foreign_key="letter.id")
+    template: str = Field(max_length=100)
+    template_version: str = Field(max_length=40)
+    locale: str = Field(default="zh", max_length=8)
+    data: dict = json_field()
+    sha256: str = Field(max_length=64)
+    pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    issued_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    issued_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class DocSequence(SQLModel, table=True):
+    """The last document number used per branch and year (gap-free, never reused)."""
+
+    branch_id: int = Field(foreign_key="branch.id", primary_key=True)
+    year: int = Field(primary_key=True)
+    last_seq: int = 0
+
+
+class AuditEvent(SQLModel, table=True):
+    """One link of the audit hash chain. `at` is the canonical UTC ISO string that was hashed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True, index=True)
+    case_id: int | None = Field(default=None, index=True)
+    actor_id: int | None = None
+    actor: str = Field(max_length=64)
+    at: str = Field(max_length=32)
+    event: str = Field(max_length=48)
+    from_state: str | None = Field(default=None, max_length=20)
+    to_state: str | None = Field(default=None, max_length=20)
+    payload: dict = json_field()
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The single row holding the chain's last link: the lock writers take, and a tail guard."""
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)
+
+
+class ToleranceFigure(SQLModel, table=True):
+    """NPL figures reported to the regulator, imported in place of the computed ones."""
+
+    __table_args__ = (UniqueConstraint("branch_id", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    branch_id: int = Field(foreign_key="branch.id")
+    period: date
+    sme_ratio: str = Field(max_length=32)
+    all_ratio: str = Field(max_length=32)
+    reason: str = Field(max_length=500)
+    imported_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    imported_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class CalendarOverride(SQLModel, table=True):
+    """An administrator's override of the working-day calendar for one date."""
+
+    day: date = Field(primary_key=True)
+    working: bool
+    note: str = Field(default="", max_length=200)
+    created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+
+class AccessLog(SQLModel, table=True):
+    """Who looked at what: case views, letter downloads, exports (visible to auditors)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=lambda: utcnow(), index=True)
+    user_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    username: str = Field(max_length=64)
+    action: str = Field(max_length=32)  # view_case|download_letter|download_evidence|export|api_read
+    target: str = Field(default="", max_length=200)
+    case_id: int | None = Field(default=None, index=True)
+    details: dict = json_field()
+
+
+class ApiToken(SQLModel, table=True):
+    """A per-user API token; only its SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=12)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class Notification(SQLModel, table=True):
+    """An in-app notification; `key` makes automatic notifications idempotent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="case_file.id")
+    kind: str = Field(max_length=32)
+    message: str = Field(max_length=500)
+    key: str = Field(max_length=120, unique=True)
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+    read_at: datetime | None = None
+    mailed_at: datetime | None = None

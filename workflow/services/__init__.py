@@ -1,0 +1,1 @@
+"""Service layer: one verb per user action. Services flush and never commit."""

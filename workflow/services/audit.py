@@ -1,0 +1,100 @@
+"""Appending to and verifying the audit hash chain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, select
+
+from ..chain import GENESIS, ChainBroken, link_hash, verify_events
+from ..models import AuditEvent, AuditHead
+
+SYSTEM_ACTOR = "system"
+
+
+def _jsonable(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed in audit payloads; use Decimal or str")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def now_iso() -> str:
+    """The current UTC time as the canonical string stored and hashed."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def record(session: Session, *, event: str, actor=None, case_id: int | None = None,
+           from_state: str | None = None, to_state: str | None = None, payload: dict | None = None) -> AuditEvent:
+    """Append one event to the chain in the caller's transaction (locks the chain head)."""
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS)
+        session.add(head)
+    fields = {
+        "seq": head.seq + 1,
+        "case_id": case_id,
+        "actor_id": getattr(actor, "id", None),
+        "actor": getattr(actor, "username", None) or SYSTEM_ACTOR,
+        "at": now_iso(),
+        "event": event,
+        "from_state": from_state,
+        "to_state": to_state,
+        "payload": _jsonable(payload or {}),
+        "prev_hash": head.hash if head.seq else GENESIS,
+    }
+    fields["hash"] = link_hash(fields)
+    ev = AuditEvent(**fields)
+    session.add(ev)
+    head.seq, head.hash = fields["seq"], fields["hash"]
+    session.add(head)
+    session.flush()
+    return ev
+
+
+def event_dict(ev: AuditEvent) -> dict:
+    return {
+        "seq": ev.seq, "case_id": ev.case_id, "actor_id": ev.actor_id, "actor": ev.actor, "at": ev.at,
+        "event": ev.event, "from_state": ev.from_state, "to_state": ev.to_state, "payload": ev.payload,
+        "prev_hash": ev.prev_hash, "hash": ev.hash,
+    }
+
+
+_COLUMNS = ("seq", "case_id", "actor_id", "actor", "at", "event", "from_state", "to_state", "payload",
+            "prev_hash", "hash")
+
+
+def iter_events(session: Session, batch: int = 10000, case_id: int | None = None):
+    """Events in seq order as plain dicts, streamed in batches (Core rows, no ORM objects)."""
+    table = AuditEvent.__table__
+    cols = [table.c[name] for name in _COLUMNS]
+    last = 0
+    while True:
+        query = sa_select(*cols).where(table.c.seq > last)
+        if case_id is not None:
+            query = query.where(table.c.case_id == case_id)
+        rows = session.connection().execute(query.order_by(table.c.seq).limit(batch)).all()
+        if not rows:
+            return
+        for row in rows:
+            yield dict(zip(_COLUMNS, row, strict=True))
+        last = rows[-1][0]
+
+
+def verify(session: Session) -> int:
+    """Verify the whole chain in the database; returns the number of events. Raises ChainBroken."""
+    head = session.get(AuditHead, 1)
+    head_dict = {"seq": head.seq, "hash": head.hash} if head else {"seq": 0, "hash": GENESIS}
+    return verify_events(iter_events(session), head_dict)
+
+
+__all__ = ["record", "verify", "ChainBroken", "event_dict", "iter_events", "SYSTEM_ACTOR"]

@@ -1,0 +1,581 @@
+"""Case verbs: one function per user action. Each flushes its change and its audit event together.
+
+Every verb takes the session of the caller's unit of work, the acting user, and optionally the case
+version the actor saw (`expected_version`): a mismatch is a ConflictError, so two people acting at once
+can never both win.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import Session, select
+
+from ..domain import states
+from ..domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+from ..domain.permissions import appeal_reviewer_conflict, has_role, recusal_reason
+from ..models import (
+    NPL_CLASSES, OUTCOMES, Appeal, Branch, Case, CaseLoan, Letter, Loan, LoanStage, Respondent, StageFact,
+    User, Vote, utcnow,
+)
+from . import audit, deadlines, letters, rulesets
+from .recommendation import recommend_case
+
+
+def get_case(session: Session, case_id: int, *, for_update: bool = False) -> Case:
+    """The case, or NotFound."""
+    query = select(Case).where(Case.id == case_id)
+    if for_update:
+        query = query.with_for_update()
+    case = session.exec(query).first()
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    return case
+
+
+def _check_version(case: Case, expected_version: int | None) -> None:
+    if expected_version is not None and case.version != expected_version:
+        raise ConflictError(
+            f"case {case.number} was changed by someone else (version {case.version}, you saw "
+            f"{expected_version}); reload the case and try again", state=case.state, version=case.version)
+
+
+def respondents_of(session: Session, case_id: int) -> list[Respondent]:
+    return list(session.exec(select(Respondent).where(Respondent.case_id == case_id).order_by(Respondent.id)))
+
+
+def case_loans(session: Session, case_id: int) -> list[Loan]:
+    return list(session.exec(select(Loan).join(CaseLoan, CaseLoan.loan_id == Loan.id)
+                             .where(CaseLoan.case_id == case_id).order_by(Loan.loan_no)))
+
+
+def stage_assignments(session: Session, case_id: int) -> list[LoanStage]:
+    """Who handled which stage of the case's loans."""
+    return list(session.exec(select(LoanStage).join(CaseLoan, CaseLoan.loan_id == LoanStage.loan_id)
+                             .where(CaseLoan.case_id == case_id).order_by(LoanStage.loan_id, LoanStage.id)))
+
+
+def valid_votes(session: Session, case_id: int) -> list[Vote]:
+    return list(session.exec(select(Vote).where(Vote.case_id == case_id, Vote.invalidated_at.is_(None))))
+
+
+def committee_members(session: Session, case: Case) -> list[User]:
+    """Committee members and chairs whose home branch is the case's determining branch."""
+    users = session.exec(select(User).where(User.branch_id == case.branch_id, User.active.is_(True))).all()
+    return [u for u in users if has_role(u.role_set, "committee_member", "committee_chair")]
+
+
+def eligible_voters(session: Session, case: Case) -> list[User]:
+    """Committee members not recused from this case."""
+    respondent_ids = {r.user_id for r in respondents_of(session, case.id)}
+    handlers = {a.user_id for a in stage_assignments(session, case.id)}
+    return [u for u in committee_members(session, case)
+            if recusal_reason(u.id, respondent_ids=respondent_ids, investigator_id=case.investigator_id,
+                              loan_handler_ids=handlers) is None]
+
+
+def guard_context(session: Session, case: Case, today: date | None = None) -> states.GuardContext:
+    """A plain snapshot of the case for the state machine's guards."""
+    today = today or date.today()
+    respondents = respondents_of(session, case.id)
+    assignments = stage_assignments(session, case.id)
+    facts = session.exec(select(StageFact.respondent_id, StageFact.loan_id, StageFact.stage)
+                         .join(Respondent, Respondent.id == StageFact.respondent_id)
+                         .where(Respondent.case_id == case.id)).all()
+    have = {(r, lo, s) for r, lo, s in facts}
+    rs = rulesets.procedure_rules(session, case)
+    snaps = []
+    for r in respondents:
+        mine = [(a.loan_id, a.stage) for a in assignments if a.user_id == r.user_id]
+        snaps.append(states.RespondentSnapshot(
+            id=r.id, user_id=r.user_id,
+            stages=tuple(f"{lo}:{s}" for lo, s in mine),
+            stages_with_facts=frozenset(f"{lo}:{s}" for lo, s in mine if (r.id, lo, s) in have),
+            recommended=r.recommended_outcome,
+            decided=r.decided_outcome or (decided_by_votes(session, case, r, rs) if case.state == "under_review" else None),
+            deviation_reason=r.deviation_reason, final=r.final_outcome,
+        ))
+    appeals = session.exec(select(Appeal).where(Appeal.case_id == case.id)).all()
+    voters = eligible_voters(session, case) if case.state == "under_review" else []
+    voter_ids = {u.id for u in voters}
+    cast_by = frozenset(v.member_id for v in valid_votes(session, case.id) if v.member_id in voter_ids)
+    letters_missing = 0
+    if case.state == "determined":
+        issued = {lt.respondent_id for lt in session.exec(
+            select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination"))}
+        letters_missing = sum(1 for r in respondents if r.id not in issued)
+    return states.GuardContext(
+        today=today,
+        respondents=tuple(snaps),
+        appeals=tuple(states.AppealSnapshot(id=a.id, respondent_id=a.respondent_id,
+                                            appealed_outcome=a.appealed_outcome, decided=a.decision is not None,
+                                            new_outcome=a.new_outcome) for a in appeals),
+        eligible_voters=len(voters),
+        votes_cast_by=cast_by,
+        quorum_fraction=rulesets.quorum(rs),
+        letters_missing=letters_missing,
+        publicity_ends=case.publicity_ends,
+        appeal_window_ends=case.appeal_window_ends,
+        legal_hold=case.legal_hold,
+    )
+
+
+def decided_by_votes(session: Session, case: Case, respondent: Respondent, rs=None) -> str | None:
+    """The outcome the valid votes carry for one respondent under the voting rule, or None."""
+    rs = rs or rulesets.procedure_rules(session, case)
+    votes = [v.outcome for v in valid_votes(session, case.id) if v.respondent_id == respondent.id]
+    from ..domain.rules import decide_by_votes as rule
+
+    return rule(votes, None, rs)
+
+
+def _fire(session: Session, case: Case, trigger: str, actor, *, expected_version: int | None,
+          today: date | None = None, payload: dict | None = None, **kwargs) -> tuple[str, str]:
+    """Check the version, fire the trigger through the machine, touch the case and audit it."""
+    _check_version(case, expected_version)
+    ctx = guard_context(session, case, today)
+    before, after = states.fire(case, trigger, ctx, **kwargs)
+    case.updated_at = utcnow()
+    session.add(case)
+    session.flush()  # the versioned UPDATE: a concurrent change makes this raise StaleDataError
+    audit.record(session, event=trigger, actor=actor, case_id=case.id, from_state=before, to_state=after,
+                 payload=payload or {})
+    return before, after
+
+
+def _touch(session: Session, case: Case, expected_version: int | None) -> None:
+    """Bump the case version for an action that does not change its state."""
+    _check_version(case, expected_version)
+    case.updated_at = utcnow()
+    session.add(case)
+    session.flush()
+
+
+def _require_role(actor: User, *roles: str) -> None:
+    if not has_role(actor.role_set, *roles):
+        raise PermissionDenied(f"this action needs the role {' or '.join(roles)}")
+
+
+def determining_branch(session: Session, branch: Branch) -> Branch:
+    """The branch whose committee decides: the tier-1 branch above (or the branch itself if higher)."""
+    while branch.level > 1 and branch.parent_id is not None:
+        branch = session.get(Branch, branch.parent_id)
+    return branch
+
+
+# --- verbs ---------------------------------------------------------------------------------------------
+
+def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_report: bool = False,
+              today: date | None = None) -> Case:
+    """Register a case for one enterprise's non-performing loan(s); respondents come from the loan file.
+
+    Raises ValidationFailed (no loans, several enterprises, performing loan, loan already in an open case)
+    and OutOfScope (a loan outside the inclusive-credit scope).
+    """
+    today = today or date.today()
+    ids = sorted(set(loan_ids))
+    if not ids:
+        raise ValidationFailed("a case needs at least one loan")
+    loans = list(session.exec(select(Loan).where(Loan.id.in_(ids))))
+    missing = set(ids) - {lo.id for lo in loans}
+    if missing:
+        raise NotFound(f"unknown loan id(s): {sorted(missing)}")
+    enterprises = {lo.enterprise_id for lo in loans}
+    if len(enterprises) != 1:
+        raise ValidationFailed("a case covers the loans of one enterprise only")
+    procedure = rulesets.version_in_force(session, today)
+    rs = rulesets.parsed(procedure)
+    for lo in loans:
+        if lo.classification not in NPL_CLASSES:
+            raise ValidationFailed(f"loan {lo.loan_no} is not non-performing ({lo.classification})")
+        rulesets.check_scope(session, lo, rs)
+    busy = session.exec(select(CaseLoan.loan_id, Case.number).join(Case, Case.id == CaseLoan.case_id)
+                        .where(CaseLoan.loan_id.in_(ids), Case.state.not_in(("closed", "withdrawn")))).first()
+    if busy:
+        raise ValidationFailed(f"loan id {busy[0]} is already in open case {busy[1]}")
+    branch = determining_branch(session, session.get(Branch, loans[0].branch_id))
+    case = Case(number="pending", branch_id=branch.id, enterprise_id=enterprises.pop(), state=states.INITIAL_STATE,
+                opened_by_id=actor.id, rule_set_version_id=procedure.id, batch_report=batch_report)
+    session.add(case)
+    session.flush()
+    case.number = f"MZ{today.year}-{branch.code}-{case.id:06d}"
+    for lo in loans:
+        session.add(CaseLoan(case_id=case.id, loan_id=lo.id))
+    handlers = session.exec(select(LoanStage.user_id).where(LoanStage.loan_id.in_(ids)).distinct()).all()
+    if not handlers:
+        raise ValidationFailed("the loan file names nobody who handled a credit stage")
+    for uid in sorted(handlers):
+        session.add(Respondent(case_id=case.id, user_id=uid))
+    case.due_date = deadlines.due_for(session, case, today)
+    session.add(case)
+    session.flush()
+    audit.record(session, event="open_case", actor=actor, case_id=case.id, to_state=case.state,
+                 payload={"number": case.number, "loans": [lo.loan_no for lo in loans],
+                          "respondents": sorted(handlers), "rule_set_version": procedure.version,
+                          "batch_report": batch_report})
+    return case
+
+
+def assign_investigator(session: Session, case: Case, actor: User, investigator_id: int, *,
+                        expected_version: int | None = None, today: date | None = None) -> Case:
+    """Assign the investigator and start the investigation."""
+    states.ensure_allowed(case.state, "assign_investigator")
+    _require_role(actor, "admin", "committee_chair", "investigator")
+    investigator = session.get(User, investigator_id)
+    if investigator is None or not has_role(investigator.role_set, "investigator"):
+        raise ValidationFailed("the investigator must be an existing user with the investigator role")
+    handlers = {a.user_id for a in stage_assignments(session, case.id)}
+    if investigator_id in handlers and investigator_id not in {r.user_id for r in respondents_of(session, case.id)}:
+        raise PermissionDenied("a person who handled a stage of the case's loans may not investigate it")
+    _fire(session, case, "assign_investigator", actor, expected_version=expected_version, today=today,
+          investigator_id=investigator_id, payload={"investigator": investigator.username})
+    case.investigator_id = investigator_id
+    case.due_date = deadlines.due_for(session, case, today)
+    session.add(case)
+    session.flush()
+    return case
+
+
+def submit_investigation(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
+                         today: date | None = None) -> Case:
+    """Close the investigation: compute every respondent's recommendation and freeze the tolerance."""
+    states.ensure_allowed(case.state, "submit_investigation")
+    if actor.id != case.investigator_id:
+        raise PermissionDenied("only the case's investigator may submit the investigation")
+    _fire(session, case, "submit_investigation", actor, expected_version=expected_version, today=today,
+          payload={})
+    summary = recommend_case(session, case, actor, today=today)
+    case.submitted_at = utcnow()
+    case.due_date = deadlines.due_for(session, case, today)
+    session.add(case)
+    session.flush()
+    audit.record(session, event="recommendation", actor=actor, case_id=case.id, payload=summary)
+    return case
+
+
+def return_for_investigation(session: Session, case: Case, actor: User, reason: str, *,
+                             expected_version: int | None = None, today: date | None = None) -> Case:
+    """Send the case back for more investigation; votes cast so far no longer count."""
+    states.ensure_allowed(case.state, "return_for_investigation")
+    _require_role(actor, "committee_chair", "committee_member")
+    _fire(session, case, "return_for_investigation", actor, expected_version=expected_version, today=today,
+          reason=reason, payload={"reason": reason})
+    invalidate_votes(session, case, actor, reason="returned for investigation")
+    case.due_date = deadlines.due_for(session, case, today)
+    session.add(case)
+    return case
+
+
+def invalidate_votes(session: Session, case: Case, actor, reason: str) -> int:
+    """Mark every valid vote of the case invalid (audited); returns how many."""
+    votes = valid_votes(session, case.id)
+    now = utcnow()
+    for v in votes:
+        v.invalidated_at = now
+        session.add(v)
+    for r in respondents_of(session, case.id):
+        if r.decided_outcome or r.deviation_reason:
+            r.decided_outcome, r.deviation_reason = None, None
+            session.add(r)
+    if votes:
+        session.flush()
+        audit.record(session, event="votes_invalidated", actor=actor, case_id=case.id,
+                     payload={"count": len(votes), "reason": reason})
+    return len(votes)
+
+
+def record_vote(session: Session, case: Case, actor: User, respondent_id: int, outcome: str, reason: str = "", *,
+                expected_version: int | None = None) -> Vote:
+    """A committee member votes on one respondent's outcome (a later vote replaces their earlier one)."""
+    if case.state != "under_review":
+        raise states.TransitionNotAllowed("votes can only be cast while the case is under review",
+                                          state=case.state, event="record_vote")
+    if outcome not in OUTCOMES:
+        raise ValidationFailed(f"unknown outcome '{outcome}'; expected one of {', '.join(OUTCOMES)}")
+    _require_role(actor, "committee_member", "committee_chair")
+    if actor.branch_id != case.branch_id:
+        raise PermissionDenied("only members of the deciding branch's committee may vote")
+    respondents = respondents_of(session, case.id)
+    if respondent_id not in {r.id for r in respondents}:
+        raise NotFound(f"respondent {respondent_id} is not part of case {case.number}")
+    why = recusal_reason(actor.id, respondent_ids={r.user_id for r in respondents},
+                         investigator_id=case.investigator_id,
+                         loan_handler_ids={a.user_id for a in stage_assignments(session, case.id)})
+    if why:
+        raise PermissionDenied(why)
+    _touch(session, case, expected_version)
+    for old in session.exec(select(Vote).where(Vote.case_id == case.id, Vote.respondent_id == respondent_id,
+                                               Vote.member_id == actor.id, Vote.invalidated_at.is_(None))):
+        old.invalidated_at = utcnow()
+        session.add(old)
+    vote = Vote(case_id=case.id, respondent_id=respondent_id, member_id=actor.id, outcome=outcome, reason=reason)
+    session.add(vote)
+    session.flush()
+    audit.record(session, event="record_vote", actor=actor, case_id=case.id,
+                 payload={"respondent_id": respondent_id, "outcome": outcome, "reason": reason})
+    return vote
+
+
+def determine(session: Session, case: Case, actor: User, deviation_reasons: dict[int, str] | None = None, *,
+              expected_version: int | None = None, today: date | None = None) -> Case:
+    """The chair signs the determination: each respondent's outcome as the votes carry it."""
+    states.ensure_allowed(case.state, "determine")
+    deviation_reasons = {int(k): v for k, v in (deviation_reasons or {}).items()}
+    rs = rulesets.procedure_rules(session, case)
+    outcomes = {}
+    for r in respondents_of(session, case.id):
+        decided = decided_by_votes(session, case, r, rs)
+        outcomes[r.id] = decided
+        r.decided_outcome = decided
+        r.deviation_reason = (deviation_reasons.get(r.id) or "").strip() or None \
+            if decided and decided != r.recommended_outcome else None
+        session.add(r)
+    signed = has_role(actor.role_set, "committee_chair") and actor.branch_id == case.branch_id
+    respondent_users = {r.user_id for r in respondents_of(session, case.id)}
+    if actor.id in respondent_users or actor.id == case.investigator_id:
+        raise PermissionDenied("a respondent or the investigator may not decide the case")
+    _fire(session, case, "determine", actor, expected_version=expected_version, today=today, chair_signed=signed,
+          payload={"outcomes": {str(k): v for k, v in outcomes.items()},
+                   "deviations": {str(r.id): r.deviation_reason for r in respondents_of(session, case.id)
+                                  if r.deviation_reason}})
+    case.determined_at = utcnow()
+    case.due_date = deadlines.due_for(session, case, today)
+    session.add(case)
+    session.flush()
+    return case
+
+
+def start_publicity(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
+                    today: date | None = None) -> Case:
+    """Put the results on public notice for the rule set's publicity period (working days)."""
+    states.ensure_allowed(case.state, "start_publicity")
+    _require_role(actor, "committee_chair", "admin")
+    today = today or date.today()
+    ends = deadlines.add_working_days(session, today, rulesets.time_limit(rulesets.procedure_rules(session, case), "publicity"))
+    _fire(session, case, "start_publicity", actor, expected_version=expected_version, today=today,
+          payload={"publicity_ends": ends.isoformat()})
+    case.publicity_ends = ends
+    case.due_date = ends
+    session.add(case)
+    return case
+
+
+def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_version: int | None = None,
+           today: date | None = None) -> Case:
+    """A substantiated objection during publicity sends the case back to the committee."""
+    states.ensure_allowed(case.state, "reopen")
+    _require_role(actor, "committee_chair")
+    _fire(session, case, "reopen", actor, expected_version=expected_version, today=today, reason=reason,
+          payload={"reason": reason})
+    invalidate_votes(session, case, actor, reason="reopened after an objection")
+    case.publicity_ends = None
+    case.due_date = deadlines.due_for(session, case, today)
+    session.add(case)
+    return case
+
+
+def end_publicity(session: Session, case: Case, actor=None, *, expected_version: int | None = None,
+                  today: date | None = None) -> Case:
+    """The publicity period has elapsed: open the appeal window (working days from today)."""
+    states.ensure_allowed(case.state, "end_publicity")
+    today = today or date.today()
+    # Counted from the end of publicity (not from whenever the timer runs), as the letters state it.
+    base = case.publicity_ends or today
+    ends = deadlines.add_working_days(session, base, rulesets.time_limit(rulesets.procedure_rules(session, case), "appeal_window"))
+    _fire(session, case, "end_publicity", actor, expected_version=expected_version, today=today,
+          payload={"appeal_window_ends": ends.isoformat()})
+    case.appeal_window_ends = ends
+    case.due_date = ends
+    session.add(case)
+    return case
+
+
+def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expected_version: int | None = None,
+                today: date | None = None) -> Appeal:
+    """A respondent appeals their own outcome within the appeal window."""
+    today = today or date.today()
+    if case.state != "appeal_window":
+        raise states.TransitionNotAllowed("appeals can only be filed during the appeal window",
+                                          state=case.state, event="file_appeal")
+    if case.appeal_window_ends and today > case.appeal_window_ends:
+        raise states.GuardFailed(f"the appeal window ended on {case.appeal_window_ends.isoformat()}",
+                                 state=case.state, event="file_appeal")
+    respondent = session.exec(select(Respondent).where(Respondent.case_id == case.id,
+                                                       Respondent.user_id == actor.id)).first()
+    if respondent is None:
+        raise PermissionDenied("only a respondent of the case may appeal, and only for themselves")
+    if not (grounds or "").strip():
+        raise ValidationFailed("the grounds of the appeal are required", field="grounds")
+    if session.exec(select(Appeal).where(Appeal.respondent_id == respondent.id)).first():
+        raise ValidationFailed("you have already filed an appeal in this case")
+    _touch(session, case, expected_version)
+    appeal = Appeal(case_id=case.id, respondent_id=respondent.id, appealed_outcome=respondent.decided_outcome,
+                    grounds=grounds.strip())
+    session.add(appeal)
+    session.flush()
+    audit.record(session, event="file_appeal", actor=actor, case_id=case.id,
+                 payload={"appeal_id": appeal.id, "respondent_id": respondent.id,
+                          "appealed_outcome": appeal.appealed_outcome, "grounds": appeal.grounds})
+    letters.issue_appeal_record(session, case, appeal, actor, today=today)
+    return appeal
+
+
+def close_appeal_window(session: Session, case: Case, actor=None, *, expected_version: int | None = None,
+                        today: date | None = None) -> Case:
+    """The window has elapsed: to appeal review if anyone appealed, otherwise final."""
+    states.ensure_allowed(case.state, "close_appeal_window")
+    _, after = _fire(session, case, "close_appeal_window", actor, expected_version=expected_version, today=today)
+    if after == "final":
+        _finalise(session, case)
+    else:
+        case.due_date = deadlines.due_for(session, case, today)
+        session.add(case)
+    return case
+
+
+def _finalise(session: Session, case: Case) -> None:
+    appeals = {a.respondent_id: a for a in session.exec(select(Appeal).where(Appeal.case_id == case.id))}
+    for r in respondents_of(session, case.id):
+        a = appeals.get(r.id)
+        r.final_outcome = a.new_outcome if a and a.decision == "altered" else r.decided_outcome
+        session.add(r)
+    case.final_at = utcnow()
+    case.due_date = None
+    session.add(case)
+    session.flush()
+
+
+def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, decision: str,
+                  new_outcome: str | None, reason: str, *, expected_version: int | None = None) -> Appeal:
+    """The appeal committee upholds an appeal's outcome or alters it to a less severe one (never worse)."""
+    from ..domain.rules import appeal_outcome_allowed
+
+    if case.state != "appeal_review":
+        raise states.TransitionNotAllowed("appeals are decided while the case is in appeal review",
+                                          state=case.state, event="decide_appeal")
+    _require_role(actor, "appeal_reviewer")
+    appeal = session.get(Appeal, appeal_id)
+    if appeal is None or appeal.case_id != case.id:
+        raise NotFound(f"appeal {appeal_id} is not part of case {case.number}")
+    if appeal.decision is not None:
+        raise ValidationFailed("this appeal has already been decided")
+    deciders = {v.member_id for v in session.exec(select(Vote).where(Vote.case_id == case.id))}
+    deciders |= {e.actor_id for e in audit_events(session, case.id) if e.event == "determine"}
+    why = appeal_reviewer_conflict(actor.id, respondent_ids={r.user_id for r in respondents_of(session, case.id)},
+                                   decider_ids=deciders, investigator_id=case.investigator_id)
+    if why:
+        raise PermissionDenied(why)
+    if decision not in ("upheld", "altered"):
+        raise ValidationFailed("decision must be 'upheld' or 'altered'", field="decision")
+    if not (reason or "").strip():
+        raise ValidationFailed("the reason for the appeal decision is required", field="reason")
+    if decision == "upheld":
+        new_outcome = appeal.appealed_outcome
+    elif new_outcome not in OUTCOMES or new_outcome == appeal.appealed_outcome:
+        raise ValidationFailed("an altered appeal needs a different outcome", field="new_outcome")
+    if not appeal_outcome_allowed(appeal.appealed_outcome, new_outcome):
+        raise ValidationFailed(f"an appeal may never worsen the outcome ({appeal.appealed_outcome} → {new_outcome})",
+                               field="new_outcome")
+    _touch(session, case, expected_version)
+    appeal.decision, appeal.new_outcome, appeal.decision_reason = decision, new_outcome, reason.strip()
+    appeal.decided_by_id, appeal.decided_at = actor.id, utcnow()
+    session.add(appeal)
+    session.flush()
+    audit.record(session, event="decide_appeal", actor=actor, case_id=case.id,
+                 payload={"appeal_id": appeal.id, "decision": decision, "appealed_outcome": appeal.appealed_outcome,
+                          "new_outcome": new_outcome, "reason": appeal.decision_reason})
+    letters.issue_appeal_decision(session, case, appeal, actor)
+    return appeal
+
+
+def conclude_appeals(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
+                     today: date | None = None) -> Case:
+    """Every appeal is decided: the determination becomes final."""
+    states.ensure_allowed(case.state, "conclude_appeals")
+    _require_role(actor, "appeal_reviewer")
+    _fire(session, case, "conclude_appeals", actor, expected_version=expected_version, today=today)
+    _finalise(session, case)
+    for appeal in session.exec(select(Appeal).where(Appeal.case_id == case.id, Appeal.decision == "altered")):
+        original = session.exec(select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination",
+                                                     Letter.respondent_id == appeal.respondent_id)
+                                .order_by(Letter.version.desc())).first()
+        if original is not None:
+            letters.correct_letter(session, original.id, actor, "申诉复核变更认定结论 / altered on appeal", today=today)
+    return case
+
+
+def refer_for_accountability(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
+                             today: date | None = None) -> Case:
+    """Hand liable and reduced outcomes to the accountability procedure (only after a final determination)."""
+    states.ensure_allowed(case.state, "refer_for_accountability")
+    _require_role(actor, "committee_chair", "admin")
+    referred = [r.id for r in respondents_of(session, case.id) if r.final_outcome in ("liable", "reduced")]
+    _fire(session, case, "refer_for_accountability", actor, expected_version=expected_version, today=today,
+          payload={"respondents": referred})
+    return case
+
+
+def close(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
+          today: date | None = None) -> Case:
+    """Close a final or referred case."""
+    states.ensure_allowed(case.state, "close")
+    _require_role(actor, "committee_chair", "admin")
+    _fire(session, case, "close", actor, expected_version=expected_version, today=today)
+    case.closed_at = utcnow()
+    case.due_date = None
+    session.add(case)
+    return case
+
+
+def withdraw(session: Session, case: Case, actor: User, reason: str, *, expected_version: int | None = None,
+             today: date | None = None) -> Case:
+    """Withdraw a case before determination (loan recovered or upgraded, merged…); never under legal hold."""
+    states.ensure_allowed(case.state, "withdraw")
+    _require_role(actor, "committee_chair", "admin")
+    _fire(session, case, "withdraw", actor, expected_version=expected_version, today=today, reason=reason,
+          payload={"reason": reason})
+    case.due_date = None
+    session.add(case)
+    return case
+
+
+def set_legal_hold(session: Session, case: Case, actor: User, hold: bool, reason: str, *,
+                   expected_version: int | None = None) -> Case:
+    """Place or lift a legal hold (a held case cannot be withdrawn)."""
+    _require_role(actor, "admin", "auditor")
+    if not (reason or "").strip():
+        raise ValidationFailed("a reason is required", field="reason")
+    _touch(session, case, expected_version)
+    case.legal_hold = hold
+    session.add(case)
+    session.flush()
+    audit.record(session, event="legal_hold" if hold else "legal_hold_lifted", actor=actor, case_id=case.id,
+                 payload={"reason": reason})
+    return case
+
+
+def file_statement(session: Session, case: Case, actor: User, text: str, *,
+                   expected_version: int | None = None) -> Respondent:
+    """A respondent files (or replaces) their exemption statement while the case is being investigated."""
+    if case.state not in ("registered", "investigating"):
+        raise states.TransitionNotAllowed("statements can be filed until the investigation is submitted",
+                                          state=case.state, event="file_statement")
+    respondent = session.exec(select(Respondent).where(Respondent.case_id == case.id,
+                                                       Respondent.user_id == actor.id)).first()
+    if respondent is None:
+        raise PermissionDenied("only a respondent of the case may file a statement, for themselves")
+    if not (text or "").strip():
+        raise ValidationFailed("the statement is empty", field="statement")
+    _touch(session, case, expected_version)
+    respondent.statement, respondent.statement_at = text.strip(), utcnow()
+    session.add(respondent)
+    session.flush()
+    audit.record(session, event="file_statement", actor=actor, case_id=case.id,
+                 payload={"respondent_id": respondent.id, "statement": respondent.statement})
+    return respondent
+
+
+def audit_events(session: Session, case_id: int):
+    from ..models import AuditEvent
+
+    return list(session.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)))

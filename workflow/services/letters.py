@@ -1,0 +1,217 @@
+"""Issuing letters: numbered per branch and year without gaps, stored once, corrected by new versions.
+
+Letters are rendered from plain dicts built here (never from ORM objects) by `workflow.pdf`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from .. import pdf
+from ..domain.errors import NotFound, ValidationFailed
+from ..models import (
+    Appeal, Branch, Case, DocSequence, Enterprise, Evidence, Letter, LoanStage, Respondent, User, utcnow,
+)
+from . import audit, cases, deadlines, rulesets
+
+BANK_NAME = os.environ.get("MIANZE_BANK_NAME", "示范商业银行")
+
+
+def next_number(session: Session, branch: Branch, year: int) -> tuple[int, str]:
+    """The next document number of a branch and year (gap-free: taken inside the issuing transaction)."""
+    seq_row = session.exec(select(DocSequence).where(DocSequence.branch_id == branch.id, DocSequence.year == year)
+                           .with_for_update()).first()
+    if seq_row is None:
+        seq_row = DocSequence(branch_id=branch.id, year=year, last_seq=0)
+    seq_row.last_seq += 1
+    session.add(seq_row)
+    session.flush()
+    return seq_row.last_seq, f"{branch.code}免认〔{year}〕{seq_row.last_seq}号"
+
+
+def _latest(session: Session, kind: str, case_id: int, respondent_id: int | None, appeal_id: int | None):
+    return session.exec(select(Letter).where(Letter.kind == kind, Letter.case_id == case_id,
+                                             Letter.respondent_id == respondent_id, Letter.appeal_id == appeal_id)
+                        .order_by(Letter.version.desc())).first()
+
+
+def _store(session: Session, case: Case, actor, kind: str, data: dict, *, respondent_id=None, appeal_id=None,
+           locale: str = "zh", today: date | None = None, correction_reason: str | None = None) -> Letter:
+    """Issue a letter once: the same content again returns the stored one; changed content needs a correction."""
+    today = today or date.today()
+    latest = _latest(session, kind, case.id, respondent_id, appeal_id)
+    if latest is not None:
+        same = {k: v for k, v in latest.data.items() if k not in ("doc_number", "issued_at", "version", "supersedes")}
+        new = {k: v for k, v in data.items() if k not in ("doc_number", "issued_at", "version", "supersedes")}
+        if same == new or correction_reason is None:
+            return latest
+    branch = session.get(Branch, case.branch_id)
+    seq, number = next_number(session, branch, today.year)
+    data = {**data, "doc_number": number, "issued_at": today.isoformat(),
+            "version": (latest.version + 1) if latest else 1,
+            "supersedes": latest.doc_number if latest else None}
+    rendered = pdf.render_letter(kind, data, locale)
+    letter = Letter(kind=kind, case_id=case.id, respondent_id=respondent_id, appeal_id=appeal_id,
+                    branch_id=branch.id, year=today.year, seq=seq, doc_number=number, version=data["version"],
+                    supersedes_id=latest.id if latest else None, template=rendered.template,
+                    template_version=rendered.template_version, locale=locale, data=data, sha256=rendered.sha256,
+                    pdf=rendered.pdf, issued_by_id=getattr(actor, "id", None))
+    session.add(letter)
+    session.flush()
+    audit.record(session, event="issue_letter", actor=actor, case_id=case.id,
+                 payload={"letter_id": letter.id, "kind": kind, "doc_number": number, "version": letter.version,
+                          "supersedes": data["supersedes"], "sha256": letter.sha256,
+                          "respondent_id": respondent_id, "appeal_id": appeal_id,
+                          "correction_reason": correction_reason})
+    return letter
+
+
+def _money(value: Decimal) -> str:
+    return str(value)
+
+
+def _respondent_data(session: Session, r: Respondent) -> dict:
+    user = session.get(User, r.user_id)
+    branch = session.get(Branch, user.branch_id)
+    return {"name": user.name, "employee_no": user.employee_no, "branch": branch.name}
+
+
+def _loans_data(session: Session, case: Case) -> list[dict]:
+    enterprise = session.get(Enterprise, case.enterprise_id)
+    return [{"loan_no": lo.loan_no, "enterprise": enterprise.name, "amount": _money(lo.amount),
+             "balance": _money(lo.balance)} for lo in cases.case_loans(session, case.id)]
+
+
+def _stages_of(session: Session, case: Case, r: Respondent) -> list[str]:
+    loan_ids = [lo.id for lo in cases.case_loans(session, case.id)]
+    rows = session.exec(select(LoanStage.stage).where(LoanStage.user_id == r.user_id,
+                                                      LoanStage.loan_id.in_(loan_ids))).all()
+    order = ("marketing", "acceptance", "pre_loan", "review", "approval", "disbursement", "post_loan")
+    return sorted(set(rows), key=order.index)
+
+
+def fired_reasons(recommendation: dict | None) -> list[dict]:
+    """The rules that fired in a recommendation: for each stage, its deciding step and the items it names."""
+    out, seen = [], set()
+    for stage in (recommendation or {}).get("stages", []):
+        for entry in stage.get("explanation", []):
+            if not entry.get("fired"):
+                continue
+            items = entry.get("items") or []
+            for item in items:
+                if item["code"] not in seen:
+                    seen.add(item["code"])
+                    out.append({"code": item["code"], "text": item["zh"], "source": item["source"]})
+            if not items and entry["rule"] not in seen:
+                seen.add(entry["rule"])
+                out.append({"code": entry["rule"], "text": entry["text"]["zh"], "source": entry["source"]})
+    return out
+
+
+def tolerance_data(case: Case) -> dict | None:
+    t = case.tolerance
+    if not t:
+        return None
+    return {"branch": t.get("branch_name") or t.get("branch"), "period": t["period"], "sme_ratio": t.get("sme_ratio"),
+            "all_ratio": t.get("all_ratio"), "gap_pp": t.get("gap_pp"), "within": t["within"]}
+
+
+def _appeal_body(session: Session, case: Case) -> str:
+    branch = session.get(Branch, case.branch_id)
+    parent = session.get(Branch, branch.parent_id) if branch.parent_id else branch
+    return f"{parent.name}尽职免责申诉复核委员会"
+
+
+def determination_data(session: Session, case: Case, r: Respondent, today: date, outcome: str | None = None) -> dict:
+    """The plain data of one respondent's determination letter."""
+    rs = rulesets.procedure_rules(session, case)
+    branch = session.get(Branch, case.branch_id)
+    outcome = outcome or r.decided_outcome
+    if outcome is None:
+        raise ValidationFailed("the respondent has no decided outcome yet")
+    publicity_ends = deadlines.add_working_days(session, today, rulesets.time_limit(rs, "publicity"))
+    deadline = deadlines.add_working_days(session, publicity_ends, rulesets.time_limit(rs, "appeal_window"))
+    deviation = None
+    if r.decided_outcome and r.recommended_outcome and r.decided_outcome != r.recommended_outcome:
+        deviation = {"recommended": r.recommended_outcome, "decided": r.decided_outcome,
+                     "reason": r.deviation_reason or ""}
+    return {
+        "bank": BANK_NAME, "branch": branch.name, "case_no": case.number,
+        "committee": {"name": f"{branch.name}尽职免责评议委员会",
+                      "decided_at": (case.determined_at or utcnow()).date().isoformat()},
+        "respondent": _respondent_data(session, r),
+        "loans": _loans_data(session, case),
+        "stages": _stages_of(session, case, r),
+        "outcome": outcome,
+        "liability_kind": r.liability_kind,
+        "sanctions": [rs.sanctions[outcome].zh],
+        "reasons": fired_reasons(r.recommendation),
+        "tolerance": tolerance_data(case),
+        "deviation": deviation if outcome == r.decided_outcome else None,
+        "appeal": {"deadline": deadline.isoformat(), "body": _appeal_body(session, case),
+                   "channel": "Mianze 申诉平台或书面提交"},
+    }
+
+
+def issue_determination_letters(session: Session, case: Case, actor, *, today: date | None = None) -> list[Letter]:
+    """Issue every respondent's determination letter (idempotent: a rerun issues only what is missing)."""
+    today = today or date.today()
+    if case.state != "determined":
+        raise ValidationFailed("determination letters are issued once the case is determined")
+    return [_store(session, case, actor, "determination", determination_data(session, case, r, today),
+                   respondent_id=r.id, today=today)
+            for r in cases.respondents_of(session, case.id)]
+
+
+def correct_letter(session: Session, letter_id: int, actor, reason: str, *, today: date | None = None) -> Letter:
+    """Issue a corrected version of a determination letter that names the one it supersedes."""
+    today = today or date.today()
+    old = session.get(Letter, letter_id)
+    if old is None:
+        raise NotFound(f"letter {letter_id} does not exist")
+    if not (reason or "").strip():
+        raise ValidationFailed("a correction needs a reason", field="reason")
+    case = session.get(Case, old.case_id)
+    r = session.get(Respondent, old.respondent_id)
+    data = determination_data(session, case, r, today, outcome=r.final_outcome or r.decided_outcome)
+    return _store(session, case, actor, old.kind, {**data, "correction": reason.strip()}, respondent_id=r.id,
+                  today=today, correction_reason=reason.strip())
+
+
+def issue_appeal_record(session: Session, case: Case, appeal: Appeal, actor, *, today: date | None = None) -> Letter:
+    """The record of an appeal as received (what was appealed, when, grounds, evidence list)."""
+    today = today or date.today()
+    r = session.get(Respondent, appeal.respondent_id)
+    determination = _latest(session, "determination", case.id, r.id, None)
+    evidence = session.exec(select(Evidence).where(Evidence.appeal_id == appeal.id)).all()
+    data = {"bank": BANK_NAME, "branch": session.get(Branch, case.branch_id).name, "case_no": case.number,
+            "committee": {"name": _appeal_body(session, case)},
+            "respondent": _respondent_data(session, r),
+            "appealed_doc_number": determination.doc_number if determination else "—",
+            "appealed_outcome": appeal.appealed_outcome, "filed_at": appeal.filed_at.date().isoformat(),
+            "grounds": appeal.grounds, "evidence": [f"{e.filename} (SHA-256 {e.sha256[:12]}…)" for e in evidence]}
+    return _store(session, case, actor, "appeal_record", data, respondent_id=r.id, appeal_id=appeal.id, today=today)
+
+
+def issue_appeal_decision(session: Session, case: Case, appeal: Appeal, actor, *,
+                          today: date | None = None) -> Letter:
+    """The appeal committee's decision letter."""
+    today = today or date.today()
+    if appeal.decision is None:
+        raise ValidationFailed("the appeal has not been decided yet")
+    r = session.get(Respondent, appeal.respondent_id)
+    determination = _latest(session, "determination", case.id, r.id, None)
+    reviewer = session.get(User, appeal.decided_by_id)
+    data = {"bank": BANK_NAME, "branch": session.get(Branch, case.branch_id).name, "case_no": case.number,
+            "committee": {"name": _appeal_body(session, case), "decided_at": appeal.decided_at.date().isoformat()},
+            "respondent": _respondent_data(session, r),
+            "appealed_doc_number": determination.doc_number if determination else "—",
+            "appealed_outcome": appeal.appealed_outcome, "decision": appeal.decision,
+            "new_outcome": appeal.new_outcome, "liability_kind": r.liability_kind,
+            "filed_at": appeal.filed_at.date().isoformat(),
+            "reasons": [{"text": appeal.decision_reason}], "reviewers": [reviewer.name]}
+    return _store(session, case, actor, "appeal_decision", data, respondent_id=r.id, appeal_id=appeal.id, today=today)
