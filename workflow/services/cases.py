@@ -143,6 +143,12 @@ def _fire(session: Session, case: Case, trigger: str, actor, *, expected_version
     return before, after
 
 
+def _precheck(case: Case, trigger: str, expected_version: int | None) -> None:
+    """Before anything else: a stale version is a conflict, then the event must be allowed in this state."""
+    _check_version(case, expected_version)
+    states.ensure_allowed(case.state, trigger)
+
+
 def _touch(session: Session, case: Case, expected_version: int | None) -> None:
     """Bump the case version for an action that does not change its state."""
     _check_version(case, expected_version)
@@ -219,7 +225,7 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
 def assign_investigator(session: Session, case: Case, actor: User, investigator_id: int, *,
                         expected_version: int | None = None, today: date | None = None) -> Case:
     """Assign the investigator and start the investigation."""
-    states.ensure_allowed(case.state, "assign_investigator")
+    _precheck(case, "assign_investigator", expected_version)
     _require_role(actor, "admin", "committee_chair", "investigator")
     investigator = session.get(User, investigator_id)
     if investigator is None or not has_role(investigator.role_set, "investigator"):
@@ -239,7 +245,7 @@ def assign_investigator(session: Session, case: Case, actor: User, investigator_
 def submit_investigation(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                          today: date | None = None) -> Case:
     """Close the investigation: compute every respondent's recommendation and freeze the tolerance."""
-    states.ensure_allowed(case.state, "submit_investigation")
+    _precheck(case, "submit_investigation", expected_version)
     if actor.id != case.investigator_id:
         raise PermissionDenied("only the case's investigator may submit the investigation")
     _fire(session, case, "submit_investigation", actor, expected_version=expected_version, today=today,
@@ -256,7 +262,7 @@ def submit_investigation(session: Session, case: Case, actor: User, *, expected_
 def return_for_investigation(session: Session, case: Case, actor: User, reason: str, *,
                              expected_version: int | None = None, today: date | None = None) -> Case:
     """Send the case back for more investigation; votes cast so far no longer count."""
-    states.ensure_allowed(case.state, "return_for_investigation")
+    _precheck(case, "return_for_investigation", expected_version)
     _require_role(actor, "committee_chair", "committee_member")
     _fire(session, case, "return_for_investigation", actor, expected_version=expected_version, today=today,
           reason=reason, payload={"reason": reason})
@@ -319,7 +325,7 @@ def record_vote(session: Session, case: Case, actor: User, respondent_id: int, o
 def determine(session: Session, case: Case, actor: User, deviation_reasons: dict[int, str] | None = None, *,
               expected_version: int | None = None, today: date | None = None) -> Case:
     """The chair signs the determination: each respondent's outcome as the votes carry it."""
-    states.ensure_allowed(case.state, "determine")
+    _precheck(case, "determine", expected_version)
     deviation_reasons = {int(k): v for k, v in (deviation_reasons or {}).items()}
     rs = rulesets.procedure_rules(session, case)
     outcomes = {}
@@ -348,7 +354,7 @@ def determine(session: Session, case: Case, actor: User, deviation_reasons: dict
 def start_publicity(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                     today: date | None = None) -> Case:
     """Put the results on public notice for the rule set's publicity period (working days)."""
-    states.ensure_allowed(case.state, "start_publicity")
+    _precheck(case, "start_publicity", expected_version)
     _require_role(actor, "committee_chair", "admin")
     today = today or date.today()
     ends = deadlines.add_working_days(session, today, rulesets.time_limit(rulesets.procedure_rules(session, case), "publicity"))
@@ -363,7 +369,7 @@ def start_publicity(session: Session, case: Case, actor: User, *, expected_versi
 def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_version: int | None = None,
            today: date | None = None) -> Case:
     """A substantiated objection during publicity sends the case back to the committee."""
-    states.ensure_allowed(case.state, "reopen")
+    _precheck(case, "reopen", expected_version)
     _require_role(actor, "committee_chair")
     _fire(session, case, "reopen", actor, expected_version=expected_version, today=today, reason=reason,
           payload={"reason": reason})
@@ -377,7 +383,7 @@ def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_v
 def end_publicity(session: Session, case: Case, actor=None, *, expected_version: int | None = None,
                   today: date | None = None) -> Case:
     """The publicity period has elapsed: open the appeal window (working days from today)."""
-    states.ensure_allowed(case.state, "end_publicity")
+    _precheck(case, "end_publicity", expected_version)
     today = today or date.today()
     # Counted from the end of publicity (not from whenever the timer runs), as the letters state it.
     base = case.publicity_ends or today
@@ -423,7 +429,7 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
 def close_appeal_window(session: Session, case: Case, actor=None, *, expected_version: int | None = None,
                         today: date | None = None) -> Case:
     """The window has elapsed: to appeal review if anyone appealed, otherwise final."""
-    states.ensure_allowed(case.state, "close_appeal_window")
+    _precheck(case, "close_appeal_window", expected_version)
     _, after = _fire(session, case, "close_appeal_window", actor, expected_version=expected_version, today=today)
     if after == "final":
         _finalise(session, case)
@@ -491,7 +497,7 @@ def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, dec
 def conclude_appeals(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                      today: date | None = None) -> Case:
     """Every appeal is decided: the determination becomes final."""
-    states.ensure_allowed(case.state, "conclude_appeals")
+    _precheck(case, "conclude_appeals", expected_version)
     _require_role(actor, "appeal_reviewer")
     _fire(session, case, "conclude_appeals", actor, expected_version=expected_version, today=today)
     _finalise(session, case)
@@ -507,7 +513,7 @@ def conclude_appeals(session: Session, case: Case, actor: User, *, expected_vers
 def refer_for_accountability(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                              today: date | None = None) -> Case:
     """Hand liable and reduced outcomes to the accountability procedure (only after a final determination)."""
-    states.ensure_allowed(case.state, "refer_for_accountability")
+    _precheck(case, "refer_for_accountability", expected_version)
     _require_role(actor, "committee_chair", "admin")
     referred = [r.id for r in respondents_of(session, case.id) if r.final_outcome in ("liable", "reduced")]
     _fire(session, case, "refer_for_accountability", actor, expected_version=expected_version, today=today,
@@ -518,7 +524,7 @@ def refer_for_accountability(session: Session, case: Case, actor: User, *, expec
 def close(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
           today: date | None = None) -> Case:
     """Close a final or referred case."""
-    states.ensure_allowed(case.state, "close")
+    _precheck(case, "close", expected_version)
     _require_role(actor, "committee_chair", "admin")
     _fire(session, case, "close", actor, expected_version=expected_version, today=today)
     case.closed_at = utcnow()
@@ -530,7 +536,7 @@ def close(session: Session, case: Case, actor: User, *, expected_version: int | 
 def withdraw(session: Session, case: Case, actor: User, reason: str, *, expected_version: int | None = None,
              today: date | None = None) -> Case:
     """Withdraw a case before determination (loan recovered or upgraded, merged…); never under legal hold."""
-    states.ensure_allowed(case.state, "withdraw")
+    _precheck(case, "withdraw", expected_version)
     _require_role(actor, "committee_chair", "admin")
     _fire(session, case, "withdraw", actor, expected_version=expected_version, today=today, reason=reason,
           payload={"reason": reason})

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:49:38.798493
+Create Date: 2026-11-25 13:54:30.416257
 """
 from alembic import op
 import sqlalchemy as sa
@@ -124,6 +124,41 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_loan_loan_no'), ['loan_no'], unique=True)
         batch_op.create_index(batch_op.f('ix_loan_product_class'), ['product_class'], unique=False)
 
+    op.create_table('accesslog',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('target', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('accesslog', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_accesslog_at'), ['at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_accesslog_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_accesslog_user_id'), ['user_id'], unique=False)
+
+    op.create_table('apitoken',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('prefix', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
+    sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('last_used_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('apitoken', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_apitoken_token_hash'), ['token_hash'], unique=True)
+        batch_op.create_index(batch_op.f('ix_apitoken_user_id'), ['user_id'], unique=False)
+
     op.create_table('calendaroverride',
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('working', sa.Boolean(), nullable=False),
@@ -226,6 +261,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('caseloan', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_caseloan_loan_id'), ['loan_id'], unique=False)
+
+    op.create_table('notification',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('message', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('read_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('mailed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key')
+    )
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notification_user_id'), ['user_id'], unique=False)
 
     op.create_table('respondent',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -394,6 +447,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_respondent_case_id'))
 
     op.drop_table('respondent')
+    with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_user_id'))
+
+    op.drop_table('notification')
     with op.batch_alter_table('caseloan', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_caseloan_loan_id'))
 
@@ -419,6 +476,17 @@ def downgrade() -> None:
 
     op.drop_table('loanstage')
     op.drop_table('calendaroverride')
+    with op.batch_alter_table('apitoken', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_apitoken_user_id'))
+        batch_op.drop_index(batch_op.f('ix_apitoken_token_hash'))
+
+    op.drop_table('apitoken')
+    with op.batch_alter_table('accesslog', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_accesslog_user_id'))
+        batch_op.drop_index(batch_op.f('ix_accesslog_case_id'))
+        batch_op.drop_index(batch_op.f('ix_accesslog_at'))
+
+    op.drop_table('accesslog')
     with op.batch_alter_table('loan', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_loan_product_class'))
         batch_op.drop_index(batch_op.f('ix_loan_loan_no'))
