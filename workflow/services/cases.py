@@ -15,8 +15,20 @@ from ..domain import states
 from ..domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from ..domain.permissions import appeal_reviewer_conflict, has_role, recusal_reason
 from ..models import (
-    NPL_CLASSES, OUTCOMES, Appeal, Branch, Case, CaseLoan, Letter, Loan, LoanStage, Respondent, StageFact,
-    User, Vote, utcnow,
+    NPL_CLASSES,
+    OUTCOMES,
+    Appeal,
+    Branch,
+    Case,
+    CaseLoan,
+    Letter,
+    Loan,
+    LoanStage,
+    Respondent,
+    StageFact,
+    User,
+    Vote,
+    utcnow,
 )
 from . import audit, deadlines, letters, rulesets
 from .recommendation import recommend_case
@@ -191,6 +203,14 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
         raise ValidationFailed("a case covers the loans of one enterprise only")
     procedure = rulesets.version_in_force(session, today)
     rs = rulesets.parsed(procedure)
+    if batch_report:
+        from ..domain.rules import is_batch_eligible
+
+        too_big = [lo.loan_no for lo in loans if not is_batch_eligible(lo.amount, rs)]
+        if too_big:
+            raise ValidationFailed(f"a batch duty-review report is only for loans under "
+                                   f"{rs.batch.threshold_amount:,} yuan; too large: {', '.join(too_big)}",
+                                   field="batch_report")
     for lo in loans:
         if lo.classification not in NPL_CLASSES:
             raise ValidationFailed(f"loan {lo.loan_no} is not non-performing ({lo.classification})")

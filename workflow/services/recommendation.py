@@ -60,3 +60,43 @@ def recommend_case(session: Session, case, actor=None, today: date | None = None
     session.flush()
     return {"outcomes": summary, "tolerance": {k: snapshot.get(k) for k in ("branch", "period", "within", "gap_pp",
                                                                             "source")}}
+
+
+def reevaluate(session: Session, case, actor, version_number: int, reason: str, *,
+               expected_version: int | None = None) -> dict:
+    """Explicitly re-judge every stage of an open case under another rule-set version (audited).
+
+    By default each stage is judged by the version in force on its date; this action overrides that for
+    the whole case, e.g. when a corrected list must apply. Votes cast so far are invalidated.
+    Raises ValidationFailed without a reason or for an unknown version, TransitionNotAllowed outside
+    investigation and review.
+    """
+    from ..domain.errors import TransitionNotAllowed, ValidationFailed
+    from . import audit, cases
+
+    if case.state not in ("investigating", "under_review"):
+        raise TransitionNotAllowed("a case can be re-evaluated only while it is investigated or under review",
+                                   state=case.state, event="reevaluate")
+    if not (reason or "").strip():
+        raise ValidationFailed("say why the case is re-evaluated under another rule-set version", field="reason")
+    row = session.exec(select(RuleSetVersion).where(RuleSetVersion.version == version_number,
+                                                    RuleSetVersion.status == "published")).first()
+    if row is None:
+        raise ValidationFailed(f"no published rule-set version {version_number}", field="version")
+    cases._touch(session, case, expected_version)
+    rs = rulesets.parsed(row)
+    before = {}
+    for f in session.exec(select(StageFact).join(Respondent, Respondent.id == StageFact.respondent_id)
+                          .where(Respondent.case_id == case.id)):
+        rulesets.validate_stage_facts(rs, f.stage, f.facts)  # the facts must be expressible in that version
+        before[f"{f.respondent_id}:{f.loan_id}:{f.stage}"] = f.rule_set_version_id
+        f.rule_set_version_id = row.id
+        session.add(f)
+    session.flush()
+    summary = recommend_case(session, case, actor, refreeze=False) if case.state == "under_review" else {}
+    if case.state == "under_review":
+        cases.invalidate_votes(session, case, actor, reason="re-evaluated under another rule-set version")
+    audit.record(session, event="reevaluate", actor=actor, case_id=case.id,
+                 payload={"version": version_number, "reason": reason.strip(), "previous_versions": before,
+                          **summary})
+    return summary
