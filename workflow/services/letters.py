@@ -6,9 +6,11 @@ Letters are rendered from plain dicts built here (never from ORM objects) by `wo
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from .. import pdf
@@ -22,11 +24,21 @@ BANK_NAME = os.environ.get("MIANZE_BANK_NAME", "示范商业银行")
 
 
 def next_number(session: Session, branch: Branch, year: int) -> tuple[int, str]:
-    """The next document number of a branch and year (gap-free: taken inside the issuing transaction)."""
-    seq_row = session.exec(select(DocSequence).where(DocSequence.branch_id == branch.id, DocSequence.year == year)
-                           .with_for_update()).first()
+    """The next document number of a branch and year.
+
+    Gap-free and never repeated: the counter row is locked for the rest of the issuing transaction, so a
+    rolled-back issue gives its number back and two concurrent issuers queue.
+    """
+    query = (select(DocSequence).where(DocSequence.branch_id == branch.id, DocSequence.year == year)
+             .with_for_update().execution_options(populate_existing=True))
+    seq_row = session.exec(query).first()
     if seq_row is None:
-        seq_row = DocSequence(branch_id=branch.id, year=year, last_seq=0)
+        try:
+            with session.begin_nested():
+                session.add(DocSequence(branch_id=branch.id, year=year, last_seq=0))
+        except IntegrityError:
+            pass  # a concurrent issuer created it first; lock theirs below
+        seq_row = session.exec(query).one()
     seq_row.last_seq += 1
     session.add(seq_row)
     session.flush()
@@ -39,14 +51,39 @@ def _latest(session: Session, kind: str, case_id: int, respondent_id: int | None
                         .order_by(Letter.version.desc())).first()
 
 
-def _store(session: Session, case: Case, actor, kind: str, data: dict, *, respondent_id=None, appeal_id=None,
-           locale: str = "zh", today: date | None = None, correction_reason: str | None = None) -> Letter:
-    """Issue a letter once: the same content again returns the stored one; changed content needs a correction."""
+_UNNUMBERED = ("doc_number", "issued_at", "version", "supersedes")
+
+
+@dataclass
+class PendingLetter:
+    """A letter numbered and ready to render; persisted with `persist` in the same transaction."""
+
+    kind: str
+    case_id: int
+    respondent_id: int | None
+    appeal_id: int | None
+    branch_id: int
+    year: int
+    seq: int
+    data: dict
+    locale: str
+    supersedes_id: int | None
+    correction_reason: str | None
+
+
+def prepare(session: Session, case: Case, kind: str, data: dict, *, respondent_id=None, appeal_id=None,
+            locale: str = "zh", today: date | None = None,
+            correction_reason: str | None = None) -> Letter | PendingLetter:
+    """The stored letter when the same content was issued already; otherwise a numbered PendingLetter.
+
+    Without a correction reason an existing letter is never replaced (issuing is idempotent); with one, a
+    new version that names the one it supersedes is prepared.
+    """
     today = today or date.today()
     latest = _latest(session, kind, case.id, respondent_id, appeal_id)
     if latest is not None:
-        same = {k: v for k, v in latest.data.items() if k not in ("doc_number", "issued_at", "version", "supersedes")}
-        new = {k: v for k, v in data.items() if k not in ("doc_number", "issued_at", "version", "supersedes")}
+        same = {k: v for k, v in latest.data.items() if k not in _UNNUMBERED}
+        new = {k: v for k, v in data.items() if k not in _UNNUMBERED}
         if same == new or correction_reason is None:
             return latest
     branch = session.get(Branch, case.branch_id)
@@ -54,20 +91,41 @@ def _store(session: Session, case: Case, actor, kind: str, data: dict, *, respon
     data = {**data, "doc_number": number, "issued_at": today.isoformat(),
             "version": (latest.version + 1) if latest else 1,
             "supersedes": latest.doc_number if latest else None}
-    rendered = pdf.render_letter(kind, data, locale)
-    letter = Letter(kind=kind, case_id=case.id, respondent_id=respondent_id, appeal_id=appeal_id,
-                    branch_id=branch.id, year=today.year, seq=seq, doc_number=number, version=data["version"],
-                    supersedes_id=latest.id if latest else None, template=rendered.template,
-                    template_version=rendered.template_version, locale=locale, data=data, sha256=rendered.sha256,
-                    pdf=rendered.pdf, issued_by_id=getattr(actor, "id", None))
+    return PendingLetter(kind=kind, case_id=case.id, respondent_id=respondent_id, appeal_id=appeal_id,
+                         branch_id=branch.id, year=today.year, seq=seq, data=data, locale=locale,
+                         supersedes_id=latest.id if latest else None, correction_reason=correction_reason)
+
+
+def render(pending: PendingLetter) -> pdf.RenderedLetter:
+    """Render a pending letter (pure: safe to run in another process)."""
+    return pdf.render_letter(pending.kind, pending.data, pending.locale)
+
+
+def persist(session: Session, pending: PendingLetter, rendered: pdf.RenderedLetter, actor) -> Letter:
+    """Store a rendered letter once, with its template, data and SHA-256, and audit the issue."""
+    letter = Letter(kind=pending.kind, case_id=pending.case_id, respondent_id=pending.respondent_id,
+                    appeal_id=pending.appeal_id, branch_id=pending.branch_id, year=pending.year, seq=pending.seq,
+                    doc_number=pending.data["doc_number"], version=pending.data["version"],
+                    supersedes_id=pending.supersedes_id, template=rendered.template,
+                    template_version=rendered.template_version, locale=pending.locale, data=pending.data,
+                    sha256=rendered.sha256, pdf=rendered.pdf, issued_by_id=getattr(actor, "id", None))
     session.add(letter)
     session.flush()
-    audit.record(session, event="issue_letter", actor=actor, case_id=case.id,
-                 payload={"letter_id": letter.id, "kind": kind, "doc_number": number, "version": letter.version,
-                          "supersedes": data["supersedes"], "sha256": letter.sha256,
-                          "respondent_id": respondent_id, "appeal_id": appeal_id,
-                          "correction_reason": correction_reason})
+    audit.record(session, event="issue_letter", actor=actor, case_id=pending.case_id,
+                 payload={"letter_id": letter.id, "kind": letter.kind, "doc_number": letter.doc_number,
+                          "version": letter.version, "supersedes": pending.data["supersedes"],
+                          "sha256": letter.sha256, "template_version": letter.template_version,
+                          "respondent_id": letter.respondent_id, "appeal_id": letter.appeal_id,
+                          "correction_reason": pending.correction_reason})
     return letter
+
+
+def _store(session: Session, case: Case, actor, kind: str, data: dict, **kw) -> Letter:
+    """Prepare, render and persist one letter in the caller's transaction."""
+    pending = prepare(session, case, kind, data, **kw)
+    if isinstance(pending, Letter):
+        return pending
+    return persist(session, pending, render(pending), actor)
 
 
 def _money(value: Decimal) -> str:
@@ -158,13 +216,19 @@ def determination_data(session: Session, case: Case, r: Respondent, today: date,
 
 
 def issue_determination_letters(session: Session, case: Case, actor, *, today: date | None = None) -> list[Letter]:
-    """Issue every respondent's determination letter (idempotent: a rerun issues only what is missing)."""
+    """Issue every respondent's determination letter, and the shared report of a batch case.
+
+    Idempotent: a rerun issues only what is missing.
+    """
     today = today or date.today()
     if case.state != "determined":
         raise ValidationFailed("determination letters are issued once the case is determined")
-    return [_store(session, case, actor, "determination", determination_data(session, case, r, today),
-                   respondent_id=r.id, today=today)
-            for r in cases.respondents_of(session, case.id)]
+    out = [_store(session, case, actor, "determination", determination_data(session, case, r, today),
+                  respondent_id=r.id, today=today)
+           for r in cases.respondents_of(session, case.id)]
+    if case.batch_report:
+        issue_case_summary(session, case, actor, today=today)
+    return out
 
 
 def correct_letter(session: Session, letter_id: int, actor, reason: str, *, today: date | None = None) -> Letter:
@@ -215,3 +279,78 @@ def issue_appeal_decision(session: Session, case: Case, appeal: Appeal, actor, *
             "filed_at": appeal.filed_at.date().isoformat(),
             "reasons": [{"text": appeal.decision_reason}], "reviewers": [reviewer.name]}
     return _store(session, case, actor, "appeal_decision", data, respondent_id=r.id, appeal_id=appeal.id, today=today)
+
+
+def case_summary_data(session: Session, case: Case) -> dict:
+    """The plain data of a case summary for the file (also the shared report of a batch case)."""
+    branch = session.get(Branch, case.branch_id)
+    enterprise = session.get(Enterprise, case.enterprise_id)
+    respondents = []
+    for r in cases.respondents_of(session, case.id):
+        outcome = r.final_outcome or r.decided_outcome
+        if outcome is None:
+            raise ValidationFailed("a case summary needs every respondent's outcome")
+        letter = _latest(session, "determination", case.id, r.id, None)
+        respondents.append({**_respondent_data(session, r), "stages": _stages_of(session, case, r),
+                            "outcome": outcome, "liability_kind": r.liability_kind,
+                            "doc_number": letter.doc_number if letter else None})
+    events = [{"at": e.at[:10], "text": e.event if not e.to_state else f"{e.event} → {e.to_state}"}
+              for e in cases.audit_events(session, case.id) if e.from_state or e.event == "open_case"]
+    return {"bank": BANK_NAME, "branch": branch.name, "case_no": case.number,
+            "committee": {"name": f"{branch.name}尽职免责评议委员会",
+                          "decided_at": (case.determined_at or utcnow()).date().isoformat()},
+            "enterprise": enterprise.name, "loans": _loans_data(session, case), "respondents": respondents,
+            "tolerance": tolerance_data(case), "events": events}
+
+
+def issue_case_summary(session: Session, case: Case, actor, *, today: date | None = None) -> Letter:
+    """Issue the case summary (idempotent while the content is unchanged)."""
+    return _store(session, case, actor, "case_summary", case_summary_data(session, case), today=today)
+
+
+def pending_for_case(session: Session, case: Case, today: date) -> list[PendingLetter]:
+    """Numbered, not yet rendered letters a determined case still lacks (determinations; summary if batch)."""
+    out = []
+    for r in cases.respondents_of(session, case.id):
+        p = prepare(session, case, "determination", determination_data(session, case, r, today),
+                    respondent_id=r.id, today=today)
+        if isinstance(p, PendingLetter):
+            out.append(p)
+    if case.batch_report:
+        p = prepare(session, case, "case_summary", case_summary_data(session, case), today=today)
+        if isinstance(p, PendingLetter):
+            out.append(p)
+    return out
+
+
+def issue_batch(engine, branch_id: int, actor_id: int, *, workers: int = 2, today: date | None = None,
+                progress=None) -> dict:
+    """Issue every missing letter of the branch's determined cases, rendering in parallel processes.
+
+    One transaction per case: the case's letters are numbered, rendered by the worker pool and stored
+    together, so a failure gives the numbers back and a rerun issues only what is missing (resumable).
+    `progress(n)` is called after each case with the number of letters it issued.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from ..db import read_session, unit_of_work
+
+    today = today or date.today()
+    with read_session(engine) as s:
+        case_ids = list(s.exec(select(Case.id).where(Case.branch_id == branch_id, Case.state == "determined")
+                               .order_by(Case.id)))
+    issued = skipped = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for case_id in case_ids:
+            with unit_of_work(engine) as s:
+                actor = s.get(User, actor_id)
+                pendings = pending_for_case(s, s.get(Case, case_id), today)
+                for pending, rendered in zip(pendings, pool.map(render, pendings), strict=True):
+                    persist(s, pending, rendered, actor)
+                n = len(pendings)
+            issued += n
+            skipped += n == 0
+            if progress:
+                progress(n)
+    return {"cases": len(case_ids), "letters_issued": issued, "cases_already_complete": skipped}
