@@ -411,6 +411,8 @@ class StageFacts(_Input):
     violation: bool = False
     unperformed: list[UnperformedDuty] = Field(default_factory=list)
     dissented: bool = False
+    # Evidence ids behind each established list item (code -> ids); not used by the recommendation.
+    evidence: dict[str, list[int]] = Field(default_factory=dict)
 
 
 def _loc(loc: Sequence[Any]) -> str:
@@ -497,6 +499,11 @@ def validate_facts(facts: StageFacts | Mapping[str, Any], rule_set: RuleSet, *, 
         if code in seen_duties:
             raise ValidationFailed(f"{path}: duty {code!r} is listed twice", field=path, value=code)
         seen_duties.add(code)
+    established = {*facts.positive, *facts.mitigating, *facts.negative}
+    for code in facts.evidence:
+        if code not in established:
+            raise ValidationFailed(f"{at}evidence.{code}: evidence is given for {code!r}, which is not established "
+                                   "in this stage", field=f"{at}evidence", value=code)
     return facts
 
 

@@ -51,7 +51,7 @@ def record_facts(session: Session, case, actor, respondent_id: int, loan_id: int
     version = rulesets.version_in_force(session, assignment.performed_on)
     clean = rulesets.validate_stage_facts(rulesets.parsed(version), stage, facts)
     evidence_ids = {e for u in clean["unperformed"] for e in (u.get("evidence") or [])}
-    evidence_ids |= {e for e in clean.get("evidence", [])}
+    evidence_ids |= {e for ids in clean.get("evidence", {}).values() for e in ids}
     if evidence_ids:
         known = {e.id for e in session.exec(select(Evidence).where(Evidence.case_id == case.id,
                                                                    Evidence.id.in_(evidence_ids)))}
