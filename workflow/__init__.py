@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
-
-from .config import from_environment
-from .db import make_engine
+# Nothing is imported at package level, so that `python -m workflow.verify` runs on a bare standard library.
 
 
-def create_app(config: dict | None = None) -> Flask:
+def create_app(config: dict | None = None):
     """The application factory: configuration from the environment, overridden by `config`."""
+    from flask import Flask, jsonify
+
+    from .config import from_environment
+    from .db import make_engine
+
     app = Flask(__name__, template_folder="../templates", instance_relative_config=False)
     app.config.update(from_environment())
     if config:
@@ -43,9 +45,15 @@ def create_app(config: dict | None = None) -> Flask:
         return jsonify({"status": "ok", "schema_version": current_revision(engine),
                         "cases": {st: counts.get(st, 0) for st in STATE_CODES}})
 
+    from .api import register as register_api
+
+    register_api(app)
+    from .web import register as register_web
+
+    register_web(app)
     return app
 
 
-def engine_of(app: Flask):
+def engine_of(app):
     """The SQLAlchemy engine of an app."""
     return app.extensions["mianze.engine"]

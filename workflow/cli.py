@@ -23,6 +23,15 @@ def _fail(message: str, code: int = 1):
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
+    from .services.deadlines_cli import register_cli as register_deadlines
+
+    register_deadlines(app)
+    from .services.export_cli import register_cli as register_export
+
+    register_export(app)
+    from .api.cli import register_cli as register_api_cli
+
+    register_api_cli(app)
 
     @app.cli.group("db")
     def db_group():
@@ -59,7 +68,8 @@ def register(app: Flask) -> None:
         from .services import demo
 
         try:
-            summary = demo.load(_engine(), seed=seed, progress=True)
+            summary = demo.load(_engine(), seed=seed, progress=True,
+                                evidence_dir=current_app.config["EVIDENCE_DIR"])
         except DomainError as exc:
             _fail(exc.message)
         click.echo(json.dumps(summary, ensure_ascii=False, indent=1))
@@ -135,6 +145,36 @@ def register(app: Flask) -> None:
                 click.echo(f"{case.number}: {case.state}")
         except DomainError as exc:
             _fail(exc.message, 2)
+
+    @app.cli.group("letters")
+    def letters_group():
+        """Determination letters, appeal letters, case summaries."""
+
+    @letters_group.command("issue-batch")
+    @click.option("--branch", "branch_code", required=True, help="the deciding branch (its committee session)")
+    @click.option("--as", "username", required=True, help="the issuing user (committee chair)")
+    @click.option("--workers", default=2, show_default=True, help="rendering processes")
+    def letters_issue_batch(branch_code, username, workers):
+        """Issue every missing letter of the branch's determined cases (resumable: reruns skip what exists)."""
+        from sqlmodel import select
+        from tqdm import tqdm
+
+        from .models import Branch, Case, User
+        from .services import letters
+
+        with read_session(_engine()) as s:
+            branch = s.exec(select(Branch).where(Branch.code == branch_code)).first()
+            actor = s.exec(select(User).where(User.username == username)).first()
+            if branch is None or actor is None:
+                _fail("unknown branch or user", 2)
+            total = len(s.exec(select(Case.id).where(Case.branch_id == branch.id, Case.state == "determined")).all())
+        try:
+            with tqdm(total=total, unit="case", desc="issuing letters") as bar:
+                summary = letters.issue_batch(_engine(), branch.id, actor.id, workers=workers,
+                                              progress=lambda n: bar.update(1))
+        except DomainError as exc:
+            _fail(exc.message, 2)
+        click.echo(json.dumps(summary, ensure_ascii=False))
 
     @app.cli.group("rules")
     def rules_group():

@@ -168,6 +168,7 @@ class _CommonData(TypedDict):
     committee: CommitteeData  # the deciding (or, for an appeal record, receiving) committee
     version: NotRequired[int]  # 1 unless a correction
     supersedes: NotRequired[str | None]  # doc_number of the letter this one corrects
+    correction: NotRequired[str | None]  # the reason for the correction, shown with ``supersedes``
     case_no: NotRequired[str]
 
 
@@ -416,8 +417,10 @@ class LetterURLFetcher(URLFetcher):
         if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
             raise LetterURLRefused(f"letters may only use their own files, not {url[:200]!r}")
         path = Path(url2pathname(parts.path)).resolve()
-        if not path.is_relative_to(self.root) or not path.is_file():
+        if not path.is_relative_to(self.root):
             raise LetterURLRefused(f"letters may only use files under {self.root}, not {url[:200]!r}")
+        if not path.is_file():
+            raise LetterURLRefused(f"no such letter asset: {url[:200]!r}")
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if mime.startswith("text/"):
             mime += "; charset=utf-8"
@@ -428,9 +431,14 @@ class LetterURLFetcher(URLFetcher):
 # Templates, labels, filters
 
 
-@lru_cache(maxsize=1)
 def _labels() -> dict[str, dict[str, Any]]:
-    return json.loads((LETTERS_DIR / "labels.json").read_text(encoding="utf-8"))
+    path = LETTERS_DIR / "labels.json"
+    return _load_labels(path, path.stat().st_mtime_ns)  # reloaded when edited, like the templates
+
+
+@lru_cache(maxsize=2)
+def _load_labels(path: Path, mtime_ns: int) -> dict[str, dict[str, Any]]:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
@@ -623,6 +631,8 @@ def _common(c: _Checker, data, decided_at_required: bool) -> dict[str, Any]:
     supersedes = c.text(data, "supersedes", required=False)
     if supersedes and version < 2:
         c.fail("version", "a letter that supersedes another must have version >= 2")
+    if data.get("correction") and not supersedes:
+        c.fail("correction", "a correction reason needs the doc number of the letter it supersedes")
     return {
         "bank": c.text(data, "bank"),
         "branch": c.text(data, "branch"),
@@ -634,6 +644,7 @@ def _common(c: _Checker, data, decided_at_required: bool) -> dict[str, Any]:
         },
         "version": version,
         "supersedes": supersedes,
+        "correction": c.text(data, "correction", required=False),
         "case_no": c.text(data, "case_no", required=False),
     }
 

@@ -10,7 +10,13 @@ from sqlmodel import Session, select
 from tests.factories import TODAY, drive, open_case
 from workflow.db import unit_of_work
 from workflow.domain import states
-from workflow.domain.errors import ConflictError, DomainError, GuardFailed, PermissionDenied, TransitionNotAllowed
+from workflow.domain.errors import (
+    ConflictError,
+    DomainError,
+    GuardFailed,
+    PermissionDenied,
+    TransitionNotAllowed,
+)
 from workflow.models import Appeal, AuditHead, Case, Letter, Respondent
 from workflow.services import audit, cases
 
@@ -162,3 +168,26 @@ def test_only_the_respondent_appeals_and_only_within_the_window(bank):
         with unit_of_work(bank.engine) as s:
             cases.file_appeal(s, s.get(Case, case_id), bank.user(s, "officer"), "不服",
                               today=ends + timedelta(days=1))
+
+
+def test_a_late_end_of_publicity_still_leaves_the_full_appeal_window(bank):
+    from workflow.services import deadlines
+
+    case_id = drive(bank, "in_publicity")
+    with Session(bank.engine) as s:
+        publicity_ends = s.get(Case, case_id).publicity_ends
+    late = publicity_ends + timedelta(days=20)
+    with unit_of_work(bank.engine) as s:
+        cases.end_publicity(s, s.get(Case, case_id), None, today=late)
+        assert s.get(Case, case_id).appeal_window_ends == deadlines.add_working_days(s, late, 5)
+
+
+def test_an_on_time_end_of_publicity_keeps_the_deadline_the_letter_states(bank):
+    case_id = drive(bank, "in_publicity")
+    with Session(bank.engine) as s:
+        case = s.get(Case, case_id)
+        stated = s.exec(select(Letter).where(Letter.case_id == case_id)).first().data["appeal"]["deadline"]
+        on_time = case.publicity_ends + timedelta(days=1)
+    with unit_of_work(bank.engine) as s:
+        cases.end_publicity(s, s.get(Case, case_id), None, today=on_time)
+        assert s.get(Case, case_id).appeal_window_ends.isoformat() == stated

@@ -253,9 +253,11 @@ def test_english_letters_use_english_labels(tmp_path):
     assert "16March2026" in text
 
 
-def test_a_correction_names_its_version_and_the_letter_it_supersedes():
-    html = letter_html("determination", determination(version=2, supersedes="济农商免认〔2026〕9号"))
+def test_a_correction_names_its_version_the_letter_it_supersedes_and_why():
+    data = determination(version=2, supersedes="济农商免认〔2026〕9号", correction="贷款余额有误")
+    html = letter_html("determination", data)
     assert "本文书为第 2 版，更正并取代文号为 济农商免认〔2026〕9号 的原文书" in html
+    assert "更正原因：贷款余额有误" in html
 
 
 def test_a_deviation_from_the_recommendation_shows_both_outcomes_and_the_reason():

@@ -7,6 +7,7 @@ case built by the service layer) and the event's keyword arguments.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -248,6 +249,17 @@ def _machine_transitions() -> list[dict]:
     return out
 
 
+_SHARED_LOCK = threading.Lock()
+_SHARED: list[Machine] = []
+
+
+def _shared_machine() -> Machine:
+    """The process's machine, built once from the declaration (models are added per event)."""
+    if not _SHARED:
+        _SHARED.append(build_machine(None, initial=INITIAL_STATE))
+    return _SHARED[0]
+
+
 def build_machine(model, initial: str) -> Machine:
     """A machine bound to `model`, starting from its stored state."""
     return Machine(
@@ -277,11 +289,15 @@ def fire(holder, trigger: str, ctx: GuardContext, **kwargs) -> tuple[str, str]:
     before = holder.state
     ensure_allowed(before, trigger)
     model = _CaseModel(holder, ctx)
-    build_machine(model, initial=before)
-    try:
-        moved = getattr(model, trigger)(**kwargs)
-    except MachineError as exc:  # pragma: no cover - allowed_triggers already filters
-        raise TransitionNotAllowed(str(exc), state=before, event=trigger) from exc
+    with _SHARED_LOCK:  # one machine per process; transitions' Machine is not thread-safe
+        machine = _shared_machine()
+        machine.add_model(model, initial=before)
+        try:
+            moved = getattr(model, trigger)(**kwargs)
+        except MachineError as exc:  # pragma: no cover - allowed_triggers already filters
+            raise TransitionNotAllowed(str(exc), state=before, event=trigger) from exc
+        finally:
+            machine.remove_model(model)
     if not moved:
         reasons = list(dict.fromkeys(model.failed)) or ["a guard does not hold"]
         raise GuardFailed(f"cannot {trigger.replace('_', ' ')}: " + "; ".join(reasons),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from ..chain import GENESIS, ChainBroken, link_hash, verify_events
-from ..models import AuditEvent, AuditHead
+from ..models import AuditEvent, AuditHead, utcnow
 
 SYSTEM_ACTOR = "system"
 
@@ -30,7 +29,7 @@ def _jsonable(value):
 
 def now_iso() -> str:
     """The current UTC time as the canonical string stored and hashed."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def record(session: Session, *, event: str, actor=None, case_id: int | None = None,

@@ -7,7 +7,9 @@ can never both win.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
+from functools import cache
 
 from sqlmodel import Session, select
 
@@ -21,6 +23,7 @@ from ..models import (
     Branch,
     Case,
     CaseLoan,
+    Evidence,
     Letter,
     Loan,
     LoanStage,
@@ -86,33 +89,56 @@ def eligible_voters(session: Session, case: Case) -> list[User]:
                               loan_handler_ids=handlers) is None]
 
 
-def guard_context(session: Session, case: Case, today: date | None = None) -> states.GuardContext:
-    """A plain snapshot of the case for the state machine's guards."""
+# Which parts of the snapshot each guard reads, so that an event prepares only what its guards need.
+_RESPONDENT_GUARDS = frozenset({"investigator_not_respondent", "facts_complete", "every_respondent_decided",
+                                "deviations_have_reasons", "some_outcome_not_exempt", "letters_issued"})
+_APPEAL_GUARDS = frozenset({"has_appeals", "every_appeal_decided", "no_appeal_worsened"})
+
+
+@cache
+def guards_of(trigger: str) -> frozenset[str]:
+    """The guard names any declared transition of `trigger` evaluates."""
+    return frozenset(g for t in states.TRANSITIONS if t["trigger"] == trigger
+                     for g in t.get("conditions", []) + t.get("unless", []))
+
+
+def guard_context(session: Session, case: Case, today: date | None = None,
+                  needs: Collection[str] | None = None) -> states.GuardContext:
+    """A plain snapshot of the case for the state machine's guards.
+
+    `needs`: the guard names the snapshot is for (None: every guard); parts no needed guard reads stay empty.
+    """
     today = today or date.today()
-    respondents = respondents_of(session, case.id)
-    assignments = stage_assignments(session, case.id)
-    facts = session.exec(select(StageFact.respondent_id, StageFact.loan_id, StageFact.stage)
-                         .join(Respondent, Respondent.id == StageFact.respondent_id)
-                         .where(Respondent.case_id == case.id)).all()
-    have = {(r, lo, s) for r, lo, s in facts}
-    rs = rulesets.procedure_rules(session, case)
+    need_respondents = needs is None or not _RESPONDENT_GUARDS.isdisjoint(needs)
+    need_quorum = needs is None or "quorum_reached" in needs
+    respondents = respondents_of(session, case.id) if need_respondents else []
+    rs = rulesets.procedure_rules(session, case) if need_respondents or need_quorum else None
     snaps = []
-    for r in respondents:
-        mine = [(a.loan_id, a.stage) for a in assignments if a.user_id == r.user_id]
-        snaps.append(states.RespondentSnapshot(
-            id=r.id, user_id=r.user_id,
-            stages=tuple(f"{lo}:{s}" for lo, s in mine),
-            stages_with_facts=frozenset(f"{lo}:{s}" for lo, s in mine if (r.id, lo, s) in have),
-            recommended=r.recommended_outcome,
-            decided=r.decided_outcome or (decided_by_votes(session, case, r, rs) if case.state == "under_review" else None),
-            deviation_reason=r.deviation_reason, final=r.final_outcome,
-        ))
-    appeals = session.exec(select(Appeal).where(Appeal.case_id == case.id)).all()
-    voters = eligible_voters(session, case) if case.state == "under_review" else []
+    if need_respondents:
+        assignments = stage_assignments(session, case.id)
+        facts = session.exec(select(StageFact.respondent_id, StageFact.loan_id, StageFact.stage)
+                             .join(Respondent, Respondent.id == StageFact.respondent_id)
+                             .where(Respondent.case_id == case.id)).all()
+        have = {(r, lo, s) for r, lo, s in facts}
+        for r in respondents:
+            mine = [(a.loan_id, a.stage) for a in assignments if a.user_id == r.user_id]
+            snaps.append(states.RespondentSnapshot(
+                id=r.id, user_id=r.user_id,
+                stages=tuple(f"{lo}:{s}" for lo, s in mine),
+                stages_with_facts=frozenset(f"{lo}:{s}" for lo, s in mine if (r.id, lo, s) in have),
+                recommended=r.recommended_outcome,
+                decided=r.decided_outcome or (decided_by_votes(session, case, r, rs)
+                                              if case.state == "under_review" else None),
+                deviation_reason=r.deviation_reason, final=r.final_outcome,
+            ))
+    appeals = session.exec(select(Appeal).where(Appeal.case_id == case.id)).all() \
+        if needs is None or not _APPEAL_GUARDS.isdisjoint(needs) else []
+    voters = eligible_voters(session, case) if need_quorum and case.state == "under_review" else []
     voter_ids = {u.id for u in voters}
-    cast_by = frozenset(v.member_id for v in valid_votes(session, case.id) if v.member_id in voter_ids)
+    cast_by = frozenset(v.member_id for v in valid_votes(session, case.id) if v.member_id in voter_ids) \
+        if voters else frozenset()
     letters_missing = 0
-    if case.state == "determined":
+    if case.state == "determined" and need_respondents:
         issued = {lt.respondent_id for lt in session.exec(
             select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination"))}
         letters_missing = sum(1 for r in respondents if r.id not in issued)
@@ -124,7 +150,7 @@ def guard_context(session: Session, case: Case, today: date | None = None) -> st
                                             new_outcome=a.new_outcome) for a in appeals),
         eligible_voters=len(voters),
         votes_cast_by=cast_by,
-        quorum_fraction=rulesets.quorum(rs),
+        **({"quorum_fraction": rulesets.quorum(rs)} if rs is not None else {}),
         letters_missing=letters_missing,
         publicity_ends=case.publicity_ends,
         appeal_window_ends=case.appeal_window_ends,
@@ -145,7 +171,7 @@ def _fire(session: Session, case: Case, trigger: str, actor, *, expected_version
           today: date | None = None, payload: dict | None = None, **kwargs) -> tuple[str, str]:
     """Check the version, fire the trigger through the machine, touch the case and audit it."""
     _check_version(case, expected_version)
-    ctx = guard_context(session, case, today)
+    ctx = guard_context(session, case, today, needs=guards_of(trigger))
     before, after = states.fire(case, trigger, ctx, **kwargs)
     case.updated_at = utcnow()
     session.add(case)
@@ -405,9 +431,12 @@ def end_publicity(session: Session, case: Case, actor=None, *, expected_version:
     """The publicity period has elapsed: open the appeal window (working days from today)."""
     _precheck(case, "end_publicity", expected_version)
     today = today or date.today()
-    # Counted from the end of publicity (not from whenever the timer runs), as the letters state it.
-    base = case.publicity_ends or today
-    ends = deadlines.add_working_days(session, base, rulesets.time_limit(rulesets.procedure_rules(session, case), "appeal_window"))
+    # Counted from the end of publicity, as the letters state it; but when the move comes late (the timer
+    # did not run), the respondent still gets the full window from today: a late move never shortens it.
+    days = rulesets.time_limit(rulesets.procedure_rules(session, case), "appeal_window")
+    stated = deadlines.add_working_days(session, case.publicity_ends or today, days)
+    late = case.publicity_ends is not None and today > deadlines.add_working_days(session, case.publicity_ends, 1)
+    ends = max(stated, deadlines.add_working_days(session, today, days)) if late else stated
     _fire(session, case, "end_publicity", actor, expected_version=expected_version, today=today,
           payload={"appeal_window_ends": ends.isoformat()})
     case.appeal_window_ends = ends
@@ -417,8 +446,12 @@ def end_publicity(session: Session, case: Case, actor=None, *, expected_version:
 
 
 def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expected_version: int | None = None,
-                today: date | None = None) -> Appeal:
-    """A respondent appeals their own outcome within the appeal window."""
+                today: date | None = None, evidence_ids: list[int] | None = None) -> Appeal:
+    """A respondent appeals their own outcome within the appeal window.
+
+    `evidence_ids`: evidence the respondent uploaded to this case for the appeal; it is linked to the appeal
+    before the appeal record is issued, so the record lists it.
+    """
     today = today or date.today()
     if case.state != "appeal_window":
         raise states.TransitionNotAllowed("appeals can only be filed during the appeal window",
@@ -438,6 +471,13 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
     appeal = Appeal(case_id=case.id, respondent_id=respondent.id, appealed_outcome=respondent.decided_outcome,
                     grounds=grounds.strip())
     session.add(appeal)
+    session.flush()
+    for ev_id in evidence_ids or []:
+        ev = session.get(Evidence, ev_id)
+        if ev is None or ev.case_id != case.id or ev.uploaded_by_id != actor.id or ev.appeal_id is not None:
+            raise ValidationFailed(f"evidence {ev_id} is not yours to attach to this appeal", field="evidence")
+        ev.appeal_id = appeal.id
+        session.add(ev)
     session.flush()
     audit.record(session, event="file_appeal", actor=actor, case_id=case.id,
                  payload={"appeal_id": appeal.id, "respondent_id": respondent.id,
@@ -472,7 +512,8 @@ def _finalise(session: Session, case: Case) -> None:
 
 
 def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, decision: str,
-                  new_outcome: str | None, reason: str, *, expected_version: int | None = None) -> Appeal:
+                  new_outcome: str | None, reason: str, *, expected_version: int | None = None,
+                  today: date | None = None) -> Appeal:
     """The appeal committee upholds an appeal's outcome or alters it to a less severe one (never worse)."""
     from ..domain.rules import appeal_outcome_allowed
 
@@ -510,7 +551,7 @@ def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, dec
     audit.record(session, event="decide_appeal", actor=actor, case_id=case.id,
                  payload={"appeal_id": appeal.id, "decision": decision, "appealed_outcome": appeal.appealed_outcome,
                           "new_outcome": new_outcome, "reason": appeal.decision_reason})
-    letters.issue_appeal_decision(session, case, appeal, actor)
+    letters.issue_appeal_decision(session, case, appeal, actor, today=today)
     return appeal
 
 

@@ -1,14 +1,27 @@
-"""Working-day deadlines from the rule set and the calendar (package data plus administrator overrides)."""
+"""Working-day deadlines from the rule set and the calendar (package data plus administrator overrides).
+
+Also the timer (`tick`: automatic moves when publicity or the appeal window ends, overdue marking and
+notifications), the supervisors' escalation list and the deadline shown on a case.
+"""
 
 from __future__ import annotations
 
+import smtplib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from email.message import EmailMessage
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from ..domain.calendar import WorkingCalendar
-from ..models import CalendarOverride, Case
-from . import rulesets
+from ..db import read_session, unit_of_work
+from ..domain.calendar import CalendarWarning, WorkingCalendar, year_not_covered_warning
+from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed
+from ..domain.permissions import has_role
+from ..domain.states import STATE_LABELS, TERMINAL_STATES
+from ..models import AuditEvent, Branch, CalendarOverride, Case, Notification, User, utcnow
+from . import audit, rulesets
 
 # Which time limit (rule-set key) runs in which state, counted from the moment the state was entered.
 STATE_LIMITS = {
@@ -47,3 +60,319 @@ def due_for(session: Session, case: Case, today: date | None = None) -> date | N
 def regulatory_limit(case: Case, rs) -> date:
     """The whole case must finish within the regulatory limit (one year, 金规〔2024〕11号)."""
     return case.opened_at.date() + timedelta(days=rulesets.time_limit(rs, "total_case"))
+
+
+# --- deadline information for the UI ---------------------------------------------------------------------
+
+BASIS_LABELS = {
+    "bank_policy": {"zh": "银行内部政策默认期限（无监管出处）", "en": "Bank-policy default (no regulatory source)"},
+    "regulatory": {"zh": "监管时限", "en": "Regulatory limit"},
+}
+
+
+def _warning_dict(warning: CalendarWarning, overrides: int) -> dict:
+    return {"code": warning.code, "year": warning.year, "message": warning.message,
+            "message_zh": warning.message_zh, "overrides": overrides}
+
+
+def _override_counts(session: Session) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for day in session.exec(select(CalendarOverride.day)):
+        counts[day.year] = counts.get(day.year, 0) + 1
+    return counts
+
+
+def calendar_warnings(session: Session, years: Iterable[int] | None = None) -> list[dict]:
+    """Years (default: this year and the next) that fall back to weekends only, for administrators.
+
+    Each warning says how many overrides an administrator already recorded for that year: the days they
+    define are exact, every other day of the year still counts Monday–Friday.
+    """
+    if years is None:
+        this_year = date.today().year
+        years = (this_year, this_year + 1)
+    counts = _override_counts(session)
+    return [_warning_dict(year_not_covered_warning(y), counts.get(y, 0))
+            for y in calendar(session).uncovered_years(years)]
+
+
+def deadline_info(session: Session, case: Case, today: date | None = None) -> dict | None:
+    """The case's current deadline for the UI: date, working days left, which limit and its basis.
+
+    `basis` is "bank_policy" for the rule set's working-day defaults and "regulatory" when the one-year
+    limit (金规〔2024〕11号) is the nearer one. `warnings` lists the years this count had to treat as
+    weekends-only (shown to administrators). None when the case has no running deadline.
+    """
+    if case.due_date is None:
+        return None
+    today = today or date.today()
+    rs = rulesets.procedure_rules(session, case)
+    limit = regulatory_limit(case, rs)
+    key = STATE_LIMITS.get(case.state)
+    if key is None or case.due_date >= limit:
+        key = "total_case"  # the one-year limit comes first (or at the same time): it is the deadline
+    due = min(case.due_date, limit)
+    tl = rs.time_limits[key]
+    cal = calendar(session)
+    left = cal.remaining(due, today)
+    counts = _override_counts(session)
+    return {
+        "due": due,
+        "limit": key,
+        "label": {"zh": tl.zh, "en": tl.en},
+        "days": tl.days,
+        "unit": tl.unit,
+        "basis": tl.basis,
+        "basis_label": BASIS_LABELS[tl.basis],
+        "source": tl.source,
+        "working_days_left": left,
+        "calendar_days_left": (due - today).days,
+        "overdue": due < today,
+        "regulatory_limit": limit,
+        "warnings": [_warning_dict(w, counts.get(w.year, 0)) for w in cal.warnings],
+    }
+
+
+# --- escalation --------------------------------------------------------------------------------------------
+
+def overdue_cases(session: Session, today: date, scope: Branch | None = None, *, strictly_below: bool = False):
+    """Open cases whose current deadline passed before `today`, oldest deadline first."""
+    query = (select(Case, Branch).join(Branch, Branch.id == Case.branch_id)
+             .where(Case.due_date.is_not(None), Case.due_date < today, Case.state.not_in(sorted(TERMINAL_STATES))))
+    if scope is not None:
+        query = query.where(Branch.path.startswith(scope.path))
+        if strictly_below:
+            query = query.where(Branch.id != scope.id)
+    return list(session.exec(query.order_by(Case.due_date, Case.id)))
+
+
+def overdue_for_supervisor(session: Session, user: User, today: date | None = None) -> list[dict]:
+    """Overdue cases of the branches below the user's branch (the branch above supervises), oldest first."""
+    today = today or date.today()
+    home = session.get(Branch, user.branch_id)
+    if home is None:
+        raise NotFound(f"branch {user.branch_id} does not exist")
+    cal = calendar(session)
+    return [{"case_id": case.id, "number": case.number, "state": case.state, "due": case.due_date,
+             "working_days_overdue": -cal.remaining(case.due_date, today),
+             "branch_id": branch.id, "branch": branch.code, "branch_name": branch.name}
+            for case, branch in overdue_cases(session, today, home, strictly_below=True)]
+
+
+def concerned_users(session: Session, case: Case) -> list[User]:
+    """Who must act on the case's current step (and so hears that it is overdue)."""
+    def with_role(branch_ids, *roles):
+        users = session.exec(select(User).where(User.branch_id.in_(branch_ids), User.active.is_(True))
+                             .order_by(User.id)).all()
+        return [u for u in users if has_role(u.role_set, *roles)]
+
+    if case.state == "investigating" and case.investigator_id is not None:
+        people = [session.get(User, case.investigator_id)]
+    elif case.state == "under_review":
+        people = with_role([case.branch_id], "committee_chair", "committee_member")
+    elif case.state == "appeal_review":
+        # The appeal committee is the level above; the nearest ancestor that has reviewers decides.
+        branch, people = session.get(Branch, case.branch_id), []
+        while branch is not None and branch.parent_id is not None and not people:
+            branch = session.get(Branch, branch.parent_id)
+            people = with_role([branch.id], "appeal_reviewer")
+    else:
+        people = with_role([case.branch_id], "committee_chair")
+    return [u for u in people if u is not None and u.active]
+
+
+def _overdue_message(case: Case, user: User, cal: WorkingCalendar, today: date) -> str:
+    label = STATE_LABELS[case.state]
+    late = -cal.remaining(case.due_date, today)
+    if user.locale == "en":
+        return (f"Case {case.number} ({label['en'].lower()}) is overdue: the deadline was "
+                f"{case.due_date.isoformat()} ({late} working day(s) ago).")
+    return f"案件 {case.number}（{label['zh']}）已逾期：期限为 {case.due_date.isoformat()}，已超过 {late} 个工作日。"
+
+
+def overdue_key(case: Case, user_id: int) -> str:
+    """The notification key: one per case, step, deadline and person, so reruns never duplicate it."""
+    return f"overdue:{case.id}:{case.state}:{case.due_date.isoformat()}:{user_id}"
+
+
+def mark_overdue(session: Session, case: Case, today: date, actor=None) -> list[Notification]:
+    """Record that the case's step is overdue (audited once) and notify the people concerned.
+
+    Idempotent: returns only the notifications created now. The caller should hold the case row locked
+    (`get_case(for_update=True)`) so that two runs at once see each other's rows.
+    """
+    if case.due_date is None or case.due_date >= today or case.state in TERMINAL_STATES:
+        return []
+    cal = calendar(session)
+    people = concerned_users(session, case)
+    keys = {overdue_key(case, u.id): u for u in people}
+    marker = f"overdue:{case.id}:{case.state}:{case.due_date.isoformat()}"
+    seen = {e.payload.get("marker") for e in session.exec(
+        select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.event == "deadline_missed"))}
+    if marker not in seen:
+        audit.record(session, event="deadline_missed", actor=actor, case_id=case.id, from_state=case.state,
+                     payload={"marker": marker, "due": case.due_date, "today": today,
+                              "notified": sorted(u.username for u in people)})
+    existing = set(session.exec(select(Notification.key).where(Notification.key.in_(list(keys)))).all()) \
+        if keys else set()
+    created = []
+    for key, user in keys.items():
+        if key in existing:
+            continue
+        note = Notification(user_id=user.id, case_id=case.id, kind="overdue", key=key,
+                            message=_overdue_message(case, user, cal, today)[:500])
+        session.add(note)
+        created.append(note)
+    session.flush()
+    return created
+
+
+# --- mail --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where notification mail goes; built from the app config only when SMTP_HOST is set."""
+
+    host: str
+    port: int = 25
+    sender: str = "mianze@localhost"
+    domain: str | None = None  # addresses are username@domain when users have no address of their own
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_config(cls, config) -> MailSettings | None:
+        host = config.get("SMTP_HOST")
+        if not host:
+            return None
+        return cls(host=host, port=int(config.get("SMTP_PORT") or 25),
+                   sender=config.get("SMTP_FROM") or f"mianze@{host}",
+                   domain=config.get("SMTP_MAIL_DOMAIN") or None,
+                   starttls=str(config.get("SMTP_STARTTLS", "")).lower() in ("1", "true", "yes"),
+                   username=config.get("SMTP_USER") or None, password=config.get("SMTP_PASSWORD") or None)
+
+    def address_of(self, user: User) -> str | None:
+        own = getattr(user, "email", None)
+        if own:
+            return own
+        return f"{user.username}@{self.domain}" if self.domain else None
+
+
+def _send_mail(settings: MailSettings, outgoing: list[tuple[int, str, str, str]]) -> list[int]:
+    """Send (notification id, address, subject, body) messages over one connection; the ids sent."""
+    sent: list[int] = []
+    with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
+        if settings.starttls:
+            smtp.starttls()
+        if settings.username:
+            smtp.login(settings.username, settings.password or "")
+        for note_id, address, subject, body in outgoing:
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = settings.sender, address, subject
+            msg.set_content(body)
+            smtp.send_message(msg)
+            sent.append(note_id)
+    return sent
+
+
+# --- the timer ---------------------------------------------------------------------------------------------
+
+# State → (automatic trigger, the date column whose passing allows it).
+AUTOMATIC_MOVES = {
+    "in_publicity": ("end_publicity", "publicity_ends"),
+    "appeal_window": ("close_appeal_window", "appeal_window_ends"),
+}
+
+
+@dataclass
+class TickSummary:
+    """What one run of the timer did."""
+
+    today: date
+    moved: dict[str, int] = field(default_factory=lambda: {t: 0 for t, _ in AUTOMATIC_MOVES.values()})
+    already_moved: int = 0
+    refused: list[str] = field(default_factory=list)
+    overdue: int = 0
+    notified: int = 0
+    mailed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"today": self.today.isoformat(), "moved": dict(self.moved), "already_moved": self.already_moved,
+                "refused": list(self.refused), "overdue": self.overdue, "notified": self.notified,
+                "mailed": self.mailed, "errors": list(self.errors)}
+
+
+def tick(engine, today: date | None = None, actor=None, *, mail: MailSettings | None = None) -> TickSummary:
+    """Move cases whose publicity or appeal window ended, mark overdue steps and notify who must act.
+
+    Each case is handled in its own unit of work as `actor` (None: the system actor). Safe to run twice
+    at once: the case row lock, the state guards and the optimistic version check let only one run move a
+    case; the other sees ConflictError or TransitionNotAllowed and counts the case as already moved.
+    Notifications have unique keys, so a rerun adds none. Mail is sent after the commit, only with `mail`.
+    Unexpected errors of one case are collected in `errors` and do not stop the others.
+    """
+    from . import cases  # cases imports this module
+
+    today = today or date.today()
+    summary = TickSummary(today=today)
+    verbs = {"end_publicity": cases.end_publicity, "close_appeal_window": cases.close_appeal_window}
+    with read_session(engine) as s:
+        due = []
+        for state, (trigger, column) in AUTOMATIC_MOVES.items():
+            ends = getattr(Case, column)
+            due += [(case_id, number, trigger) for case_id, number in s.exec(
+                select(Case.id, Case.number).where(Case.state == state, ends.is_not(None), ends < today))]
+    for case_id, number, trigger in sorted(due):
+        try:
+            with unit_of_work(engine) as s:
+                case = cases.get_case(s, case_id, for_update=True)
+                verbs[trigger](s, case, _attached(s, actor), today=today)
+            summary.moved[trigger] += 1
+        except (ConflictError, TransitionNotAllowed):
+            summary.already_moved += 1
+        except DomainError as exc:
+            summary.refused.append(f"{number}: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others; reported
+            summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
+
+    with read_session(engine) as s:
+        late = [(case.id, case.number) for case, _ in overdue_cases(s, today)]
+    outgoing: list[tuple[int, str, str, str]] = []
+    for case_id, number in late:
+        try:
+            with unit_of_work(engine) as s:
+                case = cases.get_case(s, case_id, for_update=True)
+                created = mark_overdue(s, case, today, _attached(s, actor))
+                if mail is not None:
+                    for note in created:
+                        address = mail.address_of(s.get(User, note.user_id))
+                        if address:
+                            outgoing.append((note.id, address, f"[Mianze] {case.number}", note.message))
+            summary.overdue += 1
+            summary.notified += len(created)
+        except IntegrityError:
+            # Another run inserted the same notification key first: its notifications stand.
+            summary.overdue += 1
+        except Exception as exc:  # noqa: BLE001
+            summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
+
+    if mail is not None and outgoing:
+        try:
+            sent = _send_mail(mail, outgoing)
+        except (smtplib.SMTPException, OSError) as exc:
+            summary.errors.append(f"mail: {type(exc).__name__}: {exc}")
+            sent = []
+        if sent:
+            with unit_of_work(engine) as s:
+                for note in s.exec(select(Notification).where(Notification.id.in_(sent))):
+                    note.mailed_at = utcnow()
+                    s.add(note)
+            summary.mailed = len(sent)
+    return summary
+
+
+def _attached(session: Session, actor):
+    """The acting user loaded in this session (None stays None: the system actor)."""
+    return None if actor is None else session.get(User, actor.id)

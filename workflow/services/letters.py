@@ -16,7 +16,17 @@ from sqlmodel import Session, select
 from .. import pdf
 from ..domain.errors import NotFound, ValidationFailed
 from ..models import (
-    Appeal, Branch, Case, DocSequence, Enterprise, Evidence, Letter, LoanStage, Respondent, User, utcnow,
+    Appeal,
+    Branch,
+    Case,
+    DocSequence,
+    Enterprise,
+    Evidence,
+    Letter,
+    LoanStage,
+    Respondent,
+    User,
+    utcnow,
 )
 from . import audit, cases, deadlines, rulesets
 
@@ -51,7 +61,9 @@ def _latest(session: Session, kind: str, case_id: int, respondent_id: int | None
                         .order_by(Letter.version.desc())).first()
 
 
-_UNNUMBERED = ("doc_number", "issued_at", "version", "supersedes")
+# Keys that differ between two issues of the same letter without changing what it decides: numbering, the
+# issue date, and the appeal deadline (counted from the issue date).
+_UNNUMBERED = ("doc_number", "issued_at", "version", "supersedes", "appeal")
 
 
 @dataclass
@@ -223,8 +235,10 @@ def issue_determination_letters(session: Session, case: Case, actor, *, today: d
     today = today or date.today()
     if case.state != "determined":
         raise ValidationFailed("determination letters are issued once the case is determined")
+    # After a reopening the committee may decide differently: a changed letter is issued as a new version
+    # naming the one it supersedes; an unchanged one is returned as stored.
     out = [_store(session, case, actor, "determination", determination_data(session, case, r, today),
-                  respondent_id=r.id, today=today)
+                  respondent_id=r.id, today=today, correction_reason="重新认定 / re-determined")
            for r in cases.respondents_of(session, case.id)]
     if case.batch_report:
         issue_case_summary(session, case, actor, today=today)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
 import hashlib
+from datetime import date
 
 from sqlmodel import Session, select
 
@@ -45,8 +45,14 @@ _PARSED: dict[str, rules.RuleSet] = {}
 
 
 def parsed(row: RuleSetVersion) -> rules.RuleSet:
-    """The validated RuleSet of a version row (each distinct document is parsed once per process)."""
-    key = hashlib.sha256(canonical(row.data)).hexdigest()
+    """The validated RuleSet of a version row (each published version is parsed once per process).
+
+    Published versions never change, so they are cached by identity; drafts are keyed by content.
+    """
+    if row.status == "published":
+        key = f"{row.id}:{row.version}:{row.effective_from}:{row.data.get('version')}"
+    else:
+        key = hashlib.sha256(canonical(row.data)).hexdigest()
     rs = _PARSED.get(key)
     if rs is None:
         rs = _PARSED[key] = rules.parse_rule_set(row.data)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import BigInteger, and_, case, func, select, type_coerce
 from sqlmodel import Session
 
 from ..domain.errors import NotFound, ValidationFailed
@@ -28,7 +28,8 @@ def _sums_by_branch(session: Session, period: date, add_back_written_off: bool, 
     is_sme = loan.c.product_class.in_(SME_CLASSES)
     is_npl = loan.c.classification.in_(NPL_CLASSES)
     # Money is stored in integer fen, so these sums are exact on every database.
-    bal = loan.c.balance
+    # Raw fen: without the coercion the Money type would convert each sum to yuan on the way out.
+    bal = type_coerce(loan.c.balance, BigInteger)
     query = select(
         loan.c.branch_id,
         func.sum(bal),

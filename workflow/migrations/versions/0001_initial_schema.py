@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:54:30.416257
+Create Date: 2026-11-25 14:30:47.501022
 """
 from alembic import op
 import sqlalchemy as sa
@@ -123,6 +123,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_loan_enterprise_id'), ['enterprise_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_loan_loan_no'), ['loan_no'], unique=True)
         batch_op.create_index(batch_op.f('ix_loan_product_class'), ['product_class'], unique=False)
+        batch_op.create_index('ix_loan_tolerance', ['branch_id', 'start_date', 'written_off', 'product_class', 'classification', 'balance'], unique=False)
 
     op.create_table('accesslog',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -488,6 +489,7 @@ def downgrade() -> None:
 
     op.drop_table('accesslog')
     with op.batch_alter_table('loan', schema=None) as batch_op:
+        batch_op.drop_index('ix_loan_tolerance')
         batch_op.drop_index(batch_op.f('ix_loan_product_class'))
         batch_op.drop_index(batch_op.f('ix_loan_loan_no'))
         batch_op.drop_index(batch_op.f('ix_loan_enterprise_id'))

@@ -1,0 +1,259 @@
+"""Page latency benchmark (not a test): the inbox and the case page on a large SQLite database.
+
+Builds (or reuses) a database with 100,000 cases and 1,000,000 audit events by fast Core bulk inserts,
+serves the app with werkzeug on 127.0.0.1, signs in staff of several roles and measures concurrent requests.
+
+    .venv/bin/python bench/pages.py [--cases 100000] [--events 1000000] [--requests 400] [--workers 8]
+                                    [--db bench/out/pages.sqlite3] [--rebuild]
+
+Goal: p95 <= 50 ms for both pages.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, bench/ would come first on sys.path, and bench/calendar.py would shadow the standard
+# library's calendar module (imported by http and email): put the repository root there instead.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[0] = str(ROOT)
+
+import argparse  # noqa: E402
+import http.cookiejar  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import statistics  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+import urllib.request  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from datetime import UTC, date, datetime, timedelta  # noqa: E402
+
+from sqlalchemy import func, insert, select  # noqa: E402
+from sqlmodel import SQLModel  # noqa: E402
+
+from workflow.db import make_engine, unit_of_work  # noqa: E402
+from workflow.models import (  # noqa: E402
+    AuditEvent,
+    Branch,
+    Case,
+    CaseLoan,
+    Enterprise,
+    Loan,
+    LoanStage,
+    Respondent,
+    User,
+)
+from workflow.services import accounts, rulesets  # noqa: E402
+
+PASSWORD = "Bench-2025-pass"
+STATES = ["registered", "investigating", "under_review", "determined", "in_publicity", "appeal_window",
+          "appeal_review", "final", "referred", "closed", "withdrawn"]
+CHUNK = 20_000
+
+
+def _chunks(rows, size=CHUNK):
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def build(engine, n_cases: int, n_events: int, seed: int = 7) -> None:
+    """Fill an empty database: branches, staff, enterprises, loans with stages, cases, respondents, events."""
+    rnd = random.Random(seed)
+    SQLModel.metadata.create_all(engine)
+    with unit_of_work(engine) as s:
+        rulesets.ensure_default(s)
+        rs_id = rulesets.version_in_force(s, date.today()).id
+    with engine.begin() as conn:
+        conn.execute(insert(Branch.__table__), [{"id": 1, "code": "HO", "name": "总行", "name_en": "Head office",
+                                                 "level": 0, "parent_id": None, "path": "/1/", "active": True}])
+        branches, bid = [], 2
+        tier1 = []
+        for t in range(10):
+            tid = bid
+            bid += 1
+            branches.append({"id": tid, "code": f"T{t:02d}", "name": f"第{t + 1}分行", "name_en": f"Branch {t + 1}",
+                             "level": 1, "parent_id": 1, "path": f"/1/{tid}/", "active": True})
+            tier1.append(tid)
+            for b in range(5):
+                branches.append({"id": bid, "code": f"T{t:02d}S{b}", "name": f"第{t + 1}分行第{b + 1}支行",
+                                 "name_en": f"Sub-branch {t + 1}.{b + 1}", "level": 2, "parent_id": tid,
+                                 "path": f"/1/{tid}/{bid}/", "active": True})
+                bid += 1
+        conn.execute(insert(Branch.__table__), branches)
+        digest = accounts.hash_password(PASSWORD)
+        users, uid = [], 1
+        officers_of: dict[int, list[int]] = {}
+        for t in tier1:
+            for role, count in (("committee_chair", 1), ("committee_member", 6), ("investigator", 4),
+                                ("credit_officer", 40)):
+                for _ in range(count):
+                    users.append({"id": uid, "username": f"u{uid}", "name": f"员工{uid}", "employee_no": f"E{uid:06d}",
+                                  "branch_id": t, "roles": role, "password_hash": digest, "locale": "zh",
+                                  "active": True, "created_at": datetime.now(UTC)})
+                    if role == "credit_officer":
+                        officers_of.setdefault(t, []).append(uid)
+                    uid += 1
+        for role in ("auditor", "admin", "appeal_reviewer"):
+            users.append({"id": uid, "username": role, "name": role, "employee_no": f"E{uid:06d}", "branch_id": 1,
+                          "roles": role, "password_hash": digest, "locale": "zh", "active": True,
+                          "created_at": datetime.now(UTC)})
+            uid += 1
+        conn.execute(insert(User.__table__), users)
+        chair_of = {t: next(u["id"] for u in users if u["branch_id"] == t and u["roles"] == "committee_chair")
+                    for t in tier1}
+        now = datetime.now(UTC)
+        for part in range(0, n_cases, CHUNK):
+            ids = range(part + 1, min(n_cases, part + CHUNK) + 1)
+            ents, loans, cases, links, stages, resp = [], [], [], [], [], []
+            for i in ids:
+                t = tier1[i % len(tier1)]
+                officer, reviewer = rnd.sample(officers_of[t], 2)
+                state = STATES[rnd.randrange(len(STATES))]
+                opened = now - timedelta(days=rnd.randrange(700), minutes=rnd.randrange(1440))
+                ents.append({"id": i, "name": f"企业{i:06d}有限公司", "uscc": f"91{i:016d}", "kind": "small",
+                             "owner_name": "", "industry": ""})
+                loans.append({"id": i, "loan_no": f"L{i:08d}", "enterprise_id": i, "branch_id": t + 1,
+                              "product_class": "inclusive_sme", "credit_total": 300000000, "amount": 100000000,
+                              "balance": 80000050, "start_date": date(2024, 1, 1), "maturity_date": date(2025, 1, 1),
+                              "classification": "substandard", "written_off": False})
+                cases.append({"id": i, "number": f"MZ2025-B-{i:07d}", "branch_id": t, "enterprise_id": i,
+                              "state": state, "version": 1, "opened_at": opened, "opened_by_id": chair_of[t],
+                              "rule_set_version_id": rs_id, "investigator_id": None, "legal_hold": False,
+                              "batch_report": False, "tolerance": None,
+                              "due_date": (opened + timedelta(days=rnd.randrange(10, 60))).date()
+                              if state not in ("final", "referred", "closed", "withdrawn") else None,
+                              "updated_at": opened})
+                links.append({"case_id": i, "loan_id": i})
+                for stage, who in (("pre_loan", officer), ("review", reviewer)):
+                    stages.append({"loan_id": i, "stage": stage, "user_id": who, "performed_on": date(2024, 1, 5)})
+                for who in (officer, reviewer):
+                    resp.append({"case_id": i, "user_id": who, "liability_kind": "diligence",
+                                 "recommended_outcome": rnd.choice(("exempt", "reduced", "liable"))})
+            for table, rows in ((Enterprise, ents), (Loan, loans), (Case, cases), (CaseLoan, links),
+                                (LoanStage, stages), (Respondent, resp)):
+                conn.execute(insert(table.__table__), rows)
+        per_case = max(1, n_events // n_cases)
+        seq = conn.execute(select(func.coalesce(func.max(AuditEvent.__table__.c.seq), 0))).scalar()
+        batch = []
+        for i in range(1, n_cases + 1):
+            for k in range(per_case):
+                seq += 1
+                batch.append({"seq": seq, "case_id": i, "actor_id": None, "actor": "bench",
+                              "at": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "event": "record_facts" if k else "open_case",
+                              "from_state": None, "to_state": None, "payload": {"n": k},
+                              "prev_hash": "0" * 64, "hash": f"{seq:064x}"})
+            if len(batch) >= CHUNK:
+                conn.execute(insert(AuditEvent.__table__), batch)
+                batch = []
+        if batch:
+            conn.execute(insert(AuditEvent.__table__), batch)
+    engine.dispose()
+
+
+class Browser:
+    """A signed-in HTTP client (cookies kept) for one member of staff."""
+
+    def __init__(self, base: str, username: str):
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        html = self.get("/login")[1]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        data = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token}).encode()
+        with self.opener.open(base + "/login", data=data) as r:
+            assert r.status == 200 and "/inbox" in r.url, f"sign-in of {username} failed"
+
+    def get(self, path: str) -> tuple[float, str]:
+        start = time.perf_counter()
+        with self.opener.open(self.base + path) as r:
+            body = r.read().decode()
+            assert r.status == 200, path
+        return time.perf_counter() - start, body
+
+
+def _pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=400, help="requests per page kind")
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--db", default=str(ROOT / "bench" / "out" / "pages.sqlite3"))
+    ap.add_argument("--rebuild", action="store_true")
+    args = ap.parse_args()
+
+    db = Path(args.db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if args.rebuild and db.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+    url = f"sqlite:///{db}"
+    engine = make_engine(url)
+    fresh = not db.exists() or db.stat().st_size == 0
+    if not fresh:
+        SQLModel.metadata.create_all(engine)
+        with engine.connect() as conn:
+            fresh = conn.execute(select(func.count()).select_from(Case.__table__)).scalar() == 0
+    if fresh:
+        t0 = time.perf_counter()
+        build(engine, args.cases, args.events)
+        print(f"built {args.cases:,} cases and {args.events:,} audit events in {time.perf_counter() - t0:.1f} s")
+    with engine.connect() as conn:
+        n_cases = conn.execute(select(func.count()).select_from(Case.__table__)).scalar()
+        n_events = conn.execute(select(func.count()).select_from(AuditEvent.__table__)).scalar()
+        chair = conn.execute(select(User.username).where(User.roles == "committee_chair")).first()[0]
+        member = conn.execute(select(User.username).where(User.roles == "committee_member")).first()[0]
+        officer = conn.execute(select(User.username).where(User.roles == "credit_officer")).first()[0]
+    engine.dispose()
+    print(f"database: {n_cases:,} cases, {n_events:,} audit events ({db})")
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs):  # one line per request would dominate the measurement
+            pass
+
+    from workflow import create_app
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "REDIS_URL": None, "LOGIN_MAX_FAILURES": 10_000})
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_port}"
+    people = {name: Browser(base, name) for name in ("auditor", chair, member, officer, "appeal_reviewer")}
+    rnd = random.Random(1)
+    inbox_paths = ["/inbox", "/inbox?tab=all", "/inbox?tab=all&state=under_review",
+                   "/inbox?tab=all&q=L0004", "/inbox?tab=all&sort=opened&page=7", "/inbox?tab=all&outcome=liable"]
+
+    def run(kind: str) -> list[float]:
+        def one(_):
+            who = people[rnd.choice(list(people))]
+            path = rnd.choice(inbox_paths) if kind == "inbox" else f"/cases/{rnd.randint(1, n_cases)}"
+            if kind == "case" and who is not people["auditor"]:
+                who = people["auditor"]  # every case is in the auditor's scope
+            return who.get(path)[0]
+
+        for _ in range(10):  # warm up
+            one(None)
+        with ThreadPoolExecutor(args.workers) as pool:
+            return list(pool.map(one, range(args.requests)))
+
+    for kind in ("inbox", "case"):
+        t0 = time.perf_counter()
+        samples = run(kind)
+        wall = time.perf_counter() - t0
+        print(f"{kind:6s} n={len(samples)} workers={args.workers} "
+              f"p50={_pct(samples, 50) * 1000:.1f} ms p95={_pct(samples, 95) * 1000:.1f} ms "
+              f"p99={_pct(samples, 99) * 1000:.1f} ms mean={statistics.mean(samples) * 1000:.1f} ms "
+              f"throughput={len(samples) / wall:.0f} req/s")
+    httpd.shutdown()
+    app.extensions["mianze.engine"].dispose()
+
+
+if __name__ == "__main__":
+    main()

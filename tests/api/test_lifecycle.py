@@ -1,0 +1,152 @@
+"""A whole case lifecycle driven only through the API, each step by the token of the user who may take it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+
+class _Later(date):
+    """`date.today()` three weeks ahead: publicity and appeal windows have elapsed."""
+
+    offset = timedelta(0)
+
+    @classmethod
+    def today(cls):
+        return date.fromordinal(date.today().toordinal() + cls.offset.days)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from workflow.services import cases
+
+    monkeypatch.setattr(cases, "date", _Later)
+    _Later.offset = timedelta(0)
+
+    def advance(days: int):
+        _Later.offset += timedelta(days=days)
+
+    return advance
+
+
+def event(api, who, case_id, name, version, **payload):
+    return api.post(who, f"/api/v1/cases/{case_id}/events",
+                    json={"event": name, "payload": payload, "expected_version": version})
+
+
+def test_a_case_runs_from_opening_to_closing_through_the_api_alone(api, clock):
+    bank = api.bank
+    r = api.post("admin", "/api/v1/cases", json={"loan_ids": bank.loans})
+    assert r.status_code == 201, r.json
+    case = r.json
+    cid, v = case["id"], case["version"]
+    assert case["state"] == "registered" and case["allowed_events"] == ["assign_investigator", "withdraw"]
+
+    r = event(api, "chair", cid, "assign_investigator", v, investigator_id=bank.users["investigator"])
+    assert r.status_code == 200, r.json
+    assert r.json["state"] == "investigating"
+    v = r.json["version"]
+
+    r = api.post("officer", f"/api/v1/cases/{cid}/statement", json={"statement": "我已尽职调查，见附件。"})
+    assert r.status_code == 200, r.json
+    respondents = api.get("investigator", f"/api/v1/cases/{cid}/respondents").json["items"]
+    officer = next(x for x in respondents if x["user_id"] == bank.users["officer"])
+    v = api.get("investigator", f"/api/v1/cases/{cid}").json["version"]
+    for resp in respondents:
+        for held in resp["stages"]:
+            facts = {"positive": [], "negative": [], "violation": False, "unperformed": [], "dissented": False}
+            if resp["id"] == officer["id"] and held["stage"] == "pre_loan":
+                facts.update(violation=True, unperformed=[{"duty": "PL03", "causal": True}])
+            r = api.put("investigator", f"/api/v1/cases/{cid}/respondents/{resp['id']}/facts",
+                        json={"loan_id": held["loan_id"], "stage": held["stage"], "facts": facts,
+                              "expected_version": v})
+            assert r.status_code == 200, r.json
+            v += 1
+
+    r = event(api, "investigator", cid, "submit_investigation", v)
+    assert r.status_code == 200, r.json
+    assert r.json["state"] == "under_review"
+    v = r.json["version"]
+    rec = api.get("member1", f"/api/v1/cases/{cid}/recommendation").json
+    outcomes = {x["respondent_id"]: x["outcome"] for x in rec["respondents"]}
+    assert outcomes[officer["id"]] == "liable"
+    officer_stages = rec["respondents"][[x["respondent_id"] for x in rec["respondents"]].index(officer["id"])]
+    assert any(step["fired"] for st in officer_stages["recommendation"]["stages"] for step in st["explanation"])
+
+    for member in ("member1", "member2", "chair"):
+        for rid, outcome in outcomes.items():
+            r = api.post(member, f"/api/v1/cases/{cid}/votes", json={"respondent_id": rid, "outcome": outcome})
+            assert r.status_code == 201, r.json
+    v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
+    r = event(api, "chair", cid, "determine", v)
+    assert r.status_code == 200, r.json
+    assert r.json["state"] == "determined"
+
+    r = api.post("chair", f"/api/v1/cases/{cid}/letters")
+    assert r.status_code == 200, r.json
+    issued = r.json["items"]
+    assert len(issued) == len(outcomes)
+    pdf = api.get("officer", issued[0]["pdf_url"])
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF") and pdf.mimetype == "application/pdf"
+
+    v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
+    assert event(api, "chair", cid, "start_publicity", v).json["state"] == "in_publicity"
+    clock(10)
+    v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
+    assert event(api, "chair", cid, "end_publicity", v).json["state"] == "appeal_window"
+
+    r = api.post("officer", f"/api/v1/cases/{cid}/appeals", json={"grounds": "违规认定证据不足"})
+    assert r.status_code == 201, r.json
+    appeal_id = r.json["id"]
+    clock(14)
+    v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
+    assert event(api, "chair", cid, "close_appeal_window", v).json["state"] == "appeal_review"
+
+    r = api.post("appeal", f"/api/v1/cases/{cid}/appeals/{appeal_id}/decision",
+                 json={"decision": "altered", "new_outcome": "reduced", "reason": "违规证据不足，减轻"})
+    assert r.status_code == 200, r.json
+    v = api.get("appeal", f"/api/v1/cases/{cid}").json["version"]
+    assert event(api, "appeal", cid, "conclude_appeals", v).json["state"] == "final"
+    v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
+    assert event(api, "chair", cid, "refer_for_accountability", v).json["state"] == "referred"
+    v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
+    assert event(api, "chair", cid, "close", v).json["state"] == "closed"
+
+    final = {x["id"]: x["final_outcome"] for x in api.get("auditor", f"/api/v1/cases/{cid}/respondents").json["items"]}
+    assert final[officer["id"]] == "reduced"
+    trail = [e["event"] for e in api.get("auditor", f"/api/v1/cases/{cid}/audit").json["items"]]
+    for expected in ("open_case", "assign_investigator", "record_facts", "submit_investigation", "record_vote",
+                     "determine", "issue_letter", "start_publicity", "end_publicity", "file_appeal",
+                     "close_appeal_window", "decide_appeal", "conclude_appeals", "refer_for_accountability", "close"):
+        assert expected in trail
+    letters = api.get("auditor", f"/api/v1/cases/{cid}/letters").json["items"]
+    assert any(lt["supersedes_id"] for lt in letters), "the altered appeal issues a corrected letter version"
+
+
+def test_a_disallowed_event_answers_409_with_the_current_state_and_version(api):
+    r = api.post("admin", "/api/v1/cases", json={"loan_ids": api.bank.loans})
+    cid, v = r.json["id"], r.json["version"]
+    r = event(api, "chair", cid, "close", v)
+    assert r.status_code == 409
+    assert r.json["code"] == "transition_not_allowed"
+    assert r.json["details"]["state"] == "registered" and r.json["details"]["version"] == v
+
+
+def test_a_stale_expected_version_answers_409_and_changes_nothing(api):
+    r = api.post("admin", "/api/v1/cases", json={"loan_ids": api.bank.loans})
+    cid, v = r.json["id"], r.json["version"]
+    r = event(api, "chair", cid, "assign_investigator", v - 1, investigator_id=api.bank.users["investigator"])
+    assert r.status_code == 409 and r.json["code"] == "conflict"
+    assert r.json["details"] == {**r.json["details"], "state": "registered", "version": v}
+    assert api.get("chair", f"/api/v1/cases/{cid}").json["state"] == "registered"
+
+
+def test_a_respondent_cannot_vote_and_gets_403(api):
+    from tests.factories import drive
+
+    cid = drive(api.bank, "under_review")
+    respondents = api.get("chair", f"/api/v1/cases/{cid}/respondents").json["items"]
+    r = api.post("officer", f"/api/v1/cases/{cid}/votes",
+                 json={"respondent_id": respondents[0]["id"], "outcome": "exempt"})
+    assert r.status_code == 403 and r.json["code"] == "forbidden"

@@ -1,0 +1,201 @@
+"""The whole lifecycle of a case in Chromium, each step done by the person whose job it is."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, SQLModel, select
+from werkzeug.serving import make_server
+
+from tests.factories import TODAY, make_bank
+from tests.web.support import PASSWORD, make_app, set_passwords
+from workflow.db import make_engine, unit_of_work
+from workflow.models import Appeal, Case, Respondent
+from workflow.services import cases, rulesets
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def server(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'browser.sqlite3'}")
+    SQLModel.metadata.create_all(engine)
+    with unit_of_work(engine) as s:
+        rulesets.ensure_default(s)
+    bank = make_bank(engine)
+    set_passwords(engine)
+    app = make_app(engine, tmp_path)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}", bank
+    httpd.shutdown()
+    thread.join(timeout=5)
+    app.extensions["mianze.engine"].dispose()
+    engine.dispose()
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's Chromium is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Person:
+    """One member of staff in their own browser context."""
+
+    def __init__(self, browser, base: str, username: str):
+        self.base, self.username = base, username
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        self.page = self.context.new_page()
+        self.page.goto(f"{base}/login")
+        self.page.fill("#username", username)
+        self.page.fill("#password", PASSWORD)
+        self.page.click("#sign-in")
+        self.page.wait_for_url(f"{base}/inbox")
+
+    def case(self, case_id: int):
+        self.page.goto(f"{self.base}/cases/{case_id}")
+        return self.page
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _later(engine, case_id: int, verb, days: int) -> None:
+    """Let time pass: the timer's service call with a date in the future."""
+    with unit_of_work(engine) as s:
+        verb(s, s.get(Case, case_id), None, today=TODAY + timedelta(days=days))
+
+
+@pytest.mark.browser
+def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(server, browser, tmp_path):
+    base, bank = server
+    engine = bank.engine
+
+    admin = Person(browser, base, "admin")
+    admin.page.goto(f"{base}/cases/new")
+    admin.page.fill("#loans", "L2024-0001, L2024-0002")
+    admin.page.click("#register")
+    admin.page.wait_for_selector("#summary")
+    case_id = int(admin.page.url.rstrip("/").split("/")[-1].split("#")[0])
+    admin.close()
+
+    chair = Person(browser, base, "chair")
+    page = chair.case(case_id)
+    page.click("#action-assign")
+    page.select_option("#investigator_id", str(bank.users["investigator"]))
+    page.click("#assign")
+    assert "调查中" in page.inner_text("h1")
+
+    officer = Person(browser, base, "officer")
+    assert officer.page.inner_text("#nav-waiting") == "1"
+    officer.page.click(f"a[href='/cases/{case_id}']")
+    officer.page.click("#action-statement")
+    officer.page.fill("#statement", "本人已按规定完成贷前调查和贷后检查，借款人因市场变化经营困难，请求免责。")
+    officer.page.click("#file-statement")
+    assert "本人已按规定完成贷前调查" in officer.page.inner_text("#respondents")
+    officer.shot("01-officer-statement")
+
+    investigator = Person(browser, base, "investigator")
+    page = investigator.case(case_id)
+    with Session(engine) as s:
+        officer_rid = s.exec(select(Respondent.id).where(Respondent.case_id == case_id,
+                                                         Respondent.user_id == bank.users["officer"])).one()
+    links = [a.get_attribute("href") for a in page.query_selector_all("a[id^='facts-']")]
+    assert len(links) == 8
+    for href in links:
+        page.goto(base + href)
+        if f"/facts/{officer_rid}/" in href and href.endswith("/pre_loan"):
+            page.check("#duty-PL03-unperformed")
+            page.check("#causal-PL03")
+            page.check("#violation")
+            investigator.shot("02-investigator-facts")
+        page.click("#save-facts")
+        page.wait_for_selector("#respondents")
+    page.click("#action-submit")
+    assert "评议中" in page.inner_text("h1")
+    assert "不予免责" in page.inner_text(f"#r{officer_rid}")
+
+    for name in ("member1", "member2", "chair"):
+        voter = chair if name == "chair" else Person(browser, base, name)
+        page = voter.case(case_id)
+        page.click("#action-vote")
+        page.click("#cast-votes")
+        page.wait_for_selector("#votes")
+        if voter is not chair:
+            voter.close()
+    page = chair.case(case_id)
+    page.click("#action-determine")
+    page.click("#sign-determination")
+    assert "已认定" in page.inner_text("h1")
+    page.click("#action-issue-letters")
+    assert page.locator("#letters a").count() == 3
+    page.click("#action-start-publicity")
+    assert "公示中" in page.inner_text("h1")
+    chair.shot("03-chair-publicity")
+
+    _later(engine, case_id, cases.end_publicity, 14)
+
+    page = officer.case(case_id)
+    page.click("#action-appeal")
+    page.fill("#grounds", "违规情节系系统故障所致，已补充材料，请求变更为减责。")
+    evidence = tmp_path / "补充材料.pdf"
+    evidence.write_bytes(b"%PDF-1.4\n% evidence for the appeal\n")
+    page.set_input_files("#file", str(evidence))
+    page.click("#file-appeal")
+    assert "违规情节系系统故障所致" in page.inner_text("#appeals")
+    officer.shot("04-officer-appeal")
+
+    _later(engine, case_id, cases.close_appeal_window, 30)
+
+    reviewer = Person(browser, base, "appeal")
+    page = reviewer.case(case_id)
+    with Session(engine) as s:
+        appeal_id = s.exec(select(Appeal.id).where(Appeal.case_id == case_id)).one()
+    page.click(f"#decide-{appeal_id}")
+    page.check("#altered")
+    page.select_option("#new_outcome", "reduced")
+    page.fill("#reason", "违规系系统故障所致，情节轻微，变更为减责。")
+    page.click("#decide")
+    page.click("#action-conclude")
+    assert "认定生效" in page.inner_text("h1")
+    reviewer.close()
+
+    page = chair.case(case_id)
+    page.click("#action-refer")
+    page.click("#action-close")
+    assert "已结案" in page.inner_text("h1")
+    chair.close()
+
+    auditor = Person(browser, base, "auditor")
+    page = auditor.page
+    page.goto(f"{base}/inbox?tab=all")
+    page.fill("#q", "L2024-0002")
+    page.click("#apply-filters")
+    page.click(f"a[href='/cases/{case_id}']")
+    assert "已结案" in page.inner_text("h1")
+    timeline = page.inner_text("#timeline")
+    for event in ("已立案", "已提交陈述", "已记录事实", "已认定", "已提出申诉", "申诉已复核", "已移交问责"):
+        assert event in timeline
+    auditor.shot("05-auditor-finds-case")
+    with Session(engine) as s:
+        r = s.get(Respondent, officer_rid)
+        assert (r.decided_outcome, r.final_outcome) == ("liable", "reduced")
+    auditor.close()
+    officer.close()
+    investigator.close()

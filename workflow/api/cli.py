@@ -1,0 +1,124 @@
+"""CLI commands of the integration: `flask --app wsgi import loans FILE`, `flask --app wsgi tokens …`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+
+from ..db import read_session, unit_of_work
+from ..domain.errors import DomainError
+
+
+def _engine():
+    return current_app.extensions["mianze.engine"]
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the `import` and `tokens` command groups."""
+
+    @app.cli.group("import")
+    def import_group():
+        """Bulk imports from core banking."""
+
+    @import_group.command("loans")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--format", "fmt", type=click.Choice(["json", "csv", "xlsx"]), default=None,
+                  help="default: from the file's extension")
+    @click.option("--dry-run", is_flag=True, help="validate only; write nothing")
+    def import_loans(file: Path, fmt: str | None, dry_run: bool):
+        """Import loans with their enterprises and stage handlers from FILE (JSON, CSV or XLSX).
+
+        Every row is validated first; on any bad row the command lists them all (line and reason), writes
+        nothing and exits 1. Importing the same file again changes nothing.
+        """
+        from tqdm import tqdm
+
+        from ..services import imports
+
+        data = file.read_bytes()
+        try:
+            rows = imports.read_file(data, fmt or imports.format_of(file.name))
+        except DomainError as exc:
+            _report(exc)
+            sys.exit(1)
+        try:
+            with tqdm(total=len(rows), unit="row", desc="validating", file=sys.stderr) as bar, \
+                    unit_of_work(_engine()) as s:
+                result = imports.import_loans(s, None, rows, dry_run=dry_run, source_sha256=imports.sha256_of(data),
+                                              progress=bar.update)
+                bar.set_description("writing" if not dry_run else "checked")
+        except DomainError as exc:
+            _report(exc)
+            sys.exit(1)
+        summary = result.to_dict()
+        verb = "would import" if dry_run else "imported"
+        click.echo(f"{verb} {summary['rows']} rows: {summary['created']} created, {summary['updated']} updated, "
+                   f"{summary['unchanged']} unchanged; enterprises {summary['enterprises_created']} created, "
+                   f"{summary['enterprises_updated']} updated; stage handlers +{summary['handlers_added']} "
+                   f"-{summary['handlers_removed']}")
+
+    @app.cli.group("tokens")
+    def tokens_group():
+        """Per-user API tokens (stored hashed; the token is shown once)."""
+
+    @tokens_group.command("create")
+    @click.argument("username")
+    @click.argument("name")
+    def tokens_create(username: str, name: str):
+        """Create an API token NAME for USERNAME and print it (it cannot be shown again)."""
+        from sqlmodel import select
+
+        from ..models import User
+        from ..services import tokens
+
+        try:
+            with unit_of_work(_engine()) as s:
+                user = s.exec(select(User).where(User.username == username)).first()
+                if user is None:
+                    raise click.ClickException(f"unknown user {username!r}")
+                token, plain = tokens.create(s, None, user.id, name)
+                token_id = token.id
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"token {token_id} for {username}: {plain}")
+        click.echo("store it now: only its SHA-256 is kept", err=True)
+
+    @tokens_group.command("revoke")
+    @click.argument("token_id", type=int)
+    def tokens_revoke(token_id: int):
+        """Revoke the API token TOKEN_ID."""
+        from ..services import tokens
+
+        try:
+            with unit_of_work(_engine()) as s:
+                tokens.revoke(s, None, token_id)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"token {token_id} revoked")
+
+    @tokens_group.command("list")
+    @click.option("--user", "username", default=None)
+    def tokens_list(username: str | None):
+        """List tokens (id, user, name, prefix, created, last used, revoked)."""
+        from sqlmodel import select
+
+        from ..models import User
+        from ..services import tokens
+
+        with read_session(_engine()) as s:
+            users = {u.id: u.username for u in s.exec(select(User))}
+            uid = next((i for i, n in users.items() if n == username), -1) if username else None
+            for t in tokens.tokens_of(s, uid):
+                click.echo(f"{t.id}\t{users.get(t.user_id)}\t{t.name}\t{t.prefix}…\t{t.created_at:%Y-%m-%d}\t"
+                           f"{t.last_used_at or '-'}\t{'revoked ' + str(t.revoked_at) if t.revoked_at else 'active'}")
+
+
+def _report(exc: DomainError) -> None:
+    errors = exc.details.get("errors") or []
+    click.echo(f"error: {exc.message}", err=True)
+    for e in errors:
+        who = f" ({e['loan_no']})" if e.get("loan_no") else ""
+        click.echo(f"  line {e['line']}{who}: {e['reason']}", err=True)

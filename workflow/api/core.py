@@ -1,0 +1,241 @@
+"""The API's plumbing: one declaration per operation serves routing, parsing, auth and the OpenAPI document.
+
+`operation(...)` registers a view on the blueprint and records what it accepts and answers, so the served
+document is generated from the same declarations (and pydantic models) that validate the requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ..db import read_session, unit_of_work
+from ..domain.errors import DomainError, NotFound, ValidationFailed
+from ..models import Case, User
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+MAX_ID = 2_147_483_647  # ids are 32-bit integers on PostgreSQL
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+@dataclass
+class Operation:
+    """One API operation as declared: what the OpenAPI document says about it."""
+
+    method: str
+    path: str  # OpenAPI form: /cases/{case_id}
+    endpoint: str
+    summary: str
+    description: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    produces: str = "application/json"
+    extra_bodies: dict[str, dict] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    auth: bool = True
+
+
+OPERATIONS: list[Operation] = []
+_PARAM = re.compile(r"{(\w+)}")
+
+
+def _engine():
+    return current_app.extensions["mianze.engine"]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status=status, mimetype="application/json", headers=headers)
+
+
+def error_response(code: str, message: str, status: int, details: dict | None = None,
+                   headers: dict | None = None) -> Response:
+    return json_response({"code": code, "message": message, "details": details or {}}, status, headers)
+
+
+def _no_nul(value: Any, where: str = "body") -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationFailed(f"{where}: NUL characters are not allowed", field=where)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k, where)
+            _no_nul(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _no_nul(v, f"{where}[{i}]")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json_body() -> Any:
+    """The request's JSON body. 415 unless it is JSON; 400 when it does not parse (413 when too large)."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send the body as application/json",
+                                   content_type=request.mimetype or None)
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"the body is not valid JSON: {exc}", code_hint="malformed_json") from None
+    _no_nul(data)
+    return data
+
+
+def _pydantic_errors(exc: ValidationError, prefix: str) -> tuple[str, list[dict]]:
+    errors = []
+    for e in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = ".".join(str(p) for p in e["loc"])
+        errors.append({"field": f"{prefix}.{loc}" if loc else prefix, "message": e["msg"]})
+    message = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:5])
+    return message, errors
+
+
+def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    """Validate `data` with `model`; ValidationFailed (400) naming every bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message, errors = _pydantic_errors(exc, where)
+        raise ValidationFailed(message, errors=errors) from None
+
+
+def current_user() -> User:
+    """The user behind the request's bearer token; Unauthorized (401) otherwise."""
+    from ..services import tokens
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, plain = header.partition(" ")
+    if scheme.lower() != "bearer" or not plain.strip():
+        raise Unauthorized("send an API token: Authorization: Bearer <token>")
+    with read_session(_engine()) as s:
+        found = tokens.authenticate(s, plain.strip())
+        if found is None:
+            raise Unauthorized("the API token is unknown, revoked, or its user is inactive")
+        user, token = found
+        token_id, touch = token.id, tokens.needs_touch(token)
+        s.expunge(user)  # keep its loaded attributes past the session's end
+    if touch:
+        with unit_of_work(_engine()) as s:
+            tokens.touch(s, token_id)
+    return user
+
+
+def _case_state(case_id: int) -> dict:
+    with read_session(_engine()) as s:
+        case = s.get(Case, case_id)
+        return {"state": case.state, "version": case.version} if case is not None else {}
+
+
+def operation(method: str, path: str, *, summary: str, tag: str, response: type[BaseModel] | None = None,
+              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None, status: int = 200,
+              produces: str = "application/json", extra_bodies: dict[str, dict] | None = None,
+              errors: tuple[int, ...] = (), auth: bool = True, raw_body: bool = False) -> Callable:
+    """Declare an API operation: the view receives `user`, `body`, `query` and the path ids.
+
+    The view returns a pydantic model (serialised with status `status`) or a ready Response. A 409 on a
+    case carries the case's current state and version in `details`.
+    """
+    params = _PARAM.findall(path)
+    rule = _PARAM.sub(lambda m: f"<int:{m.group(1)}>", path)
+
+    def decorate(view: Callable) -> Callable:
+        doc = (view.__doc__ or "").strip()
+
+        @functools.wraps(view)
+        def wrapper(**path_ids):
+            for name, value in path_ids.items():
+                if not 1 <= value <= MAX_ID:
+                    raise NotFound(f"{name.removesuffix('_id')} {value} does not exist")
+            kwargs: dict[str, Any] = dict(path_ids)
+            if auth:
+                kwargs["user"] = current_user()
+            if query is not None:
+                args = {}
+                for key in request.args:
+                    values = request.args.getlist(key)
+                    if len(values) > 1:
+                        raise ValidationFailed(f"query parameter {key} is given {len(values)} times", field=key)
+                    _no_nul(values[0], key)
+                    args[key] = values[0]
+                kwargs["query"] = parse_model(query, args, "query")
+            if body is not None and not raw_body:
+                kwargs["body"] = parse_model(body, read_json_body(), "body")
+            try:
+                result = view(**kwargs)
+            except DomainError as exc:
+                if exc.http_status == 409 and "case_id" in path_ids:
+                    exc.details = {**exc.details, **_case_state(path_ids["case_id"])}
+                raise
+            if isinstance(result, Response):
+                return result
+            return json_response(result.model_dump(mode="json"), status)
+
+        bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapper, methods=[method])
+        OPERATIONS.append(Operation(
+            method=method.lower(), path=path, endpoint=view.__name__, summary=summary,
+            description=doc, tag=tag, body=body, query=query, response=response, status=status,
+            produces=produces, extra_bodies=extra_bodies or {}, errors=errors, auth=auth,
+        ))
+        wrapper.path_params = params
+        return wrapper
+
+    return decorate
+
+
+def register_error_handlers() -> None:
+    """Every error under /api/v1 answers in one shape: {code, message, details}."""
+
+    @bp.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        code = exc.details.pop("code_hint", None) or exc.code
+        headers = {"WWW-Authenticate": 'Bearer realm="mianze"'} if exc.http_status == 401 else None
+        return error_response(code, exc.message, exc.http_status, exc.details, headers)
+
+    def _http(exc: HTTPException):
+        names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                 415: "unsupported_media_type"}
+        code = exc.code or 500
+        headers = {}
+        if code == 405 and getattr(exc, "valid_methods", None):
+            headers["Allow"] = ", ".join(exc.valid_methods)
+        message = exc.description or exc.name
+        if code == 413:
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            message = f"the request body is larger than the limit of {limit} bytes"
+        return error_response(names.get(code, re.sub(r"\W+", "_", exc.name.lower())), message, code,
+                              headers=headers or None)
+
+    # Code-specific handlers win over class handlers in Flask, even the app's over a blueprint's: register
+    # the common codes explicitly so an app-wide HTML page for, say, 404 never answers an API request.
+    bp.register_error_handler(HTTPException, _http)
+    for status in (400, 401, 403, 404, 405, 413, 415, 429):
+        bp.register_error_handler(status, _http)
+
+    @bp.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        current_app.logger.exception("unexpected error in the API")
+        return error_response("internal_error", "an unexpected error occurred; it has been logged", 500)
+

@@ -1,0 +1,474 @@
+"""Request and response shapes of the API (pydantic); the OpenAPI document is generated from them.
+
+Requests are strict (JSON `"1"` is not an integer) and reject unknown fields; query parameters arrive as
+text and are converted.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..domain.states import STATE_CODES, TRIGGERS
+from ..models import CLASSIFICATIONS, OUTCOMES, ROLES, STAGES
+from ..services.imports import PRODUCT_CLASSES
+
+Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
+Version = Annotated[int, Field(ge=1, le=2_147_483_647, description="the case version you saw (optimistic locking)")]
+Reason = Annotated[str, Field(max_length=4000)]
+Outcome = Literal[OUTCOMES]
+Cursor = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$",
+                              description="the `next_cursor` of the previous page")]
+Limit = Annotated[int, Field(ge=1, le=200, description="page size")]
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    pass
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+class Error(Out):
+    """Every error: a stable code, a message for people, and details (e.g. the case's state on a 409)."""
+
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+# --- reference data -------------------------------------------------------------------------------------
+
+class PageQuery(Query):
+    limit: Limit = 50
+    cursor: Cursor | None = None
+
+
+class BranchOut(Out):
+    id: int
+    code: str
+    name: str
+    name_en: str
+    level: int
+    parent_id: int | None
+    path: str
+    active: bool
+
+
+class BranchPage(Out):
+    items: list[BranchOut]
+    next_cursor: str | None
+
+
+class StaffQuery(PageQuery):
+    branch_id: Id | None = None
+    role: Literal[ROLES] | None = None
+
+
+class StaffOut(Out):
+    """A member of staff (identity-card number and phone are never exposed here)."""
+
+    id: int
+    username: str
+    name: str
+    employee_no: str
+    branch_id: int
+    roles: list[str]
+    active: bool
+
+
+class StaffPage(Out):
+    items: list[StaffOut]
+    next_cursor: str | None
+
+
+class EnterpriseQuery(PageQuery):
+    uscc: Annotated[str, Field(max_length=18)] | None = None
+
+
+class EnterpriseOut(Out):
+    id: int
+    name: str
+    uscc: str
+    kind: str
+    owner_name: str
+    industry: str
+
+
+class EnterprisePage(Out):
+    items: list[EnterpriseOut]
+    next_cursor: str | None
+
+
+class LoanQuery(PageQuery):
+    branch_id: Id | None = None
+    enterprise_id: Id | None = None
+    classification: Literal[CLASSIFICATIONS] | None = None
+    product_class: Literal[PRODUCT_CLASSES] | None = None
+    loan_no: Annotated[str, Field(max_length=40)] | None = None
+
+
+class StageHandlerOut(Out):
+    stage: str
+    user_id: int
+    employee_no: str
+    performed_on: date
+
+
+class LoanOut(Out):
+    id: int
+    loan_no: str
+    enterprise_id: int
+    branch_id: int
+    product_class: str
+    credit_total: str = Field(description="yuan, 2 decimals")
+    amount: str
+    balance: str
+    start_date: date
+    maturity_date: date
+    classification: str
+    written_off: bool
+    stages: list[StageHandlerOut]
+
+
+class LoanPage(Out):
+    items: list[LoanOut]
+    next_cursor: str | None
+
+
+class ImportQuery(Query):
+    dry_run: bool = False
+
+
+class ImportRowError(Out):
+    line: int
+    loan_no: str | None
+    reason: str
+
+
+class ImportResultOut(Out):
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    enterprises_created: int
+    enterprises_updated: int
+    handlers_added: int
+    handlers_removed: int
+    dry_run: bool
+    sha256: str | None
+
+
+class PeriodQuery(Query):
+    period: date = Field(description="period end date, e.g. 2025-12-31")
+
+
+class LoanBookOut(Out):
+    """The loan book of a branch and its whole subtree on a period end (balances in yuan)."""
+
+    branch_id: int
+    branch: str
+    period: date
+    all_balance: str | None
+    all_npl_balance: str | None
+    sme_balance: str | None
+    sme_npl_balance: str | None
+    all_ratio: str | None
+    sme_ratio: str | None
+
+
+class ToleranceOut(Out):
+    """The NPL tolerance of a branch for a period: imported figures if recorded, else from the loan book."""
+
+    model_config = ConfigDict(extra="allow")
+    branch: str
+    branch_name: str
+    period: str
+    within: bool
+    basis: str
+    source: str
+    margin: str | None
+    gap_pp: str | None
+    sme_ratio: str | None
+    all_ratio: str | None
+
+
+# --- cases ----------------------------------------------------------------------------------------------
+
+class CaseCreate(In):
+    loan_ids: list[Id] = Field(min_length=1, max_length=50)
+    batch_report: bool = False
+
+
+class CaseQuery(PageQuery):
+    state: Literal[tuple(STATE_CODES)] | None = None
+    branch_id: Id | None = None
+    enterprise_id: Id | None = None
+    investigator_id: Id | None = None
+
+
+class CaseOut(Out):
+    id: int
+    number: str
+    branch_id: int
+    enterprise_id: int
+    state: str
+    version: int
+    opened_at: str
+    opened_by_id: int | None
+    investigator_id: int | None
+    legal_hold: bool
+    batch_report: bool
+    due_date: date | None
+    publicity_ends: date | None
+    appeal_window_ends: date | None
+    submitted_at: str | None
+    determined_at: str | None
+    final_at: str | None
+    closed_at: str | None
+    updated_at: str
+    loan_ids: list[int]
+    allowed_events: list[str] = Field(description="events declared from the current state (guards not evaluated)")
+
+
+class CasePage(Out):
+    items: list[CaseOut]
+    next_cursor: str | None
+
+
+class EventPayload(In):
+    """What an event needs: assign_investigator → investigator_id; return_for_investigation, reopen and
+    withdraw → reason; determine → optional deviation_reasons (respondent id → reason). Nothing else."""
+
+    investigator_id: Id | None = None
+    reason: Reason | None = None
+    deviation_reasons: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,9}$")], Reason] | None = None
+
+
+class EventIn(In):
+    event: Literal[tuple(TRIGGERS)]
+    payload: EventPayload = Field(default_factory=EventPayload)
+    expected_version: Version | None = None
+
+
+class RespondentStage(Out):
+    loan_id: int
+    stage: str
+
+
+class RespondentOut(Out):
+    id: int
+    user_id: int
+    liability_kind: str
+    recommended_outcome: str | None
+    decided_outcome: str | None
+    final_outcome: str | None
+    deviation_reason: str | None
+    statement: str | None
+    statement_at: str | None
+    stages: list[RespondentStage]
+
+
+class RespondentList(Out):
+    items: list[RespondentOut]
+
+
+class StatementIn(In):
+    statement: Annotated[str, Field(min_length=1, max_length=20000)]
+    expected_version: Version | None = None
+
+
+class UnperformedIn(In):
+    duty: Annotated[str, Field(min_length=1, max_length=16)]
+    causal: bool
+    evidence: list[Id] | None = Field(default=None, max_length=100)
+
+
+Code = Annotated[str, Field(min_length=1, max_length=16)]
+
+
+class StageFactsIn(In):
+    """The facts of one stage (domain.md §9): items established, duties shown unperformed, violation, dissent."""
+
+    positive: list[Code] = Field(default_factory=list, max_length=50)
+    mitigating: list[Code] = Field(default_factory=list, max_length=50)
+    negative: list[Code] = Field(default_factory=list, max_length=50)
+    violation: bool = False
+    unperformed: list[UnperformedIn] = Field(default_factory=list, max_length=50)
+    dissented: bool = False
+
+
+class FactsIn(In):
+    loan_id: Id
+    stage: Literal[STAGES]
+    facts: StageFactsIn
+    expected_version: Version | None = None
+
+
+class FactOut(Out):
+    respondent_id: int
+    loan_id: int
+    stage: str
+    facts: dict[str, Any]
+    rule_set_version_id: int
+    recorded_by_id: int | None
+    recorded_at: str
+
+
+class FactList(Out):
+    items: list[FactOut]
+
+
+class RespondentRecommendation(Out):
+    respondent_id: int
+    user_id: int
+    outcome: str | None
+    recommendation: dict[str, Any] | None = Field(
+        description="outcome, sanctions and per stage its outcome and explanation (each step, fired, fact, source)")
+
+
+class RecommendationOut(Out):
+    case_id: int
+    tolerance: dict[str, Any] | None
+    respondents: list[RespondentRecommendation]
+
+
+class VoteIn(In):
+    respondent_id: Id
+    outcome: Outcome
+    reason: Reason = ""
+    expected_version: Version | None = None
+
+
+class VoteOut(Out):
+    id: int
+    respondent_id: int
+    member_id: int
+    outcome: str
+    reason: str
+    cast_at: str
+    valid: bool
+
+
+class VoteList(Out):
+    items: list[VoteOut]
+
+
+class AppealIn(In):
+    grounds: Annotated[str, Field(min_length=1, max_length=20000)]
+    expected_version: Version | None = None
+
+
+class AppealDecisionIn(In):
+    decision: Literal["upheld", "altered"]
+    new_outcome: Outcome | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+    expected_version: Version | None = None
+
+
+class AppealOut(Out):
+    id: int
+    respondent_id: int
+    appealed_outcome: str
+    grounds: str
+    filed_at: str
+    decision: str | None
+    new_outcome: str | None
+    decision_reason: str | None
+    decided_by_id: int | None
+    decided_at: str | None
+
+
+class AppealList(Out):
+    items: list[AppealOut]
+
+
+class LetterOut(Out):
+    id: int
+    case_id: int
+    kind: str
+    respondent_id: int | None
+    appeal_id: int | None
+    doc_number: str
+    version: int
+    supersedes_id: int | None
+    template: str
+    template_version: str
+    locale: str
+    sha256: str = Field(description="SHA-256 of the PDF")
+    issued_by_id: int | None
+    issued_at: str
+    data: dict[str, Any]
+    pdf_url: str
+
+
+class LetterList(Out):
+    items: list[LetterOut]
+
+
+class AuditEventOut(Out):
+    seq: int
+    actor_id: int | None
+    actor: str
+    at: str
+    event: str
+    from_state: str | None
+    to_state: str | None
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditTrail(Out):
+    case_id: int
+    items: list[AuditEventOut]
+
+
+# --- what-if evaluation (domain.md §9) --------------------------------------------------------------------
+
+class EvaluationStage(StageFactsIn):
+    stage: Annotated[str, Field(min_length=1, max_length=20)]
+    loan: Annotated[str, Field(max_length=40)] | None = None
+
+
+class EvaluationRespondent(In):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    stages: list[EvaluationStage] = Field(min_length=1, max_length=50)
+
+
+class EvaluationIn(In):
+    """A what-if: facts per respondent and stage, a tolerance (ratios, balances, {"within": bool} or
+    {"branch": code, "period": date}), and the rule set ("current" or a version)."""
+
+    rule_set: Annotated[str, Field(min_length=1, max_length=40)] = "current"
+    tolerance: dict[str, Any] | None = None
+    respondents: list[EvaluationRespondent] = Field(min_length=1, max_length=100)
+
+
+class EvaluationStageOut(Out):
+    model_config = ConfigDict(extra="allow")
+    stage: str
+    outcome: Outcome
+    explanation: list[dict[str, Any]]
+
+
+class EvaluationRespondentOut(Out):
+    id: str | None
+    outcome: Outcome
+    sanctions: dict[str, Any]
+    stages: list[EvaluationStageOut]
+
+
+class EvaluationOut(Out):
+    rule_set: str
+    tolerance: dict[str, Any]
+    respondents: list[EvaluationRespondentOut]

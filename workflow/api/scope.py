@@ -1,0 +1,82 @@
+"""Who may see what through the API: the web UI's branch scope.
+
+Administrators and auditors see everything. Everyone else sees their home branch's subtree (a branch
+whose materialised path starts with their home branch's path), plus the cases they are a respondent in or
+investigate. Things outside the scope answer 404, as if they did not exist.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from ..domain.errors import NotFound
+from ..domain.permissions import has_role
+from ..models import Branch, Case, Enterprise, Loan, Respondent, User
+
+
+def sees_all(user: User) -> bool:
+    return has_role(user.role_set, "admin", "auditor")
+
+
+def home_path(session: Session, user: User) -> str:
+    branch = session.get(Branch, user.branch_id)
+    return branch.path if branch else "/-/"
+
+
+def _subtree_ids(session: Session, user: User):
+    return select(Branch.id).where(Branch.path.startswith(home_path(session, user)))
+
+
+def case_filter(session: Session, user: User):
+    """A WHERE clause for the cases the user may see (None: all)."""
+    if sees_all(user):
+        return None
+    mine = select(Respondent.case_id).where(Respondent.user_id == user.id)
+    return or_(Case.branch_id.in_(_subtree_ids(session, user)), Case.id.in_(mine), Case.investigator_id == user.id)
+
+
+def loan_filter(session: Session, user: User):
+    if sees_all(user):
+        return None
+    return Loan.branch_id.in_(_subtree_ids(session, user))
+
+
+def enterprise_filter(session: Session, user: User):
+    if sees_all(user):
+        return None
+    return Enterprise.id.in_(select(Loan.enterprise_id).where(loan_filter(session, user)))
+
+
+def visible_case(session: Session, user: User, case_id: int) -> Case:
+    """The case if the user may see it; NotFound otherwise."""
+    query = select(Case).where(Case.id == case_id)
+    where = case_filter(session, user)
+    if where is not None:
+        query = query.where(where)
+    case = session.exec(query).first()
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    return case
+
+
+def visible_loan(session: Session, user: User, loan_id: int) -> Loan:
+    query = select(Loan).where(Loan.id == loan_id)
+    where = loan_filter(session, user)
+    if where is not None:
+        query = query.where(where)
+    loan = session.exec(query).first()
+    if loan is None:
+        raise NotFound(f"loan {loan_id} does not exist")
+    return loan
+
+
+def visible_enterprise(session: Session, user: User, enterprise_id: int) -> Enterprise:
+    query = select(Enterprise).where(Enterprise.id == enterprise_id)
+    where = enterprise_filter(session, user)
+    if where is not None:
+        query = query.where(where)
+    ent = session.exec(query).first()
+    if ent is None:
+        raise NotFound(f"enterprise {enterprise_id} does not exist")
+    return ent

@@ -1,0 +1,589 @@
+"""The API's operations. Thin: parse (core), load in scope (404), one service call, answer.
+
+Permissions are the services' own (roles, segregation of duties); branch scope is `scope`.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from flask import Response, current_app, request
+from sqlmodel import select
+
+from ..db import read_session, unit_of_work
+from ..domain import states
+from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
+from ..domain.permissions import has_role
+from ..models import (
+    Appeal,
+    Branch,
+    Case,
+    CaseLoan,
+    Enterprise,
+    Letter,
+    Loan,
+    LoanStage,
+    Respondent,
+    StageFact,
+    User,
+    Vote,
+)
+from ..services import access_log, audit, cases, imports, investigation, letters, rulesets, tolerance
+from . import schemas as S
+from . import scope
+from .core import UnsupportedMediaType, operation, read_json_body
+
+E_READ = (401, 404)
+E_WRITE = (400, 401, 403, 404, 409, 413, 415, 422)
+
+
+def _engine():
+    return current_app.extensions["mianze.engine"]
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- pagination -----------------------------------------------------------------------------------------
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        last = int(value)
+        if kind != "id" or not 0 < last <= 2_147_483_647:
+            raise ValueError
+    except ValueError:
+        raise ValidationFailed("cursor: not a cursor this API handed out", field="cursor") from None
+    return last
+
+
+def _page(session, query, id_col, q: S.PageQuery):
+    rows = list(session.exec(query.where(id_col > _decode_cursor(q.cursor)).order_by(id_col).limit(q.limit + 1)))
+    more = len(rows) > q.limit
+    rows = rows[:q.limit]
+    return rows, (_encode_cursor(rows[-1].id) if more and rows else None)
+
+
+# --- serialisers ----------------------------------------------------------------------------------------
+
+def _branch(b: Branch) -> S.BranchOut:
+    return S.BranchOut(id=b.id, code=b.code, name=b.name, name_en=b.name_en, level=b.level, parent_id=b.parent_id,
+                       path=b.path, active=b.active)
+
+
+def _staff(u: User) -> S.StaffOut:
+    return S.StaffOut(id=u.id, username=u.username, name=u.name, employee_no=u.employee_no, branch_id=u.branch_id,
+                      roles=sorted(u.role_set), active=u.active)
+
+
+def _enterprise(e: Enterprise) -> S.EnterpriseOut:
+    return S.EnterpriseOut(id=e.id, name=e.name, uscc=e.uscc, kind=e.kind, owner_name=e.owner_name,
+                           industry=e.industry)
+
+
+def _loans(session, loans: list[Loan]) -> list[S.LoanOut]:
+    ids = [lo.id for lo in loans]
+    handlers: dict[int, list[S.StageHandlerOut]] = {i: [] for i in ids}
+    if ids:
+        rows = session.exec(select(LoanStage, User.employee_no).join(User, User.id == LoanStage.user_id)
+                            .where(LoanStage.loan_id.in_(ids)).order_by(LoanStage.loan_id, LoanStage.id))
+        for st, emp in rows:
+            handlers[st.loan_id].append(S.StageHandlerOut(stage=st.stage, user_id=st.user_id, employee_no=emp,
+                                                          performed_on=st.performed_on))
+    return [S.LoanOut(id=lo.id, loan_no=lo.loan_no, enterprise_id=lo.enterprise_id, branch_id=lo.branch_id,
+                      product_class=lo.product_class, credit_total=str(lo.credit_total), amount=str(lo.amount),
+                      balance=str(lo.balance), start_date=lo.start_date, maturity_date=lo.maturity_date,
+                      classification=lo.classification, written_off=lo.written_off, stages=handlers[lo.id])
+            for lo in loans]
+
+
+def _cases(session, rows: list[Case]) -> list[S.CaseOut]:
+    ids = [c.id for c in rows]
+    loans: dict[int, list[int]] = {i: [] for i in ids}
+    if ids:
+        for cl in session.exec(select(CaseLoan).where(CaseLoan.case_id.in_(ids)).order_by(CaseLoan.loan_id)):
+            loans[cl.case_id].append(cl.loan_id)
+    return [S.CaseOut(
+        id=c.id, number=c.number, branch_id=c.branch_id, enterprise_id=c.enterprise_id, state=c.state,
+        version=c.version, opened_at=_iso(c.opened_at), opened_by_id=c.opened_by_id,
+        investigator_id=c.investigator_id, legal_hold=c.legal_hold, batch_report=c.batch_report,
+        due_date=c.due_date, publicity_ends=c.publicity_ends, appeal_window_ends=c.appeal_window_ends,
+        submitted_at=_iso(c.submitted_at), determined_at=_iso(c.determined_at), final_at=_iso(c.final_at),
+        closed_at=_iso(c.closed_at), updated_at=_iso(c.updated_at), loan_ids=loans[c.id],
+        allowed_events=states.allowed_triggers(c.state)) for c in rows]
+
+
+def _respondent(session, case: Case, r: Respondent) -> S.RespondentOut:
+    mine = [S.RespondentStage(loan_id=a.loan_id, stage=a.stage)
+            for a in cases.stage_assignments(session, case.id) if a.user_id == r.user_id]
+    return S.RespondentOut(id=r.id, user_id=r.user_id, liability_kind=r.liability_kind,
+                           recommended_outcome=r.recommended_outcome, decided_outcome=r.decided_outcome,
+                           final_outcome=r.final_outcome, deviation_reason=r.deviation_reason, statement=r.statement,
+                           statement_at=_iso(r.statement_at), stages=mine)
+
+
+def _fact(f: StageFact) -> S.FactOut:
+    return S.FactOut(respondent_id=f.respondent_id, loan_id=f.loan_id, stage=f.stage, facts=f.facts,
+                     rule_set_version_id=f.rule_set_version_id, recorded_by_id=f.recorded_by_id,
+                     recorded_at=_iso(f.recorded_at))
+
+
+def _vote(v: Vote) -> S.VoteOut:
+    return S.VoteOut(id=v.id, respondent_id=v.respondent_id, member_id=v.member_id, outcome=v.outcome,
+                     reason=v.reason, cast_at=_iso(v.cast_at), valid=v.invalidated_at is None)
+
+
+def _appeal(a: Appeal) -> S.AppealOut:
+    return S.AppealOut(id=a.id, respondent_id=a.respondent_id, appealed_outcome=a.appealed_outcome, grounds=a.grounds,
+                       filed_at=_iso(a.filed_at), decision=a.decision, new_outcome=a.new_outcome,
+                       decision_reason=a.decision_reason, decided_by_id=a.decided_by_id,
+                       decided_at=_iso(a.decided_at))
+
+
+def _letter(lt: Letter) -> S.LetterOut:
+    return S.LetterOut(id=lt.id, case_id=lt.case_id, kind=lt.kind, respondent_id=lt.respondent_id,
+                       appeal_id=lt.appeal_id, doc_number=lt.doc_number, version=lt.version,
+                       supersedes_id=lt.supersedes_id, template=lt.template, template_version=lt.template_version,
+                       locale=lt.locale, sha256=lt.sha256, issued_by_id=lt.issued_by_id, issued_at=_iso(lt.issued_at),
+                       data=lt.data, pdf_url=f"/api/v1/letters/{lt.id}/pdf")
+
+
+def _actor(session, user: User) -> User:
+    return session.get(User, user.id)
+
+
+def _respondent_of(session, case: Case, respondent_id: int) -> Respondent:
+    r = session.get(Respondent, respondent_id)
+    if r is None or r.case_id != case.id:
+        raise NotFound(f"respondent {respondent_id} is not part of case {case.number}")
+    return r
+
+
+# --- branches, staff, enterprises -----------------------------------------------------------------------
+
+@operation("GET", "/branches", summary="List branches", tag="reference", query=S.PageQuery,
+           response=S.BranchPage, errors=(400, 401))
+def list_branches(user, query):
+    """Every branch of the hierarchy (head office, tier-1 branches, sub-branches, outlets)."""
+    with read_session(_engine()) as s:
+        rows, nxt = _page(s, select(Branch), Branch.id, query)
+        return S.BranchPage(items=[_branch(b) for b in rows], next_cursor=nxt)
+
+
+@operation("GET", "/branches/{branch_id}", summary="One branch", tag="reference", response=S.BranchOut,
+           errors=E_READ)
+def get_branch(user, branch_id):
+    with read_session(_engine()) as s:
+        b = s.get(Branch, branch_id)
+        if b is None:
+            raise NotFound(f"branch {branch_id} does not exist")
+        return _branch(b)
+
+
+@operation("GET", "/branches/{branch_id}/tolerance", summary="NPL tolerance of a branch for a period",
+           tag="loan book", query=S.PeriodQuery, response=S.ToleranceOut, errors=(400, 401, 404))
+def get_tolerance(user, branch_id, query):
+    """The branch with its whole subtree: imported regulator figures if recorded, else computed from the book."""
+    with read_session(_engine()) as s:
+        return S.ToleranceOut(**tolerance.for_branch(s, branch_id, query.period))
+
+
+@operation("GET", "/branches/{branch_id}/loan-book", summary="Loan-book snapshot of a branch for a period",
+           tag="loan book", query=S.PeriodQuery, response=S.LoanBookOut, errors=(400, 401, 404))
+def get_loan_book(user, branch_id, query):
+    """Balances of the branch and its subtree for the loans on the book at the period end (computed)."""
+    with read_session(_engine()) as s:
+        b = s.get(Branch, branch_id)
+        if b is None:
+            raise NotFound(f"branch {branch_id} does not exist")
+        snap = tolerance.all_branches(s, query.period)[branch_id].to_dict()
+        return S.LoanBookOut(branch_id=b.id, branch=b.code, period=query.period,
+                             **{k: snap.get(k) for k in ("all_balance", "all_npl_balance", "sme_balance",
+                                                         "sme_npl_balance", "all_ratio", "sme_ratio")})
+
+
+@operation("GET", "/staff", summary="List staff", tag="reference", query=S.StaffQuery, response=S.StaffPage,
+           errors=(400, 401))
+def list_staff(user, query):
+    """Staff with their branch and roles (identity numbers and phones are not exposed)."""
+    with read_session(_engine()) as s:
+        q = select(User)
+        if query.branch_id is not None:
+            q = q.where(User.branch_id == query.branch_id)
+        if query.role is not None:
+            q = q.where(User.roles.contains(query.role))
+        rows, nxt = _page(s, q, User.id, query)
+        return S.StaffPage(items=[_staff(u) for u in rows if query.role is None or query.role in u.role_set],
+                           next_cursor=nxt)
+
+
+@operation("GET", "/staff/{user_id}", summary="One member of staff", tag="reference", response=S.StaffOut,
+           errors=E_READ)
+def get_staff(user, user_id):
+    with read_session(_engine()) as s:
+        u = s.get(User, user_id)
+        if u is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return _staff(u)
+
+
+@operation("GET", "/enterprises", summary="List enterprises (borrowers)", tag="reference",
+           query=S.EnterpriseQuery, response=S.EnterprisePage, errors=(400, 401))
+def list_enterprises(user, query):
+    """Borrowers with a loan in your branch scope."""
+    with read_session(_engine()) as s:
+        q = select(Enterprise)
+        where = scope.enterprise_filter(s, user)
+        if where is not None:
+            q = q.where(where)
+        if query.uscc is not None:
+            q = q.where(Enterprise.uscc == query.uscc)
+        rows, nxt = _page(s, q, Enterprise.id, query)
+        return S.EnterprisePage(items=[_enterprise(e) for e in rows], next_cursor=nxt)
+
+
+@operation("GET", "/enterprises/{enterprise_id}", summary="One enterprise", tag="reference",
+           response=S.EnterpriseOut, errors=E_READ)
+def get_enterprise(user, enterprise_id):
+    with read_session(_engine()) as s:
+        return _enterprise(scope.visible_enterprise(s, user, enterprise_id))
+
+
+# --- loans ----------------------------------------------------------------------------------------------
+
+@operation("GET", "/loans", summary="List loans with their stage handlers", tag="loans", query=S.LoanQuery,
+           response=S.LoanPage, errors=(400, 401))
+def list_loans(user, query):
+    """Loans booked in your branch scope, filtered, in id order with cursor pagination."""
+    with read_session(_engine()) as s:
+        q = select(Loan)
+        where = scope.loan_filter(s, user)
+        if where is not None:
+            q = q.where(where)
+        for column, value in ((Loan.branch_id, query.branch_id), (Loan.enterprise_id, query.enterprise_id),
+                              (Loan.classification, query.classification),
+                              (Loan.product_class, query.product_class), (Loan.loan_no, query.loan_no)):
+            if value is not None:
+                q = q.where(column == value)
+        rows, nxt = _page(s, q, Loan.id, query)
+        return S.LoanPage(items=_loans(s, rows), next_cursor=nxt)
+
+
+@operation("GET", "/loans/{loan_id}", summary="One loan with its stage handlers", tag="loans",
+           response=S.LoanOut, errors=E_READ)
+def get_loan(user, loan_id):
+    with read_session(_engine()) as s:
+        return _loans(s, [scope.visible_loan(s, user, loan_id)])[0]
+
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@operation("POST", "/imports/loans", summary="Bulk import loans and their stage handlers", tag="loans",
+           query=S.ImportQuery, body=imports.LoanImport, raw_body=True, response=S.ImportResultOut,
+           errors=(400, 401, 403, 413, 415, 422),
+           extra_bodies={"text/csv": {"schema": {"type": "string"}},
+                         _XLSX: {"schema": {"type": "string", "format": "binary"}},
+                         "multipart/form-data": {"schema": {
+                             "type": "object", "required": ["file"],
+                             "properties": {"file": {"type": "string", "format": "binary",
+                                                     "description": "a .json, .csv or .xlsx file"}}}}})
+def import_loans(user, query):
+    """Administrators only. The whole file is validated first; any bad row → 422 listing every bad row
+    (`details.errors`: line, loan_no, reason) and nothing is written. Idempotent by loan number. For JSON,
+    `line` is the position of the loan in `loans` (1-based); for CSV and XLSX the line or row number."""
+    if not has_role(user.role_set, "admin"):
+        raise PermissionDenied("only administrators import loans")
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        data, fmt = read_json_body(), "json"
+        raw = request.get_data(cache=True)
+        rows = imports.read_json(data)
+    elif mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None or set(request.files) != {"file"} or request.form:
+            raise ValidationFailed("send one file in the form field 'file'", field="file")
+        raw = upload.read()
+        fmt = imports.format_of(upload.filename or "")
+        rows = imports.read_file(raw, fmt)
+    elif mimetype in ("text/csv", _XLSX):
+        raw = request.get_data(cache=True)
+        rows = imports.read_file(raw, "csv" if mimetype == "text/csv" else "xlsx")
+    else:
+        raise UnsupportedMediaType("send application/json, text/csv, an XLSX workbook or a multipart upload",
+                                   content_type=mimetype or None)
+    with unit_of_work(_engine()) as s:
+        result = imports.import_loans(s, _actor(s, user), rows, dry_run=query.dry_run,
+                                      source_sha256=imports.sha256_of(raw))
+    return S.ImportResultOut(**result.to_dict())
+
+
+# --- cases ----------------------------------------------------------------------------------------------
+
+@operation("POST", "/cases", summary="Open a case for one enterprise's non-performing loans", tag="cases",
+           body=S.CaseCreate, response=S.CaseOut, status=201, errors=E_WRITE)
+def create_case(user, body):
+    """Respondents come from the loans' stage handlers. Committee chairs, investigators and administrators;
+    the loans must be in your branch scope."""
+    if not has_role(user.role_set, "admin", "committee_chair", "investigator"):
+        raise PermissionDenied("opening a case needs the role admin, committee_chair or investigator")
+    with unit_of_work(_engine()) as s:
+        for loan_id in body.loan_ids:
+            scope.visible_loan(s, user, loan_id)
+        case = cases.open_case(s, _actor(s, user), body.loan_ids, batch_report=body.batch_report)
+        return _cases(s, [case])[0]
+
+
+@operation("GET", "/cases", summary="List cases", tag="cases", query=S.CaseQuery, response=S.CasePage,
+           errors=(400, 401))
+def list_cases(user, query):
+    """Cases in your scope, filtered, in id order; pass `next_cursor` back as `cursor` for the next page."""
+    with read_session(_engine()) as s:
+        q = select(Case)
+        where = scope.case_filter(s, user)
+        if where is not None:
+            q = q.where(where)
+        for column, value in ((Case.state, query.state), (Case.branch_id, query.branch_id),
+                              (Case.enterprise_id, query.enterprise_id),
+                              (Case.investigator_id, query.investigator_id)):
+            if value is not None:
+                q = q.where(column == value)
+        rows, nxt = _page(s, q, Case.id, query)
+        return S.CasePage(items=_cases(s, rows), next_cursor=nxt)
+
+
+@operation("GET", "/cases/{case_id}", summary="One case", tag="cases", response=S.CaseOut, errors=E_READ)
+def get_case(user, case_id):
+    with read_session(_engine()) as s:
+        return _cases(s, [scope.visible_case(s, user, case_id)])[0]
+
+
+_EVENT_MEMBERS = {
+    "assign_investigator": {"investigator_id"},
+    "return_for_investigation": {"reason"}, "reopen": {"reason"}, "withdraw": {"reason"},
+    "determine": {"deviation_reasons"},
+}
+
+
+def _fire_event(s, case: Case, actor: User, body: S.EventIn) -> None:
+    p, ev, v = body.payload, body.event, body.expected_version
+    given = {k for k in p.model_fields_set if getattr(p, k) is not None}
+    extra = given - _EVENT_MEMBERS.get(ev, set())
+    if extra:
+        raise ValidationFailed(f"payload: {ev} takes no {', '.join(sorted(extra))}", field="payload")
+    if ev == "assign_investigator":
+        if p.investigator_id is None:
+            raise ValidationFailed("payload.investigator_id is required", field="payload.investigator_id")
+        cases.assign_investigator(s, case, actor, p.investigator_id, expected_version=v)
+    elif ev in ("return_for_investigation", "reopen", "withdraw"):
+        getattr(cases, ev)(s, case, actor, p.reason or "", expected_version=v)
+    elif ev == "determine":
+        reasons = {int(k): r for k, r in (p.deviation_reasons or {}).items()}
+        cases.determine(s, case, actor, reasons, expected_version=v)
+    else:
+        getattr(cases, ev)(s, case, actor, expected_version=v)
+
+
+@operation("POST", "/cases/{case_id}/events", summary="Fire a lifecycle event", tag="cases", body=S.EventIn,
+           response=S.CaseOut, errors=E_WRITE)
+def post_event(user, case_id, body):
+    """The matching service verb runs with your permissions. 409 when the event is not allowed in the
+    current state, a guard does not hold, or `expected_version` is stale; `details` then has the case's
+    current `state` and `version`."""
+    with unit_of_work(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        states.ensure_allowed(case.state, body.event)
+        _fire_event(s, case, _actor(s, user), body)
+    with read_session(_engine()) as s:
+        return _cases(s, [s.get(Case, case_id)])[0]
+
+
+@operation("GET", "/cases/{case_id}/respondents", summary="Respondents of a case", tag="cases",
+           response=S.RespondentList, errors=E_READ)
+def list_respondents(user, case_id):
+    with read_session(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return S.RespondentList(items=[_respondent(s, case, r) for r in cases.respondents_of(s, case.id)])
+
+
+@operation("POST", "/cases/{case_id}/statement", summary="File your exemption statement", tag="cases",
+           body=S.StatementIn, response=S.RespondentOut, errors=E_WRITE)
+def file_statement(user, case_id, body):
+    """A respondent files (or replaces) their own statement until the investigation is submitted."""
+    with unit_of_work(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        r = cases.file_statement(s, case, _actor(s, user), body.statement, expected_version=body.expected_version)
+        return _respondent(s, case, r)
+
+
+@operation("GET", "/cases/{case_id}/respondents/{respondent_id}/facts", summary="Facts of a respondent",
+           tag="investigation", response=S.FactList, errors=E_READ)
+def list_facts(user, case_id, respondent_id):
+    with read_session(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        _respondent_of(s, case, respondent_id)
+        rows = s.exec(select(StageFact).where(StageFact.respondent_id == respondent_id)
+                      .order_by(StageFact.loan_id, StageFact.stage))
+        return S.FactList(items=[_fact(f) for f in rows])
+
+
+@operation("PUT", "/cases/{case_id}/respondents/{respondent_id}/facts",
+           summary="Record the facts of a respondent for one stage of one loan", tag="investigation",
+           body=S.FactsIn, response=S.FactOut, errors=E_WRITE)
+def put_facts(user, case_id, respondent_id, body):
+    """The case's investigator only. Unknown codes, a duty of another stage or a stage the respondent did
+    not hold → 400. Under review, changed facts recompute the recommendation and invalidate votes."""
+    with unit_of_work(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        _respondent_of(s, case, respondent_id)
+        row = investigation.record_facts(s, case, _actor(s, user), respondent_id, body.loan_id, body.stage,
+                                         body.facts.model_dump(exclude_none=True),
+                                         expected_version=body.expected_version)
+        return _fact(row)
+
+
+@operation("GET", "/cases/{case_id}/recommendation", summary="The recommendation with its explanation",
+           tag="review", response=S.RecommendationOut, errors=E_READ)
+def get_recommendation(user, case_id):
+    """Per respondent: the recommended outcome and, per stage, each precedence step consulted (fired or not),
+    the fact behind it and its source; with the tolerance frozen into the case."""
+    with read_session(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return S.RecommendationOut(case_id=case.id, tolerance=case.tolerance, respondents=[
+            S.RespondentRecommendation(respondent_id=r.id, user_id=r.user_id, outcome=r.recommended_outcome,
+                                       recommendation=r.recommendation)
+            for r in cases.respondents_of(s, case.id)])
+
+
+@operation("GET", "/cases/{case_id}/votes", summary="Votes on a case", tag="review", response=S.VoteList,
+           errors=E_READ)
+def list_votes(user, case_id):
+    with read_session(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return S.VoteList(items=[_vote(v) for v in s.exec(select(Vote).where(Vote.case_id == case.id)
+                                                           .order_by(Vote.id))])
+
+
+@operation("POST", "/cases/{case_id}/votes", summary="Vote on a respondent's outcome", tag="review",
+           body=S.VoteIn, response=S.VoteOut, status=201, errors=E_WRITE)
+def post_vote(user, case_id, body):
+    """Committee members of the deciding branch, not recused; a later vote replaces your earlier one."""
+    with unit_of_work(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        vote = cases.record_vote(s, case, _actor(s, user), body.respondent_id, body.outcome, body.reason,
+                                 expected_version=body.expected_version)
+        return _vote(vote)
+
+
+@operation("GET", "/cases/{case_id}/appeals", summary="Appeals of a case", tag="appeals",
+           response=S.AppealList, errors=E_READ)
+def list_appeals(user, case_id):
+    with read_session(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return S.AppealList(items=[_appeal(a) for a in s.exec(select(Appeal).where(Appeal.case_id == case.id)
+                                                               .order_by(Appeal.id))])
+
+
+@operation("POST", "/cases/{case_id}/appeals", summary="File your appeal", tag="appeals", body=S.AppealIn,
+           response=S.AppealOut, status=201, errors=E_WRITE)
+def post_appeal(user, case_id, body):
+    """A respondent appeals their own outcome during the appeal window."""
+    with unit_of_work(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return _appeal(cases.file_appeal(s, case, _actor(s, user), body.grounds,
+                                         expected_version=body.expected_version))
+
+
+@operation("POST", "/cases/{case_id}/appeals/{appeal_id}/decision", summary="Decide an appeal", tag="appeals",
+           body=S.AppealDecisionIn, response=S.AppealOut, errors=E_WRITE)
+def post_appeal_decision(user, case_id, appeal_id, body):
+    """Appeal reviewers who were not deciders: uphold, or alter to a less severe outcome (never worse)."""
+    with unit_of_work(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return _appeal(cases.decide_appeal(s, case, _actor(s, user), appeal_id, body.decision, body.new_outcome,
+                                           body.reason, expected_version=body.expected_version))
+
+
+@operation("GET", "/cases/{case_id}/letters", summary="Letters of a case", tag="letters",
+           response=S.LetterList, errors=E_READ)
+def list_letters(user, case_id):
+    with read_session(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return S.LetterList(items=[_letter(lt) for lt in s.exec(select(Letter).where(Letter.case_id == case.id)
+                                                                 .order_by(Letter.id))])
+
+
+@operation("POST", "/cases/{case_id}/letters", summary="Issue the determination letters", tag="letters",
+           response=S.LetterList, errors=E_WRITE)
+def issue_letters(user, case_id):
+    """Committee chairs and administrators, once the case is determined; a rerun issues only what is missing."""
+    if not has_role(user.role_set, "committee_chair", "admin"):
+        raise PermissionDenied("issuing letters needs the role committee_chair or admin")
+    with unit_of_work(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        if case.state != "determined":
+            raise states.TransitionNotAllowed("determination letters are issued once the case is determined",
+                                              state=case.state, event="issue_letters")
+        issued = letters.issue_determination_letters(s, case, _actor(s, user))
+        return S.LetterList(items=[_letter(lt) for lt in issued])
+
+
+def _visible_letter(s, user, letter_id: int) -> Letter:
+    lt = s.get(Letter, letter_id)
+    if lt is None:
+        raise NotFound(f"letter {letter_id} does not exist")
+    scope.visible_case(s, user, lt.case_id)
+    return lt
+
+
+@operation("GET", "/letters/{letter_id}", summary="Letter metadata", tag="letters", response=S.LetterOut,
+           errors=E_READ)
+def get_letter(user, letter_id):
+    with read_session(_engine()) as s:
+        return _letter(_visible_letter(s, user, letter_id))
+
+
+@operation("GET", "/letters/{letter_id}/pdf", summary="The letter's PDF, as issued", tag="letters",
+           produces="application/pdf", errors=E_READ)
+def get_letter_pdf(user, letter_id):
+    """The stored PDF, byte for byte (its SHA-256 is in the metadata). The download is logged."""
+    with unit_of_work(_engine()) as s:
+        lt = _visible_letter(s, user, letter_id)
+        access_log.record(s, user, "download_letter", lt.doc_number, lt.case_id, {"letter_id": lt.id, "via": "api"})
+        pdf, number = lt.pdf, lt.doc_number
+    safe = "".join(ch for ch in number if ch.isascii() and ch.isalnum()) or "letter"
+    return Response(pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{safe}.pdf"'})
+
+
+@operation("GET", "/cases/{case_id}/audit", summary="Audit trail of a case", tag="audit",
+           response=S.AuditTrail, errors=E_READ)
+def get_audit(user, case_id):
+    """Every event of the case in chain order, with the hashes that link it into the audit chain."""
+    with read_session(_engine()) as s:
+        case = scope.visible_case(s, user, case_id)
+        return S.AuditTrail(case_id=case.id, items=[S.AuditEventOut(**{k: v for k, v in ev.items() if k != "case_id"})
+                                                     for ev in audit.iter_events(s, case_id=case.id)])
+
+
+@operation("POST", "/evaluations", summary="What-if evaluation (domain.md §9)", tag="rules",
+           body=S.EvaluationIn, response=S.EvaluationOut, errors=(400, 401, 413, 415))
+def post_evaluation(user, body):
+    """The recommendation engine on facts you supply; nothing is stored. Unknown codes or stages → 400."""
+    request_json = body.model_dump(exclude_unset=True)
+    with read_session(_engine()) as s:
+        return S.EvaluationOut(**rulesets.evaluate(s, request_json))
+

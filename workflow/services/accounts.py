@@ -1,0 +1,271 @@
+"""Accounts and organisation administration: passwords (argon2id), users and roles, branches, calendar.
+
+Every change is audited in the caller's transaction. Password hashes never enter an audit payload.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
+from ..domain.permissions import has_role, in_subtree
+from ..models import ROLES, Branch, CalendarOverride, User
+from . import audit
+
+LOCALES = ("zh", "en")
+MIN_PASSWORD_LENGTH = 10
+
+_DEFAULT_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+# A hash that takes as long to check as a real one, so an unknown username is not revealed by timing.
+_DUMMY_HASH = _DEFAULT_HASHER.hash("not a real password")
+
+
+def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
+    """An argon2id hash of `password`."""
+    return (hasher or _DEFAULT_HASHER).hash(password)
+
+
+def check_password_strength(password: str) -> None:
+    """Raise ValidationFailed for a password too short or too simple to keep."""
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    if password.isdigit() or password.isalpha():
+        raise ValidationFailed("the password needs both letters and digits or symbols", field="password")
+
+
+def authenticate(session: Session, username: str, password: str,
+                 hasher: PasswordHasher | None = None) -> User | None:
+    """The active user with these credentials, or None. Rehashes an outdated hash (the caller commits)."""
+    hasher = hasher or _DEFAULT_HASHER
+    user = session.exec(select(User).where(User.username == (username or "").strip())).first()
+    if user is None or not user.active or not user.password_hash:
+        try:
+            hasher.verify(_DUMMY_HASH, password or "")
+        except (VerificationError, InvalidHashError):
+            pass
+        return None
+    try:
+        hasher.verify(user.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return None
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def _require_admin(actor: User) -> None:
+    if not has_role(actor.role_set, "admin"):
+        raise PermissionDenied("this action needs the administrator role")
+
+
+def _branch(session: Session, branch_id: int) -> Branch:
+    branch = session.get(Branch, branch_id)
+    if branch is None:
+        raise ValidationFailed(f"branch {branch_id} does not exist", field="branch_id")
+    return branch
+
+
+def _require_in_admin_scope(session: Session, actor: User, branch: Branch) -> None:
+    home = session.get(Branch, actor.branch_id)
+    if not in_subtree(branch.path, home.path):
+        raise PermissionDenied("administrators manage only the branches and staff of their own subtree")
+
+
+def _clean_roles(roles) -> str:
+    wanted = roles.split() if isinstance(roles, str) else list(roles)
+    unknown = [r for r in wanted if r not in ROLES]
+    if unknown:
+        raise ValidationFailed(f"unknown role(s): {', '.join(unknown)}", field="roles")
+    return " ".join(r for r in ROLES if r in wanted)
+
+
+def create_user(session: Session, actor: User, *, username: str, name: str, employee_no: str, branch_id: int,
+                roles, password: str, locale: str = "zh", hasher: PasswordHasher | None = None) -> User:
+    """Create a member of staff with roles and an initial password.
+
+    Raises PermissionDenied (not an administrator of that branch) and ValidationFailed (taken username or
+    employee number, unknown role or branch, weak password).
+    """
+    _require_admin(actor)
+    username, name, employee_no = (username or "").strip(), (name or "").strip(), (employee_no or "").strip()
+    if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        raise ValidationFailed("the username may contain letters, digits, '.', '-' and '_' only", field="username")
+    if not name:
+        raise ValidationFailed("the name is required", field="name")
+    if not employee_no:
+        raise ValidationFailed("the employee number is required", field="employee_no")
+    if session.exec(select(User).where(User.username == username)).first():
+        raise ValidationFailed(f"the username {username} is taken", field="username")
+    if session.exec(select(User).where(User.employee_no == employee_no)).first():
+        raise ValidationFailed(f"the employee number {employee_no} is taken", field="employee_no")
+    branch = _branch(session, branch_id)
+    _require_in_admin_scope(session, actor, branch)
+    if locale not in LOCALES:
+        raise ValidationFailed("unknown language", field="locale")
+    clean_roles = _clean_roles(roles)
+    check_password_strength(password)
+    user = User(username=username, name=name, employee_no=employee_no, branch_id=branch.id, roles=clean_roles,
+                password_hash=hash_password(password, hasher), locale=locale)
+    session.add(user)
+    session.flush()
+    audit.record(session, event="create_user", actor=actor,
+                 payload={"user_id": user.id, "username": username, "branch": branch.code, "roles": clean_roles})
+    return user
+
+
+def update_user(session: Session, actor: User, user_id: int, *, name: str, branch_id: int, roles,
+                active: bool) -> User:
+    """Change a user's name, home branch, roles or active flag (administrators cannot lock themselves out)."""
+    _require_admin(actor)
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    _require_in_admin_scope(session, actor, session.get(Branch, user.branch_id))
+    branch = _branch(session, branch_id)
+    _require_in_admin_scope(session, actor, branch)
+    clean_roles = _clean_roles(roles)
+    if user.id == actor.id and (not active or "admin" not in clean_roles.split()):
+        raise ValidationFailed("you cannot remove your own administrator role or deactivate yourself",
+                               field="roles")
+    if not (name or "").strip():
+        raise ValidationFailed("the name is required", field="name")
+    before = {"name": user.name, "branch_id": user.branch_id, "roles": user.roles, "active": user.active}
+    user.name, user.branch_id, user.roles, user.active = name.strip(), branch.id, clean_roles, bool(active)
+    session.add(user)
+    session.flush()
+    audit.record(session, event="update_user", actor=actor,
+                 payload={"user_id": user.id, "username": user.username, "before": before,
+                          "after": {"name": user.name, "branch_id": user.branch_id, "roles": user.roles,
+                                    "active": user.active}})
+    return user
+
+
+def set_password(session: Session, actor: User, user_id: int, password: str, *, current_password: str | None = None,
+                 hasher: PasswordHasher | None = None) -> User:
+    """Set a user's password: administrators for staff of their subtree, anyone for themselves
+    (with their current password)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    if actor.id == user.id:
+        try:
+            (hasher or _DEFAULT_HASHER).verify(user.password_hash, current_password or "")
+        except (VerificationError, InvalidHashError) as exc:
+            raise ValidationFailed("the current password is wrong", field="current_password") from exc
+    else:
+        _require_admin(actor)
+        _require_in_admin_scope(session, actor, session.get(Branch, user.branch_id))
+    check_password_strength(password)
+    user.password_hash = hash_password(password, hasher)
+    session.add(user)
+    session.flush()
+    audit.record(session, event="set_password", actor=actor, payload={"user_id": user.id,
+                                                                       "username": user.username})
+    return user
+
+
+def set_locale(session: Session, actor: User, locale: str) -> User:
+    """A user chooses their interface language."""
+    if locale not in LOCALES:
+        raise ValidationFailed("unknown language", field="locale")
+    user = session.get(User, actor.id)
+    if user.locale != locale:
+        user.locale = locale
+        session.add(user)
+        session.flush()
+        audit.record(session, event="set_locale", actor=actor, payload={"user_id": user.id, "locale": locale})
+    return user
+
+
+def create_branch(session: Session, actor: User, *, code: str, name: str, name_en: str,
+                  parent_id: int) -> Branch:
+    """Add a branch under an existing one (one level below it; outlets have no children)."""
+    _require_admin(actor)
+    code, name = (code or "").strip().upper(), (name or "").strip()
+    if not code or not code.replace("_", "").replace("-", "").isalnum() or len(code) > 32:
+        raise ValidationFailed("the code may contain letters, digits, '-' and '_' only (at most 32)", field="code")
+    if not name:
+        raise ValidationFailed("the name is required", field="name")
+    if session.exec(select(Branch).where(Branch.code == code)).first():
+        raise ValidationFailed(f"the branch code {code} is taken", field="code")
+    parent = _branch(session, parent_id)
+    _require_in_admin_scope(session, actor, parent)
+    if parent.level >= 3:
+        raise ValidationFailed("an outlet cannot have branches below it", field="parent_id")
+    branch = Branch(code=code, name=name, name_en=(name_en or "").strip(), level=parent.level + 1,
+                    parent_id=parent.id)
+    session.add(branch)
+    session.flush()
+    branch.path = f"{parent.path}{branch.id}/"
+    session.add(branch)
+    session.flush()
+    audit.record(session, event="create_branch", actor=actor,
+                 payload={"branch_id": branch.id, "code": code, "name": name, "parent": parent.code})
+    return branch
+
+
+def update_branch(session: Session, actor: User, branch_id: int, *, name: str, name_en: str,
+                  active: bool) -> Branch:
+    """Rename a branch or mark it inactive (its history stays)."""
+    _require_admin(actor)
+    branch = session.get(Branch, branch_id)
+    if branch is None:
+        raise NotFound(f"branch {branch_id} does not exist")
+    _require_in_admin_scope(session, actor, branch)
+    if not (name or "").strip():
+        raise ValidationFailed("the name is required", field="name")
+    if branch.id == actor.branch_id and not active:
+        raise ValidationFailed("you cannot deactivate your own branch", field="active")
+    before = {"name": branch.name, "name_en": branch.name_en, "active": branch.active}
+    branch.name, branch.name_en, branch.active = name.strip(), (name_en or "").strip(), bool(active)
+    session.add(branch)
+    session.flush()
+    audit.record(session, event="update_branch", actor=actor,
+                 payload={"branch_id": branch.id, "code": branch.code, "before": before,
+                          "after": {"name": branch.name, "name_en": branch.name_en, "active": branch.active}})
+    return branch
+
+
+def _require_head_office_admin(session: Session, actor: User) -> None:
+    _require_admin(actor)
+    if session.get(Branch, actor.branch_id).level != 0:
+        raise PermissionDenied("only head-office administrators change bank-wide settings")
+
+
+def set_calendar_override(session: Session, actor: User, day: date, working: bool, note: str) -> CalendarOverride:
+    """Mark one date as a working day or a holiday, overriding the packaged calendar (bank-wide)."""
+    _require_head_office_admin(session, actor)
+    if not (note or "").strip():
+        raise ValidationFailed("a note saying why is required", field="note")
+    row = session.get(CalendarOverride, day)
+    if row is None:
+        row = CalendarOverride(day=day, working=working, note=note.strip()[:200], created_by_id=actor.id)
+    else:
+        row.working, row.note, row.created_by_id = working, note.strip()[:200], actor.id
+    session.add(row)
+    session.flush()
+    audit.record(session, event="set_calendar_override", actor=actor,
+                 payload={"day": day.isoformat(), "working": working, "note": row.note})
+    return row
+
+
+def remove_calendar_override(session: Session, actor: User, day: date) -> None:
+    """Drop an override: the packaged calendar applies to that date again."""
+    _require_head_office_admin(session, actor)
+    row = session.get(CalendarOverride, day)
+    if row is None:
+        raise NotFound(f"there is no override for {day.isoformat()}")
+    session.delete(row)
+    session.flush()
+    audit.record(session, event="remove_calendar_override", actor=actor, payload={"day": day.isoformat()})
+
+
+def require_head_office_admin(session: Session, actor: User) -> None:
+    """Raise PermissionDenied unless the actor administers the whole bank (rule sets, calendar)."""
+    _require_head_office_admin(session, actor)

@@ -1,0 +1,695 @@
+"""The case page and a form for every step of the lifecycle.
+
+Each POST: parse, load (404), check scope and permission (403), call the service in one unit of work with
+the version the user saw (409 when someone changed the case first), then redirect to the case page.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections import Counter
+from io import BytesIO
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlmodel import select
+
+from ..db import unit_of_work
+from ..domain import rules
+from ..domain.errors import ConflictError, GuardFailed, ValidationFailed
+from ..domain.states import SEVERITY
+from ..models import (
+    OUTCOMES,
+    Appeal,
+    AuditEvent,
+    Branch,
+    Case,
+    Enterprise,
+    Evidence,
+    Letter,
+    Loan,
+    LoanStage,
+    Respondent,
+    RuleSetVersion,
+    StageFact,
+    User,
+)
+from ..services import access_log, investigation, letters, rulesets
+from ..services import cases as case_service
+from . import access
+from .common import (
+    actor,
+    deny,
+    engine,
+    expected_version,
+    int_field,
+    load_case,
+    not_found,
+    reading,
+    require,
+    text_field,
+    today,
+)
+from .messages import translate
+
+bp = Blueprint("cases", __name__, url_prefix="/cases")
+
+
+def _back(case_id: int, anchor: str = ""):
+    return redirect(url_for("cases.show", case_id=case_id) + (f"#{anchor}" if anchor else ""))
+
+
+def _ensure_ready(s, case: Case, action: str) -> None:
+    """409 when the case's state (or the machine's guards) do not allow the action now."""
+    reasons = access.machine_reasons(s, case, action, today())
+    if reasons:
+        raise GuardFailed("not possible now", reasons=reasons)
+
+
+def _errors_from(exc: ValidationFailed, default_field: str = "_") -> dict[str, str]:
+    return {exc.details.get("field") or default_field: translate(exc.message)}
+
+
+# --- the case page -----------------------------------------------------------------------------------------
+
+def _rule_sets(s, ids) -> dict[int, rules.RuleSet]:
+    return {i: rulesets.parsed(s.get(RuleSetVersion, i)) for i in set(ids)}
+
+
+def case_page_data(s, case: Case, cf: access.CaseFacts) -> dict:
+    """Everything the case page shows, loaded with a bounded number of queries."""
+    enterprise = s.get(Enterprise, case.enterprise_id)
+    branch = s.get(Branch, case.branch_id)
+    loans = case_service.case_loans(s, case.id)
+    loan_by_id = {lo.id: lo for lo in loans}
+    respondents = case_service.respondents_of(s, case.id)
+    user_ids = {r.user_id for r in respondents} | {case.investigator_id} - {None}
+    assignments = case_service.stage_assignments(s, case.id)
+    votes = case_service.valid_votes(s, case.id)
+    user_ids |= {v.member_id for v in votes}
+    appeals = list(s.exec(select(Appeal).where(Appeal.case_id == case.id).order_by(Appeal.id)))
+    user_ids |= {a.decided_by_id for a in appeals if a.decided_by_id}
+    users = {u.id: u for u in s.exec(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    branches = {b.id: b for b in s.exec(select(Branch).where(Branch.id.in_({u.branch_id for u in users.values()})))}
+    facts = list(s.exec(select(StageFact).join(Respondent, Respondent.id == StageFact.respondent_id)
+                        .where(Respondent.case_id == case.id)))
+    fact_at = {(f.respondent_id, f.loan_id, f.stage): f for f in facts}
+    rs_by_id = _rule_sets(s, [f.rule_set_version_id for f in facts] + [case.rule_set_version_id])
+    procedure = rs_by_id[case.rule_set_version_id]
+    evidence = list(s.exec(select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id)))
+    letter_rows = s.exec(select(Letter.id, Letter.kind, Letter.doc_number, Letter.version, Letter.issued_at,
+                                Letter.respondent_id, Letter.supersedes_id)
+                         .where(Letter.case_id == case.id).order_by(Letter.id)).all()
+    events = list(s.exec(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)))
+    people = []
+    for r in respondents:
+        mine = [a for a in assignments if a.user_id == r.user_id]
+        stages = []
+        for a in mine:
+            f = fact_at.get((r.id, a.loan_id, a.stage))
+            stages.append({"loan": loan_by_id.get(a.loan_id), "stage": a.stage, "performed_on": a.performed_on,
+                           "fact": f, "rs": rs_by_id.get(f.rule_set_version_id) if f else None})
+        tally = Counter(v.outcome for v in votes if v.respondent_id == r.id)
+        user = users.get(r.user_id)
+        people.append({"r": r, "user": user, "branch": branches.get(user.branch_id) if user else None,
+                       "stages": stages, "tally": tally,
+                       "carried": case_service.decided_by_votes(s, case, r, procedure)
+                       if case.state == "under_review" else None})
+    return {
+        "case": case, "enterprise": enterprise, "branch": branch, "loans": loans, "people": people,
+        "users": users, "votes": votes, "appeals": appeals, "evidence": evidence, "letters": letter_rows,
+        "events": events, "procedure": procedure,
+        "respondent_by_id": {r.id: r for r in respondents},
+        "investigator": users.get(case.investigator_id),
+        "eligible_voters": case_service.eligible_voters(s, case) if case.state == "under_review" else [],
+    }
+
+
+@bp.get("/<int:case_id>")
+@login_required
+def show(case_id: int):
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        data = case_page_data(s, case, cf)
+        actions = access.case_actions(s, case, current_user, cf, today())
+    with unit_of_work(engine()) as s:
+        access_log.record(s, current_user, "view_case", target=case.number, case_id=case.id)
+    return render_template("cases/show.html", **data, actions=actions, today=today(),
+                           action_states={k: v[0] for k, v in access.ACTIONS.items()})
+
+
+@bp.get("/<int:case_id>/evidence/<int:evidence_id>")
+@login_required
+def download_evidence(case_id: int, evidence_id: int):
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        ev = s.get(Evidence, evidence_id)
+        if ev is None or ev.case_id != case.id:
+            not_found()
+    path = investigation.evidence_path(current_app.config["EVIDENCE_DIR"], ev)
+    if not path.exists():
+        not_found(_("The file of this evidence is missing from the evidence store; tell the administrator."))
+    with unit_of_work(engine()) as s:
+        access_log.record(s, current_user, "download_evidence", target=ev.filename, case_id=case.id,
+                          details={"evidence_id": ev.id, "sha256": ev.sha256})
+    return send_file(BytesIO(path.read_bytes()), mimetype=ev.content_type, as_attachment=True,
+                     download_name=ev.filename)
+
+
+@bp.get("/<int:case_id>/letters/<int:letter_id>.pdf")
+@login_required
+def download_letter(case_id: int, letter_id: int):
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        letter = s.get(Letter, letter_id)
+        if letter is None or letter.case_id != case.id:
+            not_found()
+        pdf, name = letter.pdf, f"{letter.doc_number}.pdf"
+    with unit_of_work(engine()) as s:
+        access_log.record(s, current_user, "download_letter", target=letter.doc_number, case_id=case.id,
+                          details={"letter_id": letter.id, "sha256": letter.sha256})
+    return send_file(BytesIO(pdf), mimetype="application/pdf", as_attachment=False, download_name=name)
+
+
+# --- registration ------------------------------------------------------------------------------------------
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    if not access.can_register(current_user):
+        deny(str(access.NOT_YOURS))
+    errors: dict[str, str] = {}
+    loan_text = text_field("loans") if request.method == "POST" else request.args.get("loans", "")
+    if request.method == "POST":
+        numbers = [n for n in loan_text.replace(",", " ").replace("，", " ").split() if n]
+        if not numbers:
+            errors["loans"] = _("Enter at least one loan number.")
+        else:
+            try:
+                with unit_of_work(engine()) as s:
+                    found = dict(s.exec(select(Loan.loan_no, Loan.id).where(Loan.loan_no.in_(numbers))).all())
+                    unknown = [n for n in numbers if n not in found]
+                    if unknown:
+                        raise ValidationFailed("unknown loans", field="loans", unknown=unknown)
+                    case = case_service.open_case(s, actor(s), list(found.values()),
+                                                  batch_report=request.form.get("batch_report") == "1")
+                    case_id = case.id
+            except ValidationFailed as exc:
+                if exc.details.get("unknown"):
+                    errors["loans"] = _("Unknown loan number(s): %(numbers)s", numbers=", ".join(exc.details["unknown"]))
+                else:
+                    errors = _errors_from(exc, "loans")
+            else:
+                flash(_("The case has been registered."), "success")
+                return _back(case_id)
+    return render_template("cases/new.html", errors=errors, loan_text=loan_text), (400 if errors else 200)
+
+
+# --- investigation -----------------------------------------------------------------------------------------
+
+@bp.route("/<int:case_id>/assign", methods=["GET", "POST"])
+@login_required
+def assign(case_id: int):
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        version = expected_version()
+        investigator_id = int_field("investigator_id")
+        if investigator_id is None:
+            errors["investigator_id"] = _("Choose an investigator.")
+        else:
+            try:
+                with unit_of_work(engine()) as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, "assign")
+                    case_service.assign_investigator(s, case, actor(s), investigator_id, expected_version=version)
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "investigator_id")
+            else:
+                flash(_("The investigator has been assigned and the investigation has started."), "success")
+                return _back(case_id)
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "assign")
+        _ensure_ready_for_form(s, case, "assign")
+        candidates = access.investigator_candidates(s, case)
+        branches = {b.id: b for b in s.exec(select(Branch))}
+    return render_template("cases/assign.html", case=case, candidates=candidates, branches=branches,
+                           errors=errors), (400 if errors else 200)
+
+
+def _ensure_ready_for_form(s, case: Case, action: str) -> None:
+    """A form page is only offered in a state where its step can be taken."""
+    action_states, _trigger = access.ACTIONS[action]
+    if case.state not in action_states:
+        _ensure_ready(s, case, action)
+
+
+def _my_respondent(s, case: Case) -> Respondent | None:
+    return s.exec(select(Respondent).where(Respondent.case_id == case.id,
+                                           Respondent.user_id == current_user.id)).first()
+
+
+def _store_upload(s, case: Case, me: User, *, field: str = "file", kind: str, respondent_id=None,
+                  appeal_id=None, description: str = "") -> Evidence | None:
+    """Store an uploaded file as evidence (None when no file was chosen)."""
+    upload = request.files.get(field)
+    if upload is None or not upload.filename:
+        return None
+    content_type = upload.mimetype or ""
+    if content_type in ("", "application/octet-stream"):
+        content_type = mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
+    return investigation.add_evidence(
+        s, case, me, filename=upload.filename, content_type=content_type, data=upload.read(),
+        storage_dir=current_app.config["EVIDENCE_DIR"], description=description, respondent_id=respondent_id,
+        appeal_id=appeal_id, kind=kind, max_bytes=int(current_app.config.get("MAX_CONTENT_LENGTH") or 20 << 20))
+
+
+@bp.route("/<int:case_id>/statement", methods=["GET", "POST"])
+@login_required
+def statement(case_id: int):
+    errors: dict[str, str] = {}
+    text = text_field("statement") if request.method == "POST" else None
+    if request.method == "POST":
+        version = expected_version()
+        if not text:
+            errors["statement"] = _("Write your statement.")
+        else:
+            try:
+                with unit_of_work(engine()) as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, "statement")
+                    me = actor(s)
+                    mine = _my_respondent(s, case)
+                    _store_upload(s, case, me, kind="statement", respondent_id=mine.id if mine else None,
+                                  description=text_field("description"))
+                    case_service.file_statement(s, case, me, text, expected_version=version)
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "statement")
+            else:
+                flash(_("Your statement has been filed."), "success")
+                return _back(case_id, "respondents")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "statement")
+        _ensure_ready_for_form(s, case, "statement")
+        mine = _my_respondent(s, case)
+    return render_template("cases/statement.html", case=case, respondent=mine,
+                           text=text if text is not None else (mine.statement or ""), errors=errors), \
+        (400 if errors else 200)
+
+
+@bp.route("/<int:case_id>/evidence", methods=["GET", "POST"])
+@login_required
+def evidence(case_id: int):
+    errors: dict[str, str] = {}
+    next_url = request.values.get("next") or ""
+    if not next_url.startswith(f"/cases/{case_id}"):
+        next_url = url_for("cases.show", case_id=case_id) + "#evidence"
+    if request.method == "POST":
+        expected_version()
+        try:
+            with unit_of_work(engine()) as s:
+                case, cf = load_case(s, case_id)
+                require(cf, "evidence")
+                _ensure_ready(s, case, "evidence")
+                me = actor(s)
+                mine = _my_respondent(s, case)
+                if mine is not None:
+                    appeal = s.exec(select(Appeal).where(Appeal.respondent_id == mine.id)).first()
+                    kind, rid, aid = ("appeal" if case.state == "appeal_window" else "statement"), mine.id, \
+                        (appeal.id if appeal else None)
+                else:
+                    kind, rid, aid = "investigation", int_field("respondent_id"), None
+                    if rid is not None and rid not in {r.id for r in case_service.respondents_of(s, case.id)}:
+                        raise ValidationFailed("unknown respondent", field="respondent_id")
+                if _store_upload(s, case, me, kind=kind, respondent_id=rid, appeal_id=aid,
+                                 description=text_field("description")) is None:
+                    raise ValidationFailed("choose a file", field="file")
+        except ValidationFailed as exc:
+            errors = _errors_from(exc, "file")
+            if exc.message == "choose a file":
+                errors = {"file": _("Choose a file to upload.")}
+        else:
+            flash(_("The evidence has been stored."), "success")
+            return redirect(next_url)
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "evidence")
+        _ensure_ready_for_form(s, case, "evidence")
+        respondents = case_service.respondents_of(s, case.id)
+        users = {u.id: u for u in s.exec(select(User).where(User.id.in_([r.user_id for r in respondents])))}
+    return render_template("cases/evidence.html", case=case, respondents=respondents, users=users,
+                           is_respondent=current_user.id in cf.respondent_user_ids, next_url=next_url,
+                           errors=errors), (400 if errors else 200)
+
+
+def _facts_from_form(form, rs: rules.RuleSet, stage: str) -> dict:
+    unperformed = []
+    for duty in rs.duties_for(stage):
+        if form.get(f"duty_{duty.code}") == "unperformed":
+            unperformed.append({"duty": duty.code, "causal": form.get(f"causal_{duty.code}") == "1",
+                                "evidence": [int(e) for e in form.getlist(f"evidence_{duty.code}") if e.isdigit()]})
+    return {"positive": form.getlist("positive"), "mitigating": form.getlist("mitigating"),
+            "negative": form.getlist("negative"), "violation": form.get("violation") == "1",
+            "dissented": form.get("dissented") == "1", "unperformed": unperformed}
+
+
+def _items_for(items, stage: str):
+    return [i for i in items if i.stages is None or stage in i.stages]
+
+
+@bp.route("/<int:case_id>/facts/<int:respondent_id>/<int:loan_id>/<stage>", methods=["GET", "POST"])
+@login_required
+def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
+    errors: dict[str, str] = {}
+    posted = None
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "facts")
+        _ensure_ready_for_form(s, case, "facts")
+        respondent = s.get(Respondent, respondent_id)
+        loan = s.get(Loan, loan_id)
+        if respondent is None or respondent.case_id != case.id or loan is None:
+            not_found()
+        assignment = s.exec(select(LoanStage).where(LoanStage.loan_id == loan_id, LoanStage.stage == stage,
+                                                    LoanStage.user_id == respondent.user_id)).first()
+        if assignment is None:
+            not_found()
+        version_row = rulesets.version_in_force(s, assignment.performed_on)
+        rs = rulesets.parsed(version_row)
+        existing = s.exec(select(StageFact).where(StageFact.respondent_id == respondent_id,
+                                                  StageFact.loan_id == loan_id, StageFact.stage == stage)).first()
+        evidence_rows = list(s.exec(select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id)))
+        person = s.get(User, respondent.user_id)
+    if request.method == "POST":
+        version = expected_version()
+        posted = _facts_from_form(request.form, rs, stage)
+        try:
+            with unit_of_work(engine()) as s:
+                case, cf = load_case(s, case_id)
+                require(cf, "facts")
+                investigation.record_facts(s, case, actor(s), respondent_id, loan_id, stage, posted,
+                                           expected_version=version)
+        except ValidationFailed as exc:
+            errors = _errors_from(exc)
+        else:
+            flash(_("The facts have been recorded."), "success")
+            return _back(case_id, f"r{respondent_id}")
+    current = posted if posted is not None else (existing.facts if existing else None)
+    unperformed = {u["duty"]: u for u in (current or {}).get("unperformed", [])}
+    return render_template("cases/facts.html", case=case, respondent=respondent, person=person, loan=loan,
+                           stage=stage, assignment=assignment, version_row=version_row, rs=rs,
+                           positive=_items_for(rs.positive, stage), mitigating=_items_for(rs.mitigating, stage),
+                           negative=_items_for(rs.negative, stage), duties=rs.duties_for(stage),
+                           current=current or {}, unperformed=unperformed, evidence=evidence_rows,
+                           errors=errors), (400 if errors else 200)
+
+
+# --- simple state changes (one button) ------------------------------------------------------------------------
+
+def _button(case_id: int, action: str, call, done: str):
+    version = expected_version()
+    with unit_of_work(engine()) as s:
+        case, cf = load_case(s, case_id)
+        require(cf, action)
+        call(s, case, actor(s), version)
+    flash(done, "success")
+    return _back(case_id)
+
+
+@bp.post("/<int:case_id>/submit")
+@login_required
+def submit(case_id: int):
+    return _button(case_id, "submit", lambda s, c, a, v: case_service.submit_investigation(
+        s, c, a, expected_version=v), _("The investigation has been submitted to the committee."))
+
+
+@bp.post("/<int:case_id>/letters")
+@login_required
+def issue_letters(case_id: int):
+    def call(s, case, me, version):
+        if case.version != version:  # issuing letters does not change the case, so compare here
+            raise ConflictError("the case was changed by someone else in the meantime; reload and try again")
+        letters.issue_determination_letters(s, case, me)
+
+    return _button(case_id, "issue_letters", call, _("The determination letters have been issued."))
+
+
+@bp.post("/<int:case_id>/publicity")
+@login_required
+def start_publicity(case_id: int):
+    return _button(case_id, "start_publicity", lambda s, c, a, v: case_service.start_publicity(
+        s, c, a, expected_version=v), _("The results are now on public notice."))
+
+
+@bp.post("/<int:case_id>/end-publicity")
+@login_required
+def end_publicity(case_id: int):
+    return _button(case_id, "end_publicity", lambda s, c, a, v: case_service.end_publicity(
+        s, c, a, expected_version=v), _("The publicity period has ended; the appeal window is open."))
+
+
+@bp.post("/<int:case_id>/close-appeal-window")
+@login_required
+def close_appeal_window(case_id: int):
+    return _button(case_id, "close_appeal_window", lambda s, c, a, v: case_service.close_appeal_window(
+        s, c, a, expected_version=v), _("The appeal window has been closed."))
+
+
+@bp.post("/<int:case_id>/conclude")
+@login_required
+def conclude(case_id: int):
+    return _button(case_id, "conclude", lambda s, c, a, v: case_service.conclude_appeals(
+        s, c, a, expected_version=v), _("The appeals are concluded; the determination is final."))
+
+
+@bp.post("/<int:case_id>/refer")
+@login_required
+def refer(case_id: int):
+    return _button(case_id, "refer", lambda s, c, a, v: case_service.refer_for_accountability(
+        s, c, a, expected_version=v), _("The case has been referred to the accountability procedure."))
+
+
+@bp.post("/<int:case_id>/close")
+@login_required
+def close(case_id: int):
+    return _button(case_id, "close", lambda s, c, a, v: case_service.close(s, c, a, expected_version=v),
+                   _("The case has been closed."))
+
+
+# --- steps that need a reason -------------------------------------------------------------------------------
+
+REASON_ACTIONS = {
+    "return": (lambda s, c, a, reason, v: case_service.return_for_investigation(s, c, a, reason, expected_version=v)),
+    "reopen": (lambda s, c, a, reason, v: case_service.reopen(s, c, a, reason, expected_version=v)),
+    "withdraw": (lambda s, c, a, reason, v: case_service.withdraw(s, c, a, reason, expected_version=v)),
+}
+
+
+def _reason_texts(action: str, case: Case | None = None) -> dict:
+    if action == "return":
+        return {"title": _("Return for investigation"), "button": _("Return to the investigator"),
+                "help": _("Votes cast so far will no longer count. Say what must be investigated further."),
+                "done": _("The case has been returned for investigation.")}
+    if action == "reopen":
+        return {"title": _("Reopen after an objection"), "button": _("Reopen"),
+                "help": _("A substantiated objection sends the case back to the committee; votes cast so far "
+                          "will no longer count."),
+                "done": _("The case has been reopened for review.")}
+    if action == "withdraw":
+        return {"title": _("Withdraw the case"), "button": _("Withdraw"),
+                "help": _("For example: the loan was recovered or upgraded, or the case was merged into another."),
+                "done": _("The case has been withdrawn.")}
+    hold = bool(case and case.legal_hold)
+    return {"title": _("Lift the legal hold") if hold else _("Place a legal hold"),
+            "button": _("Lift the hold") if hold else _("Place the hold"),
+            "help": _("A case under legal hold cannot be withdrawn."),
+            "done": _("The legal hold has been lifted.") if hold else _("The legal hold has been placed.")}
+
+
+@bp.route("/<int:case_id>/<any(return, reopen, withdraw, 'legal-hold'):step>", methods=["GET", "POST"])
+@login_required
+def reason_step(case_id: int, step: str):
+    action = step.replace("-", "_")
+    errors: dict[str, str] = {}
+    reason = text_field("reason")
+    if request.method == "POST":
+        version = expected_version()
+        if not reason:
+            errors["reason"] = _("Give a reason.")
+        else:
+            try:
+                with unit_of_work(engine()) as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, action)
+                    if action == "legal_hold":
+                        texts = _reason_texts(action, case)
+                        case_service.set_legal_hold(s, case, actor(s), not case.legal_hold, reason,
+                                                    expected_version=version)
+                    else:
+                        texts = _reason_texts(action)
+                        REASON_ACTIONS[action](s, case, actor(s), reason, version)
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "reason")
+            else:
+                flash(texts["done"], "success")
+                return _back(case_id)
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, action)
+        if action != "legal_hold":
+            _ensure_ready(s, case, action)
+    return render_template("cases/reason.html", case=case, step=step, texts=_reason_texts(action, case),
+                           reason=reason, errors=errors), (400 if errors else 200)
+
+
+# --- committee ------------------------------------------------------------------------------------------------
+
+@bp.route("/<int:case_id>/vote", methods=["GET", "POST"])
+@login_required
+def vote(case_id: int):
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        version = expected_version()
+        try:
+            with unit_of_work(engine()) as s:
+                case, cf = load_case(s, case_id)
+                require(cf, "vote")
+                me = actor(s)
+                cast = 0
+                for r in case_service.respondents_of(s, case.id):
+                    outcome = request.form.get(f"outcome_{r.id}", "")
+                    if outcome not in OUTCOMES:
+                        raise ValidationFailed("choose an outcome", field=f"outcome_{r.id}")
+                    case_service.record_vote(s, case, me, r.id, outcome, text_field(f"reason_{r.id}"),
+                                             expected_version=version if cast == 0 else None)
+                    cast += 1
+        except ValidationFailed as exc:
+            errors = _errors_from(exc)
+            if exc.message == "choose an outcome":
+                errors = {exc.details["field"]: _("Choose an outcome.")}
+        else:
+            flash(_("Your votes have been recorded."), "success")
+            return _back(case_id, "votes")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "vote")
+        _ensure_ready_for_form(s, case, "vote")
+        data = case_page_data(s, case, cf)
+        mine = {v.respondent_id: v for v in data["votes"] if v.member_id == current_user.id}
+    return render_template("cases/vote.html", **data, mine=mine, errors=errors, form=request.form), \
+        (400 if errors else 200)
+
+
+@bp.route("/<int:case_id>/determine", methods=["GET", "POST"])
+@login_required
+def determine(case_id: int):
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        version = expected_version()
+        reasons = {}
+        with reading() as s:
+            case, cf = load_case(s, case_id)
+            require(cf, "determine")
+            rs = rulesets.procedure_rules(s, case)
+            for r in case_service.respondents_of(s, case.id):
+                carried = case_service.decided_by_votes(s, case, r, rs)
+                reasons[r.id] = text_field(f"deviation_{r.id}")
+                if carried and carried != r.recommended_outcome and not reasons[r.id]:
+                    errors[f"deviation_{r.id}"] = _("The outcome differs from the recommendation: give the reason.")
+        if not errors:
+            with unit_of_work(engine()) as s:
+                case, cf = load_case(s, case_id)
+                require(cf, "determine")
+                case_service.determine(s, case, actor(s), reasons, expected_version=version)
+            flash(_("The determination has been signed."), "success")
+            return _back(case_id)
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "determine")
+        _ensure_ready_for_form(s, case, "determine")
+        data = case_page_data(s, case, cf)
+        blockers = access.machine_reasons(s, case, "determine", today())
+    return render_template("cases/determine.html", **data, blockers=blockers, errors=errors, form=request.form), \
+        (400 if errors else 200)
+
+
+# --- appeals --------------------------------------------------------------------------------------------------
+
+@bp.route("/<int:case_id>/appeal", methods=["GET", "POST"])
+@login_required
+def appeal(case_id: int):
+    errors: dict[str, str] = {}
+    grounds = text_field("grounds")
+    if request.method == "POST":
+        version = expected_version()
+        if not grounds:
+            errors["grounds"] = _("State the grounds of your appeal.")
+        else:
+            try:
+                with unit_of_work(engine()) as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, "appeal")
+                    me = actor(s)
+                    mine = _my_respondent(s, case)
+                    ev = _store_upload(s, case, me, kind="appeal", respondent_id=mine.id if mine else None,
+                                       description=text_field("description"))
+                    case_service.file_appeal(s, case, me, grounds, expected_version=version,
+                                             evidence_ids=[ev.id] if ev else None)
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "grounds")
+            else:
+                flash(_("Your appeal has been filed. The appeal record is among the case's letters."), "success")
+                return _back(case_id, "appeals")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "appeal")
+        _ensure_ready_for_form(s, case, "appeal")
+        mine = _my_respondent(s, case)
+    return render_template("cases/appeal.html", case=case, respondent=mine, grounds=grounds, errors=errors), \
+        (400 if errors else 200)
+
+
+@bp.route("/<int:case_id>/appeals/<int:appeal_id>/decide", methods=["GET", "POST"])
+@login_required
+def decide_appeal(case_id: int, appeal_id: int):
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        version = expected_version()
+        decision = request.form.get("decision", "")
+        new_outcome = request.form.get("new_outcome") or None
+        reason = text_field("reason")
+        if decision not in ("upheld", "altered"):
+            errors["decision"] = _("Choose whether to uphold or alter the outcome.")
+        if decision == "altered" and not new_outcome:
+            errors["new_outcome"] = _("Choose the new, less severe outcome.")
+        if not reason:
+            errors["reason"] = _("Give the reason for the decision.")
+        if not errors:
+            try:
+                with unit_of_work(engine()) as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, "decide_appeal")
+                    case_service.decide_appeal(s, case, actor(s), appeal_id, decision,
+                                               new_outcome if decision == "altered" else None, reason,
+                                               expected_version=version)
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "reason")
+            else:
+                flash(_("The appeal has been decided."), "success")
+                return _back(case_id, "appeals")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "decide_appeal")
+        _ensure_ready_for_form(s, case, "decide_appeal")
+        the_appeal = s.get(Appeal, appeal_id)
+        if the_appeal is None or the_appeal.case_id != case.id:
+            not_found()
+        respondent = s.get(Respondent, the_appeal.respondent_id)
+        person = s.get(User, respondent.user_id)
+        better = [o for o in OUTCOMES if SEVERITY[o] < SEVERITY[the_appeal.appealed_outcome]]
+        evidence_rows = list(s.exec(select(Evidence).where(Evidence.appeal_id == the_appeal.id)))
+    return render_template("cases/decide_appeal.html", case=case, appeal=the_appeal, respondent=respondent,
+                           person=person, better=better, evidence=evidence_rows, errors=errors,
+                           form=request.form), (400 if errors else 200)

@@ -1,0 +1,175 @@
+"""Language helpers: the user's locale, dates and amounts in it, and labels for codes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from babel import Locale, support
+from flask import session
+from flask_babel import Domain, format_date, format_datetime, format_decimal, get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from ..domain.states import STATE_LABELS
+
+BABEL_LOCALES = {"zh": "zh_CN", "en": "en"}
+DEFAULT_LOCALE = "zh"
+
+
+# Babel calls Simplified Chinese "zh_Hans_CN"; the catalogue directory is named as pybabel's -l zh_CN.
+CATALOG_NAMES = {"zh_Hans_CN": "zh_CN"}
+
+
+class CatalogDomain(Domain):
+    """The default domain, finding the zh_CN catalogue for Babel's zh_Hans_CN locale."""
+
+    def get_translations(self):
+        locale = get_locale()
+        if locale is None:
+            return support.NullTranslations()
+        name = CATALOG_NAMES.get(str(locale), str(locale))
+        cached = self.cache.get(name)
+        if cached is None:
+            cached = support.Translations()
+            for dirname in self.translation_directories:
+                cached.merge(support.Translations.load(dirname, [name], self.domain[0]))
+            self.cache[name] = cached
+        return cached
+
+
+def user_locale() -> str:
+    """'zh' or 'en': the signed-in user's choice, else the one chosen on the sign-in page, else Chinese."""
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return current_user.locale if current_user.locale in BABEL_LOCALES else DEFAULT_LOCALE
+    chosen = session.get("locale")
+    return chosen if chosen in BABEL_LOCALES else DEFAULT_LOCALE
+
+
+_PARSED_LOCALES: dict[str, Locale] = {}
+
+
+def select_locale() -> Locale:
+    """The Babel locale of the request (parsed once per process: parsing scans Babel's data directory)."""
+    name = BABEL_LOCALES[user_locale()]
+    locale = _PARSED_LOCALES.get(name)
+    if locale is None:
+        locale = _PARSED_LOCALES[name] = Locale.parse(name)
+    return locale
+
+
+def is_zh() -> bool:
+    return str(get_locale()).startswith("zh")
+
+
+def pick(obj, field: str = "") -> str:
+    """The text of a bilingual value (an object or dict with `zh` and `en`) in the UI language."""
+    if obj is None:
+        return ""
+    lang = "zh" if is_zh() else "en"
+    if isinstance(obj, dict):
+        return obj.get(lang) or obj.get("zh") or ""
+    return getattr(obj, lang, "") or getattr(obj, "zh", "")
+
+
+def fmt_date(value) -> str:
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    if isinstance(value, datetime):
+        value = value.date()
+    return format_date(value, "medium")
+
+
+def fmt_datetime(value) -> str:
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return format_datetime(value, "medium")
+
+
+def fmt_money(value) -> str:
+    """An amount with thousands separators and two decimals, followed by 元."""
+    if value is None:
+        return "—"
+    return f"{format_decimal(Decimal(str(value)), format='#,##0.00')} 元"
+
+
+def state_label(code: str | None) -> str:
+    if not code:
+        return "—"
+    labels = STATE_LABELS.get(code)
+    return (labels["zh"] if is_zh() else labels["en"]) if labels else code
+
+
+OUTCOME_LABELS = {"exempt": _l("Exempt"), "reduced": _l("Reduced liability"), "liable": _l("Liable")}
+DECISION_LABELS = {"upheld": _l("Upheld"), "altered": _l("Altered")}
+ROLE_LABELS = {
+    "credit_officer": _l("Credit officer"), "investigator": _l("Investigator"),
+    "committee_member": _l("Committee member"), "committee_chair": _l("Committee chair"),
+    "appeal_reviewer": _l("Appeal reviewer"), "auditor": _l("Internal auditor"), "admin": _l("Administrator"),
+}
+STAGE_LABELS = {
+    "marketing": _l("Marketing"), "acceptance": _l("Acceptance"), "pre_loan": _l("Pre-loan investigation"),
+    "review": _l("Credit review"), "approval": _l("Approval"), "disbursement": _l("Disbursement check"),
+    "post_loan": _l("Post-loan management"),
+}
+LIABILITY_LABELS = {"compliance": _l("Compliance liability"), "diligence": _l("Diligence liability"),
+                    "management": _l("Management liability")}
+LETTER_LABELS = {"determination": _l("Determination letter"), "appeal_record": _l("Appeal record"),
+                 "appeal_decision": _l("Appeal decision"), "case_summary": _l("Case summary")}
+EVENT_LABELS = {
+    "open_case": _l("Case registered"), "assign_investigator": _l("Investigator assigned"),
+    "file_statement": _l("Statement filed"), "record_facts": _l("Facts recorded"),
+    "add_evidence": _l("Evidence added"), "submit_investigation": _l("Investigation submitted"),
+    "recommendation": _l("Recommendation computed"), "return_for_investigation": _l("Returned for investigation"),
+    "record_vote": _l("Vote cast"), "votes_invalidated": _l("Votes invalidated"), "determine": _l("Determined"),
+    "issue_letter": _l("Letter issued"), "start_publicity": _l("Publicity started"),
+    "reopen": _l("Reopened after an objection"), "end_publicity": _l("Publicity ended"),
+    "file_appeal": _l("Appeal filed"), "close_appeal_window": _l("Appeal window closed"),
+    "decide_appeal": _l("Appeal decided"), "conclude_appeals": _l("Appeals concluded"),
+    "refer_for_accountability": _l("Referred for accountability"), "close": _l("Closed"),
+    "withdraw": _l("Withdrawn"), "legal_hold": _l("Legal hold placed"), "legal_hold_lifted": _l("Legal hold lifted"),
+}
+STEP_LABELS = {"negative_list": _l("Negative list"), "positive_list": _l("Positive list"),
+               "no_evidence_of_fault": _l("No evidence of fault"), "tolerance_presumption": _l("Tolerance presumption"),
+               "minor_fault": _l("Minor fault"), "otherwise": _l("Otherwise")}
+CLASSIFICATION_LABELS = {"normal": _l("Normal"), "special_mention": _l("Special mention"),
+                         "substandard": _l("Substandard"), "doubtful": _l("Doubtful"), "loss": _l("Loss")}
+EVIDENCE_KIND_LABELS = {"document": _l("Document"), "investigation": _l("Investigation"),
+                        "statement": _l("Statement"), "appeal": _l("Appeal")}
+LEVEL_LABELS = {0: _l("Head office"), 1: _l("Tier-1 branch"), 2: _l("Sub-branch"), 3: _l("Outlet")}
+ACTION_LABELS = {
+    "assign": _l("Assign investigator"), "statement": _l("File my statement"), "facts": _l("Record facts"),
+    "evidence": _l("Upload evidence"), "submit": _l("Submit the investigation"),
+    "return": _l("Return for investigation"), "vote": _l("Vote"), "determine": _l("Sign the determination"),
+    "issue_letters": _l("Issue the determination letters"), "start_publicity": _l("Start publicity"),
+    "reopen": _l("Reopen after an objection"), "end_publicity": _l("End publicity"),
+    "close_appeal_window": _l("Close the appeal window"), "appeal": _l("File an appeal"),
+    "decide_appeal": _l("Decide"), "conclude": _l("Conclude the appeals"),
+    "refer": _l("Refer for accountability"), "close": _l("Close the case"), "withdraw": _l("Withdraw"),
+    "legal_hold": _l("Legal hold"),
+}
+
+
+def label(table: dict, code: str | None) -> str:
+    if code is None or code == "":
+        return "—"
+    value = table.get(code)
+    return str(value) if value is not None else code
+
+
+def register_filters(app) -> None:
+    """Make the helpers available in every template."""
+    app.jinja_env.filters.update(
+        date=fmt_date, datetime=fmt_datetime, money=fmt_money, state=state_label, pick=pick,
+        outcome=lambda c: label(OUTCOME_LABELS, c), decision=lambda c: label(DECISION_LABELS, c),
+        role=lambda c: label(ROLE_LABELS, c), stage=lambda c: label(STAGE_LABELS, c),
+        liability=lambda c: label(LIABILITY_LABELS, c), letter_kind=lambda c: label(LETTER_LABELS, c),
+        event=lambda c: label(EVENT_LABELS, c), step=lambda c: label(STEP_LABELS, c),
+    )
+    app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, action_labels=ACTION_LABELS,
+                                 classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,
+                                 level_labels=LEVEL_LABELS)

@@ -1,0 +1,189 @@
+"""Inboxes: what waits for me (by role), and every case in my scope with filters, search, sort and pages."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask_login import login_required
+from sqlalchemy import and_, exists, false, func, or_, true, union
+from sqlmodel import select
+
+from ..domain.states import STATE_CODES
+from ..models import (
+    OUTCOMES,
+    Appeal,
+    Branch,
+    Case,
+    CaseLoan,
+    Enterprise,
+    Loan,
+    LoanStage,
+    Respondent,
+    User,
+    Vote,
+)
+from .access import Principal, sees_everything
+from .common import reading, today
+
+bp = Blueprint("inbox", __name__)
+
+SORTS = {
+    "due": (Case.due_date.is_(None), Case.due_date, Case.id),
+    "opened": (Case.opened_at.desc(), Case.id.desc()),
+    "opened_asc": (Case.opened_at, Case.id),
+    "number": (Case.number,),
+}
+
+
+def scope_clause(p: Principal):
+    """Cases of the user's branch subtree, plus cases they are a respondent or the investigator of."""
+    if sees_everything(p):
+        return true()
+    subtree = select(Branch.id).where(Branch.path.like(p.branch_path + "%"))
+    mine = select(Respondent.case_id).where(Respondent.user_id == p.id)
+    return or_(Case.branch_id.in_(subtree), Case.investigator_id == p.id, Case.id.in_(mine))
+
+
+def waiting_clause(p: Principal, day: date):
+    """Cases in which the next step is this user's.
+
+    Built as a union of small, index-friendly id sets (one per reason a case can wait for someone), so the
+    database never scans every case to find the few that wait for one person.
+    """
+    if p.roles == frozenset({"auditor"}):
+        return false()
+    appealed = exists().where(Appeal.respondent_id == Respondent.id)
+    mine = true() if sees_everything(p) else \
+        Case.branch_id.in_(select(Branch.id).where(Branch.path.like(p.branch_path + "%")))
+    parts = [
+        select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
+        .where(Respondent.user_id == p.id, Respondent.statement_at.is_(None),
+               Case.state.in_(("registered", "investigating"))),
+        select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
+        .where(Respondent.user_id == p.id, Case.state == "appeal_window", ~appealed,
+               or_(Case.appeal_window_ends.is_(None), Case.appeal_window_ends >= day)),
+        select(Case.id).where(Case.investigator_id == p.id, Case.state == "investigating"),
+    ]
+    if p.has("investigator", "committee_chair", "admin"):
+        parts.append(select(Case.id).where(Case.state == "registered", mine))
+    if p.has("committee_member", "committee_chair"):
+        voted = select(Vote.case_id).where(Vote.member_id == p.id, Vote.invalidated_at.is_(None))
+        involved = select(Respondent.case_id).where(Respondent.user_id == p.id)
+        handled = select(CaseLoan.case_id).join(LoanStage, LoanStage.loan_id == CaseLoan.loan_id) \
+            .where(LoanStage.user_id == p.id)
+        not_recused = (or_(Case.investigator_id.is_(None), Case.investigator_id != p.id),
+                       Case.id.not_in(involved), Case.id.not_in(handled))
+        parts.append(select(Case.id).where(Case.branch_id == p.branch_id, Case.state == "under_review",
+                                           Case.id.not_in(voted), *not_recused))
+        if p.has("committee_chair"):
+            parts.append(select(Case.id).where(Case.branch_id == p.branch_id, *not_recused,
+                                               Case.state.in_(("under_review", "determined", "final", "referred"))))
+    if p.has("appeal_reviewer"):
+        parts.append(select(Case.id).where(Case.state == "appeal_review", mine))
+    if p.has("admin"):
+        parts.append(select(Case.id).where(Case.state.in_(("determined", "final", "referred")), mine))
+        parts.append(select(Case.id).where(Case.state.in_(("in_publicity", "appeal_window")), Case.due_date < day,
+                                           mine))
+    return and_(Case.id.in_(union(*parts)), scope_clause(p))
+
+
+def _branch_subtree(branch_id: int):
+    path = select(Branch.path).where(Branch.id == branch_id).scalar_subquery()
+    return select(Branch.id).where(Branch.path.like(path + "%"))
+
+
+def filtered(p: Principal, args, day: date):
+    """The WHERE clauses of an inbox request, and the cleaned filter values to show in the form."""
+    f = {"tab": args.get("tab", "waiting"), "state": args.get("state", ""), "branch": args.get("branch", ""),
+         "period_from": args.get("from", ""), "period_to": args.get("to", ""), "outcome": args.get("outcome", ""),
+         "q": (args.get("q") or "").strip()[:100], "sort": args.get("sort", "")}
+    if f["tab"] not in ("waiting", "all"):
+        f["tab"] = "waiting"
+    if f["sort"] not in SORTS:  # what waits for me: most urgent first; everything: newest first
+        f["sort"] = "due" if f["tab"] == "waiting" else "opened"
+    where = [scope_clause(p)]
+    if f["tab"] == "waiting":
+        where.append(waiting_clause(p, day))
+    if f["state"] in STATE_CODES:
+        where.append(Case.state == f["state"])
+    else:
+        f["state"] = ""
+    if f["branch"].isdigit():
+        where.append(Case.branch_id.in_(_branch_subtree(int(f["branch"]))))
+    else:
+        f["branch"] = ""
+    for key, op in (("period_from", "ge"), ("period_to", "lt")):
+        try:
+            d = date.fromisoformat(f[key]) if f[key] else None
+        except ValueError:
+            d, f[key] = None, ""
+        if d:
+            bound = datetime.combine(d if op == "ge" else d + timedelta(days=1), time.min)
+            where.append(Case.opened_at >= bound if op == "ge" else Case.opened_at < bound)
+    if f["outcome"] in OUTCOMES:
+        where.append(Case.id.in_(select(Respondent.case_id).where(
+            func.coalesce(Respondent.final_outcome, Respondent.decided_outcome) == f["outcome"])))
+    else:
+        f["outcome"] = ""
+    if f["q"]:
+        text = f["q"].replace("%", "").replace("_", "")
+        like = f"%{text}%"
+        prefix = (text, text + "\uffff")  # a range on the unique indexes of numbers (LIKE could not use them)
+        by_loan = select(CaseLoan.case_id).join(Loan, Loan.id == CaseLoan.loan_id).where(
+            Loan.loan_no >= prefix[0], Loan.loan_no < prefix[1])
+        by_person = select(Respondent.case_id).join(User, User.id == Respondent.user_id).where(
+            or_(User.name.like(like), User.employee_no == text))
+        by_enterprise = select(Enterprise.id).where(or_(Enterprise.name.like(like), Enterprise.uscc == text))
+        where.append(Case.id.in_(union(
+            select(Case.id).where(Case.number >= prefix[0], Case.number < prefix[1]), by_loan, by_person,
+            select(Case.id).where(Case.enterprise_id.in_(by_enterprise)))))
+    return where, f
+
+
+def nav_counts(p: Principal) -> dict:
+    """The number of cases waiting for the user (shown in the navigation on every page; once per request)."""
+    if "mianze_waiting" not in g:
+        with reading() as s:
+            g.mianze_waiting = s.exec(select(func.count()).select_from(Case).where(waiting_clause(p, today()))).one()
+    return {"waiting": g.mianze_waiting}
+
+
+@bp.get("/")
+@login_required
+def home():
+    return redirect(url_for("inbox.index"))
+
+
+@bp.get("/inbox")
+@login_required
+def index():
+    from flask_login import current_user
+
+    p: Principal = current_user
+    day = today()
+    size = int(current_app.config.get("INBOX_PAGE_SIZE", 25))
+    page = request.args.get("page", "1")
+    page = max(1, int(page)) if page.isdigit() else 1
+    where, f = filtered(p, request.args, day)
+    unfiltered_waiting = f["tab"] == "waiting" and not any(f[k] for k in ("state", "branch", "period_from",
+                                                                          "period_to", "outcome", "q"))
+    with reading() as s:
+        if unfiltered_waiting:
+            total = nav_counts(p)["waiting"]
+        else:
+            total = s.exec(select(func.count()).select_from(Case).where(*where)).one()
+        pages = max(1, (total + size - 1) // size)
+        page = min(page, pages)
+        rows = s.exec(select(Case, Enterprise.name, Branch.name, Branch.name_en)
+                      .join(Enterprise, Enterprise.id == Case.enterprise_id)
+                      .join(Branch, Branch.id == Case.branch_id)
+                      .where(*where).order_by(*SORTS[f["sort"]]).offset((page - 1) * size).limit(size)).all()
+        if sees_everything(p):
+            branches = s.exec(select(Branch).where(Branch.level <= 1).order_by(Branch.path)).all()
+        else:
+            branches = s.exec(select(Branch).where(Branch.path.like(p.branch_path + "%"), Branch.level <= 2)
+                              .order_by(Branch.path)).all()
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template("inbox/index.html", rows=rows, total=total, page=page, pages=pages, f=f, args=args,
+                           branches=branches, states=STATE_CODES, outcomes=OUTCOMES, today=day)

@@ -1,0 +1,84 @@
+"""Translations of the messages the domain and the services raise, so users read them in their language.
+
+The services speak English (their messages are also the API's); the UI looks each one up here. A message
+not listed (one with variable parts) is shown as the service wrote it, after a translated heading.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+_KNOWN = [
+    _l("the investigator must be named and may not be a respondent of the case"),
+    _l("every respondent needs recorded facts for each of their stages"),
+    _l("a reason must be given"),
+    _l("the committee quorum has not been reached"),
+    _l("every respondent needs an outcome carried by the voting rule"),
+    _l("an outcome that differs from the recommendation needs a recorded reason"),
+    _l("the committee chair must sign the determination"),
+    _l("every respondent's determination letter must be issued first"),
+    _l("the publicity period has not elapsed yet"),
+    _l("the appeal window has not elapsed yet"),
+    _l("no appeal was filed"),
+    _l("every appeal must be decided first"),
+    _l("an appeal may never worsen the appealed outcome"),
+    _l("only a final case with a liable or reduced outcome can be referred for accountability"),
+    _l("the case is under legal hold and cannot be withdrawn"),
+    _l("a case needs at least one loan"),
+    _l("a case covers the loans of one enterprise only"),
+    _l("the loan file names nobody who handled a credit stage"),
+    _l("the investigator must be an existing user with the investigator role"),
+    _l("a person who handled a stage of the case's loans may not investigate it"),
+    _l("only the case's investigator may submit the investigation"),
+    _l("votes can only be cast while the case is under review"),
+    _l("only members of the deciding branch's committee may vote"),
+    _l("a respondent or the investigator may not decide the case"),
+    _l("appeals can only be filed during the appeal window"),
+    _l("only a respondent of the case may appeal, and only for themselves"),
+    _l("the grounds of the appeal are required"),
+    _l("you have already filed an appeal in this case"),
+    _l("appeals are decided while the case is in appeal review"),
+    _l("this appeal has already been decided"),
+    _l("decision must be 'upheld' or 'altered'"),
+    _l("the reason for the appeal decision is required"),
+    _l("an altered appeal needs a different outcome"),
+    _l("a reason is required"),
+    _l("statements can be filed until the investigation is submitted"),
+    _l("only a respondent of the case may file a statement, for themselves"),
+    _l("the statement is empty"),
+    _l("facts can only be recorded while the case is investigated or reviewed"),
+    _l("only the case's investigator may record facts"),
+    _l("the file is empty"),
+    _l("the file's content does not match its type"),
+    _l("the respondent has no decided outcome yet"),
+    _l("determination letters are issued once the case is determined"),
+    _l("a correction needs a reason"),
+    _l("the appeal has not been decided yet"),
+    _l("the password needs both letters and digits or symbols"),
+    _l("this action needs the administrator role"),
+    _l("administrators manage only the branches and staff of their own subtree"),
+    _l("the username may contain letters, digits, '.', '-' and '_' only"),
+    _l("the name is required"),
+    _l("the employee number is required"),
+    _l("unknown language"),
+    _l("you cannot remove your own administrator role or deactivate yourself"),
+    _l("the current password is wrong"),
+    _l("the code may contain letters, digits, '-' and '_' only (at most 32)"),
+    _l("an outlet cannot have branches below it"),
+    _l("you cannot deactivate your own branch"),
+    _l("only head-office administrators change bank-wide settings"),
+    _l("a note saying why is required"),
+    _l("a respondent may not vote on their own case"),
+    _l("the case's investigator may not vote on it"),
+    _l("a member who handled a stage of the case's loans must recuse"),
+    _l("a respondent may not review appeals in their own case"),
+    _l("the original deciders may not review the appeal"),
+    _l("the case's investigator may not review its appeals"),
+]
+KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
+
+
+def translate(message: str) -> str:
+    """The message in the UI language when it is a known one, else as given."""
+    known = KNOWN.get(message)
+    return str(known) if known is not None else message

@@ -1,0 +1,212 @@
+"""Internal audit in the web UI (auditors only): exports, evidence bundles and the access log.
+
+`bp` is registered by the application (url prefix /audit). Every route needs a signed-in user with the
+auditor role (403 otherwise). Downloads stream: CSV and JSON Lines of one record type row batch by row batch;
+XLSX workbooks, multi-file ZIPs and bundles are written to a temporary file first (a ZIP and a workbook need
+a seekable file) and then streamed in chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, time, timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    render_template,
+    request,
+    stream_with_context,
+)
+from flask_login import current_user
+from jinja2 import TemplateNotFound
+
+from .db import read_session, unit_of_work
+from .domain.errors import DomainError, ValidationFailed
+from .models import OUTCOMES, User
+from .services import access_log, export
+from .services.export_cli import run_bundle, run_export
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+MIME = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "zip": "application/zip"}
+_CHUNK = 1 << 20
+
+
+def _engine():
+    return current_app.extensions["mianze.engine"]
+
+
+def _roles(user) -> frozenset[str]:
+    roles = getattr(user, "role_set", None) or getattr(user, "roles", None) or ""
+    return frozenset(roles.split()) if isinstance(roles, str) else frozenset(roles)
+
+
+@bp.before_request
+def _auditors_only():
+    if not getattr(current_user, "is_authenticated", False):
+        manager = getattr(current_app, "login_manager", None)
+        if manager is not None:
+            return manager.unauthorized()
+        abort(401)
+    if "auditor" not in _roles(current_user):
+        abort(403)
+    return None
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(exc: DomainError):
+    """Refusals (invalid filters, a missing reason) as the web UI's error page."""
+    try:
+        from .web import _domain_error as render
+    except ImportError:  # the web UI is not installed on this app: the app-wide JSON answer
+        from flask import jsonify
+
+        return jsonify({"code": exc.code, "message": exc.message, "details": exc.details}), exc.http_status
+    return render(exc)
+
+
+def t(zh: str, en: str) -> str:
+    """The Chinese or English text, following the UI language (Chinese unless English was chosen)."""
+    try:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+    except Exception:  # noqa: BLE001 - Babel not configured on this app: the default language
+        locale = None
+    return en if locale is not None and str(locale).startswith("en") else zh
+
+
+def _layout() -> str:
+    configured = current_app.config.get("AUDIT_LAYOUT")
+    if configured:
+        return configured
+    try:
+        current_app.jinja_env.get_template("base.html")
+        return "base.html"
+    except TemplateNotFound:
+        return "audit/_layout.html"
+
+
+def _render(template: str, **context):
+    return render_template(template, layout=_layout(), t=t, **context)
+
+
+def _params() -> dict:
+    src = request.form if request.method == "POST" else request.args
+    return {k: (src.get(k) or "").strip() for k in ("kind", "format", "records", "branch", "from", "to", "state",
+                                                    "outcome", "reason", "full")}
+
+
+def _filters(p: dict) -> dict:
+    return {"branch": p["branch"] or None, "date_from": p["from"] or None, "date_to": p["to"] or None,
+            "state": p["state"] or None, "outcome": p["outcome"] or None}
+
+
+def _stream_file(path: str):
+    def chunks():
+        try:
+            with open(path, "rb") as fh:
+                while block := fh.read(_CHUNK):
+                    yield block
+        finally:
+            os.unlink(path)
+
+    return chunks()
+
+
+def _download(body, fmt: str, name: str) -> Response:
+    response = Response(body, mimetype=MIME[fmt].split(";")[0], content_type=MIME[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _temp_path(suffix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix="mianze-export-", suffix=suffix)
+    os.close(fd)
+    return path
+
+
+@bp.get("/")
+def index():
+    """The auditor's page: export forms, the bundle form, a link to the access log."""
+    from .domain.states import STATE_CODES
+
+    return _render("audit/index.html", kinds=list(export.KINDS), records=export.RECORD_TYPES,
+                   case_records=export.CASE_RECORDS, states=STATE_CODES, outcomes=OUTCOMES,
+                   formats=export.FORMATS)
+
+
+@bp.route("/export", methods=["GET", "POST"])
+def export_download():
+    """Download an export: CSV/JSON Lines of one record type stream directly; the rest via a temporary file."""
+    p = _params()
+    kind, fmt, full = p["kind"] or "cases", p["format"] or "xlsx", p["full"] in ("1", "on", "true", "yes")
+    if fmt not in export.FORMATS:
+        raise ValidationFailed(f"unknown format '{fmt}'", field="format")
+    names = export.record_names(kind)
+    if p["records"] and p["records"] != "all":
+        if p["records"] not in names:
+            raise ValidationFailed(f"unknown record type '{p['records']}'", field="records")
+        names = (p["records"],)
+    f = export.ExportFilter.parse(**_filters(p))
+    if fmt in ("csv", "jsonl") and len(names) == 1:
+        with unit_of_work(_engine()) as s:
+            export.authorize(s, s.get(User, current_user.id), kind=kind, fmt=fmt, f=f, full=full,
+                             reason=p["reason"])
+        name = names[0]
+
+        def generate():
+            with read_session(_engine()) as s:
+                yield from export.chunks(fmt, name, export.rows(s, name, f, full=full))
+
+        return _download(stream_with_context(generate()), fmt, export.filename(name.replace("_", "-"), fmt))
+    out_fmt = "xlsx" if fmt == "xlsx" else "zip"
+    path = _temp_path("." + out_fmt)
+    try:
+        run_export(_engine(), kind=kind, fmt=fmt, out=path, username=current_user.username,
+                   filters=_filters(p), full=full, reason=p["reason"], records=names, show_progress=False)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return _download(_stream_file(path), out_fmt, export.filename(kind, out_fmt))
+
+
+@bp.route("/bundle", methods=["GET", "POST"])
+def bundle_download():
+    """Download the evidence bundle of the selected cases (ZIP with a hashed manifest)."""
+    p = _params()
+    full = p["full"] in ("1", "on", "true", "yes")
+    path = _temp_path(".zip")
+    name = export.filename("bundle", "zip")
+    try:
+        run_bundle(_engine(), out=path, username=current_user.username, filters=_filters(p), full=full,
+                   reason=p["reason"], evidence_dir=current_app.config["EVIDENCE_DIR"], show_progress=False)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return _download(_stream_file(path), "zip", name)
+
+
+@bp.get("/access-log")
+def access_log_list():
+    """The access log, newest first, filtered by user, action, case and period (China Standard Time days)."""
+    a = request.args
+    try:
+        since = datetime.combine(datetime.fromisoformat(a["from"]).date(), time(0), export.CST) if a.get("from") \
+            else None
+        until = (datetime.combine(datetime.fromisoformat(a["to"]).date() + timedelta(days=1), time(0), export.CST)
+                 if a.get("to") else None)
+        case_id = int(a["case_id"]) if a.get("case_id") else None
+        page = int(a.get("page") or 1)
+    except ValueError:
+        raise ValidationFailed("the dates must be YYYY-MM-DD and the case and page numbers whole numbers") from None
+    with read_session(_engine()) as s:
+        result = access_log.entries(s, username=a.get("username") or None, action=a.get("action") or None,
+                                    case_id=case_id, since=since, until=until, page=page)
+    return _render("audit/access_log.html", result=result, actions=access_log.ACTIONS, args=a)

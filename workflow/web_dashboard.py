@@ -1,0 +1,158 @@
+"""The management dashboard (/dashboard): figures per branch subtree and period, SVG charts, XLSX download.
+
+`bp` is registered by the application. Signed-in users with the role committee_chair, admin, auditor or
+appeal_reviewer see the subtree of their home branch (auditors: the whole bank); anyone else gets 403.
+The figures come from `services.metrics`; the charts are SVG written in the template (no script, no
+external URL). The page extends the web UI's base.html when that UI is set up, else a standalone layout.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask_login import current_user
+from jinja2 import TemplateNotFound
+from sqlmodel import select
+
+from .db import read_session, unit_of_work
+from .domain.errors import ValidationFailed
+from .domain.permissions import has_role
+from .domain.states import STATE_LABELS
+from .models import Branch, User
+from .services import deadlines, metrics
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+DASHBOARD_ROLES = ("committee_chair", "admin", "auditor", "appeal_reviewer")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+OUTCOME_COLOURS = {"exempt": "#2f7d32", "reduced": "#b7791f", "liable": "#c53030"}
+
+
+def _engine():
+    return current_app.extensions["mianze.engine"]
+
+
+def _roles(user) -> frozenset[str]:
+    roles = getattr(user, "role_set", None) or getattr(user, "roles", None) or ""
+    return frozenset(roles.split()) if isinstance(roles, str) else frozenset(roles)
+
+
+def can_view_dashboard(roles, home_path: str, branch_path: str) -> bool:
+    """Whether someone with `roles` at the branch `home_path` may see the dashboard of `branch_path`."""
+    if not has_role(roles, *DASHBOARD_ROLES):
+        return False
+    return has_role(roles, "auditor") or branch_path.startswith(home_path)
+
+
+def t(zh: str, en: str) -> str:
+    """The Chinese or English text, following the UI language (Chinese unless English was chosen)."""
+    try:
+        from flask_babel import get_locale
+
+        locale = get_locale()
+    except Exception:  # noqa: BLE001 - Babel not set up on this app: the user's own choice
+        locale = getattr(current_user, "locale", "zh")
+    return en if locale is not None and str(locale).startswith("en") else zh
+
+
+def _layout() -> str:
+    if "is_zh" in current_app.jinja_env.globals:  # the web UI (and the globals its base.html needs) is set up
+        try:
+            current_app.jinja_env.get_template("base.html")
+            return "base.html"
+        except TemplateNotFound:
+            pass
+    return "dashboard/_layout.html"
+
+
+@bp.before_request
+def _signed_in_with_a_dashboard_role():
+    if not getattr(current_user, "is_authenticated", False):
+        manager = getattr(current_app, "login_manager", None)
+        if manager is not None:
+            return manager.unauthorized()
+        abort(401)
+    if not has_role(_roles(current_user), *DASHBOARD_ROLES):
+        abort(403)
+    return None
+
+
+def _date_arg(name: str, default: date) -> date:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationFailed(f"'{raw}' is not a date (YYYY-MM-DD)", field=name) from None
+
+
+def _scope(session) -> tuple[Branch, Branch, date, date]:
+    """(home branch, requested branch, start, end) from the query string; 404/403 as needed."""
+    home = session.get(Branch, session.get(User, current_user.id).branch_id)
+    raw = (request.args.get("branch") or "").strip()
+    if raw and not raw.isdigit():
+        abort(404)
+    branch = session.get(Branch, int(raw)) if raw else home
+    if branch is None:
+        abort(404)
+    if not can_view_dashboard(_roles(current_user), home.path, branch.path):
+        abort(403)
+    today = date.today()
+    start, end = _date_arg("start", date(today.year, 1, 1)), _date_arg("end", today)
+    if end < start:
+        raise ValidationFailed("the period ends before it starts", field="end")
+    return home, branch, start, end
+
+
+def _charts(figures: dict) -> dict:
+    """Plain numbers for the SVG charts (the template only places them)."""
+    most = max(figures["by_state"].values(), default=0) or 1
+    states = [{"code": code, "zh": STATE_LABELS[code]["zh"], "en": STATE_LABELS[code]["en"], "n": n,
+               "share": n / most} for code, n in figures["by_state"].items()]
+    o = figures["outcomes"]
+    segments, x = [], 0.0
+    for outcome in ("exempt", "reduced", "liable"):
+        share = o[outcome] / o["respondents"] if o["respondents"] else 0.0
+        segments.append({"outcome": outcome, "n": o[outcome], "x": x, "share": share,
+                         "colour": OUTCOME_COLOURS[outcome], "label": metrics.OUTCOME_LABELS[outcome]})
+        x += share
+    rows = [r for r in figures["tolerance"] if r["gap_pp"] is not None]
+    margin_pp = float(figures["tolerance"][0]["margin"]) * 100 if figures["tolerance"] else 3.0
+    scale = max([abs(float(r["gap_pp"])) for r in rows] + [margin_pp]) * 1.15
+    gaps = [{"code": r["code"], "name": r["name"], "name_en": r["name_en"], "gap": float(r["gap_pp"]),
+             "share": float(r["gap_pp"]) / scale, "within": r["within"]} for r in rows]
+    return {"states": states, "outcomes": segments, "gaps": gaps, "margin_share": margin_pp / scale,
+            "margin_pp": margin_pp}
+
+
+@bp.get("/")
+def index():
+    """The dashboard of a branch subtree and period (query: branch, start, end)."""
+    with read_session(_engine()) as s:
+        home, branch, start, end = _scope(s)
+        figures = metrics.dashboard_figures(s, branch.id, start, end)
+        scope_path = "/" if has_role(_roles(current_user), "auditor") else home.path
+        branches = [{"id": b.id, "code": b.code, "name": b.name, "name_en": b.name_en, "level": b.level}
+                    for b in s.exec(select(Branch).where(Branch.path.startswith(scope_path)).order_by(Branch.path))]
+        user = s.get(User, current_user.id)
+        overdue = deadlines.overdue_for_supervisor(s, user)
+        warnings = deadlines.calendar_warnings(s) if has_role(_roles(current_user), "admin") else []
+    return render_template("dashboard/index.html", layout=_layout(), t=t, figures=figures, charts=_charts(figures),
+                           summary=metrics.summary_rows(figures), branches=branches,
+                           start=start, end=end, overdue=overdue, calendar_warnings=warnings,
+                           state_labels=STATE_LABELS, case_link="cases.show" in current_app.view_functions)
+
+
+@bp.get("/export.xlsx")
+def export():
+    """The same figures as an XLSX workbook (recorded in the access log)."""
+    with unit_of_work(_engine()) as s:
+        _, branch, start, end = _scope(s)
+        body = metrics.export_xlsx(s, s.get(User, current_user.id), branch.id, start, end)
+    name = f"mianze-dashboard-{branch.code}-{start.isoformat()}-{end.isoformat()}.xlsx"
+    response = Response(body, mimetype=XLSX)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
