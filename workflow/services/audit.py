@@ -33,14 +33,21 @@ def now_iso() -> str:
 
 
 def record(session: Session, *, event: str, actor=None, case_id: int | None = None,
-           from_state: str | None = None, to_state: str | None = None, payload: dict | None = None) -> AuditEvent:
-    """Append one event to the chain in the caller's transaction (locks the chain head)."""
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+           from_state: str | None = None, to_state: str | None = None, payload: dict | None = None) -> dict:
+    """Append one event to the chain in the caller's transaction (locks the chain head); the event's fields.
+
+    Core statements, not ORM objects: the chain head is read under a row lock, the event inserted and the
+    head moved on, in the caller's transaction (pending ORM changes are flushed first, in order).
+    """
+    session.flush()
+    conn = session.connection()
+    head_t, event_t = AuditHead.__table__, AuditEvent.__table__
+    head = conn.execute(sa_select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == 1).with_for_update()).first()
     if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+        conn.execute(head_t.insert().values(id=1, seq=0, hash=GENESIS))
+        head = (0, GENESIS)
     fields = {
-        "seq": head.seq + 1,
+        "seq": head[0] + 1,
         "case_id": case_id,
         "actor_id": getattr(actor, "id", None),
         "actor": getattr(actor, "username", None) or SYSTEM_ACTOR,
@@ -49,15 +56,12 @@ def record(session: Session, *, event: str, actor=None, case_id: int | None = No
         "from_state": from_state,
         "to_state": to_state,
         "payload": _jsonable(payload or {}),
-        "prev_hash": head.hash if head.seq else GENESIS,
+        "prev_hash": head[1] if head[0] else GENESIS,
     }
     fields["hash"] = link_hash(fields)
-    ev = AuditEvent(**fields)
-    session.add(ev)
-    head.seq, head.hash = fields["seq"], fields["hash"]
-    session.add(head)
-    session.flush()
-    return ev
+    conn.execute(event_t.insert().values(**fields))
+    conn.execute(head_t.update().where(head_t.c.id == 1).values(seq=fields["seq"], hash=fields["hash"]))
+    return fields
 
 
 def event_dict(ev: AuditEvent) -> dict:

@@ -404,11 +404,9 @@ def start_publicity(session: Session, case: Case, actor: User, *, expected_versi
     _require_role(actor, "committee_chair", "admin")
     today = today or date.today()
     ends = deadlines.add_working_days(session, today, rulesets.time_limit(rulesets.procedure_rules(session, case), "publicity"))
+    case.publicity_ends = case.due_date = ends  # rolled back with the event if it is refused
     _fire(session, case, "start_publicity", actor, expected_version=expected_version, today=today,
           payload={"publicity_ends": ends.isoformat()})
-    case.publicity_ends = ends
-    case.due_date = ends
-    session.add(case)
     return case
 
 
@@ -437,11 +435,9 @@ def end_publicity(session: Session, case: Case, actor=None, *, expected_version:
     stated = deadlines.add_working_days(session, case.publicity_ends or today, days)
     late = case.publicity_ends is not None and today > deadlines.add_working_days(session, case.publicity_ends, 1)
     ends = max(stated, deadlines.add_working_days(session, today, days)) if late else stated
+    case.appeal_window_ends = case.due_date = ends  # rolled back with the event if it is refused
     _fire(session, case, "end_publicity", actor, expected_version=expected_version, today=today,
           payload={"appeal_window_ends": ends.isoformat()})
-    case.appeal_window_ends = ends
-    case.due_date = ends
-    session.add(case)
     return case
 
 
@@ -587,10 +583,8 @@ def close(session: Session, case: Case, actor: User, *, expected_version: int | 
     """Close a final or referred case."""
     _precheck(case, "close", expected_version)
     _require_role(actor, "committee_chair", "admin")
+    case.closed_at, case.due_date = utcnow(), None  # rolled back with the event if it is refused
     _fire(session, case, "close", actor, expected_version=expected_version, today=today)
-    case.closed_at = utcnow()
-    case.due_date = None
-    session.add(case)
     return case
 
 
@@ -599,10 +593,9 @@ def withdraw(session: Session, case: Case, actor: User, reason: str, *, expected
     """Withdraw a case before determination (loan recovered or upgraded, merged…); never under legal hold."""
     _precheck(case, "withdraw", expected_version)
     _require_role(actor, "committee_chair", "admin")
+    case.due_date = None  # set before the event, so the case is updated once (rolled back if refused)
     _fire(session, case, "withdraw", actor, expected_version=expected_version, today=today, reason=reason,
           payload={"reason": reason})
-    case.due_date = None
-    session.add(case)
     return case
 
 
