@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from ..chain import GENESIS, ChainBroken, link_hash, verify_events
 from ..models import AuditEvent, AuditHead, utcnow
