@@ -24,6 +24,44 @@ def link_hash(event: Mapping) -> str:
     return hashlib.sha256(canonical({k: event.get(k) for k in FIELDS})).hexdigest()
 
 
+_SLOT = "\x00"
+_SLOT_JSON = '"payload":"\\u0000"'  # how canonical() writes the slot
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def verify_stored(rows: Iterable[tuple], head: Mapping | None = None) -> int:
+    """`verify_events` for rows as the database stores them, fast (1,000,000 events in seconds).
+
+    Each row is (seq, case_id, actor_id, actor, at, event, from_state, to_state, prev_hash, hash,
+    payload_text) with the payload as its canonical JSON text. The link is rebuilt with the keys already
+    in sorted order, so no payload is decoded and no keys are sorted.
+    """
+    prev, expected_seq, count = GENESIS, 1, 0
+    sha256 = hashlib.sha256
+    for seq, case_id, actor_id, actor, at, event, from_state, to_state, prev_hash, digest, payload in rows:
+        if seq != expected_seq:
+            raise ChainBroken(seq, f"expected seq {expected_seq} (an event was deleted, inserted or reordered)")
+        if prev_hash != prev:
+            raise ChainBroken(seq, "prev_hash does not match the previous event's hash")
+        text = _ENCODE({"actor": actor, "actor_id": actor_id, "at": at, "case_id": case_id, "event": event,
+                        "from_state": from_state, "payload": _SLOT, "prev_hash": prev_hash, "seq": seq,
+                        "to_state": to_state})
+        if sha256(text.replace(_SLOT_JSON, '"payload":' + payload, 1).encode("utf-8")).hexdigest() != digest:
+            raise ChainBroken(seq, "hash does not match the event's content (the event was edited)")
+        prev, expected_seq, count = digest, expected_seq + 1, count + 1
+    _check_head(head, count, prev)
+    return count
+
+
+def _check_head(head: Mapping | None, count: int, prev: str) -> None:
+    if head is not None and (head.get("seq") != count or (count and head.get("hash") != prev)):
+        raise ChainBroken(count + 1 if head.get("seq", 0) > count else head.get("seq"),
+                          f"the chain head records seq {head.get('seq')} but {count} events verify "
+                          "(events at the end were deleted or the head was altered)")
+
+
 class ChainBroken(Exception):
     """The chain does not verify; `seq` names the first bad event."""
 
@@ -49,9 +87,5 @@ def verify_events(events: Iterable[Mapping], head: Mapping | None = None) -> int
         if link_hash(ev) != ev.get("hash"):
             raise ChainBroken(seq, "hash does not match the event's content (the event was edited)")
         prev, expected_seq, count = ev["hash"], expected_seq + 1, count + 1
-    if head is not None:
-        if head.get("seq") != count or (count and head.get("hash") != prev):
-            raise ChainBroken(count + 1 if head.get("seq", 0) > count else head.get("seq"),
-                              f"the chain head records seq {head.get('seq')} but {count} events verify "
-                              "(events at the end were deleted or the head was altered)")
+    _check_head(head, count, prev)
     return count

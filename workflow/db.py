@@ -12,6 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
+from .chain import canonical
 from .domain.errors import ConflictError, ValidationFailed
 
 _CENT = Decimal("0.01")
@@ -37,10 +38,16 @@ class Money(TypeDecorator):
         return (Decimal(value) / 100).quantize(_CENT)
 
 
+def _canonical_json(obj) -> str:
+    """JSON columns are written as canonical text, so the audit chain can hash stored payloads as they are."""
+    return canonical(obj).decode("utf-8")
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """An engine for `url`; SQLite gets WAL, synchronous=NORMAL, a busy timeout and IMMEDIATE writes."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_serializer=_canonical_json, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -60,7 +67,7 @@ def make_engine(url: str, **kwargs) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=True, json_serializer=_canonical_json, **kwargs)
 
 
 def writer(engine: Engine) -> Engine:
