@@ -176,9 +176,94 @@ def register(app: Flask) -> None:
             _fail(exc.message, 2)
         click.echo(json.dumps(summary, ensure_ascii=False))
 
+    @app.cli.group("tolerance")
+    def tolerance_group():
+        """NPL tolerance per branch and period."""
+
+    @tolerance_group.command("show")
+    @click.argument("branch_code")
+    @click.argument("period")
+    def tolerance_show(branch_code, period):
+        """Print the tolerance figure of BRANCH_CODE's subtree at PERIOD (YYYY-MM-DD) as JSON."""
+        from datetime import date as _date
+
+        from sqlmodel import select
+
+        from .models import Branch
+        from .services import tolerance
+
+        try:
+            day = _date.fromisoformat(period)
+        except ValueError:
+            _fail(f"period must be a date YYYY-MM-DD, got {period!r}", 2)
+        with read_session(_engine()) as s:
+            branch = s.exec(select(Branch).where(Branch.code == branch_code)).first()
+            if branch is None:
+                _fail(f"unknown branch {branch_code!r}", 2)
+            click.echo(json.dumps(tolerance.for_branch(s, branch.id, day), ensure_ascii=False, indent=1))
+
+    @tolerance_group.command("import")
+    @click.argument("branch_code")
+    @click.argument("period")
+    @click.option("--sme-ratio", required=True, help="inclusive SME NPL ratio as a fraction, e.g. 0.0501")
+    @click.option("--all-ratio", required=True, help="all-loans NPL ratio as a fraction, e.g. 0.0200")
+    @click.option("--as", "username", required=True, help="the importing administrator")
+    @click.option("--reason", required=True, help="why the reported figures replace the computed ones")
+    def tolerance_import(branch_code, period, sme_ratio, all_ratio, username, reason):
+        """Record the figures reported to the regulator for a branch and period (audited)."""
+        from datetime import date as _date
+
+        from sqlmodel import select
+
+        from .domain.permissions import has_role
+        from .models import Branch, User
+        from .services import tolerance
+
+        try:
+            day = _date.fromisoformat(period)
+            with unit_of_work(_engine()) as s:
+                branch = s.exec(select(Branch).where(Branch.code == branch_code)).first()
+                actor = s.exec(select(User).where(User.username == username)).first()
+                if branch is None or actor is None:
+                    _fail("unknown branch or user", 2)
+                if not has_role(actor.role_set, "admin"):
+                    _fail("importing reported figures needs the administrator role", 2)
+                tolerance.import_figure(s, actor, branch.id, day, sme_ratio, all_ratio, reason)
+        except ValueError:
+            _fail(f"period must be a date YYYY-MM-DD, got {period!r}", 2)
+        except DomainError as exc:
+            _fail(exc.message, 2)
+        click.echo(f"imported: {branch_code} {period} SME {sme_ratio} / all {all_ratio}")
+
     @app.cli.group("rules")
     def rules_group():
         """The rule set and the what-if evaluation."""
+
+    @rules_group.command("reevaluate")
+    @click.argument("number")
+    @click.argument("version", type=int)
+    @click.option("--as", "username", required=True, help="the acting user (committee chair or admin)")
+    @click.option("--reason", required=True, help="why the case is re-judged under another version")
+    def rules_reevaluate(number, version, username, reason):
+        """Re-judge every stage of open case NUMBER under rule-set VERSION (explicit and audited)."""
+        from sqlmodel import select
+
+        from .domain.permissions import has_role
+        from .models import Case, User
+        from .services import recommendation
+
+        try:
+            with unit_of_work(_engine()) as s:
+                case = s.exec(select(Case).where(Case.number == number)).first()
+                actor = s.exec(select(User).where(User.username == username)).first()
+                if case is None or actor is None:
+                    _fail("unknown case or user", 2)
+                if not has_role(actor.role_set, "committee_chair", "admin"):
+                    _fail("re-evaluation needs the role committee_chair or admin", 2)
+                summary = recommendation.reevaluate(s, case, actor, version, reason)
+        except DomainError as exc:
+            _fail(exc.message, 2)
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=1))
 
     @rules_group.command("evaluate")
     @click.argument("file", type=click.File("r", encoding="utf-8"))

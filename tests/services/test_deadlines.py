@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import date
+from datetime import UTC, date
 from decimal import Decimal
 from pathlib import Path
 
@@ -63,7 +63,15 @@ def set_dates(engine, case_id: int, **values) -> None:
 
 
 def in_publicity_until(bank: Bank, tag: int, ends: date) -> int:
-    case_id = drive(with_own_loan(bank, tag), "in_publicity")
+    """A case whose publicity (5 working days) ends on `ends`: driven on the day it started, at that time."""
+    from datetime import datetime, time
+
+    from workflow.domain.calendar import WorkingCalendar
+    from workflow.models import replaying_at
+
+    started = WorkingCalendar().add_working_days(ends, -5)
+    with replaying_at(datetime.combine(started, time(9, 0), UTC)):
+        case_id = drive(with_own_loan(bank, tag), "in_publicity", today=started)
     set_dates(bank.engine, case_id, publicity_ends=ends, due_date=ends)
     return case_id
 

@@ -33,6 +33,8 @@ DASHBOARD = {"chair", "appeal", "auditor", "admin", "t2_chair", "t2_appeal", "t2
 MATRIX = [
     ("GET", "/inbox", None, set(EVERYONE)),
     ("GET", "/inbox?tab=all", None, set(EVERYONE)),
+    ("GET", "/notifications", None, set(EVERYONE)),
+    ("POST", "/notifications/read", None, set(EVERYONE)),
     ("GET", "/cases/new", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("POST", "/cases/new", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("GET", "/cases/{case}", "registered", VIEWERS),

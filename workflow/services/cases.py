@@ -214,8 +214,10 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
     """Register a case for one enterprise's non-performing loan(s); respondents come from the loan file.
 
     Raises ValidationFailed (no loans, several enterprises, performing loan, loan already in an open case)
-    and OutOfScope (a loan outside the inclusive-credit scope).
+    and OutOfScope (a loan outside the inclusive-credit scope); PermissionDenied unless the actor is a
+    committee chair or an administrator.
     """
+    _require_role(actor, "committee_chair", "admin")
     today = today or date.today()
     ids = sorted(set(loan_ids))
     if not ids:
@@ -433,6 +435,9 @@ def end_publicity(session: Session, case: Case, actor=None, *, expected_version:
     # did not run), the respondent still gets the full window from today: a late move never shortens it.
     days = rulesets.time_limit(rulesets.procedure_rules(session, case), "appeal_window")
     stated = deadlines.add_working_days(session, case.publicity_ends or today, days)
+    # Never earlier than the deadline a determination letter states (its holder relies on it).
+    for letter in session.exec(select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination")):
+        stated = max(stated, date.fromisoformat(letter.data["appeal"]["deadline"]))
     late = case.publicity_ends is not None and today > deadlines.add_working_days(session, case.publicity_ends, 1)
     ends = max(stated, deadlines.add_working_days(session, today, days)) if late else stated
     case.appeal_window_ends = case.due_date = ends  # rolled back with the event if it is refused

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from .. import pdf
-from ..domain.errors import NotFound, ValidationFailed
+from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
+from ..domain.permissions import has_role
 from ..models import (
     Appeal,
     Branch,
@@ -233,6 +234,8 @@ def issue_determination_letters(session: Session, case: Case, actor, *, today: d
     Idempotent: a rerun issues only what is missing.
     """
     today = today or date.today()
+    if not has_role(getattr(actor, "role_set", ()), "committee_chair", "admin"):
+        raise PermissionDenied("issuing letters needs the role committee_chair or admin")
     if case.state != "determined":
         raise ValidationFailed("determination letters are issued once the case is determined")
     # After a reopening the committee may decide differently: a changed letter is issued as a new version
@@ -352,6 +355,9 @@ def issue_batch(engine, branch_id: int, actor_id: int, *, workers: int = 2, toda
 
     today = today or date.today()
     with read_session(engine) as s:
+        actor = s.get(User, actor_id)
+        if actor is None or not has_role(actor.role_set, "committee_chair", "admin"):
+            raise PermissionDenied("issuing letters needs the role committee_chair or admin")
         case_ids = list(s.exec(select(Case.id).where(Case.branch_id == branch_id, Case.state == "determined")
                                .order_by(Case.id)))
     issued = skipped = 0

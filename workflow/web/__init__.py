@@ -125,9 +125,9 @@ def register(app: Flask) -> None:
     )
 
     from .. import web_audit, web_dashboard
-    from . import admin, auth, cases, inbox
+    from . import admin, auth, cases, inbox, notifications
 
-    for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, web_audit.bp, web_dashboard.bp):
+    for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, notifications.bp, web_audit.bp, web_dashboard.bp):
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 
@@ -150,7 +150,7 @@ def register(app: Flask) -> None:
     def _nav():
         if not getattr(current_user, "is_authenticated", False):
             return {}
-        return {"nav": inbox.nav_counts(current_user)}
+        return {"nav": {**inbox.nav_counts(current_user), "unread": notifications.unread(current_user.id)}}
 
     @app.after_request
     def _security_headers(response):

@@ -1,0 +1,28 @@
+"""In-app notifications: overdue work reaches the people concerned and shows in their navigation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.factories import TODAY, drive
+from tests.web.support import login, post, set_passwords
+from workflow.services import deadlines
+
+
+def test_an_overdue_investigation_notifies_the_investigator_who_can_read_and_dismiss_it(sqlite_engine, app_for):
+    from tests.factories import make_bank
+
+    bank = make_bank(sqlite_engine)
+    drive(bank, "investigating")
+    deadlines.tick(bank.engine, today=TODAY + timedelta(days=60))
+    set_passwords(bank.engine)
+    client = app_for(bank.engine).test_client()
+    login(client, "investigator")
+    page = client.get("/notifications").get_data(as_text=True)
+    assert "已逾期" in page
+    assert 'id="nav-unread">1<' in page
+    assert post(client, "/notifications/read").status_code == 302
+    assert 'id="nav-unread">0<' in client.get("/notifications").get_data(as_text=True)
+    other = app_for(bank.engine).test_client()
+    login(other, "officer")
+    assert "已逾期" not in other.get("/notifications").get_data(as_text=True)
