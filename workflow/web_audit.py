@@ -22,7 +22,6 @@ from flask import (
     stream_with_context,
 )
 from flask_login import current_user
-from jinja2 import TemplateNotFound
 
 from .db import read_session, unit_of_work
 from .domain.errors import DomainError, ValidationFailed
@@ -81,19 +80,8 @@ def t(zh: str, en: str) -> str:
     return en if locale is not None and str(locale).startswith("en") else zh
 
 
-def _layout() -> str:
-    configured = current_app.config.get("AUDIT_LAYOUT")
-    if configured:
-        return configured
-    try:
-        current_app.jinja_env.get_template("base.html")
-        return "base.html"
-    except TemplateNotFound:
-        return "audit/_layout.html"
-
-
 def _render(template: str, **context):
-    return render_template(template, layout=_layout(), t=t, **context)
+    return render_template(template, t=t, **context)
 
 
 def _params() -> dict:

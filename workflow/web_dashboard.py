@@ -12,7 +12,6 @@ from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_login import current_user
-from jinja2 import TemplateNotFound
 from sqlmodel import select
 
 from .db import read_session, unit_of_work
@@ -54,16 +53,6 @@ def t(zh: str, en: str) -> str:
     except Exception:  # noqa: BLE001 - Babel not set up on this app: the user's own choice
         locale = getattr(current_user, "locale", "zh")
     return en if locale is not None and str(locale).startswith("en") else zh
-
-
-def _layout() -> str:
-    if "is_zh" in current_app.jinja_env.globals:  # the web UI (and the globals its base.html needs) is set up
-        try:
-            current_app.jinja_env.get_template("base.html")
-            return "base.html"
-        except TemplateNotFound:
-            pass
-    return "dashboard/_layout.html"
 
 
 @bp.before_request
@@ -139,7 +128,7 @@ def index():
         user = s.get(User, current_user.id)
         overdue = deadlines.overdue_for_supervisor(s, user)
         warnings = deadlines.calendar_warnings(s) if has_role(_roles(current_user), "admin") else []
-    return render_template("dashboard/index.html", layout=_layout(), t=t, figures=figures, charts=_charts(figures),
+    return render_template("dashboard/index.html", t=t, figures=figures, charts=_charts(figures),
                            summary=metrics.summary_rows(figures), branches=branches,
                            start=start, end=end, overdue=overdue, calendar_warnings=warnings,
                            state_labels=STATE_LABELS, case_link="cases.show" in current_app.view_functions)

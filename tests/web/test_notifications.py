@@ -26,3 +26,22 @@ def test_an_overdue_investigation_notifies_the_investigator_who_can_read_and_dis
     other = app_for(bank.engine).test_client()
     login(other, "officer")
     assert "已逾期" not in other.get("/notifications").get_data(as_text=True)
+
+
+def test_the_case_page_shows_the_current_deadline_with_working_days_left_and_its_basis(sqlite_engine, app_for):
+    from sqlmodel import Session
+
+    from tests.factories import make_bank
+    from workflow.models import Case
+
+    bank = make_bank(sqlite_engine)
+    case_id = drive(bank, "investigating")
+    set_passwords(bank.engine)
+    client = app_for(bank.engine).test_client()
+    login(client, "investigator")
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    with Session(bank.engine) as s:
+        due = s.get(Case, case_id).due_date
+    assert f"{due.year}年{due.month}月{due.day}日" in page
+    assert "剩余 20 个工作日" in page
+    assert "银行内部政策默认期限" in page

@@ -35,7 +35,7 @@ from ..models import (
     StageFact,
     User,
 )
-from ..services import access_log, investigation, letters, rulesets
+from ..services import access_log, deadlines, investigation, letters, rulesets
 from ..services import cases as case_service
 from . import access
 from .common import (
@@ -132,6 +132,7 @@ def show(case_id: int):
     with reading() as s:
         case, cf = load_case(s, case_id)
         data = case_page_data(s, case, cf)
+        data["deadline"] = deadlines.deadline_info(s, case, today())
         actions = access.case_actions(s, case, current_user, cf, today())
     with unit_of_work(engine()) as s:
         access_log.record(s, current_user, "view_case", target=case.number, case_id=case.id)

@@ -23,6 +23,7 @@ from ..models import (
     User,
     Vote,
 )
+from ..services import deadlines
 from .access import Principal, sees_everything
 from .common import reading, today
 
@@ -179,11 +180,13 @@ def index():
                       .join(Enterprise, Enterprise.id == Case.enterprise_id)
                       .join(Branch, Branch.id == Case.branch_id)
                       .where(*where).order_by(*SORTS[f["sort"]]).offset((page - 1) * size).limit(size)).all()
+        cal = deadlines.calendar(s)
+        left = {case.id: cal.remaining(case.due_date, day) for case, *_ in rows if case.due_date}
         if sees_everything(p):
             branches = s.exec(select(Branch).where(Branch.level <= 1).order_by(Branch.path)).all()
         else:
             branches = s.exec(select(Branch).where(Branch.path.like(p.branch_path + "%"), Branch.level <= 2)
                               .order_by(Branch.path)).all()
     args = {k: v for k, v in request.args.items() if k != "page"}
-    return render_template("inbox/index.html", rows=rows, total=total, page=page, pages=pages, f=f, args=args,
+    return render_template("inbox/index.html", rows=rows, left=left, total=total, page=page, pages=pages, f=f, args=args,
                            branches=branches, states=STATE_CODES, outcomes=OUTCOMES, today=day)
