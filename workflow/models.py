@@ -242,7 +242,7 @@ class Vote(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case_file.id", index=True)
     respondent_id: int = Field(foreign_key="respondent.id", index=True)
-    member_id: int = Field(foreign_key="app_user.id")
+    member_id: int = Field(foreign_key="app_user.id", index=True)
     outcome: str = Field(max_length=10)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     cast_at: datetime = Field(default_factory=lambda: utcnow())

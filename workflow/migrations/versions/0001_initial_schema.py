@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 14:30:47.501022
+Create Date: 2026-11-25 15:10:29.953802
 """
 from alembic import op
 import sqlalchemy as sa
@@ -358,6 +358,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('vote', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_vote_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_vote_member_id'), ['member_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_vote_respondent_id'), ['respondent_id'], unique=False)
 
     op.create_table('evidence',
@@ -431,6 +432,7 @@ def downgrade() -> None:
     op.drop_table('evidence')
     with op.batch_alter_table('vote', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vote_respondent_id'))
+        batch_op.drop_index(batch_op.f('ix_vote_member_id'))
         batch_op.drop_index(batch_op.f('ix_vote_case_id'))
 
     op.drop_table('vote')
