@@ -153,6 +153,12 @@ def register(app: Flask) -> None:
         return {"nav": {**inbox.nav_counts(current_user), "unread": notifications.unread(current_user.id)}}
 
     @app.after_request
+    def _fresh_counts_after_a_change(response):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and getattr(current_user, "is_authenticated", False):
+            inbox.forget_waiting(current_user.id)
+        return response
+
+    @app.after_request
     def _security_headers(response):
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

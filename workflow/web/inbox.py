@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_login import login_required
@@ -142,11 +143,40 @@ def filtered(p: Principal, args, day: date):
     return where, f
 
 
+def _waiting_count(p: Principal) -> int:
+    with reading() as s:
+        return s.exec(select(func.count()).select_from(Case).where(waiting_clause(p, today()))).one()
+
+
+def _nav_cache() -> dict:
+    return current_app.extensions.setdefault("mianze.nav_cache", {})
+
+
+def remember_waiting(user_id: int, count: int) -> None:
+    """Keep a user's waiting count for NAV_COUNT_TTL seconds (the badge on every page)."""
+    ttl = float(current_app.config.get("NAV_COUNT_TTL", 15))
+    _nav_cache()[user_id] = (monotonic() + ttl, count)
+    g.mianze_waiting = count
+
+
+def forget_waiting(user_id: int) -> None:
+    """Drop a user's cached count (after they changed something, so their next page counts afresh)."""
+    _nav_cache().pop(user_id, None)
+    g.pop("mianze_waiting", None)
+
+
 def nav_counts(p: Principal) -> dict:
-    """The number of cases waiting for the user (shown in the navigation on every page; once per request)."""
+    """The number of cases waiting for the user, for the navigation badge on every page.
+
+    Counting can take tens of milliseconds with many cases, so the badge may be up to NAV_COUNT_TTL
+    seconds behind other people's actions; the user's own actions and the inbox page count afresh.
+    """
     if "mianze_waiting" not in g:
-        with reading() as s:
-            g.mianze_waiting = s.exec(select(func.count()).select_from(Case).where(waiting_clause(p, today()))).one()
+        hit = _nav_cache().get(p.id)
+        if hit and hit[0] > monotonic():
+            g.mianze_waiting = hit[1]
+        else:
+            remember_waiting(p.id, _waiting_count(p))
     return {"waiting": g.mianze_waiting}
 
 
@@ -170,8 +200,9 @@ def index():
     unfiltered_waiting = f["tab"] == "waiting" and not any(f[k] for k in ("state", "branch", "period_from",
                                                                           "period_to", "outcome", "q"))
     with reading() as s:
-        if unfiltered_waiting:
-            total = nav_counts(p)["waiting"]
+        if unfiltered_waiting:  # the inbox itself always counts afresh (and refreshes the badge)
+            total = _waiting_count(p)
+            remember_waiting(p.id, total)
         else:
             total = s.exec(select(func.count()).select_from(Case).where(*where)).one()
         pages = max(1, (total + size - 1) // size)
