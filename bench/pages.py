@@ -24,7 +24,6 @@ import http.cookiejar  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
@@ -186,7 +185,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--db", default=str(ROOT / "bench" / "out" / "pages.sqlite3"))
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve:
+        return serve(args.serve, args.db)
 
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -213,18 +215,22 @@ def main() -> None:
     engine.dispose()
     print(f"database: {n_cases:,} cases, {n_events:,} audit events ({db})")
 
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    # The server runs in its own process (threaded WSGI server), so the load generator below does not share
+    # its interpreter lock and the latencies are the server's.
+    import socket
+    import subprocess
 
-    class QuietHandler(WSGIRequestHandler):
-        def log_request(self, *args, **kwargs):  # one line per request would dominate the measurement
-            pass
-
-    from workflow import create_app
-
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "REDIS_URL": None, "LOGIN_MAX_FAILURES": 10_000})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_port}"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--db", str(db)])
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
     people = {name: Browser(base, name) for name in ("auditor", chair, member, officer, "appeal_reviewer")}
     rnd = random.Random(1)
     inbox_paths = ["/inbox", "/inbox?tab=all", "/inbox?tab=all&state=under_review",
@@ -251,8 +257,23 @@ def main() -> None:
               f"p50={_pct(samples, 50) * 1000:.1f} ms p95={_pct(samples, 95) * 1000:.1f} ms "
               f"p99={_pct(samples, 99) * 1000:.1f} ms mean={statistics.mean(samples) * 1000:.1f} ms "
               f"throughput={len(samples) / wall:.0f} req/s")
-    httpd.shutdown()
-    app.extensions["mianze.engine"].dispose()
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def serve(port: int, db: str) -> None:
+    """The server process: the app on a threaded WSGI server, without per-request logging."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from workflow import create_app
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs):  # one line per request would dominate the measurement
+            pass
+
+    app = create_app({"DATABASE_URL": f"sqlite:///{db}", "SECRET_KEY": "bench", "REDIS_URL": None,
+                      "LOGIN_MAX_FAILURES": 10_000})
+    make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -83,6 +83,15 @@ class _Year:
         return self.prefix[-1]
 
 
+@lru_cache(maxsize=64)
+def _package_year(year: int) -> bytes:
+    """The package's working-day flags of one covered year (read once per process: the data never changes,
+    and the package's own look-up is slow)."""
+    first = dt.date(year, 1, 1)
+    days = (dt.date(year, 12, 31) - first).days + 1
+    return bytes(chinese_calendar.is_workday(first + dt.timedelta(days=i)) for i in range(days))
+
+
 class WorkingCalendar:
     """Working days in China, with the bank's overrides (True: working day, False: holiday) winning."""
 
@@ -146,11 +155,12 @@ class WorkingCalendar:
         covered = _package_covers(year)
         flags = bytearray(days)
         prefix = [0] * (days + 1)
+        base = _package_year(year) if covered else None
         for i in range(days):
             d = first + dt.timedelta(days=i)
             working = self._overrides.get(d)
             if working is None:
-                working = chinese_calendar.is_workday(d) if covered else d.weekday() < 5
+                working = base[i] if base is not None else d.weekday() < 5
             flags[i] = working
             prefix[i + 1] = prefix[i] + working
         return _Year(first_ordinal=first.toordinal(), prefix=prefix, flags=bytes(flags))
