@@ -48,35 +48,27 @@ def enterprise_filter(session: Session, user: User):
     return Enterprise.id.in_(select(Loan.enterprise_id).where(loan_filter(session, user)))
 
 
-def visible_case(session: Session, user: User, case_id: int) -> Case:
-    """The case if the user may see it; NotFound otherwise."""
-    query = select(Case).where(Case.id == case_id)
-    where = case_filter(session, user)
+def _visible(session: Session, model, row_id: int, where, noun: str):
+    """The row if it is within the user's scope (`where`, None for everything); NotFound otherwise."""
+    query = select(model).where(model.id == row_id)
     if where is not None:
         query = query.where(where)
-    case = session.exec(query).first()
-    if case is None:
-        raise NotFound(f"case {case_id} does not exist")
-    return case
+    row = session.exec(query).first()
+    if row is None:
+        raise NotFound(f"{noun} {row_id} does not exist")
+    return row
+
+
+def visible_case(session: Session, user: User, case_id: int) -> Case:
+    """The case if the user may see it; NotFound otherwise."""
+    return _visible(session, Case, case_id, case_filter(session, user), "case")
 
 
 def visible_loan(session: Session, user: User, loan_id: int) -> Loan:
-    query = select(Loan).where(Loan.id == loan_id)
-    where = loan_filter(session, user)
-    if where is not None:
-        query = query.where(where)
-    loan = session.exec(query).first()
-    if loan is None:
-        raise NotFound(f"loan {loan_id} does not exist")
-    return loan
+    """The loan if it is in the user's branch scope; NotFound otherwise."""
+    return _visible(session, Loan, loan_id, loan_filter(session, user), "loan")
 
 
 def visible_enterprise(session: Session, user: User, enterprise_id: int) -> Enterprise:
-    query = select(Enterprise).where(Enterprise.id == enterprise_id)
-    where = enterprise_filter(session, user)
-    if where is not None:
-        query = query.where(where)
-    ent = session.exec(query).first()
-    if ent is None:
-        raise NotFound(f"enterprise {enterprise_id} does not exist")
-    return ent
+    """The enterprise if one of its loans is in the user's branch scope; NotFound otherwise."""
+    return _visible(session, Enterprise, enterprise_id, enterprise_filter(session, user), "enterprise")
