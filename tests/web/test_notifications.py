@@ -45,3 +45,20 @@ def test_the_case_page_shows_the_current_deadline_with_working_days_left_and_its
     assert f"{due.year}年{due.month}月{due.day}日" in page
     assert "剩余 20 个工作日" in page
     assert "银行内部政策默认期限" in page
+
+
+def test_sign_ins_failed_attempts_and_sign_outs_are_in_the_access_log(sqlite_engine, app_for):
+    from sqlmodel import Session, select
+
+    from tests.factories import make_bank
+    from workflow.models import AccessLog
+
+    bank = make_bank(sqlite_engine)
+    set_passwords(bank.engine)
+    client = app_for(bank.engine).test_client()
+    assert login(client, "chair", "wrong-password").status_code == 401
+    assert login(client, "chair").status_code == 302
+    assert post(client, "/logout").status_code == 302
+    with Session(bank.engine) as s:
+        rows = [(a.action, a.target, a.username) for a in s.exec(select(AccessLog).order_by(AccessLog.id))]
+    assert rows == [("sign_in_failed", "chair", "system"), ("sign_in", "chair", "chair"), ("sign_out", "chair", "chair")]

@@ -15,7 +15,8 @@ from sqlmodel import Session, select
 from ..domain.errors import ValidationFailed
 from ..models import AccessLog
 
-ACTIONS = ("view_case", "download_letter", "download_evidence", "export", "api_read")
+ACTIONS = ("view_case", "download_letter", "download_evidence", "export", "api_read", "sign_in", "sign_in_failed",
+           "sign_out")
 SYSTEM = "system"
 
 

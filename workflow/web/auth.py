@@ -10,7 +10,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from ..db import unit_of_work
 from ..domain.errors import ValidationFailed
-from ..services import accounts
+from ..services import access_log, accounts
 from . import access
 from .common import actor, engine, text_field
 from .i18n import BABEL_LOCALES
@@ -47,6 +47,9 @@ def login():
             with unit_of_work(engine()) as s:
                 user = accounts.authenticate(s, username, password, current_app.extensions["mianze.hasher"])
                 principal = access.load_principal(s, user.id) if user else None
+                # Who signed in, and every failed attempt, with the address it came from.
+                access_log.record(s, user if principal else None, "sign_in" if principal else "sign_in_failed",
+                                  target=username[:64], details={"address": address})
             if principal is None:
                 throttle.failed(username, address)
                 error = _("The username or password is wrong.")
@@ -64,6 +67,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    with unit_of_work(engine()) as s:
+        access_log.record(s, current_user, "sign_out", target=current_user.username)
     logout_user()
     session.clear()
     flash(_("You have signed out."), "info")
