@@ -48,6 +48,8 @@ MATRIX = [
     ("GET", "/cases/{case}/facts/{facts}", "investigating", {"investigator"}),
     ("POST", "/cases/{case}/facts/{facts}", "investigating", {"investigator"}),
     ("POST", "/cases/{case}/submit", "investigating", {"investigator"}),
+    ("GET", "/cases/{case}/reevaluate", "under_review", {"chair", "admin"}),
+    ("POST", "/cases/{case}/reevaluate", "under_review", {"chair", "admin"}),
     ("GET", "/cases/{case}/withdraw", "registered", {"chair", "admin"}),
     ("POST", "/cases/{case}/withdraw", "registered", {"chair", "admin"}),
     ("GET", "/cases/{case}/legal-hold", "registered", {"auditor", "admin", "t2_auditor"}),

@@ -129,3 +129,27 @@ def test_staff_of_another_branch_neither_list_nor_open_the_case(bank, app_for):
     response = client.get(f"/cases/{case_id}")
     assert response.status_code == 403
     assert "不在您所在机构的权限范围内" in response.get_data(as_text=True)
+
+
+def test_a_chair_re_judges_a_case_under_another_rule_set_version_from_the_case_page(sqlite_engine, app_for):
+    from sqlmodel import Session, select
+
+    from tests.factories import drive, make_bank
+    from tests.web.support import login, post, set_passwords, version_of
+    from workflow.models import AuditEvent
+
+    bank = make_bank(sqlite_engine)
+    case_id = drive(bank, "under_review")
+    set_passwords(bank.engine)
+    client = app_for(bank.engine).test_client()
+    login(client, "chair")
+    assert "按其他规则集版本重新评议" in client.get(f"/cases/{case_id}").get_data(as_text=True)
+    refused = post(client, f"/cases/{case_id}/reevaluate",
+                   {"rule_set_version": "1", "reason": "", "expected_version": version_of(bank.engine, case_id)})
+    assert refused.status_code == 400
+    done = post(client, f"/cases/{case_id}/reevaluate",
+                {"rule_set_version": "1", "reason": "复核适用版本", "expected_version": version_of(bank.engine, case_id)})
+    assert done.status_code == 302
+    with Session(bank.engine) as s:
+        event = s.exec(select(AuditEvent).where(AuditEvent.event == "reevaluate")).one()
+        assert event.actor == "chair" and event.payload["version"] == 1

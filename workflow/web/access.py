@@ -117,6 +117,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "refer": (("final",), "refer_for_accountability"),
     "close": (("final", "referred"), "close"),
     "withdraw": (("registered", "investigating", "under_review"), "withdraw"),
+    "reevaluate": (("investigating", "under_review"), None),
     "legal_hold": (tuple(states.STATE_CODES), None),
 }
 
@@ -158,7 +159,7 @@ def why_not(p: Principal, cf: CaseFacts, action: str) -> str | None:
         why = recusal_reason(p.id, respondent_ids=cf.respondent_user_ids, investigator_id=cf.investigator_id,
                              loan_handler_ids=cf.handler_ids)
         return str(_l("You are recused from this case: %(why)s", why=translate(why))) if why else None
-    if action in ("issue_letters", "start_publicity", "refer", "close", "withdraw"):
+    if action in ("issue_letters", "start_publicity", "refer", "close", "withdraw", "reevaluate"):
         if p.has("admin") or (p.has("committee_chair") and _committee_of_case(p, cf)):
             return None
         return str(NOT_YOURS)

@@ -35,7 +35,7 @@ from ..models import (
     StageFact,
     User,
 )
-from ..services import access_log, deadlines, investigation, letters, rulesets
+from ..services import access_log, deadlines, investigation, letters, recommendation, rulesets
 from ..services import cases as case_service
 from . import access
 from .common import (
@@ -485,6 +485,8 @@ REASON_ACTIONS = {
     "return": (lambda s, c, a, reason, v: case_service.return_for_investigation(s, c, a, reason, expected_version=v)),
     "reopen": (lambda s, c, a, reason, v: case_service.reopen(s, c, a, reason, expected_version=v)),
     "withdraw": (lambda s, c, a, reason, v: case_service.withdraw(s, c, a, reason, expected_version=v)),
+    "reevaluate": (lambda s, c, a, reason, v: recommendation.reevaluate(
+        s, c, a, int_field("rule_set_version") or 0, reason, expected_version=v)),
 }
 
 
@@ -498,6 +500,12 @@ def _reason_texts(action: str, case: Case | None = None) -> dict:
                 "help": _("A substantiated objection sends the case back to the committee; votes cast so far "
                           "will no longer count."),
                 "done": _("The case has been reopened for review.")}
+    if action == "reevaluate":
+        return {"title": _("Re-judge under another rule-set version"), "button": _("Re-judge"),
+                "help": _("Each stage is normally judged by the rule-set version in force on the day it was "
+                          "handled. Re-judging applies the chosen version to every stage of the case; it is "
+                          "recorded in the timeline, and votes cast so far no longer count."),
+                "done": _("The case has been re-judged under the chosen rule-set version.")}
     if action == "withdraw":
         return {"title": _("Withdraw the case"), "button": _("Withdraw"),
                 "help": _("For example: the loan was recovered or upgraded, or the case was merged into another."),
@@ -509,7 +517,7 @@ def _reason_texts(action: str, case: Case | None = None) -> dict:
             "done": _("The legal hold has been lifted.") if hold else _("The legal hold has been placed.")}
 
 
-@bp.route("/<int:case_id>/<any(return, reopen, withdraw, 'legal-hold'):step>", methods=["GET", "POST"])
+@bp.route("/<int:case_id>/<any(return, reopen, withdraw, reevaluate, 'legal-hold'):step>", methods=["GET", "POST"])
 @login_required
 def reason_step(case_id: int, step: str):
     action = step.replace("-", "_")
@@ -539,10 +547,14 @@ def reason_step(case_id: int, step: str):
     with reading() as s:
         case, cf = load_case(s, case_id)
         require(cf, action)
-        if action != "legal_hold":
+        if action not in ("legal_hold", "reevaluate"):
             _ensure_ready(s, case, action)
+        elif action == "reevaluate":
+            _ensure_ready_for_form(s, case, action)
+        versions = list(s.exec(select(RuleSetVersion).where(RuleSetVersion.status == "published")
+                               .order_by(RuleSetVersion.version))) if action == "reevaluate" else []
     return render_template("cases/reason.html", case=case, step=step, texts=_reason_texts(action, case),
-                           reason=reason, errors=errors), (400 if errors else 200)
+                           reason=reason, errors=errors, versions=versions), (400 if errors else 200)
 
 
 # --- committee ------------------------------------------------------------------------------------------------
