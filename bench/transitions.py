@@ -35,7 +35,7 @@ scratch = Table("bench_raw", MetaData(), Column("id", Integer, primary_key=True)
 
 
 def _setup(engine, n: int):
-    bank = make_bank(engine, n_loans=n)
+    bank = make_bank(engine, n_loans=n, loans_per_enterprise=1)
     ids = []
     for loan_id in bank.loans:
         with unit_of_work(engine) as s:

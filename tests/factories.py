@@ -39,8 +39,12 @@ def add_branch(s: Session, code: str, name: str, level: int, parent: Branch | No
     return b
 
 
-def make_bank(engine, n_loans: int = 2) -> Bank:
-    """Head office → tier-1 branch → sub-branch → outlet; staff of every role; one enterprise with NPLs."""
+def make_bank(engine, n_loans: int = 2, loans_per_enterprise: int | None = None) -> Bank:
+    """Head office → tier-1 branch → sub-branch → outlet; staff of every role; enterprises with NPLs.
+
+    All loans belong to one enterprise unless `loans_per_enterprise` says how many each enterprise has
+    (an enterprise may have only one open case, so tests that open several cases give each its own).
+    """
     bank = Bank(engine)
     with unit_of_work(engine) as s:
         ho = add_branch(s, "HO", "总行", 0, None)
@@ -73,6 +77,11 @@ def make_bank(engine, n_loans: int = 2) -> Bank:
         s.flush()
         bank.enterprise_id = ent.id
         for n in range(n_loans):
+            if loans_per_enterprise and n and n % loans_per_enterprise == 0:
+                ent = Enterprise(name=f"示范小微企业{n:04d}", uscc=f"91110000MB{n:07d}X", kind="small",
+                                 owner_name="刘老板")
+                s.add(ent)
+                s.flush()
             lo = Loan(loan_no=f"L2024-{n + 1:04d}", enterprise_id=ent.id, branch_id=ou.id, product_class="inclusive_sme",
                       credit_total=Decimal("3000000"), amount=Decimal("1000000"), balance=Decimal("800000.50"),
                       start_date=date(2024, 9, 1), maturity_date=date(2025, 9, 1), classification="substandard")

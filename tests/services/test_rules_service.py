@@ -165,3 +165,17 @@ def test_rules_evaluate_prints_the_answer_and_fails_clearly_on_bad_input(sqlite_
     bad = runner.invoke(args=["rules", "evaluate", "-"], input=json.dumps(request))
     assert bad.exit_code == 2 and "N99" in bad.output
     engine_of(app).dispose()
+
+
+def test_an_enterprise_has_one_open_case_so_its_loans_are_considered_together(bank):
+    with unit_of_work(bank.engine) as s:
+        first = cases.open_case(s, bank.user(s, "admin"), [bank.loans[0]]).id
+    with pytest.raises(ValidationFailed, match="统一合并考量"):
+        with unit_of_work(bank.engine) as s:
+            cases.open_case(s, bank.user(s, "admin"), [bank.loans[1]])
+    with unit_of_work(bank.engine) as s:
+        cases.withdraw(s, s.get(Case, first), bank.user(s, "admin"), "并入覆盖全部不良贷款的案件")
+    with unit_of_work(bank.engine) as s:
+        merged = cases.open_case(s, bank.user(s, "admin"), bank.loans)
+        assert len(cases.case_loans(s, merged.id)) == 2
+        assert len(cases.respondents_of(s, merged.id)) == 3  # each person once, across both loans

@@ -112,7 +112,7 @@ def world(tmp_path_factory):
     SQLModel.metadata.create_all(engine)
     with unit_of_work(engine) as s:
         rulesets.ensure_default(s)
-    bank = make_bank(engine, n_loans=2 * len(STATES))
+    bank = make_bank(engine, n_loans=2 * len(STATES), loans_per_enterprise=2)
     with unit_of_work(engine) as s:
         for n, (username, role) in enumerate(OTHER_STAFF):
             u = User(username=username, name=username, employee_no=f"T2{n:03d}", branch_id=bank.branches["T2"],

@@ -244,9 +244,16 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
             raise ValidationFailed(f"loan {lo.loan_no} is not non-performing ({lo.classification})")
         rulesets.check_scope(session, lo, rs)
     busy = session.exec(select(CaseLoan.loan_id, Case.number).join(Case, Case.id == CaseLoan.case_id)
-                        .where(CaseLoan.loan_id.in_(ids), Case.state.not_in(("closed", "withdrawn")))).first()
+                        .where(CaseLoan.loan_id.in_(ids), Case.state.not_in(states.TERMINAL_STATES))).first()
     if busy:
         raise ValidationFailed(f"loan id {busy[0]} is already in open case {busy[1]}")
+    sibling = session.exec(select(Case.number).where(Case.enterprise_id == loans[0].enterprise_id,
+                                                     Case.state.not_in(states.TERMINAL_STATES))).first()
+    if sibling:
+        # 统一合并考量: the same staff's several NPLs of one enterprise are considered together, once.
+        raise ValidationFailed(f"the enterprise already has open case {sibling}; its non-performing loans are "
+                               "considered together (统一合并考量): withdraw that case and open one covering all "
+                               "of them", field="loans")
     branch = determining_branch(session, session.get(Branch, loans[0].branch_id))
     case = Case(number="pending", branch_id=branch.id, enterprise_id=enterprises.pop(), state=states.INITIAL_STATE,
                 opened_by_id=actor.id, rule_set_version_id=procedure.id, batch_report=batch_report)
