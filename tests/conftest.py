@@ -14,6 +14,13 @@ from workflow.db import make_engine
 
 PG_BASE = os.environ.get("MIANZE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
+if os.environ.get("CI"):
+    # CI runs the same examples every time (a property failure found locally is replayed from .hypothesis/).
+    from hypothesis import settings
+
+    settings.register_profile("mianze-ci", derandomize=True, database=None, deadline=None)
+    settings.load_profile("mianze-ci")
+
 
 def _postgres_reachable() -> bool:
     try:
