@@ -388,3 +388,28 @@ class Notification(SQLModel, table=True):
     created_at: datetime = Field(default_factory=lambda: utcnow())
     read_at: datetime | None = None
     mailed_at: datetime | None = None
+
+
+class RuleSetDraft(SQLModel, table=True):
+    """A rule-set version being prepared by head-office administrators: never used to judge anything.
+
+    `data` is the rule-set document without its effective date (chosen when publishing), always valid: it is
+    checked before it is saved. Publishing turns it into the next RuleSetVersion; a published or discarded
+    draft stays as a record. `revision` is the optimistic lock of two administrators editing at once.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default="draft", max_length=16, index=True)  # draft|published|discarded
+    based_on_id: int | None = Field(default=None, foreign_key="rulesetversion.id")
+    data: dict = json_field()
+    note: str = Field(default="", max_length=500)
+    revision: int = Field(default=1)
+    created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+    updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    updated_at: datetime = Field(default_factory=lambda: utcnow())
+    published_version_id: int | None = Field(default=None, foreign_key="rulesetversion.id")
+
+    @declared_attr.directive
+    def __mapper_args__(cls):  # every UPDATE checks and bumps `revision`
+        return {"version_id_col": cls.__table__.c.revision}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from workflow import models  # noqa: F401
 from workflow.db import make_engine
-from workflow.migrate import upgrade
+from workflow.migrate import alembic_config, upgrade
 
 
 def test_alembic_upgrade_head_on_an_empty_database_yields_the_models_schema(db_url):
@@ -27,5 +30,15 @@ def test_health_reports_the_schema_version_and_cases_per_state(sqlite_url):
     app = create_app({"DATABASE_URL": sqlite_url, "TESTING": True})
     body = app.test_client().get("/health").get_json()
     engine_of(app).dispose()
-    assert body["schema_version"] == "0001"
+    assert body["schema_version"] == ScriptDirectory.from_config(alembic_config(sqlite_url)).get_current_head()
     assert body["cases"]["registered"] == 0 and set(body["cases"]) >= {"final", "withdrawn"}
+
+
+def test_the_migrations_have_one_head_and_the_drafts_table_downgrades_cleanly(sqlite_url):
+    assert len(ScriptDirectory.from_config(alembic_config(sqlite_url)).get_heads()) == 1
+    upgrade(sqlite_url)
+    command.downgrade(alembic_config(sqlite_url), "0001")
+    engine = make_engine(sqlite_url)
+    assert "rulesetdraft" not in inspect(engine).get_table_names()
+    engine.dispose()
+    upgrade(sqlite_url)

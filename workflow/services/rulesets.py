@@ -1,4 +1,9 @@
-"""Rule-set versions in the database: seeding, the version in force on a date, publishing, evaluation."""
+"""Rule-set versions in the database: seeding, the version in force on a date, drafts, publishing, evaluation.
+
+Drafts live in their own table (`RuleSetDraft`), so nothing that judges a case or a what-if evaluation ever
+reads one: only published `RuleSetVersion` rows are versions in force. Every change to a draft is audited in
+the caller's transaction; publishing a draft goes through `publish`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from sqlmodel import Session, select
 
 from ..chain import canonical
 from ..domain import rules
-from ..domain.errors import NotFound, ValidationFailed
-from ..models import Branch, Enterprise, RuleSetVersion, utcnow
+from ..domain.errors import ConflictError, NotFound, ValidationFailed
+from ..models import Branch, Enterprise, RuleSetDraft, RuleSetVersion, utcnow
 from . import audit
+from .accounts import _require_head_office_admin as require_head_office_admin
 
 
 def ensure_default(session: Session) -> RuleSetVersion:
@@ -95,8 +101,12 @@ def validate_stage_facts(rs: rules.RuleSet, stage: str, facts: dict) -> dict:
     return out
 
 
-def publish(session: Session, actor, data: dict, effective_from: date, note: str = "") -> RuleSetVersion:
-    """Publish a new rule-set version effective from a date (validated first; audited)."""
+def publish(session: Session, actor, data: dict, effective_from: date, note: str = "",
+            draft_id: int | None = None) -> RuleSetVersion:
+    """Publish a new rule-set version effective from a date (validated first; audited).
+
+    `draft_id` names the draft being published in the audit event (see `publish_draft`).
+    """
     rs = rules.parse_rule_set({**data, "effective_from": effective_from.isoformat()})
     last = session.exec(select(RuleSetVersion).order_by(RuleSetVersion.version.desc())).first()
     row = RuleSetVersion(version=(last.version if last else 0) + 1, status="published", effective_from=effective_from,
@@ -104,10 +114,154 @@ def publish(session: Session, actor, data: dict, effective_from: date, note: str
                          published_by_id=actor.id, published_at=utcnow())
     session.add(row)
     session.flush()
-    audit.record(session, event="publish_rule_set", actor=actor,
-                 payload={"version": row.version, "label": rs.version, "effective_from": effective_from.isoformat(),
+    payload = {"version": row.version, "label": rs.version, "effective_from": effective_from.isoformat(),
+               "note": note}
+    if draft_id is not None:
+        payload["draft"] = draft_id
+    audit.record(session, event="publish_rule_set", actor=actor, payload=payload)
+    return row
+
+
+# --- drafts -------------------------------------------------------------------------------------------------
+
+DRAFT_STATUSES = ("draft", "published", "discarded")
+NOTE_MAX = 500
+# Drafts are checked with this stand-in for the effective date, which is only chosen when publishing.
+_ANY_DATE = "2000-01-01"
+
+
+def draft_document(data: dict) -> dict:
+    """A rule-set document as a draft holds it: without `effective_from` (chosen when publishing)."""
+    return {k: v for k, v in data.items() if k != "effective_from"}
+
+
+def check_draft_document(data) -> rules.RuleSet:
+    """Validate a draft document with the RuleSet model; ValidationFailed (field "data") says what is wrong."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("the rule set must be a JSON object", field="data")
+    try:
+        return rules.parse_rule_set({**draft_document(data), "effective_from": _ANY_DATE})
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, field="data", **{k: v for k, v in exc.details.items()
+                                                              if k != "field"}) from None
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(canonical(data)).hexdigest()
+
+
+def _clean_note(note: str | None) -> str:
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise ValidationFailed(f"the note may have at most {NOTE_MAX} characters", field="note")
+    return note
+
+
+def open_drafts(session: Session) -> list[RuleSetDraft]:
+    """The drafts not yet published or discarded, most recently edited first."""
+    return list(session.exec(select(RuleSetDraft).where(RuleSetDraft.status == "draft")
+                             .order_by(RuleSetDraft.updated_at.desc(), RuleSetDraft.id.desc())))
+
+
+def get_draft(session: Session, draft_id: int) -> RuleSetDraft:
+    row = session.get(RuleSetDraft, draft_id)
+    if row is None:
+        raise NotFound(f"rule-set draft {draft_id} does not exist")
+    return row
+
+
+def _open_draft(session: Session, draft_id: int, expected_revision: int) -> RuleSetDraft:
+    """The draft, locked for this transaction; ConflictError unless it is still a draft as the user saw it."""
+    row = session.get(RuleSetDraft, draft_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise NotFound(f"rule-set draft {draft_id} does not exist")
+    if row.status != "draft":
+        raise ConflictError(f"the draft has already been {row.status}")
+    if row.revision != expected_revision:
+        raise ConflictError("the draft was changed by someone else in the meantime; reload it and try again")
+    return row
+
+
+def create_draft(session: Session, actor, *, based_on: int | None = None, note: str = "") -> RuleSetDraft:
+    """A new draft holding the document of version `based_on` (default: the version in force today); audited."""
+    require_head_office_admin(session, actor)
+    if based_on is None:
+        source = version_in_force(session, date.today())
+    else:
+        source = session.exec(select(RuleSetVersion).where(RuleSetVersion.version == based_on,
+                                                           RuleSetVersion.status == "published")).first()
+        if source is None:
+            raise ValidationFailed(f"rule-set version {based_on} does not exist", field="based_on")
+    data = draft_document(source.data)
+    now = utcnow()
+    row = RuleSetDraft(based_on_id=source.id, data=data, note=_clean_note(note), created_by_id=actor.id,
+                       created_at=now, updated_by_id=actor.id, updated_at=now)
+    session.add(row)
+    session.flush()
+    audit.record(session, event="create_rule_set_draft", actor=actor,
+                 payload={"draft": row.id, "based_on": source.version, "label": data.get("version"),
+                          "sha256": _digest(data), "note": row.note})
+    return row
+
+
+def update_draft(session: Session, actor, draft_id: int, data, note: str | None, *,
+                 expected_revision: int) -> RuleSetDraft:
+    """Replace a draft's document and note; checked first, so an invalid document saves nothing; audited.
+
+    Raises ValidationFailed (field "data" or "note") and ConflictError (stale revision, draft closed).
+    Saving what the draft already holds changes nothing and records nothing.
+    """
+    require_head_office_admin(session, actor)
+    row = _open_draft(session, draft_id, expected_revision)
+    check_draft_document(data)
+    doc, note = draft_document(data), _clean_note(note)
+    old = row.data or {}
+    changed = sorted(k for k in set(old) | set(doc) if old.get(k) != doc.get(k))
+    if not changed and note == row.note:
+        return row
+    row.data, row.note, row.updated_by_id, row.updated_at = doc, note, actor.id, utcnow()
+    session.add(row)
+    session.flush()
+    audit.record(session, event="update_rule_set_draft", actor=actor,
+                 payload={"draft": row.id, "label": doc.get("version"), "sha256": _digest(doc), "changed": changed,
                           "note": note})
     return row
+
+
+def discard_draft(session: Session, actor, draft_id: int, *, expected_revision: int) -> RuleSetDraft:
+    """Discard a draft (it stays as a record, marked discarded); audited."""
+    require_head_office_admin(session, actor)
+    row = _open_draft(session, draft_id, expected_revision)
+    row.status, row.updated_by_id, row.updated_at = "discarded", actor.id, utcnow()
+    session.add(row)
+    session.flush()
+    audit.record(session, event="discard_rule_set_draft", actor=actor,
+                 payload={"draft": row.id, "label": row.data.get("version"), "sha256": _digest(row.data)})
+    return row
+
+
+def publish_draft(session: Session, actor, draft_id: int, effective_from: date, *,
+                  expected_revision: int) -> RuleSetVersion:
+    """Publish a draft as the next version effective from a date, through `publish` (one audited event).
+
+    The draft needs a note saying what changed (field "note") and a label no published version uses
+    (field "data"), so that versions can be told apart by label.
+    """
+    require_head_office_admin(session, actor)
+    row = _open_draft(session, draft_id, expected_revision)
+    if not row.note.strip():
+        raise ValidationFailed("say what changed in this version", field="note")
+    label = row.data.get("version")
+    for version, data in session.exec(select(RuleSetVersion.version, RuleSetVersion.data)):
+        if data.get("version") == label:
+            raise ValidationFailed(f"the label {label!r} is already used by version {version}; give the draft a "
+                                   "label of its own (the \"version\" field)", field="data")
+    published = publish(session, actor, row.data, effective_from, row.note, draft_id=row.id)
+    row.status, row.published_version_id = "published", published.id
+    row.updated_by_id, row.updated_at = actor.id, utcnow()
+    session.add(row)
+    session.flush()
+    return published
 
 
 def evaluate(session: Session, request) -> dict:
