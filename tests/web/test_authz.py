@@ -85,8 +85,11 @@ MATRIX = [
     ("POST", "/admin/users", None, {"admin", "t2_admin"}),
     ("GET", "/admin/rulesets", None, {"admin", "t2_admin"}),
     ("GET", "/admin/rulesets/1", None, {"admin", "t2_admin"}),
-    ("GET", "/admin/rulesets/draft", None, {"admin"}),
-    ("POST", "/admin/rulesets/draft", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts", None, {"admin"}),
+    ("GET", "/admin/rulesets/drafts/{draft}", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts/{draft}", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts/{draft}/publish", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts/{draft}/discard", None, {"admin"}),
     ("GET", "/admin/calendar", None, {"admin", "t2_admin"}),
     ("POST", "/admin/calendar", None, {"admin"}),
     ("GET", "/audit/", None, {"auditor", "t2_auditor"}),
@@ -130,6 +133,8 @@ def world(tmp_path_factory):
                                         filename="a.txt", content_type="text/plain", data=b"evidence",
                                         storage_dir=str(tmp / "evidence"))
         evidence_id = ev.id
+    with unit_of_work(engine) as s:  # a rule-set draft
+        draft_id = rulesets.create_draft(s, bank.user(s, "admin")).id
     set_passwords(engine)
     app = make_app(engine, tmp)
     clients = {}
@@ -150,6 +155,7 @@ def world(tmp_path_factory):
             "evidence": evidence_id,
             "officer": bank.users["officer"],
             "outlet": bank.branches["OU"],
+            "draft": draft_id,
         }
     yield {"engine": engine, "bank": bank, "cases": cases, "clients": clients, "fill": fill}
     app.extensions["mianze.engine"].dispose()

@@ -153,7 +153,7 @@ def _digest(data: dict) -> str:
 def _clean_note(note: str | None) -> str:
     note = (note or "").strip()
     if len(note) > NOTE_MAX:
-        raise ValidationFailed(f"the note may have at most {NOTE_MAX} characters", field="note")
+        raise ValidationFailed(f"the note may have at most {NOTE_MAX} characters", field="note", max_length=NOTE_MAX)
     return note
 
 
@@ -255,7 +255,7 @@ def publish_draft(session: Session, actor, draft_id: int, effective_from: date, 
     for version, data in session.exec(select(RuleSetVersion.version, RuleSetVersion.data)):
         if data.get("version") == label:
             raise ValidationFailed(f"the label {label!r} is already used by version {version}; give the draft a "
-                                   "label of its own (the \"version\" field)", field="data")
+                                   "label of its own (the \"version\" field)", field="data", label=label, used_by=version)
     published = publish(session, actor, row.data, effective_from, row.note, draft_id=row.id)
     row.status, row.published_version_id = "published", published.id
     row.updated_by_id, row.updated_at = actor.id, utcnow()

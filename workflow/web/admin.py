@@ -7,15 +7,16 @@ from datetime import date
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlmodel import select
 
 from ..db import unit_of_work
 from ..domain import rules
-from ..domain.errors import ValidationFailed
-from ..models import ROLES, Branch, CalendarOverride, RuleSetVersion, User
+from ..domain.errors import ConflictError, DomainError, ValidationFailed
+from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
 from ..services import accounts, deadlines, rulesets
-from .common import actor, deny, engine, int_field, not_found, reading, text_field, today
+from .common import actor, deny, engine, expected_version, int_field, not_found, reading, text_field, today
 from .messages import translate
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -143,12 +144,59 @@ def user(user_id: int):
 
 # --- rule sets ----------------------------------------------------------------------------------------------
 
-@bp.get("/rulesets")
-def rule_sets():
+# What the drafts service says, in the UI language (messages with variable parts are built from `details`).
+_DRAFT_MESSAGES = {
+    "the rule set must be a JSON object": _l("The rule set must be a JSON object."),
+    "say what changed in this version": _l("Say what changed in this version."),
+    "the draft was changed by someone else in the meantime; reload it and try again":
+        _l("Someone else changed this draft in the meantime. Your change was not saved: reload the draft and make "
+           "it again."),
+    "the draft has already been published": _l("This draft has already been published."),
+    "the draft has already been discarded": _l("This draft has already been discarded."),
+}
+
+
+def _draft_message(exc: DomainError) -> str:
+    details = exc.details or {}
+    if "used_by" in details:
+        return _("The label “%(label)s” is already used by version %(n)d. Give the draft a label of its own (the "
+                 "“version” field).", label=details.get("label"), n=details["used_by"])
+    if "max_length" in details:
+        return _("The note may have at most %(n)d characters.", n=details["max_length"])
+    if details.get("field") == "based_on":
+        return _("Choose a published version to start from.")
+    if exc.message.startswith("invalid rule set: "):
+        return _("The rule set is not valid: %(problems)s", problems=exc.message.removeprefix("invalid rule set: "))
+    known = _DRAFT_MESSAGES.get(exc.message)
+    return str(known) if known is not None else translate(exc.message)
+
+
+def _people(s, ids) -> dict[int, User]:
+    wanted = {i for i in ids if i is not None}
+    return {u.id: u for u in s.exec(select(User).where(User.id.in_(wanted)))} if wanted else {}
+
+
+def _in_field_order(data: dict) -> dict:
+    """The document's sections in the RuleSet model's order (the database keeps keys sorted)."""
+    order = {name: n for n, name in enumerate(rules.RuleSet.model_fields)}
+    return {k: data[k] for k in sorted(data, key=lambda k: (order.get(k, len(order)), k))}
+
+
+def _rule_sets_page(errors: dict[str, str] | None = None):
+    errors = errors or {}
     with reading() as s:
         rows = list(s.exec(select(RuleSetVersion).order_by(RuleSetVersion.version.desc())))
         in_force = rulesets.version_in_force(s, today())
-    return render_template("admin/rulesets.html", rows=rows, in_force=in_force)
+        drafts = rulesets.open_drafts(s) if current_user.head_office else []
+        people = _people(s, [d.created_by_id for d in drafts] + [d.updated_by_id for d in drafts])
+    versions = {r.id: r.version for r in rows}
+    return render_template("admin/rulesets.html", rows=rows, in_force=in_force, drafts=drafts, people=people,
+                           versions=versions, errors=errors, form=request.form), (400 if errors else 200)
+
+
+@bp.get("/rulesets")
+def rule_sets():
+    return _rule_sets_page()
 
 
 @bp.get("/rulesets/<int:version>")
@@ -161,50 +209,101 @@ def rule_set(version: int):
     return render_template("admin/ruleset.html", row=row, rs=rs)
 
 
-@bp.route("/rulesets/draft", methods=["GET", "POST"])
-def draft_rule_set():
-    """Edit a draft (the JSON document), check it, and publish it as a new version effective from a date."""
+@bp.post("/rulesets/drafts")
+def create_rule_set_draft():
+    """Start a draft from a published version (head office)."""
     _head_office_only()
-    errors: dict[str, str] = {}
-    checked = False
-    if request.method == "POST":
-        text = request.form.get("data", "")
-        note = text_field("note")
-        effective = request.form.get("effective_from", "")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            errors["data"] = _("The document is not valid JSON (line %(line)d, column %(col)d).",
-                               line=exc.lineno, col=exc.colno)
-            data = None
-        try:
-            effective_from = date.fromisoformat(effective)
-        except ValueError:
-            errors["effective_from"] = _("Enter the date from which the version applies.")
-            effective_from = None
-        if data is not None and effective_from is not None:
-            try:
-                rules.parse_rule_set({**data, "effective_from": effective_from.isoformat()})
-            except ValidationFailed as exc:
-                errors["data"] = exc.message
-        if not errors and request.form.get("publish") == "1":
-            if not note:
-                errors["note"] = _("Say what changed in this version.")
-            else:
-                with unit_of_work(engine()) as s:
-                    row = rulesets.publish(s, actor(s), data, effective_from, note)
-                    version = row.version
-                flash(_("Version %(n)d has been published.", n=version), "success")
-                return redirect(url_for("admin.rule_set", version=version))
-        checked = not errors
-    else:
-        with reading() as s:
-            current = rulesets.version_in_force(s, today())
-            data = dict(current.data)
-        text = json.dumps(data, ensure_ascii=False, indent=2)
-        note, effective = "", today().isoformat()
-    return render_template("admin/ruleset_draft.html", text=text, note=note, effective=effective, errors=errors,
-                           checked=checked), (400 if errors else 200)
+    based_on = int_field("based_on")
+    if based_on is None:
+        return _rule_sets_page({"based_on": _("Choose a published version to start from.")})
+    try:
+        with unit_of_work(engine()) as s:
+            draft_id = rulesets.create_draft(s, actor(s), based_on=based_on, note=text_field("note")).id
+    except ValidationFailed as exc:
+        return _rule_sets_page({exc.details.get("field") or "based_on": _draft_message(exc)})
+    flash(_("Draft %(n)d has been created from version %(v)d.", n=draft_id, v=based_on), "success")
+    return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+
+
+def _draft_page(draft_id: int, errors: dict[str, str] | None = None, *, text: str | None = None,
+                note: str | None = None, effective: str | None = None, status: int = 200):
+    """The draft's page: its document and note to edit, publishing with a date, discarding."""
+    errors = errors or {}
+    with reading() as s:
+        row = s.get(RuleSetDraft, draft_id)
+        if row is None:
+            not_found()
+        based_on = s.get(RuleSetVersion, row.based_on_id) if row.based_on_id else None
+        published = s.get(RuleSetVersion, row.published_version_id) if row.published_version_id else None
+        people = _people(s, (row.created_by_id, row.updated_by_id))
+    if text is None:
+        text = json.dumps(_in_field_order(row.data), ensure_ascii=False, indent=2)
+    return render_template("admin/ruleset_draft.html", draft=row, based_on=based_on, published=published,
+                           people=people, text=text, note=row.note if note is None else note,
+                           effective=effective or today().isoformat(), errors=errors), \
+        (status if status != 200 else (400 if errors else 200))
+
+
+@bp.route("/rulesets/drafts/<int:draft_id>", methods=["GET", "POST"])
+def rule_set_draft(draft_id: int):
+    """Read and edit a draft: the document is checked first, and nothing is saved when it is not valid."""
+    _head_office_only()
+    if request.method == "GET":
+        return _draft_page(draft_id)
+    revision = expected_version()
+    text, note = request.form.get("data", ""), request.form.get("note", "")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _draft_page(draft_id, {"data": _("The document is not valid JSON (line %(line)d, column %(col)d).",
+                                                line=exc.lineno, col=exc.colno)}, text=text, note=note)
+    try:
+        with unit_of_work(engine()) as s:
+            rulesets.update_draft(s, actor(s), draft_id, data, note, expected_revision=revision)
+    except ValidationFailed as exc:
+        return _draft_page(draft_id, {exc.details.get("field") or "data": _draft_message(exc)}, text=text, note=note)
+    except ConflictError as exc:
+        return _draft_page(draft_id, {"_": _draft_message(exc)}, text=text, note=note, status=409)
+    flash(_("The draft has been saved."), "success")
+    return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+
+
+@bp.post("/rulesets/drafts/<int:draft_id>/publish")
+def publish_rule_set_draft(draft_id: int):
+    """Publish the draft as the next version, effective from a date (it may lie in the past or the future)."""
+    _head_office_only()
+    revision = expected_version()
+    effective = request.form.get("effective_from", "")
+    try:
+        effective_from = date.fromisoformat(effective)
+    except ValueError:
+        return _draft_page(draft_id, {"effective_from": _("Enter the date from which the version applies.")},
+                           effective=effective)
+    try:
+        with unit_of_work(engine()) as s:
+            version = rulesets.publish_draft(s, actor(s), draft_id, effective_from, expected_revision=revision).version
+    except ValidationFailed as exc:
+        return _draft_page(draft_id, {exc.details.get("field") or "_": _draft_message(exc)}, effective=effective)
+    except ConflictError as exc:
+        flash(_draft_message(exc), "error")
+        return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+    flash(_("Version %(n)d has been published.", n=version), "success")
+    return redirect(url_for("admin.rule_set", version=version))
+
+
+@bp.post("/rulesets/drafts/<int:draft_id>/discard")
+def discard_rule_set_draft(draft_id: int):
+    """Discard the draft (it stays on record as discarded)."""
+    _head_office_only()
+    revision = expected_version()
+    try:
+        with unit_of_work(engine()) as s:
+            rulesets.discard_draft(s, actor(s), draft_id, expected_revision=revision)
+    except ConflictError as exc:
+        flash(_draft_message(exc), "error")
+        return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+    flash(_("Draft %(n)d has been discarded.", n=draft_id), "success")
+    return redirect(url_for("admin.rule_sets"))
 
 
 # --- calendar -----------------------------------------------------------------------------------------------

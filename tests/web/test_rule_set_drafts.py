@@ -1,0 +1,210 @@
+"""Rule-set drafts in the administration pages: create, edit (errors next to the field, nothing saved), list
+with who and when, discard, publish with an effective date; CSRF on every form; both languages."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from tests.web.support import login, post, set_passwords
+from workflow.models import AuditEvent, AuditHead, RuleSetDraft, RuleSetVersion
+
+PO04 = {"code": "PO04", "stage": "post_loan", "zh": "按月核查抵押物状态", "en": "checked the collateral monthly",
+        "source": "本行2025年制度", "verified": False}
+
+
+@pytest.fixture
+def admin(bank, app_for):
+    set_passwords(bank.engine)
+    client = app_for(bank.engine).test_client()
+    assert login(client, "admin").status_code == 302
+    return client
+
+
+def _head(bank) -> int:
+    with Session(bank.engine) as s:
+        return s.get(AuditHead, 1).seq
+
+
+def _draft(bank, draft_id) -> RuleSetDraft:
+    with Session(bank.engine) as s:
+        return s.get(RuleSetDraft, draft_id)
+
+
+def _create(admin, note="增加贷后抵押物核查") -> int:
+    response = post(admin, "/admin/rulesets/drafts", {"based_on": "1", "note": note})
+    assert response.status_code == 302
+    match = re.search(r"/admin/rulesets/drafts/(\d+)$", response.headers["Location"])
+    assert match, response.headers["Location"]
+    return int(match.group(1))
+
+
+def _text(page: str) -> str:
+    """The JSON document shown in the draft's textarea."""
+    import html
+
+    return html.unescape(re.search(r'<textarea id="data"[^>]*>(.*?)</textarea>', page, re.S).group(1))
+
+
+def _edited(admin, draft_id, label="bank-2025.1") -> dict:
+    data = json.loads(_text(admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)))
+    return {**data, "version": label, "duties": [*data["duties"], PO04]}
+
+
+def test_an_administrator_creates_edits_and_publishes_a_draft(bank, admin):
+    page = admin.get("/admin/rulesets").get_data(as_text=True)
+    assert 'id="new-draft"' in page and "暂无草稿" in page
+
+    draft_id = _create(admin)
+    page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    data = json.loads(_text(page))
+    assert "effective_from" not in data and list(data)[:2] == ["version", "name"]  # the model's order
+    listing = admin.get("/admin/rulesets").get_data(as_text=True)
+    row = re.search(rf'<tr id="draft-{draft_id}">(.*?)</tr>', listing, re.S).group(1)
+    assert "管理员" in row and "增加贷后抵押物核查" in row and data["version"] in row
+
+    data["version"] = "bank-2025.1"
+    data["duties"].append(PO04)
+    saved = post(admin, f"/admin/rulesets/drafts/{draft_id}",
+                 {"expected_version": "1", "data": json.dumps(data, ensure_ascii=False), "note": "增加 PO04"})
+    assert saved.status_code == 302
+    draft = _draft(bank, draft_id)
+    assert (draft.revision, draft.note, draft.data["duties"][-1]["code"]) == (2, "增加 PO04", "PO04")
+    with Session(bank.engine) as s:
+        event = s.exec(select(AuditEvent).where(AuditEvent.event == "update_rule_set_draft")).one()
+        assert event.actor == "admin" and event.payload["changed"] == ["duties", "version"]
+
+    missing_date = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+                        {"expected_version": "2", "effective_from": ""})
+    assert missing_date.status_code == 400 and 'id="error-effective_from"' in missing_date.get_data(as_text=True)
+
+    effective = date.today() + timedelta(days=10)
+    published = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+                     {"expected_version": "2", "effective_from": effective.isoformat()})
+    assert published.status_code == 302 and published.headers["Location"].endswith("/admin/rulesets/2")
+    with Session(bank.engine) as s:
+        v2 = s.exec(select(RuleSetVersion).where(RuleSetVersion.version == 2)).one()
+        assert (v2.effective_from, v2.note, v2.data["version"]) == (effective, "增加 PO04", "bank-2025.1")
+        event = s.exec(select(AuditEvent).where(AuditEvent.event == "publish_rule_set")
+                       .order_by(AuditEvent.seq.desc())).first()
+        assert event.payload["draft"] == draft_id and event.payload["version"] == 2
+    assert _draft(bank, draft_id).status == "published"
+    listing = admin.get("/admin/rulesets").get_data(as_text=True)
+    assert f'id="draft-{draft_id}"' not in listing and "bank-2025.1" in listing
+    closed = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert 'id="edit-draft"' not in closed and "/admin/rulesets/2" in closed
+
+
+@pytest.mark.parametrize("change,shown", [
+    (lambda text: text[:-3], "不是有效的 JSON"),
+    (lambda text: json.dumps({**json.loads(text), "duties": [*json.loads(text)["duties"], PO04, PO04]}),
+     "规则集无效"),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "steps"}), "steps"),
+    (lambda text: "[]", "规则集必须是一个 JSON 对象"),
+])
+def test_an_invalid_document_is_shown_next_to_the_field_and_nothing_is_saved(bank, admin, change, shown):
+    draft_id = _create(admin)
+    text = _text(admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True))
+    before = _head(bank)
+    bad = change(text)
+    response = post(admin, f"/admin/rulesets/drafts/{draft_id}",
+                    {"expected_version": "1", "data": bad, "note": "改了"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    error = re.search(r'<span class="error" id="error-data">(.*?)</span>', page, re.S).group(1)
+    assert shown in error
+    assert _text(page) == bad  # the administrator's text is kept for correcting
+    draft = _draft(bank, draft_id)
+    assert (draft.revision, draft.note) == (1, "增加贷后抵押物核查") and _head(bank) == before
+
+
+def test_publishing_refuses_a_label_already_used_and_a_missing_note_next_to_the_field(bank, admin):
+    draft_id = _create(admin, note="")
+    response = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+                    {"expected_version": "1", "effective_from": date.today().isoformat()})
+    assert response.status_code == 400 and 'id="error-note"' in response.get_data(as_text=True)
+    post(admin, f"/admin/rulesets/drafts/{draft_id}",
+         {"expected_version": "1", "data": _text(admin.get(f"/admin/rulesets/drafts/{draft_id}")
+                                                 .get_data(as_text=True)), "note": "只改说明"})
+    response = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+                    {"expected_version": "2", "effective_from": date.today().isoformat()})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "已被版本 1 使用" in re.search(r'id="error-data">(.*?)</span>', page, re.S).group(1)
+    with Session(bank.engine) as s:
+        assert len(s.exec(select(RuleSetVersion)).all()) == 1
+
+
+def test_discarding_a_draft_keeps_it_on_record_and_removes_it_from_the_list(bank, admin):
+    draft_id = _create(admin)
+    response = post(admin, f"/admin/rulesets/drafts/{draft_id}/discard", {"expected_version": "1"})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/rulesets")
+    assert _draft(bank, draft_id).status == "discarded"
+    with Session(bank.engine) as s:
+        event = s.exec(select(AuditEvent).where(AuditEvent.event == "discard_rule_set_draft")).one()
+        assert event.payload["draft"] == draft_id and event.actor == "admin"
+    assert f'id="draft-{draft_id}"' not in admin.get("/admin/rulesets").get_data(as_text=True)
+    page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert "此草稿已被放弃" in page and 'id="publish-draft"' not in page
+
+
+def test_a_stale_form_is_refused_and_keeps_the_text_the_administrator_typed(bank, admin):
+    draft_id = _create(admin)
+    first = _edited(admin, draft_id)
+    assert post(admin, f"/admin/rulesets/drafts/{draft_id}",
+                {"expected_version": "1", "data": json.dumps(first), "note": "甲"}).status_code == 302
+    before = _head(bank)
+    mine = json.dumps(_edited(admin, draft_id, label="bank-mine") | {"duties": first["duties"]})
+    response = post(admin, f"/admin/rulesets/drafts/{draft_id}", {"expected_version": "1", "data": mine, "note": "乙"})
+    assert response.status_code == 409 and _text(response.get_data(as_text=True)) == mine
+    assert "其他人" in response.get_data(as_text=True)
+    for action in ("publish", "discard"):
+        stale = post(admin, f"/admin/rulesets/drafts/{draft_id}/{action}",
+                     {"expected_version": "1", "effective_from": date.today().isoformat()})
+        assert stale.status_code == 302 and stale.headers["Location"].endswith(f"/admin/rulesets/drafts/{draft_id}")
+    assert _head(bank) == before and _draft(bank, draft_id).status == "draft"
+
+
+def test_every_draft_form_needs_the_csrf_token(bank, admin):
+    draft_id = _create(admin)
+    before = _head(bank)
+    forms = [("/admin/rulesets/drafts", {"based_on": "1"}),
+             (f"/admin/rulesets/drafts/{draft_id}", {"expected_version": "1", "data": "{}", "note": "x"}),
+             (f"/admin/rulesets/drafts/{draft_id}/publish", {"expected_version": "1",
+                                                            "effective_from": date.today().isoformat()}),
+             (f"/admin/rulesets/drafts/{draft_id}/discard", {"expected_version": "1"})]
+    for url, data in forms:
+        assert admin.post(url, data=data).status_code == 400, url
+        assert admin.post(url, data={**data, "csrf_token": "forged"}).status_code == 400, url
+    page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert page.count('name="csrf_token"') >= 4  # the three draft forms and the language switch
+    assert _head(bank) == before and _draft(bank, draft_id).status == "draft"
+
+
+def test_the_draft_pages_follow_the_users_language(bank, admin):
+    draft_id = _create(admin)
+    zh = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert "保存草稿" in zh and "放弃草稿" in zh and "生效日期" in zh
+    post(admin, "/language", {"locale": "en"})
+    en = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert "Save the draft" in en and "Discard the draft" in en and "保存草稿" not in en
+    assert "Drafts" in admin.get("/admin/rulesets").get_data(as_text=True)
+
+
+def test_a_branch_administrator_sees_versions_but_no_drafts(bank, app_for):
+    from workflow.db import unit_of_work
+    from workflow.models import User
+
+    with unit_of_work(bank.engine) as s:
+        s.add(User(username="t1_admin", name="分行管理员", employee_no="E9001", branch_id=bank.branches["T1"],
+                   roles="admin"))
+    set_passwords(bank.engine)
+    client = app_for(bank.engine).test_client()
+    assert login(client, "t1_admin").status_code == 302
+    page = client.get("/admin/rulesets")
+    assert page.status_code == 200
+    assert 'id="drafts"' not in page.get_data(as_text=True) and 'id="new-draft"' not in page.get_data(as_text=True)
