@@ -33,7 +33,7 @@ def _prepare(engine):
 
 @contextmanager
 def sqlite_engine() -> Iterator:
-    """An engine on a fresh SQLite file (WAL, synchronous=NORMAL) in a temporary directory."""
+    """An engine on a fresh SQLite file (WAL, synchronous=FULL) in a temporary directory."""
     with tempfile.TemporaryDirectory(prefix="mianze-bench-") as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
         try:

@@ -44,7 +44,7 @@ def _canonical_json(obj) -> str:
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    """An engine for `url`; SQLite gets WAL, synchronous=NORMAL, a busy timeout and IMMEDIATE writes."""
+    """An engine for `url`; SQLite gets WAL, synchronous=FULL, a busy timeout and IMMEDIATE writes."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                json_serializer=_canonical_json, **kwargs)
@@ -54,7 +54,7 @@ def make_engine(url: str, **kwargs) -> Engine:
             dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN itself
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

@@ -204,10 +204,19 @@ GUARDS: dict[str, tuple[Callable[[GuardContext, dict], bool], str]] = {
 class _CaseModel:
     """The object the `transitions` machine drives: its state reads and writes the holder's column."""
 
-    def __init__(self, holder, ctx: GuardContext):
+    def __init__(self, holder, ctx: GuardContext | None):
+        self.bind(holder, ctx)
+
+    def bind(self, holder, ctx: GuardContext | None) -> None:
         self._holder = holder
         self._ctx = ctx
         self.failed: list[str] = []
+
+    def release(self) -> list[str]:
+        """Let go of the case; the messages of the guards that failed."""
+        failed = self.failed
+        self.bind(_Idle(), None)
+        return failed
 
     @property
     def state(self) -> str:
@@ -250,13 +259,24 @@ def _machine_transitions() -> list[dict]:
 
 
 _SHARED_LOCK = threading.Lock()
-_SHARED: list[Machine] = []
+_SHARED: list[_CaseModel] = []
 
 
-def _shared_machine() -> Machine:
-    """The process's machine, built once from the declaration (models are added per event)."""
+class _Idle:
+    state = INITIAL_STATE
+
+
+def _shared_driver() -> _CaseModel:
+    """The process's machine, built once from the declaration, with the one model it drives.
+
+    Registering a model with `transitions` binds a method per trigger and per state; doing that for every
+    event costs more than the event itself, so one model is registered once and pointed at the case being
+    moved (under `_SHARED_LOCK`, so one event at a time per process).
+    """
     if not _SHARED:
-        _SHARED.append(build_machine(None, initial=INITIAL_STATE))
+        driver = _CaseModel(_Idle(), None)
+        build_machine(driver, initial=INITIAL_STATE)
+        _SHARED.append(driver)
     return _SHARED[0]
 
 
@@ -288,18 +308,17 @@ def fire(holder, trigger: str, ctx: GuardContext, **kwargs) -> tuple[str, str]:
     """
     before = holder.state
     ensure_allowed(before, trigger)
-    model = _CaseModel(holder, ctx)
     with _SHARED_LOCK:  # one machine per process; transitions' Machine is not thread-safe
-        machine = _shared_machine()
-        machine.add_model(model, initial=before)
+        model = _shared_driver()
+        model.bind(holder, ctx)
         try:
             moved = getattr(model, trigger)(**kwargs)
         except MachineError as exc:  # pragma: no cover - allowed_triggers already filters
             raise TransitionNotAllowed(str(exc), state=before, event=trigger) from exc
         finally:
-            machine.remove_model(model)
+            failed = model.release()
     if not moved:
-        reasons = list(dict.fromkeys(model.failed)) or ["a guard does not hold"]
+        reasons = list(dict.fromkeys(failed)) or ["a guard does not hold"]
         raise GuardFailed(f"cannot {trigger.replace('_', ' ')}: " + "; ".join(reasons),
                           state=before, event=trigger, reasons=reasons)
     return before, holder.state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import Text, cast
+from sqlalchemy import Text, bindparam, cast
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
@@ -33,6 +33,15 @@ def now_iso() -> str:
     return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_HEAD = AuditHead.__table__
+_EVENT = AuditEvent.__table__
+# Built once: executing a prebuilt statement with parameters reuses its compiled form from the cache.
+_LOCK_HEAD = sa_select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_START_HEAD = _HEAD.insert()
+_INSERT_EVENT = _EVENT.insert()
+_MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
 def record(session: Session, *, event: str, actor=None, case_id: int | None = None,
            from_state: str | None = None, to_state: str | None = None, payload: dict | None = None) -> dict:
     """Append one event to the chain in the caller's transaction (locks the chain head); the event's fields.
@@ -42,10 +51,9 @@ def record(session: Session, *, event: str, actor=None, case_id: int | None = No
     """
     session.flush()
     conn = session.connection()
-    head_t, event_t = AuditHead.__table__, AuditEvent.__table__
-    head = conn.execute(sa_select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == 1).with_for_update()).first()
+    head = conn.execute(_LOCK_HEAD).first()
     if head is None:
-        conn.execute(head_t.insert().values(id=1, seq=0, hash=GENESIS))
+        conn.execute(_START_HEAD, {"id": 1, "seq": 0, "hash": GENESIS})
         head = (0, GENESIS)
     fields = {
         "seq": head[0] + 1,
@@ -60,8 +68,8 @@ def record(session: Session, *, event: str, actor=None, case_id: int | None = No
         "prev_hash": head[1] if head[0] else GENESIS,
     }
     fields["hash"] = link_hash(fields)
-    conn.execute(event_t.insert().values(**fields))
-    conn.execute(head_t.update().where(head_t.c.id == 1).values(seq=fields["seq"], hash=fields["hash"]))
+    conn.execute(_INSERT_EVENT, fields)
+    conn.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": fields["hash"]})
     return fields
 
 
