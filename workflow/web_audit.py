@@ -3,7 +3,7 @@
 `bp` is registered by the application (url prefix /audit). Every route needs a signed-in user with the
 auditor role (403 otherwise). Downloads stream: CSV and JSON Lines of one record type row batch by row batch;
 XLSX workbooks, multi-file ZIPs and bundles are written to a temporary file first (a ZIP and a workbook need
-a seekable file) and then streamed in chunks.
+a seekable file) and then streamed in chunks. Texts are translated with Flask-Babel like the rest of the web UI.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from flask import (
     request,
     stream_with_context,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .db import read_session, unit_of_work
-from .domain.errors import DomainError, ValidationFailed
+from .domain.errors import ValidationFailed
 from .models import OUTCOMES, User
 from .services import access_log, export
 from .services.export_cli import run_bundle, run_export
@@ -57,31 +59,21 @@ def _auditors_only():
     return None
 
 
-@bp.errorhandler(DomainError)
-def _domain_error(exc: DomainError):
-    """Refusals (invalid filters, a missing reason) as the web UI's error page."""
-    try:
-        from .web import _domain_error as render
-    except ImportError:  # the web UI is not installed on this app: the app-wide JSON answer
-        from flask import jsonify
-
-        return jsonify({"code": exc.code, "message": exc.message, "details": exc.details}), exc.http_status
-    return render(exc)
+ACTION_LABELS = {
+    "view_case": _l("Case viewed"), "download_letter": _l("Letter downloaded"),
+    "download_evidence": _l("Evidence downloaded"), "export": _l("Export"), "api_read": _l("API read"),
+    "sign_in": _l("Signed in"), "sign_in_failed": _l("Sign-in failed"), "sign_out": _l("Signed out"),
+}
 
 
-def t(zh: str, en: str) -> str:
-    """The Chinese or English text, following the UI language (Chinese unless English was chosen)."""
-    try:
-        from flask_babel import get_locale
-
-        locale = get_locale()
-    except Exception:  # noqa: BLE001 - Babel not configured on this app: the default language
-        locale = None
-    return en if locale is not None and str(locale).startswith("en") else zh
+def action_label(code: str) -> str:
+    """An access-log action in the UI language (the code itself for an action without a label)."""
+    label = ACTION_LABELS.get(code)
+    return str(label) if label is not None else code
 
 
 def _render(template: str, **context):
-    return render_template(template, t=t, **context)
+    return render_template(template, action_label=action_label, **context)
 
 
 def _params() -> dict:
@@ -136,11 +128,11 @@ def export_download():
     p = _params()
     kind, fmt, full = p["kind"] or "cases", p["format"] or "xlsx", p["full"] in ("1", "on", "true", "yes")
     if fmt not in export.FORMATS:
-        raise ValidationFailed(f"unknown format '{fmt}'", field="format")
+        raise ValidationFailed(_("Unknown format “%(format)s”.", format=fmt), field="format")
     names = export.record_names(kind)
     if p["records"] and p["records"] != "all":
         if p["records"] not in names:
-            raise ValidationFailed(f"unknown record type '{p['records']}'", field="records")
+            raise ValidationFailed(_("Unknown record type “%(records)s”.", records=p["records"]), field="records")
         names = (p["records"],)
     f = export.ExportFilter.parse(**_filters(p))
     if fmt in ("csv", "jsonl") and len(names) == 1:
@@ -193,7 +185,8 @@ def access_log_list():
         case_id = int(a["case_id"]) if a.get("case_id") else None
         page = int(a.get("page") or 1)
     except ValueError:
-        raise ValidationFailed("the dates must be YYYY-MM-DD and the case and page numbers whole numbers") from None
+        raise ValidationFailed(_("The dates must be YYYY-MM-DD and the case and page numbers whole numbers.")) \
+            from None
     with read_session(_engine()) as s:
         result = access_log.entries(s, username=a.get("username") or None, action=a.get("action") or None,
                                     case_id=case_id, since=since, until=until, page=page)

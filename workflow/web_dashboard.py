@@ -3,7 +3,8 @@
 `bp` is registered by the application. Signed-in users with the role committee_chair, admin, auditor or
 appeal_reviewer see the subtree of their home branch (auditors: the whole bank); anyone else gets 403.
 The figures come from `services.metrics`; the charts are SVG written in the template (no script, no
-external URL). The page extends the web UI's base.html when that UI is set up, else a standalone layout.
+external URL). The page extends the web UI's base.html; its texts are translated with Flask-Babel, the headline
+figures' labels through SUMMARY_LABELS (the Chinese catalogue matches the labels of the XLSX download).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlmodel import select
 
 from .db import read_session, unit_of_work
 from .domain.errors import ValidationFailed
 from .domain.permissions import has_role
-from .domain.states import STATE_LABELS
 from .models import Branch, User
 from .services import deadlines, metrics
 
@@ -44,15 +46,34 @@ def can_view_dashboard(roles, home_path: str, branch_path: str) -> bool:
     return has_role(roles, "auditor") or branch_path.startswith(home_path)
 
 
-def t(zh: str, en: str) -> str:
-    """The Chinese or English text, following the UI language (Chinese unless English was chosen)."""
-    try:
-        from flask_babel import get_locale
+# The headline figures of `metrics.summary_rows`, keyed by their English label (also the page's data-figure).
+SUMMARY_LABELS = {
+    "Cases": _l("Cases"),
+    "Respondents with an outcome": _l("Respondents with an outcome"),
+    "Exempt": _l("Exempt respondents"),
+    "Reduced liability": _l("Respondents with reduced liability"),
+    "Liable": _l("Liable respondents"),
+    "Exemption ratio": _l("Exemption ratio"),
+    "Reduced-liability ratio": _l("Reduced-liability ratio"),
+    "Cases determined": _l("Cases determined"),
+    "Median days to determination": _l("Median days to determination"),
+    "90th percentile days to determination": _l("90th percentile days to determination"),
+    "Cases counted for the one-year limit": _l("Cases counted for the one-year limit"),
+    "Final within one year": _l("Cases final within one year"),
+    "Share final within one year": _l("Share final within one year"),
+    "Appeals filed": _l("Appeals filed"),
+    "Appeals decided": _l("Appeals decided"),
+    "Appeals altered": _l("Appeals altered"),
+    "Share of decided appeals altered": _l("Share of decided appeals altered"),
+    "Committee deviations from the recommendation": _l("Committee deviations from the recommendation"),
+    "Deviation share": _l("Deviation share"),
+}
 
-        locale = get_locale()
-    except Exception:  # noqa: BLE001 - Babel not set up on this app: the user's own choice
-        locale = getattr(current_user, "locale", "zh")
-    return en if locale is not None and str(locale).startswith("en") else zh
+
+def summary_label(en: str) -> str:
+    """A headline figure's label in the UI language."""
+    label = SUMMARY_LABELS.get(en)
+    return str(label) if label is not None else en
 
 
 @bp.before_request
@@ -74,7 +95,7 @@ def _date_arg(name: str, default: date) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise ValidationFailed(f"'{raw}' is not a date (YYYY-MM-DD)", field=name) from None
+        raise ValidationFailed(_("“%(value)s” is not a date (YYYY-MM-DD).", value=raw), field=name) from None
 
 
 def _scope(session) -> tuple[Branch, Branch, date, date]:
@@ -91,21 +112,20 @@ def _scope(session) -> tuple[Branch, Branch, date, date]:
     today = date.today()
     start, end = _date_arg("start", date(today.year, 1, 1)), _date_arg("end", today)
     if end < start:
-        raise ValidationFailed("the period ends before it starts", field="end")
+        raise ValidationFailed(_("The period ends before it starts."), field="end")
     return home, branch, start, end
 
 
 def _charts(figures: dict) -> dict:
     """Plain numbers for the SVG charts (the template only places them)."""
     most = max(figures["by_state"].values(), default=0) or 1
-    states = [{"code": code, "zh": STATE_LABELS[code]["zh"], "en": STATE_LABELS[code]["en"], "n": n,
-               "share": n / most} for code, n in figures["by_state"].items()]
+    states = [{"code": code, "n": n, "share": n / most} for code, n in figures["by_state"].items()]
     o = figures["outcomes"]
     segments, x = [], 0.0
     for outcome in ("exempt", "reduced", "liable"):
         share = o[outcome] / o["respondents"] if o["respondents"] else 0.0
         segments.append({"outcome": outcome, "n": o[outcome], "x": x, "share": share,
-                         "colour": OUTCOME_COLOURS[outcome], "label": metrics.OUTCOME_LABELS[outcome]})
+                         "colour": OUTCOME_COLOURS[outcome]})
         x += share
     rows = [r for r in figures["tolerance"] if r["gap_pp"] is not None]
     margin_pp = float(figures["tolerance"][0]["margin"]) * 100 if figures["tolerance"] else 3.0
@@ -128,10 +148,10 @@ def index():
         user = s.get(User, current_user.id)
         overdue = deadlines.overdue_for_supervisor(s, user)
         warnings = deadlines.calendar_warnings(s) if has_role(_roles(current_user), "admin") else []
-    return render_template("dashboard/index.html", t=t, figures=figures, charts=_charts(figures),
-                           summary=metrics.summary_rows(figures), branches=branches,
-                           start=start, end=end, overdue=overdue, calendar_warnings=warnings,
-                           state_labels=STATE_LABELS, case_link="cases.show" in current_app.view_functions)
+    summary = [(en, summary_label(en), value, kind) for _zh, en, value, kind in metrics.summary_rows(figures)]
+    return render_template("dashboard/index.html", figures=figures, charts=_charts(figures), summary=summary,
+                           branches=branches, start=start, end=end, overdue=overdue, calendar_warnings=warnings,
+                           case_link="cases.show" in current_app.view_functions)
 
 
 @bp.get("/export.xlsx")
