@@ -8,7 +8,7 @@ import sys
 import click
 from flask import Flask, current_app
 
-from .db import read_session, unit_of_work
+from .db import analyze, read_session, unit_of_work
 from .domain.errors import DomainError
 
 
@@ -48,7 +48,14 @@ def register(app: Flask) -> None:
 
         with unit_of_work(_engine()) as s:
             rulesets.ensure_default(s)
+        analyze(_engine())
         click.echo("database is at the latest schema")
+
+    @db_group.command("analyze")
+    def db_analyze():
+        """Refresh the query planner's statistics (after bulk loads on SQLite)."""
+        analyze(_engine())
+        click.echo("statistics refreshed")
 
     @db_group.command("current")
     def db_current():
@@ -70,6 +77,7 @@ def register(app: Flask) -> None:
         try:
             summary = demo.load(_engine(), seed=seed, progress=True,
                                 evidence_dir=current_app.config["EVIDENCE_DIR"])
+            analyze(_engine())
         except DomainError as exc:
             _fail(exc.message)
         click.echo(json.dumps(summary, ensure_ascii=False, indent=1))

@@ -75,6 +75,17 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
+def analyze(engine: Engine) -> None:
+    """Refresh the query planner's statistics (ANALYZE).
+
+    SQLite keeps no statistics until asked, and without them it may drive an inbox query from the wrong
+    index (tens of milliseconds instead of one). Run after migrations, the demo load and bulk imports;
+    PostgreSQL's autovacuum also analyzes by itself.
+    """
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[Session]:
     """One write transaction: commits when the block ends, rolls back on any error.

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
@@ -155,7 +155,10 @@ class Case(SQLModel, table=True):
     """An exemption case: one enterprise's non-performing loan(s) and the people responsible."""
 
     __tablename__ = "case_file"
-    __table_args__ = (Index("ix_case_state_branch", "state", "branch_id"),)
+    __table_args__ = (
+        Index("ix_case_state_branch", "state", "branch_id"),
+        Index("ix_case_investigator_state", "investigator_id", "state"),  # an investigator's waiting cases
+    )
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=40, unique=True, index=True)
     branch_id: int = Field(foreign_key="branch.id", index=True)
@@ -165,7 +168,7 @@ class Case(SQLModel, table=True):
     opened_at: datetime = Field(default_factory=lambda: utcnow(), index=True)
     opened_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     rule_set_version_id: int = Field(foreign_key="rulesetversion.id")  # procedure: in force when opened
-    investigator_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    investigator_id: int | None = Field(default=None, foreign_key="app_user.id")
     legal_hold: bool = False
     batch_report: bool = False
     tolerance: dict | None = json_field(default_factory=lambda: None, nullable=True)  # frozen snapshot
@@ -191,7 +194,11 @@ class CaseLoan(SQLModel, table=True):
 class Respondent(SQLModel, table=True):
     """A person responsible for the case's loans (被评议人); one per person per case (merged consideration)."""
 
-    __table_args__ = (UniqueConstraint("case_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "user_id"),
+        # The inbox's outcome filter: the final outcome, else the committee's decision.
+        Index("ix_respondent_outcome", text("coalesce(final_outcome, decided_outcome)")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case_file.id", index=True)
     user_id: int = Field(foreign_key="app_user.id", index=True)

@@ -54,6 +54,10 @@ def register_cli(app: Flask) -> None:
             _report(exc)
             sys.exit(1)
         summary = result.to_dict()
+        if not dry_run and summary["created"] > 1000:
+            from ..db import analyze
+
+            analyze(_engine())  # many new rows: refresh the planner's statistics
         verb = "would import" if dry_run else "imported"
         click.echo(f"{verb} {summary['rows']} rows: {summary['created']} created, {summary['updated']} updated, "
                    f"{summary['unchanged']} unchanged; enterprises {summary['enterprises_created']} created, "

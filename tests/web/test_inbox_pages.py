@@ -1,0 +1,79 @@
+"""Inbox pages: totals, page bounds and scope when the list spans several pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlmodel import select
+
+from tests.factories import make_bank
+from tests.web.support import login, set_passwords
+from workflow.db import unit_of_work
+from workflow.models import Case, User
+from workflow.services import cases
+
+PAGE = 3
+
+
+@pytest.fixture
+def seven(engine):
+    """A bank with seven registered cases (one per enterprise) opened by the tier-1 chair's branch."""
+    bank = make_bank(engine, n_loans=7, loans_per_enterprise=1)
+    with unit_of_work(engine) as s:
+        admin = s.get(User, bank.users["admin"])
+        for loan_id in bank.loans:
+            cases.open_case(s, admin, [loan_id])
+    set_passwords(engine)
+    return bank
+
+
+def _client(bank, app_for, username):
+    client = app_for(bank.engine, INBOX_PAGE_SIZE=PAGE).test_client()
+    login(client, username)
+    return client
+
+
+def _listed(html: str) -> list[str]:
+    return re.findall(r'href="/cases/(\d+)"', html)
+
+
+def _total(html: str) -> int:
+    return int(re.search(r'id="result-count">\D*(\d+)', html).group(1))
+
+
+@pytest.mark.parametrize("path", ["/inbox", "/inbox?tab=all", "/inbox?tab=all&q=L"])
+def test_every_case_appears_on_exactly_one_page_and_the_total_counts_them_all(seven, app_for, path):
+    client = _client(seven, app_for, "chair")
+    seen = []
+    for page in (1, 2, 3):
+        html = client.get(f"{path}{'&' if '?' in path else '?'}page={page}").get_data(as_text=True)
+        assert _total(html) == 7
+        seen += _listed(html)
+    with unit_of_work(seven.engine) as s:
+        expected = {str(c.id) for c in s.exec(select(Case))}
+    assert len(seen) == 7 and set(seen) == expected
+
+
+def test_a_page_past_the_end_shows_the_last_page(seven, app_for):
+    client = _client(seven, app_for, "chair")
+    last = client.get("/inbox?tab=all&q=L&page=3").get_data(as_text=True)
+    beyond = client.get("/inbox?tab=all&q=L&page=99").get_data(as_text=True)
+    assert _listed(beyond) == _listed(last) and len(_listed(last)) == 1 and _total(beyond) == 7
+
+
+def test_a_search_matching_nothing_says_so(seven, app_for):
+    html = _client(seven, app_for, "chair").get("/inbox?tab=all&q=ZZZ&page=2").get_data(as_text=True)
+    assert _total(html) == 0 and _listed(html) == []
+
+
+def test_a_respondent_outside_the_branch_finds_the_cases_they_answer_in(seven, app_for):
+    # The officer's home is an outlet below the cases' branch: they see the cases because they are a
+    # respondent in them, not through their branch subtree.
+    with unit_of_work(seven.engine) as s:
+        officer = s.get(User, seven.users["officer"])
+        assert officer.branch_id not in {c.branch_id for c in s.exec(select(Case))}
+    html = _client(seven, app_for, "officer").get("/inbox?tab=all").get_data(as_text=True)
+    assert _total(html) == 7
+    other = _client(seven, app_for, "other_member").get("/inbox?tab=all").get_data(as_text=True)
+    assert _total(other) == 0
