@@ -196,3 +196,11 @@ def test_the_headline_labels_in_chinese_are_those_of_the_xlsx_download(bank, app
     assert sorted({en for _, en, _, _ in rows} - set(SUMMARY_LABELS)) == []
     with app.test_request_context(), force_locale("zh_CN"):
         assert [summary_label(en) for _, en, _, _ in rows] == [zh for zh, _, _, _ in rows]
+
+
+def test_the_top_bar_names_the_users_branch_in_their_language(bank, app_for):
+    client = _signed_in(bank, app_for, "chair")
+    assert "周九 · 一分行" in client.get("/inbox").get_data(as_text=True)
+    post(client, "/language", {"locale": "en"})
+    page = client.get("/inbox").get_data(as_text=True)
+    assert "周九 · T1" in page and "周九 · 一分行" not in page

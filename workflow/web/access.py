@@ -34,6 +34,7 @@ class Principal(UserMixin):
     branch_path: str
     branch_level: int
     branch_name: str
+    branch_name_en: str
     locale: str
 
     def get_id(self) -> str:
@@ -55,7 +56,8 @@ def load_principal(session: Session, user_id: int) -> Principal | None:
     user, branch = row
     return Principal(id=user.id, username=user.username, name=user.name, roles=user.role_set,
                      branch_id=user.branch_id, branch_path=branch.path, branch_level=branch.level,
-                     branch_name=branch.name, locale=user.locale)
+                     branch_name=branch.name,
+                     branch_name_en=branch.name_en or branch.name, locale=user.locale)
 
 
 def sees_everything(p: Principal) -> bool:

@@ -33,7 +33,10 @@ class CatalogDomain(Domain):
         if cached is None:
             cached = support.Translations()
             for dirname in self.translation_directories:
-                cached.merge(support.Translations.load(dirname, [name], self.domain[0]))
+                loaded = support.Translations.load(dirname, [name], self.domain[0])
+                cached.merge(loaded)
+                if getattr(loaded, "plural", None) is not None:  # the catalogue's plural rule, not English's
+                    cached.plural = loaded.plural
             self.cache[name] = cached
         return cached
 
