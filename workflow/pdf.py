@@ -9,8 +9,16 @@ Boundaries kept here:
 - fonts: before rendering, fontconfig must report the configured CJK families (``MIANZE_LETTER_FONT``,
   ``MIANZE_LETTER_SANS_FONT``) with a regular and a real bold face covering Chinese, or
   ``LetterFontMissing`` is raised (otherwise WeasyPrint would quietly draw empty boxes);
+- letter faces: the letters do not print with the installed faces directly but with "letter faces" derived
+  from them once per machine (by scripts/setup, or by the first rendering) into ``templates/letters/fonts/``:
+  the same outlines and metrics, restricted to GB 2312, ASCII, Latin-1, the punctuation blocks and every
+  character of the templates (about 7,800 glyphs instead of 65,535). WeasyPrint subsets the embedded fonts
+  keeping glyph ids, so its work and the PDF's size follow the highest glyph id used: a letter costs about
+  half the CPU and a third of the bytes. Any other character (a rare name) falls back to the installed
+  family, which the stylesheet names next, and that face is then embedded as well;
 - subsetting: HarfBuzz-Subset must be loaded (without it WeasyPrint falls back to fontTools, 25–40x slower
-  for CJK fonts, with only a log message), or ``LetterSubsetterMissing`` is raised;
+  for CJK fonts, with only a log message), or ``LetterSubsetterMissing`` is raised; the letter faces are
+  derived with the same library;
 - resources: the URL fetcher serves only files under ``templates/letters/``; any other URL (http, data:,
   other paths) stops the rendering with ``LetterURLRefused``. Letter data is HTML-escaped by Jinja.
 
@@ -19,15 +27,16 @@ random identifier, so the same data, locale, templates, fonts and WeasyPrint ver
 (checked by the tests, also across processes). A change to any of those changes the bytes, which is why the
 SHA-256 stored with a letter is that of the stored bytes, never of a re-rendering.
 
-Concurrency: one ``FontConfiguration`` is shared per process, and renders in one process are serialised by
-a lock (WeasyPrint's Pango/fontconfig objects are not thread-safe and cffi releases the GIL). For
-throughput, render in several processes.
+Concurrency: one ``FontConfiguration`` and the parsed stylesheet (letter.css with the letter faces) are
+shared per process, and renders in one process are serialised by a lock (WeasyPrint's Pango/fontconfig
+objects are not thread-safe and cffi releases the GIL). For throughput, render in several processes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import mimetypes
 import os
@@ -69,9 +78,12 @@ LETTERS_DIR = Path(__file__).resolve().parent.parent / "templates" / "letters"
 KINDS = ("determination", "appeal_record", "appeal_decision", "case_summary")
 LOCALES = ("zh", "en")
 
-#: Font families the letters name; overridable with MIANZE_LETTER_FONT / MIANZE_LETTER_SANS_FONT.
+#: Installed font families the letter faces are derived from (regular and bold); overridable with
+#: MIANZE_LETTER_FONT / MIANZE_LETTER_SANS_FONT.
 LETTER_FONT = "Noto Serif CJK SC"
 LETTER_SANS_FONT = "Noto Sans CJK SC"
+#: Where the letter faces are derived to (not in Git; the URL fetcher serves them).
+FONTS_DIR = LETTERS_DIR / "fonts"
 
 OUTCOMES = ("exempt", "reduced", "liable")  # in order of severity
 LIABILITY_KINDS = ("compliance", "diligence", "management")
@@ -280,7 +292,6 @@ def letter_html(kind: str, data: Mapping[str, Any], locale: str = "zh") -> str:
         raise LetterDataError(f"unknown locale {locale!r}; expected one of {', '.join(LOCALES)}")
     d = _normalise(kind, data)
     labels = _labels()[locale]
-    serif, sans = letter_fonts()
     name = d["respondent"]["name"] if "respondent" in d else ""
     title = labels["title"][kind]
     meta = {
@@ -293,30 +304,54 @@ def letter_html(kind: str, data: Mapping[str, Any], locale: str = "zh") -> str:
     }
     template = _jinja().get_template(f"{kind}.html")
     return template.render(
-        kind=kind, d=d, L=labels, locale=locale, meta=meta, fonts={"serif": serif, "sans": sans},
-        t=_translator(labels),
+        kind=kind, d=d, L=labels, locale=locale, meta=meta, t=_translator(labels),
     )
 
 
 def render_html_bare(html: str) -> bytes:
-    """Render HTML the plain WeasyPrint way (default fetcher, fresh font configuration); for benchmarks."""
-    return weasyprint.HTML(string=html, base_url=_base_url()).write_pdf()
+    """Render HTML the plain WeasyPrint way, for benchmarks: default URL fetcher, a fresh font configuration
+    and the letter stylesheet parsed anew (``render_letter`` parses it once per process)."""
+    font_config = FontConfiguration()
+    sheet = weasyprint.CSS(string=_stylesheet_text(check_letter_fonts()), base_url=_base_url(),
+                           font_config=font_config)
+    return weasyprint.HTML(string=html, base_url=_base_url()).write_pdf(stylesheets=[sheet],
+                                                                          font_config=font_config)
 
 
 def letter_fonts() -> tuple[str, str]:
-    """Return the (serif, sans) font families the letters name, after the environment overrides."""
+    """Return the installed (serif, sans) font families the letter faces come from, after the environment
+    overrides."""
     return (
         os.environ.get("MIANZE_LETTER_FONT") or LETTER_FONT,
         os.environ.get("MIANZE_LETTER_SANS_FONT") or LETTER_SANS_FONT,
     )
 
 
-def check_letter_fonts() -> tuple[str, str]:
-    """Check that the letter fonts are installed (cached per family); raises LetterFontMissing."""
-    serif, sans = letter_fonts()
-    _check_font(serif)
-    _check_font(sans)
-    return serif, sans
+@dataclass(frozen=True)
+class LetterFace:
+    """A face the letters print with, derived from an installed face into FONTS_DIR (see _derive_face)."""
+
+    role: str  # "serif" (body) or "sans" (headings)
+    family: str  # the installed family, e.g. "Noto Serif CJK SC": the fallback for characters not derived
+    weight: int  # CSS weight, 400 or 700
+    source: str  # the installed font file (for Noto CJK a collection of faces) ...
+    index: int  # ... and the face's index in it
+    path: Path  # the derived font
+
+    @property
+    def css_family(self) -> str:
+        """The family name of the derived face (in the font itself, the stylesheet and the PDF)."""
+        return f"{self.family} Letters"
+
+
+#: The faces the letters use: (role, CSS weight). The headings are bold; a sans regular face is not used.
+LETTER_FACES = (("serif", 400), ("serif", 700), ("sans", 700))
+
+
+def check_letter_fonts() -> tuple[LetterFace, ...]:
+    """Check that the letter fonts are installed and return their letter faces, deriving any missing one
+    (cached per process); raises LetterFontMissing. scripts/setup calls it once."""
+    return _letter_faces(*letter_fonts())
 
 
 def template_version(kind: str) -> str:
@@ -332,35 +367,254 @@ def template_version(kind: str) -> str:
 
 
 _FC_ESCAPE = re.compile(r"([\\\-:,=])")
+_FONT_HINT = ("Run scripts/setup, which installs the Debian package fonts-noto-cjk, or set MIANZE_LETTER_FONT / "
+              "MIANZE_LETTER_SANS_FONT to an installed CJK font with a bold face.")
+
+
+@dataclass(frozen=True)
+class _InstalledFace:
+    weight: int  # fontconfig weight: regular 80, medium 100, bold 200
+    file: str
+    index: int
 
 
 @lru_cache(maxsize=16)
-def _check_font(family: str) -> None:
-    """Ask fontconfig for ``family`` with Chinese coverage, a regular and a bold face."""
+def _check_font(family: str) -> dict[int, _InstalledFace]:
+    """Ask fontconfig for ``family`` with Chinese coverage; return its regular and bold faces by CSS weight."""
     escaped = _FC_ESCAPE.sub(r"\\\1", family)
     pattern = f":family={escaped}:lang=zh-cn"
-    hint = (
-        "Run scripts/setup, which installs the Debian package fonts-noto-cjk, "
-        "or set MIANZE_LETTER_FONT / MIANZE_LETTER_SANS_FONT to an installed CJK font with a bold face."
-    )
     try:
         out = subprocess.run(
-            ["fc-list", "--format", "%{weight}\\n", pattern],
+            ["fc-list", "--format", "%{weight}\\t%{index}\\t%{file}\\n", pattern],
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        raise LetterFontMissing(f'cannot check the letter font "{family}" with fc-list ({exc}). {hint}') from exc
-    weights: list[int] = []
-    for line in out.split():
-        weights += [int(float(w)) for w in re.findall(r"\d+(?:\.\d+)?", line)]
-    has_regular = any(w < 150 for w in weights)
-    has_bold = any(w >= 180 for w in weights)  # fontconfig: regular 80, medium 100, bold 200
-    if not (has_regular and has_bold):
-        found = "no face" if not weights else ("no bold face" if not has_bold else "no regular face")
+        raise LetterFontMissing(f'cannot check the letter font "{family}" with fc-list ({exc}). {_FONT_HINT}') from exc
+    faces: list[_InstalledFace] = []
+    for line in out.splitlines():
+        weights, index, file = (line.split("\t", 2) + ["", ""])[:3]
+        if not file:
+            continue
+        for w in re.findall(r"\d+(?:\.\d+)?", weights):
+            faces.append(_InstalledFace(int(float(w)), file, int(index or 0)))
+    # The face closest to fontconfig's regular (80) and bold (200); ties broken by file and index.
+    regular = min((f for f in faces if f.weight < 150), key=lambda f: (abs(f.weight - 80), f.file, f.index),
+                  default=None)
+    bold = min((f for f in faces if f.weight >= 180), key=lambda f: (abs(f.weight - 200), f.file, f.index),
+               default=None)
+    if regular is None or bold is None:
+        found = "no face" if not faces else ("no bold face" if bold is None else "no regular face")
         raise LetterFontMissing(
             f'the letter font "{family}" is not installed with Chinese coverage ({found} found); '
-            f"letters would print empty boxes. {hint}"
+            f"letters would print empty boxes. {_FONT_HINT}"
         )
+    return {400: regular, 700: bold}
+
+
+@lru_cache(maxsize=4)
+def _letter_faces(serif: str, sans: str) -> tuple[LetterFace, ...]:
+    families = {"serif": serif, "sans": sans}
+    installed = {family: _check_font(family) for family in families.values()}  # both checked before deriving
+    faces = []
+    for role, weight in LETTER_FACES:
+        family = families[role]
+        face = installed[family][weight]
+        path = _face_path(family, weight, face)
+        if not path.is_file():
+            _derive_face(face, family, weight, path)
+        faces.append(LetterFace(role, family, weight, face.file, face.index, path))
+    return tuple(faces)
+
+
+#: Changes whenever _derive_face would write different bytes for the same source.
+_DERIVE_VERSION = 1
+#: OpenType layout features kept in the letter faces: those HarfBuzz applies to horizontal text by default.
+#: The vertical, width and ruby features are left out: the letters do not use them.
+_KEEP_FEATURES = (b"ccmp", b"locl", b"liga", b"clig", b"calt", b"rlig", b"rclt", b"rvrn", b"kern", b"mark",
+                  b"mkmk", b"curs", b"dist", b"frac", b"numr", b"dnom")
+#: Language systems kept besides each script's default: simplified Chinese (html lang="zh-CN"; the English
+#: letters use the defaults). Noto CJK's "locl" gives Chinese text its own digits and punctuation; the
+#: Japanese, Korean and traditional ones would bring 5,500 more glyphs.
+_KEEP_LANGSYS = ("ZHS ",)
+#: Tables left out of the letter faces: vertical metrics (the letters are set horizontally).
+_DROP_TABLES = (b"VORG", b"vhea", b"vmtx", b"DSIG")
+
+
+def _face_path(family: str, weight: int, face: _InstalledFace) -> Path:
+    """Where the letter face derived from ``face`` lives: its name changes with anything its bytes depend on."""
+    import fontTools
+
+    stat = os.stat(face.file)
+    key = json.dumps([_DERIVE_VERSION, family, weight, face.file, face.index, stat.st_size, stat.st_mtime_ns,
+                      hashlib.sha256(str(_letter_codepoints()).encode()).hexdigest(), _harfbuzz_version(),
+                      fontTools.version])
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", family).strip("-") or "font"
+    return FONTS_DIR / f"{slug}-{weight}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.otf"
+
+
+@lru_cache(maxsize=1)
+def _letter_codepoints() -> tuple[int, ...]:
+    """The characters of the letter faces: GB 2312 (its 6,763 hanzi, the most frequent characters, and its
+    682 symbols), ASCII, Latin-1, general and CJK punctuation, full-width forms and every character of the
+    template files."""
+    points = {*range(0x20, 0x7F), *range(0xA0, 0x100), *range(0x2000, 0x2070), *range(0x3000, 0x3040),
+              *range(0xFF01, 0xFFEF)}
+    for lead in range(0xA1, 0xF8):
+        for trail in range(0xA1, 0xFF):
+            try:
+                points.add(ord(bytes((lead, trail)).decode("gb2312")))
+            except UnicodeDecodeError:
+                pass
+    for path in sorted(LETTERS_DIR.glob("*.*")):
+        if path.suffix in (".html", ".json", ".css"):
+            points.update(ord(c) for c in path.read_text(encoding="utf-8") if c >= " ")
+    return tuple(sorted(points))
+
+
+def _derive_face(face: _InstalledFace, family: str, weight: int, path: Path) -> None:
+    """Write the letter face of an installed face to ``path``, deterministically. fontTools renames the family
+    (so that fontconfig never takes the derived face for the installed one) and keeps only the language
+    systems the letters use; HarfBuzz-Subset then keeps the outlines, metrics, hints and layout of the letter
+    characters, renumbering the glyphs compactly in their original order. Stale letter faces of the same
+    family and weight are removed."""
+    try:
+        prepared = _prepare_face(face.file, face.index, f"{family} Letters", bold=weight >= 600)
+        data = _subset_face(prepared, _letter_codepoints())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        os.replace(partial, path)  # atomic: a concurrent process derives the same bytes
+        for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.otf"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - fontTools and HarfBuzz raise many kinds; all mean "no letter face"
+        raise LetterFontMissing(
+            f'cannot derive the letter face of "{family}" ({weight}) from {face.file} into {path.parent} '
+            f"({type(exc).__name__}: {exc}). Run scripts/setup, and make sure {path.parent} is writable."
+        ) from exc
+
+
+def _prepare_face(file: str, index: int, family: str, bold: bool) -> bytes:
+    """Face ``index`` of ``file`` as a single font, renamed to ``family`` (name ids 1-4, 6; the typographic
+    names 16, 17 removed) and with the language systems of _KEEP_LANGSYS only. The other tables are copied as
+    they are, and the head table's dates are kept."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(file, fontNumber=index, lazy=True, recalcTimestamp=False, recalcBBoxes=False)
+    style = "Bold" if bold else "Regular"
+    postscript = re.sub(r"[^A-Za-z0-9]", "", family) + "-" + style
+    table = font["name"]
+    table.names = [record for record in table.names if record.nameID not in (1, 2, 3, 4, 6, 16, 17)]
+    for name_id, value in ((1, family), (2, style), (3, postscript), (4, f"{family} {style}"), (6, postscript)):
+        table.setName(value, name_id, 3, 1, 0x409)
+    for tag in ("GSUB", "GPOS"):
+        if tag in font and font[tag].table.ScriptList:
+            for record in font[tag].table.ScriptList.ScriptRecord:
+                kept = [r for r in record.Script.LangSysRecord if r.LangSysTag in _KEEP_LANGSYS]
+                record.Script.LangSysRecord = kept
+                record.Script.LangSysCount = len(kept)
+    out = io.BytesIO()
+    font.save(out, reorderTables=False)
+    font.close()
+    return out.getvalue()
+
+
+_HB_CDEF = """
+typedef struct hb_blob_t hb_blob_t;
+typedef struct hb_face_t hb_face_t;
+typedef struct hb_set_t hb_set_t;
+typedef uint32_t hb_codepoint_t;
+typedef uint32_t hb_tag_t;
+const char * hb_version_string (void);
+hb_tag_t hb_tag_from_string (const char *str, int len);
+hb_blob_t * hb_blob_create (const char *data, unsigned int length, int mode, void *user_data,
+                             void *destroy);
+void hb_blob_destroy (hb_blob_t *blob);
+const char * hb_blob_get_data (hb_blob_t *blob, unsigned int *length);
+hb_face_t * hb_face_create (hb_blob_t *blob, unsigned int index);
+void hb_face_destroy (hb_face_t *face);
+hb_blob_t * hb_face_reference_blob (hb_face_t *face);
+void hb_set_clear (hb_set_t *set);
+void hb_set_add_range (hb_set_t *set, hb_codepoint_t first, hb_codepoint_t last);
+void hb_set_add_sorted_array (hb_set_t *set, const hb_codepoint_t *sorted_codepoints, unsigned int count);
+typedef struct hb_subset_input_t hb_subset_input_t;
+hb_subset_input_t * hb_subset_input_create_or_fail (void);
+void hb_subset_input_destroy (hb_subset_input_t *input);
+hb_set_t * hb_subset_input_set (hb_subset_input_t *input, int set_type);
+hb_face_t * hb_subset_or_fail (hb_face_t *source, const hb_subset_input_t *input);
+"""
+# hb_subset_sets_t
+_HB_UNICODE, _HB_DROP_TABLE_TAG, _HB_NAME_ID, _HB_LAYOUT_FEATURE_TAG = 1, 3, 4, 6
+
+
+@lru_cache(maxsize=1)
+def _harfbuzz():
+    """(ffi, harfbuzz, harfbuzz-subset): the libraries WeasyPrint uses, with the calls deriving fonts needs."""
+    from cffi import FFI
+
+    def dlopen(*names: str):
+        for name in names:
+            try:
+                return ffi.dlopen(name)
+            except OSError:
+                continue
+        raise LetterSubsetterMissing(f"cannot load {names[0]}; run scripts/setup (libharfbuzz-subset0)")
+
+    ffi = FFI()
+    ffi.cdef(_HB_CDEF)
+    harfbuzz = dlopen("libharfbuzz.so.0", "libharfbuzz-0", "harfbuzz", "libharfbuzz.0.dylib", "libharfbuzz-0.dll")
+    subset = dlopen("libharfbuzz-subset.so.0", "libharfbuzz-subset-0", "harfbuzz-subset",
+                    "libharfbuzz-subset.0.dylib", "libharfbuzz-subset-0.dll")
+    return ffi, harfbuzz, subset
+
+
+def _harfbuzz_version() -> str:
+    ffi, harfbuzz, _ = _harfbuzz()
+    return ffi.string(harfbuzz.hb_version_string()).decode()
+
+
+def _subset_face(font: bytes, codepoints: tuple[int, ...]) -> bytes:
+    """A font restricted to ``codepoints`` (and the glyphs the kept layout features reach), by HarfBuzz."""
+    ffi, hb, hb_subset = _harfbuzz()
+
+    def add(hb_set, values) -> None:
+        values = sorted(values)
+        hb.hb_set_add_sorted_array(hb_set, ffi.new("hb_codepoint_t[]", values), len(values))
+
+    buffer = ffi.from_buffer(font)  # kept alive until the end: the blob does not copy it
+    blob = hb.hb_blob_create(buffer, len(font), 1, ffi.NULL, ffi.NULL)  # HB_MEMORY_MODE_READONLY
+    face = hb.hb_face_create(blob, 0)
+    hb.hb_blob_destroy(blob)  # the face holds a reference
+    spec = hb_subset.hb_subset_input_create_or_fail()
+    derived = result = ffi.NULL
+    try:
+        if spec == ffi.NULL:
+            raise LetterError("HarfBuzz cannot create a subset input")
+        add(hb_subset.hb_subset_input_set(spec, _HB_UNICODE), codepoints)
+        add(hb_subset.hb_subset_input_set(spec, _HB_DROP_TABLE_TAG),
+            (hb.hb_tag_from_string(tag, -1) for tag in _DROP_TABLES))
+        features = hb_subset.hb_subset_input_set(spec, _HB_LAYOUT_FEATURE_TAG)
+        hb.hb_set_clear(features)
+        add(features, (hb.hb_tag_from_string(tag, -1) for tag in _KEEP_FEATURES))
+        hb.hb_set_add_range(hb_subset.hb_subset_input_set(spec, _HB_NAME_ID), 0, 14)  # up to the licence URL
+        derived = hb_subset.hb_subset_or_fail(face, spec)
+        if derived == ffi.NULL:
+            raise LetterError("HarfBuzz cannot subset the face")
+        result = hb.hb_face_reference_blob(derived)
+        length = ffi.new("unsigned int *")
+        data = hb.hb_blob_get_data(result, length)
+        if data == ffi.NULL or not length[0]:
+            raise LetterError("HarfBuzz returned an empty subset")
+        return ffi.unpack(data, length[0])
+    finally:
+        if result != ffi.NULL:
+            hb.hb_blob_destroy(result)
+        if derived != ffi.NULL:
+            hb.hb_face_destroy(derived)
+        if spec != ffi.NULL:
+            hb_subset.hb_subset_input_destroy(spec)
+        hb.hb_face_destroy(face)
+        del buffer
 
 
 @lru_cache(maxsize=1)
@@ -379,6 +633,40 @@ def _font_config() -> FontConfiguration:
     return FontConfiguration()
 
 
+def _stylesheet_text(faces: tuple[LetterFace, ...]) -> str:
+    """letter.css followed by the letter faces (@font-face) and the families naming them, each followed by
+    its installed family for the characters the letter faces lack."""
+    rules = [(LETTERS_DIR / "letter.css").read_text(encoding="utf-8"), "/* Letter faces (workflow/pdf.py) */"]
+    for face in faces:
+        url = face.path.relative_to(LETTERS_DIR).as_posix()  # letters, digits, "-", "." and "/" (_face_path)
+        rules.append(f"@font-face {{ font-family: {_filter_css_string(face.css_family)}; "
+                     f'src: url("{url}"); font-weight: {face.weight}; font-style: normal; }}')
+    selectors = {"serif": "html", "sans": "h2, .seal-block .org, thead th"}
+    generic = {"serif": "serif", "sans": "sans-serif"}
+    for role in dict.fromkeys(face.role for face in faces):
+        face = next(f for f in faces if f.role == role)
+        rules.append(f"{selectors[role]} {{ font-family: {_filter_css_string(face.css_family)}, "
+                     f"{_filter_css_string(face.family)}, {generic[role]}; }}")
+    return "\n".join(rules) + "\n"
+
+
+_STYLESHEETS: dict[tuple[Any, ...], weasyprint.CSS] = {}
+
+
+def _stylesheet() -> weasyprint.CSS:
+    """The parsed stylesheet of the letters, bound to the process's font configuration (call it under the
+    render lock); parsed again when letter.css is edited."""
+    faces = check_letter_fonts()
+    key = ((LETTERS_DIR / "letter.css").stat().st_mtime_ns, faces)
+    sheet = _STYLESHEETS.get(key)
+    if sheet is None:
+        sheet = weasyprint.CSS(string=_stylesheet_text(faces), base_url=_base_url(),
+                               url_fetcher=LetterURLFetcher(), font_config=_font_config())
+        _STYLESHEETS.clear()
+        _STYLESHEETS[key] = sheet
+    return sheet
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Rendering
 
@@ -393,8 +681,9 @@ def _base_url() -> str:
 def _write_pdf(html: str) -> bytes:
     try:
         with _RENDER_LOCK:
+            sheet = _stylesheet()
             document = weasyprint.HTML(string=html, base_url=_base_url(), url_fetcher=LetterURLFetcher())
-            return document.write_pdf(font_config=_font_config())
+            return document.write_pdf(stylesheets=[sheet], font_config=_font_config())
     except FatalURLFetchingError as exc:  # a BaseException: turn it into an ordinary error
         cause = exc.__cause__
         if isinstance(cause, LetterURLRefused):

@@ -34,7 +34,7 @@ def test_a_determination_letter_names_number_person_outcome_rules_and_appeal_dea
         y, m, d = deadline.split("-")
         assert f"{int(y)}年{int(m)}月{int(d)}日" in text.replace(" ", "")
         fonts = subprocess.run(["pdffonts", "-"], input=letter.pdf, capture_output=True, check=True).stdout.decode()
-        assert "Noto-Serif-CJK-SC" in fonts and "Noto-Sans-CJK-SC-Bold" in fonts
+        assert "Noto-Serif-CJK-SC-Letters" in fonts and "Noto-Sans-CJK-SC-Letters-Bold" in fonts
         case = s.get(Case, case_id)
         assert case.tolerance["display"]["gap_pp"] in text or case.tolerance["display"]["sme_ratio"] in text
 

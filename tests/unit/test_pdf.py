@@ -220,15 +220,61 @@ def test_determination_shows_the_outcome_in_chinese(outcome, shown):
     assert shown in re.sub(r"<[^>]+>", "", html)
 
 
-def test_embedded_fonts_are_noto_cjk_with_a_real_bold(rendered, tmp_path):
-    path = tmp_path / "determination.pdf"
-    path.write_bytes(rendered[0]["determination"].pdf)
+def _pdffonts(data: bytes, tmp_path: Path) -> list[list[str]]:
+    path = tmp_path / f"fonts-{hashlib.sha256(data).hexdigest()[:12]}.pdf"
+    path.write_bytes(data)
     out = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
-    rows = [line.split() for line in out.splitlines()[2:]]
+    return [line.split() for line in out.splitlines()[2:]]
+
+
+def test_embedded_fonts_are_the_noto_cjk_letter_faces_with_a_real_bold(rendered, tmp_path):
+    letter = rendered[0]["determination"]
+    rows = _pdffonts(letter.pdf, tmp_path)
     names = {row[0].split("+", 1)[1] for row in rows}
-    assert "Noto-Serif-CJK-SC" in names
-    assert "Noto-Serif-CJK-SC-Bold" in names
-    assert all(row[-5] == "yes" for row in rows), out  # the "emb" column
+    # Only the letter faces derived from Noto CJK: no other face (e.g. a Latin font) is pulled in.
+    assert names == {"Noto-Serif-CJK-SC-Letters", "Noto-Serif-CJK-SC-Letters-Bold", "Noto-Sans-CJK-SC-Letters-Bold"}
+    assert all(row[-5] == "yes" and row[-4] == "yes" for row in rows), rows  # the "emb" and "sub" columns
+    assert len(letter.pdf) < 300_000  # subsets of the letter faces, never whole 20 MB fonts
+
+
+def test_a_character_outside_the_letter_faces_falls_back_to_the_installed_font(tmp_path):
+    # 喆 and 堃 are not in GB 2312, 𠮷 is outside the Basic Multilingual Plane: names can hold them.
+    respondent = {"name": "王喆𠮷堃", "employee_no": "E1001", "branch": "沁园支行"}
+    letter = render_letter("determination", determination(respondent=respondent))
+    assert "认定被评议人王喆𠮷堃：免责" in pdf_text(letter.pdf, tmp_path)
+    names = {row[0].split("+", 1)[1] for row in _pdffonts(letter.pdf, tmp_path)}
+    assert "Noto-Serif-CJK-SC" in names and "Noto-Serif-CJK-SC-Letters" in names
+
+
+def test_the_letter_faces_are_derived_deterministically_from_the_installed_fonts(tmp_path):
+    from fontTools.ttLib import TTFont
+
+    faces = pdf.check_letter_fonts()
+    assert [(f.role, f.family, f.weight) for f in faces] == [
+        ("serif", "Noto Serif CJK SC", 400), ("serif", "Noto Serif CJK SC", 700), ("sans", "Noto Sans CJK SC", 700)]
+    face = faces[0]
+    assert face.path.parent == pdf.FONTS_DIR and face.path.is_file()
+    assert face.source.endswith("NotoSerifCJK-Regular.ttc")
+    again = tmp_path / face.path.name
+    pdf._derive_face(pdf._InstalledFace(80, face.source, face.index), face.family, face.weight, again)
+    assert again.read_bytes() == face.path.read_bytes()
+
+    font = TTFont(face.path)
+    assert font["name"].getDebugName(1) == "Noto Serif CJK SC Letters"
+    assert 7_000 < len(font.getGlyphOrder()) < 9_000  # of 65,535 in the installed face
+    cmap = font.getBestCmap()
+    gb2312 = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它头经长儿回位分爱老因很给名法间斯知世什两次使身者被高已亲其进此话常与活正感"
+    template_chars = "".join((pdf.LETTERS_DIR / n).read_text(encoding="utf-8") for n in ("labels.json", "base.html"))
+    expected = {c for c in gb2312 + template_chars + "〔〕（）：；、。，“”《》％0123456789AZaz" if c >= " "}
+    assert not {c for c in expected if ord(c) not in cmap}
+    assert "VORG" not in font and "vmtx" not in font
+
+
+def test_the_stylesheet_names_the_installed_family_after_each_letter_face():
+    text = pdf._stylesheet_text(pdf.check_letter_fonts())
+    assert 'html { font-family: "Noto Serif CJK SC Letters", "Noto Serif CJK SC", serif; }' in text
+    assert '"Noto Sans CJK SC Letters", "Noto Sans CJK SC", sans-serif; }' in text
+    assert text.count("@font-face {") == 3 and 'src: url("fonts/Noto-Serif-CJK-SC-400-' in text
 
 
 def test_pdf_metadata_comes_from_the_data(rendered, tmp_path):
@@ -335,6 +381,16 @@ def test_a_font_without_chinese_is_missing_too():
         pdf._check_font("DejaVu Sans")
 
 
+def test_a_letter_face_that_cannot_be_derived_raises_instead_of_rendering(monkeypatch, tmp_path):
+    def fail(*args, **kwargs):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(pdf, "_prepare_face", fail)
+    face = pdf._check_font(pdf.LETTER_FONT)[400]
+    with pytest.raises(LetterFontMissing, match="read-only file system.*scripts/setup"):
+        pdf._derive_face(face, pdf.LETTER_FONT, 400, tmp_path / "face.otf")
+
+
 def test_harfbuzz_subset_is_loaded():
     from weasyprint.text.ffi import harfbuzz_subset
 
@@ -362,6 +418,15 @@ def test_the_url_fetcher_serves_the_letter_stylesheet():
     try:
         assert response.content_type == "text/css"
         assert b"@page" in response.read()
+    finally:
+        response.close()
+
+
+def test_the_url_fetcher_serves_the_letter_faces():
+    path = pdf.check_letter_fonts()[0].path
+    response = LetterURLFetcher()(path.as_uri())
+    try:
+        assert response.read(4) == b"OTTO"
     finally:
         response.close()
 
