@@ -35,7 +35,8 @@ def _client(bank, app_for, username):
 
 
 def _listed(html: str) -> list[str]:
-    return re.findall(r'href="/cases/(\d+)"', html)
+    """The cases listed, in order (a row may link its case more than once)."""
+    return list(dict.fromkeys(re.findall(r'href="/cases/(\d+)"', html)))
 
 
 def _total(html: str) -> int:
@@ -77,3 +78,20 @@ def test_a_respondent_outside_the_branch_finds_the_cases_they_answer_in(seven, a
     assert _total(html) == 7
     other = _client(seven, app_for, "other_member").get("/inbox?tab=all").get_data(as_text=True)
     assert _total(other) == 0
+
+
+def test_the_outcome_filter_counts_and_lists_the_cases_with_that_final_or_decided_outcome(seven, app_for):
+    from workflow.models import Respondent
+
+    with unit_of_work(seven.engine) as s:
+        ids = sorted(c.id for c in s.exec(select(Case)))
+        for r in s.exec(select(Respondent).where(Respondent.case_id.in_(ids[:4]))):
+            r.decided_outcome = "liable"
+            if r.case_id == ids[0]:
+                r.final_outcome = "reduced"  # the final outcome wins over the committee's decision
+            s.add(r)
+    client = _client(seven, app_for, "chair")
+    html = client.get("/inbox?tab=all&outcome=liable").get_data(as_text=True)
+    assert _total(html) == 3 and sorted(map(int, _listed(html))) == ids[1:4]
+    reduced = client.get("/inbox?tab=all&outcome=reduced").get_data(as_text=True)
+    assert _total(reduced) == 1 and _listed(reduced) == [str(ids[0])]

@@ -109,6 +109,27 @@ def _branch_subtree(branch_id: int):
     return select(Branch.id).where(Branch.path.like(path + "%"))
 
 
+class OutcomeIs:
+    """The outcome filter, written for each use: counting reads the outcome index once (IN), choosing a
+    page walks the sort order and checks each case's respondents (EXISTS), stopping after one page."""
+
+    def __init__(self, outcome: str):
+        self.outcome = outcome
+
+    def _matches(self):
+        return func.coalesce(Respondent.final_outcome, Respondent.decided_outcome) == self.outcome
+
+    def for_count(self):
+        return Case.id.in_(select(Respondent.case_id).where(self._matches()))
+
+    def for_page(self):
+        return exists().where(Respondent.case_id == Case.id, self._matches())
+
+
+def _clauses(where, use: str) -> list:
+    return [getattr(w, use)() if isinstance(w, OutcomeIs) else w for w in where]
+
+
 def filtered(s, p: Principal, args, day: date):
     """The WHERE clauses of an inbox request, and the cleaned filter values to show in the form."""
     f = {"tab": args.get("tab", "waiting"), "state": args.get("state", ""), "branch": args.get("branch", ""),
@@ -138,8 +159,7 @@ def filtered(s, p: Principal, args, day: date):
             bound = datetime.combine(d if op == "ge" else d + timedelta(days=1), time.min)
             where.append(Case.opened_at >= bound if op == "ge" else Case.opened_at < bound)
     if f["outcome"] in OUTCOMES:
-        where.append(Case.id.in_(select(Respondent.case_id).where(
-            func.coalesce(Respondent.final_outcome, Respondent.decided_outcome) == f["outcome"])))
+        where.append(OutcomeIs(f["outcome"]))
     else:
         f["outcome"] = ""
     if f["q"]:
@@ -204,17 +224,20 @@ def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tu
     from the same statement as a window count, so the conditions are evaluated once; otherwise it is a
     separate COUNT, which the database answers from an index.
     """
+    counting, paging = _clauses(where, "for_count"), _clauses(where, "for_page")
+
     def ids_at(n: int):
         query = select(Case.id, func.count().over()) if one_pass else select(Case.id)
-        return s.exec(query.where(*where).order_by(*order).offset((n - 1) * size).limit(size)).all()
+        return s.exec(query.where(*(counting if one_pass else paging)).order_by(*order)
+                      .offset((n - 1) * size).limit(size)).all()
 
     if one_pass:
         rows = ids_at(page)
         if rows:
             return rows[0][1], page, [r[0] for r in rows]
-        total = s.exec(select(func.count()).select_from(Case).where(*where)).one() if page > 1 else 0
+        total = s.exec(select(func.count()).select_from(Case).where(*counting)).one() if page > 1 else 0
     else:
-        total = s.exec(select(func.count()).select_from(Case).where(*where)).one()
+        total = s.exec(select(func.count()).select_from(Case).where(*counting)).one()
     page = min(page, max(1, (total + size - 1) // size))
     rows = ids_at(page) if total else []
     return total, page, [r[0] if one_pass else r for r in rows]
