@@ -259,15 +259,37 @@ def test_the_letter_faces_are_derived_deterministically_from_the_installed_fonts
     pdf._derive_face(pdf._InstalledFace(80, face.source, face.index), face.family, face.weight, again)
     assert again.read_bytes() == face.path.read_bytes()
 
-    font = TTFont(face.path)
-    assert font["name"].getDebugName(1) == "Noto Serif CJK SC Letters"
-    assert 7_000 < len(font.getGlyphOrder()) < 9_000  # of 65,535 in the installed face
-    cmap = font.getBestCmap()
+    with TTFont(face.path) as font:
+        assert font["name"].getDebugName(1) == "Noto Serif CJK SC Letters"
+        assert 7_000 < len(font.getGlyphOrder()) < 9_000  # of 65,535 in the installed face
+        assert "VORG" not in font and "vmtx" not in font
+        cmap = font.getBestCmap()
     gb2312 = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它头经长儿回位分爱老因很给名法间斯知世什两次使身者被高已亲其进此话常与活正感"
     template_chars = "".join((pdf.LETTERS_DIR / n).read_text(encoding="utf-8") for n in ("labels.json", "base.html"))
     expected = {c for c in gb2312 + template_chars + "〔〕（）：；、。，“”《》％0123456789AZaz" if c >= " "}
     assert not {c for c in expected if ord(c) not in cmap}
-    assert "VORG" not in font and "vmtx" not in font
+
+
+def test_the_letter_faces_have_the_installed_outlines_with_frequent_glyphs_first():
+    from fontTools.pens.recordingPen import RecordingPen
+    from fontTools.ttLib import TTFont
+
+    face = pdf.check_letter_fonts()[0]
+    with TTFont(face.path) as derived, TTFont(face.source, fontNumber=face.index, lazy=True) as installed:
+        cmap, installed_cmap = derived.getBestCmap(), installed.getBestCmap()
+        gid = {name: i for i, name in enumerate(derived.getGlyphOrder())}
+        for char in "尽职免责认定书王晓明鑫0A，〔":
+            drawn = []
+            for font, glyph in ((derived, cmap[ord(char)]), (installed, installed_cmap[ord(char)])):
+                pen = RecordingPen()
+                font.getGlyphSet()[glyph].draw(pen)
+                drawn.append((pen.value, font["hmtx"][glyph]))
+            assert drawn[0] == drawn[1], char
+        charset = derived["CFF "].cff.topDictIndex[0].charset
+    # The letters' own text first, then the frequent hanzi (GB 2312 level 1), then the rest.
+    assert gid[cmap[ord("尽")]] < 1_000 and 1_000 < gid[cmap[ord("晓")]] < 4_500 < gid[cmap[ord("鑫")]]
+    # CID = glyph id, as in Noto CJK: PDF viewers map the glyph ids WeasyPrint writes through the charset.
+    assert charset[1:] == [f"cid{i:05d}" for i in range(1, len(charset))]
 
 
 def test_the_stylesheet_names_the_installed_family_after_each_letter_face():
