@@ -22,13 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
 import argparse  # noqa: E402
-import http.cookiejar  # noqa: E402
+import http.client  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
@@ -169,23 +170,57 @@ def build(engine, n_cases: int, n_events: int, seed: int = 7) -> None:
 
 
 class Browser:
-    """A signed-in HTTP client (cookies kept) for one member of staff."""
+    """A signed-in member of staff, as a browser behaves: session cookie, kept-alive connections.
+
+    Each load-generator thread keeps its own HTTP/1.1 connection (like a browser tab), so a measured
+    request is the request, not a TCP handshake.
+    """
+
+    _local = threading.local()
 
     def __init__(self, base: str, username: str):
-        self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.host, self.port = urllib.parse.urlsplit(base)[1].split(":")
+        self.cookie = ""
         html = self.get("/login")[1]
         token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-        data = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token}).encode()
-        with self.opener.open(base + "/login", data=data) as r:
-            assert r.status == 200 and "/inbox" in r.url, f"sign-in of {username} failed"
+        data = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token})
+        status, headers, _ = self._send("POST", "/login", data)
+        assert status == 302 and "/inbox" in headers.get("Location", ""), f"sign-in of {username} failed"
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = http.client.HTTPConnection(self.host, int(self.port), timeout=60)
+        return conn
+
+    def _send(self, method: str, path: str, body: str | None = None):
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        for attempt in (1, 2):  # a kept-alive connection the server closed meanwhile is reopened once
+            conn = self._connection()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        for value in response.headers.get_all("Set-Cookie") or []:
+            name_value = value.split(";", 1)[0]
+            if name_value.startswith("session="):
+                self.cookie = name_value
+        return response.status, response.headers, data
 
     def get(self, path: str) -> tuple[float, str]:
         start = time.perf_counter()
-        with self.opener.open(self.base + path) as r:
-            body = r.read().decode()
-            assert r.status == 200, path
-        return time.perf_counter() - start, body
+        status, _, data = self._send("GET", path)
+        elapsed = time.perf_counter() - start
+        assert status == 200, (path, status)
+        return elapsed, data.decode()
 
 
 def _pct(values, p):
@@ -202,6 +237,8 @@ def main() -> None:
                     help="concurrency levels to measure, comma-separated (default 2,4,8)")
     ap.add_argument("--server-workers", type=int, default=len(os.sched_getaffinity(0)),
                     help="gunicorn worker processes (default: one per CPU, as docs/deployment.md advises)")
+    ap.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
+    ap.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
     ap.add_argument("--db", default=str(ROOT / "bench" / "out" / "pages.sqlite3"))
     ap.add_argument("--rebuild", action="store_true")
     args = ap.parse_args()
@@ -241,8 +278,8 @@ def main() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(args.server_workers), "--worker-class", "gthread",
-         "--threads", "4", "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
+        [sys.executable, "-m", "gunicorn", "--workers", str(args.server_workers), "--worker-class", args.worker_class,
+         "--threads", str(args.threads), "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
          "bench.pages:bench_app()"],
         env={**os.environ, "MIANZE_BENCH_DB": str(db)})
     base = f"http://127.0.0.1:{port}"
@@ -254,7 +291,8 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         people = {name: Browser(base, name) for name in ("auditor", chair, member, officer, "appeal_reviewer")}
-        print(f"server: gunicorn, {args.server_workers} worker processes x 4 threads; "
+        print(f"server: gunicorn, {args.server_workers} {args.worker_class} worker processes"
+              f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}; "
               f"CPUs: {len(os.sched_getaffinity(0))}; signed in: {', '.join(people)}")
         inbox_paths = ["/inbox", "/inbox?tab=all", "/inbox?tab=all&state=under_review",
                        "/inbox?tab=all&q=L0004", "/inbox?tab=all&sort=opened&page=7",
