@@ -60,3 +60,23 @@ def test_a_refused_event_exits_non_zero_with_the_reason(cli):
         number = s.get(Case, case_id).number
     result = runner.invoke(args=["case", "event", number, "close", "--as", "chair"])
     assert result.exit_code == 2 and "not allowed" in result.output
+
+
+def test_db_upgrade_and_db_analyze_leave_statistics_for_the_query_planner(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    runner = app.test_cli_runner()
+
+    def rows_counted(table: str) -> int:
+        with engine_of(app).connect() as conn:
+            stats = conn.exec_driver_sql("SELECT stat FROM sqlite_stat1 WHERE tbl = ?", (table,)).all()
+        return max((int(stat.split()[0]) for (stat,) in stats), default=0)
+
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    assert rows_counted("rulesetversion") == 1  # ANALYZE ran on the seeded database
+    make_bank(engine_of(app))
+    users = rows_counted("app_user")
+    result = runner.invoke(args=["db", "analyze"])
+    assert result.exit_code == 0 and "statistics refreshed" in result.output
+    assert rows_counted("app_user") > users
+    engine_of(app).dispose()
