@@ -389,7 +389,8 @@ def _check_font(family: str) -> dict[int, _InstalledFace]:
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        raise LetterFontMissing(f'cannot check the letter font "{family}" with fc-list ({exc}). {_FONT_HINT}') from exc
+        raise LetterFontMissing(
+            f'cannot check the letter font "{family}" with fc-list ({exc}). {_FONT_HINT}') from exc
     faces: list[_InstalledFace] = []
     for line in out.splitlines():
         weights, index, file = (line.split("\t", 2) + ["", ""])[:3]
@@ -445,9 +446,9 @@ def _face_path(family: str, weight: int, face: _InstalledFace) -> Path:
     import fontTools
 
     stat = os.stat(face.file)
+    tiers = hashlib.sha256(repr([sorted(tier) for tier in _codepoint_tiers()]).encode()).hexdigest()
     key = json.dumps([_DERIVE_VERSION, family, weight, face.file, face.index, stat.st_size, stat.st_mtime_ns,
-                      hashlib.sha256(repr([sorted(t) for t in _codepoint_tiers()]).encode()).hexdigest(), _harfbuzz_version(),
-                      fontTools.version])
+                      tiers, _harfbuzz_version(), fontTools.version])
     slug = re.sub(r"[^A-Za-z0-9]+", "-", family).strip("-") or "font"
     return FONTS_DIR / f"{slug}-{weight}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.otf"
 
@@ -653,7 +654,8 @@ class _HarfBuzzFace:
             raise LetterError("HarfBuzz cannot plan a subset")
         try:
             mapping = self.hb_subset.hb_subset_plan_old_to_new_glyph_mapping(plan)
-            return {gid for gid in range(self.hb.hb_face_get_glyph_count(self.face)) if self.hb.hb_map_has(mapping, gid)}
+            count = self.hb.hb_face_get_glyph_count(self.face)
+            return {gid for gid in range(count) if self.hb.hb_map_has(mapping, gid)}
         finally:
             self.hb_subset.hb_subset_plan_destroy(plan)
 

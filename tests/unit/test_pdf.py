@@ -264,8 +264,11 @@ def test_the_letter_faces_are_derived_deterministically_from_the_installed_fonts
         assert 7_000 < len(font.getGlyphOrder()) < 9_000  # of 65,535 in the installed face
         assert "VORG" not in font and "vmtx" not in font
         cmap = font.getBestCmap()
-    gb2312 = "的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它头经长儿回位分爱老因很给名法间斯知世什两次使身者被高已亲其进此话常与活正感"
-    template_chars = "".join((pdf.LETTERS_DIR / n).read_text(encoding="utf-8") for n in ("labels.json", "base.html"))
+    gb2312 = ("的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多"
+              "然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它"
+              "头经长儿回位分爱老因很给名法间斯知世什两次使身者被高已亲其进此话常与活正感")
+    template_chars = "".join((pdf.LETTERS_DIR / name).read_text(encoding="utf-8")
+                             for name in ("labels.json", "base.html"))
     expected = {c for c in gb2312 + template_chars + "〔〕（）：；、。，“”《》％0123456789AZaz" if c >= " "}
     assert not {c for c in expected if ord(c) not in cmap}
 
