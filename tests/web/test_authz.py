@@ -92,6 +92,8 @@ MATRIX = [
     ("POST", "/admin/rulesets/drafts/{draft}/discard", None, {"admin"}),
     ("GET", "/admin/calendar", None, {"admin", "t2_admin"}),
     ("POST", "/admin/calendar", None, {"admin"}),
+    ("GET", "/admin/tolerance", None, {"admin", "t2_admin"}),
+    ("POST", "/admin/tolerance", None, {"admin", "t2_admin"}),
     ("GET", "/audit/", None, {"auditor", "t2_auditor"}),
     ("GET", "/audit/export", None, {"auditor", "t2_auditor"}),
     ("POST", "/audit/export", None, {"auditor", "t2_auditor"}),

@@ -1,9 +1,10 @@
-"""Administration: branches, users and roles, rule-set versions, the holiday calendar."""
+"""Administration: branches, users and roles, rule-set versions, the holiday calendar, reported NPL figures."""
 
 from __future__ import annotations
 
 import json
 from datetime import date
+from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -13,9 +14,10 @@ from sqlmodel import select
 
 from ..db import unit_of_work
 from ..domain import rules
+from ..domain.tolerance import from_ratios
 from ..domain.errors import ConflictError, DomainError, ValidationFailed
-from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
-from ..services import accounts, deadlines, rulesets
+from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, ToleranceFigure, User
+from ..services import accounts, deadlines, rulesets, tolerance
 from .common import actor, deny, engine, expected_version, int_field, not_found, reading, text_field, today
 from .messages import translate
 
@@ -348,3 +350,66 @@ def delete_override(day: str):
         accounts.remove_calendar_override(s, actor(s), parsed)
     flash(_("The override has been removed."), "success")
     return redirect(url_for("admin.calendar"))
+
+
+# --- NPL figures reported to the regulator ------------------------------------------------------------------
+
+def _percent_as_fraction(name: str, errors: dict[str, str]) -> str | None:
+    """A percentage typed in the form ("5.01") as the fraction the service takes ("0.0501")."""
+    raw = text_field(name).rstrip("%").strip()
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        errors[name] = _("Enter a percentage between 0 and 100, e.g. 5.01.")
+        return None
+    if not value.is_finite() or not 0 <= value <= 100:
+        errors[name] = _("Enter a percentage between 0 and 100, e.g. 5.01.")
+        return None
+    return str(value / 100)
+
+
+@bp.route("/tolerance", methods=["GET", "POST"])
+def tolerance_figures():
+    """Import the SME and all-loans NPL ratios a branch reported to the regulator for a period; they replace
+    the ratios computed from the loan book when cases of that branch and period are judged."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        branch_id = int_field("branch")
+        with reading() as s:
+            allowed = {b.id for b in _subtree(s)}
+        if branch_id not in allowed:
+            errors["branch"] = _("Choose a branch of your own branch's subtree.")
+        try:
+            period = date.fromisoformat(request.form.get("period", ""))
+        except ValueError:
+            errors["period"] = _("Enter a date.")
+        sme = _percent_as_fraction("sme_ratio", errors)
+        all_ = _percent_as_fraction("all_ratio", errors)
+        if not text_field("reason"):
+            errors["reason"] = _("Say where the figures come from (the report filed with the regulator).")
+        if not errors:
+            try:
+                with unit_of_work(engine()) as s:
+                    tolerance.import_figure(s, actor(s), branch_id, period, sme, all_, text_field("reason"))
+            except ValidationFailed as exc:
+                field = {"sme_npl_ratio": "sme_ratio", "all_npl_ratio": "all_ratio"}.get(
+                    exc.details.get("field") or "", exc.details.get("field") or "_")
+                errors = {field: translate(exc.message)}
+            else:
+                flash(_("The reported figures have been recorded."), "success")
+                return redirect(url_for("admin.tolerance_figures"))
+    with reading() as s:
+        branches = _subtree(s)
+        names = {b.id: b for b in branches}
+        figures = list(s.exec(select(ToleranceFigure).where(ToleranceFigure.branch_id.in_(list(names)))
+                              .order_by(ToleranceFigure.period.desc(), ToleranceFigure.branch_id)))
+        people = _people(s, {f.imported_by_id for f in figures if f.imported_by_id})
+
+        def margin(day: date):  # the margin of the rule set in force on that day
+            return rulesets.tolerance_rules(rulesets.parsed(rulesets.version_in_force(s, day)))["margin"]
+
+        rows = [{"figure": f, "branch": names[f.branch_id], "by": people.get(f.imported_by_id),
+                 "result": from_ratios(f.sme_ratio, f.all_ratio, margin(f.period))} for f in figures]
+        margin_pp = Decimal(str(margin(today()))) * 100
+    return render_template("admin/tolerance.html", rows=rows, branches=branches, errors=errors, form=request.form,
+                           margin_pp=margin_pp), (400 if errors else 200)
