@@ -92,6 +92,11 @@ def _package_year(year: int) -> bytes:
     return bytes(chinese_calendar.is_workday(first + dt.timedelta(days=i)) for i in range(days))
 
 
+# Year tables shared by every calendar of the process, keyed by (year, that year's overrides); immutable.
+_SHARED_YEARS: dict[tuple, "_Year"] = {}
+_SHARED_YEARS_MAX = 256
+
+
 class WorkingCalendar:
     """Working days in China, with the bank's overrides (True: working day, False: holiday) winning."""
 
@@ -146,7 +151,16 @@ class WorkingCalendar:
     def _year(self, year: int) -> _Year:
         table = self._years.get(year)
         if table is None:
-            table = self._years[year] = self._build_year(year)
+            # Tables depend only on the year and that year's overrides, so calendars built for different
+            # requests share them (building one walks 365 days: about a millisecond).
+            key = (year, tuple((o, self._overrides[dt.date.fromordinal(o)])
+                               for o in self._override_ordinals.get(year, ())))
+            table = _SHARED_YEARS.get(key)
+            if table is None:
+                if len(_SHARED_YEARS) >= _SHARED_YEARS_MAX:
+                    _SHARED_YEARS.clear()
+                table = _SHARED_YEARS[key] = self._build_year(year)
+            self._years[year] = table
         return table
 
     def _build_year(self, year: int) -> _Year:
