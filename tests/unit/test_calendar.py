@@ -225,3 +225,15 @@ def test_counting_back_from_a_working_day_undoes_counting_forward(start, n):
 )
 def test_the_official_2026_days_are_what_the_package_says(day, expected):
     assert WorkingCalendar().is_working_day(day) is expected
+
+
+def test_calendars_with_different_overrides_never_share_a_year_table():
+    national_day = date(2026, 10, 1)  # a holiday in the official calendar
+    plain = WorkingCalendar()
+    assert not plain.is_working_day(national_day)
+    worked = WorkingCalendar({national_day: True})
+    assert worked.is_working_day(national_day)
+    assert worked.add_working_days(date(2026, 9, 30), 1) == national_day
+    again = WorkingCalendar()
+    assert not again.is_working_day(national_day)
+    assert again.add_working_days(date(2026, 9, 30), 1) == plain.add_working_days(date(2026, 9, 30), 1) != national_day
