@@ -63,26 +63,34 @@ def scope_clause(s, p: Principal):
 
 
 def waiting_clause(s, p: Principal, day: date):
-    """Cases in which the next step is this user's.
+    """Cases in which the next step is this user's (see `_waiting`)."""
+    return _waiting(s, p, day)[0]
+
+
+def _waiting(s, p: Principal, day: date):
+    """(the condition "the next step of the case is this user's", whether it is costly to evaluate).
 
     Built as a union of small, index-friendly id sets (one per reason a case can wait for someone), so the
     database never scans every case to find the few that wait for one person.
     """
     if p.roles == frozenset({"auditor"}):
-        return false()
+        return false(), False
     appealed = exists().where(Appeal.respondent_id == Respondent.id)
     mine = true() if sees_everything(p) else Case.branch_id.in_(_scope_ids(s, p)[0])
-    parts = [
-        select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
-        .where(Respondent.user_id == p.id, Respondent.statement_at.is_(None),
-               Case.state.in_(("registered", "investigating"))),
-        select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
-        .where(Respondent.user_id == p.id, Case.state == "appeal_window", ~appealed,
-               or_(Case.appeal_window_ends.is_(None), Case.appeal_window_ends >= day)),
-        select(Case.id).where(Case.investigator_id == p.id, Case.state == "investigating"),
-    ]
+    parts = []  # id sets that need other tables
+    on_case = []  # conditions on the case row alone
+    if _scope_ids(s, p)[1]:  # only someone who answers in or investigates some case can be waited for as such
+        parts += [
+            select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
+            .where(Respondent.user_id == p.id, Respondent.statement_at.is_(None),
+                   Case.state.in_(("registered", "investigating"))),
+            select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
+            .where(Respondent.user_id == p.id, Case.state == "appeal_window", ~appealed,
+                   or_(Case.appeal_window_ends.is_(None), Case.appeal_window_ends >= day)),
+        ]
+        on_case.append(and_(Case.investigator_id == p.id, Case.state == "investigating"))
     if p.has("investigator", "committee_chair", "admin"):
-        parts.append(select(Case.id).where(Case.state == "registered", mine))
+        on_case.append(and_(Case.state == "registered", mine))
     if p.has("committee_member", "committee_chair"):
         voted = select(Vote.case_id).where(Vote.member_id == p.id, Vote.invalidated_at.is_(None))
         involved = select(Respondent.case_id).where(Respondent.user_id == p.id)
@@ -90,18 +98,22 @@ def waiting_clause(s, p: Principal, day: date):
             .where(LoanStage.user_id == p.id)
         not_recused = (or_(Case.investigator_id.is_(None), Case.investigator_id != p.id),
                        Case.id.not_in(involved), Case.id.not_in(handled))
-        parts.append(select(Case.id).where(Case.branch_id == p.branch_id, Case.state == "under_review",
-                                           Case.id.not_in(voted), *not_recused))
+        on_case.append(and_(Case.branch_id == p.branch_id, Case.state == "under_review",
+                            Case.id.not_in(voted), *not_recused))
         if p.has("committee_chair"):
-            parts.append(select(Case.id).where(Case.branch_id == p.branch_id, *not_recused,
-                                               Case.state.in_(("under_review", "determined", "final", "referred"))))
+            on_case.append(and_(Case.branch_id == p.branch_id, *not_recused,
+                                Case.state.in_(("under_review", "determined", "final", "referred"))))
     if p.has("appeal_reviewer"):
-        parts.append(select(Case.id).where(Case.state == "appeal_review", mine))
+        on_case.append(and_(Case.state == "appeal_review", mine))
     if p.has("admin"):
-        parts.append(select(Case.id).where(Case.state.in_(("determined", "final", "referred")), mine))
-        parts.append(select(Case.id).where(Case.state.in_(("in_publicity", "appeal_window")), Case.due_date < day,
-                                           mine))
-    return and_(Case.id.in_(union(*parts)), scope_clause(s, p))
+        on_case.append(and_(Case.state.in_(("determined", "final", "referred")), mine))
+        on_case.append(and_(Case.state.in_(("in_publicity", "appeal_window")), Case.due_date < day, mine))
+    if not parts and len(on_case) == 1:  # one reason only: the plain condition, which indexes answer directly
+        return and_(on_case[0], scope_clause(s, p)), False
+    parts += [select(Case.id).where(cond) for cond in on_case]
+    if not parts:
+        return false(), False
+    return and_(Case.id.in_(union(*parts)), scope_clause(s, p)), True
 
 
 def _branch_subtree(branch_id: int):
@@ -140,8 +152,11 @@ def filtered(s, p: Principal, args, day: date):
     if f["sort"] not in SORTS:  # what waits for me: most urgent first; everything: newest first
         f["sort"] = "due" if f["tab"] == "waiting" else "opened"
     where = [scope_clause(s, p)]
+    f["costly"] = bool(f["q"])
     if f["tab"] == "waiting":
-        where.append(waiting_clause(s, p, day))
+        clause, costly = _waiting(s, p, day)
+        where.append(clause)
+        f["costly"] = f["costly"] or costly
     if f["state"] in STATE_CODES:
         where.append(Case.state == f["state"])
     else:
@@ -264,7 +279,7 @@ def index():
         unfiltered_waiting = f["tab"] == "waiting" and not any(f[k] for k in ("state", "branch", "period_from",
                                                                               "period_to", "outcome", "q"))
         total, page, ids = _page_of_ids(s, where, SORTS[f["sort"]], page, size,
-                                        one_pass=f["tab"] == "waiting" or bool(f["q"]))
+                                        one_pass=f["costly"])
         if unfiltered_waiting:  # the inbox itself always counts afresh (and refreshes the badge)
             remember_waiting(p.id, total)
         pages = max(1, (total + size - 1) // size)
