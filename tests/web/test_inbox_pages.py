@@ -56,6 +56,18 @@ def test_every_case_appears_on_exactly_one_page_and_the_total_counts_them_all(se
     assert len(seen) == 7 and set(seen) == expected
 
 
+def test_a_waiting_list_with_a_single_reason_pages_like_the_others(seven, app_for):
+    # The investigator is neither a respondent nor yet investigating: registered cases of their branch are
+    # the only reason something waits for them.
+    client = _client(seven, app_for, "investigator")
+    seen = []
+    for page in (1, 2, 3, 4):
+        html = client.get(f"/inbox?page={page}").get_data(as_text=True)
+        assert _total(html) == 7
+        seen += _listed(html)
+    assert len(seen) == 8 and len(set(seen)) == 7  # page 4 is past the end: the last page (one case) again
+
+
 def test_a_page_past_the_end_shows_the_last_page(seven, app_for):
     client = _client(seven, app_for, "chair")
     last = client.get("/inbox?tab=all&q=L&page=3").get_data(as_text=True)
