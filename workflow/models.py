@@ -158,6 +158,7 @@ class Case(SQLModel, table=True):
     __table_args__ = (
         Index("ix_case_state_branch", "state", "branch_id"),
         Index("ix_case_investigator_state", "investigator_id", "state"),  # an investigator's waiting cases
+        Index("ix_case_state_due", "state", "due_date"),  # the cases of a state by deadline, from the index
     )
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=40, unique=True, index=True)
