@@ -108,8 +108,8 @@ def _waiting(s, p: Principal, day: date):
     if p.has("admin"):
         on_case.append(and_(Case.state.in_(("determined", "final", "referred")), mine))
         on_case.append(and_(Case.state.in_(("in_publicity", "appeal_window")), Case.due_date < day, mine))
-    if not parts and len(on_case) == 1:  # one reason only: the plain condition, which indexes answer directly
-        return and_(on_case[0], scope_clause(s, p)), False
+    if not parts and on_case:  # conditions on the case row only: no union; one of them is counted from an index
+        return and_(or_(*on_case), scope_clause(s, p)), len(on_case) > 1
     parts += [select(Case.id).where(cond) for cond in on_case]
     if not parts:
         return false(), False
