@@ -70,8 +70,11 @@ def waiting_clause(s, p: Principal, day: date):
 def _waiting(s, p: Principal, day: date):
     """(the condition "the next step of the case is this user's", whether it is costly to evaluate).
 
-    Built as a union of small, index-friendly id sets (one per reason a case can wait for someone), so the
-    database never scans every case to find the few that wait for one person.
+    One condition per reason a case can wait for someone. Reasons that only apply to respondents and
+    investigators are left out for people who are neither. When every remaining reason is a condition on
+    the case row, they are OR-ed (a single one is answered from an index, several are costly); when some
+    need the respondent table, the reasons are a union of small, index-friendly id sets, so the database
+    never scans every case to find the few that wait for one person (costly).
     """
     if p.roles == frozenset({"auditor"}):
         return false(), False
