@@ -77,12 +77,11 @@ def for_branch(session: Session, branch_id: int, period: date, rs=None) -> dict:
     if branch is None:
         raise NotFound(f"branch {branch_id} does not exist")
     rs = rs or rulesets.parsed(rulesets.version_in_force(session, period))
-    margin = rulesets.tolerance_rules(rs)["margin"]
     imported = session.exec(select(ToleranceFigure).where(ToleranceFigure.branch_id == branch_id,
                                                           ToleranceFigure.period == period)).first()
     if imported:
         imported = imported[0]
-        result = from_ratios(imported.sme_ratio, imported.all_ratio, margin, options=_options(rs))
+        result = judge_reported(imported, rs)
         source = {"source": "imported", "reason": imported.reason, "imported_by_id": imported.imported_by_id,
                   "imported_at": imported.imported_at.isoformat()}
     else:
@@ -96,6 +95,31 @@ def for_branch(session: Session, branch_id: int, period: date, rs=None) -> dict:
         source = {"source": "computed"}
     return {**result.to_dict(), "branch": branch.code, "branch_name": branch.name, "period": period.isoformat(),
             **source}
+
+
+def judge_reported(figure: ToleranceFigure, rs) -> ToleranceResult:
+    """The tolerance test of reported figures under rule set `rs` (the one in force for their period)."""
+    return from_ratios(figure.sme_ratio, figure.all_ratio, rulesets.tolerance_rules(rs)["margin"],
+                       options=_options(rs))
+
+
+def margin_in_force(session: Session, day: date) -> Decimal:
+    """The tolerance margin (a fraction) of the rule set in force on `day`."""
+    return rulesets.tolerance_rules(rulesets.parsed(rulesets.version_in_force(session, day)))["margin"]
+
+
+def reported_figures(session: Session, branch_ids) -> list[tuple[ToleranceFigure, ToleranceResult]]:
+    """The figures recorded for these branches, newest period first, each judged under the rule set in
+    force for its period (looked up once per period)."""
+    figures = session.scalars(select(ToleranceFigure).where(ToleranceFigure.branch_id.in_(list(branch_ids)))
+                              .order_by(ToleranceFigure.period.desc(), ToleranceFigure.branch_id)).all()
+    rules_of: dict[date, object] = {}
+    out = []
+    for figure in figures:
+        if figure.period not in rules_of:
+            rules_of[figure.period] = rulesets.parsed(rulesets.version_in_force(session, figure.period))
+        out.append((figure, judge_reported(figure, rules_of[figure.period])))
+    return out
 
 
 def period_end(day: date, basis: str = "annual") -> date:

@@ -14,9 +14,8 @@ from sqlmodel import select
 
 from ..db import unit_of_work
 from ..domain import rules
-from ..domain.tolerance import from_ratios
 from ..domain.errors import ConflictError, DomainError, ValidationFailed
-from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, ToleranceFigure, User
+from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
 from ..services import accounts, deadlines, rulesets, tolerance
 from .common import actor, deny, engine, expected_version, int_field, not_found, reading, text_field, today
 from .messages import translate
@@ -401,15 +400,10 @@ def tolerance_figures():
     with reading() as s:
         branches = _subtree(s)
         names = {b.id: b for b in branches}
-        figures = list(s.exec(select(ToleranceFigure).where(ToleranceFigure.branch_id.in_(list(names)))
-                              .order_by(ToleranceFigure.period.desc(), ToleranceFigure.branch_id)))
-        people = _people(s, {f.imported_by_id for f in figures if f.imported_by_id})
-
-        def margin(day: date):  # the margin of the rule set in force on that day
-            return rulesets.tolerance_rules(rulesets.parsed(rulesets.version_in_force(s, day)))["margin"]
-
-        rows = [{"figure": f, "branch": names[f.branch_id], "by": people.get(f.imported_by_id),
-                 "result": from_ratios(f.sme_ratio, f.all_ratio, margin(f.period))} for f in figures]
-        margin_pp = Decimal(str(margin(today()))) * 100
+        judged = tolerance.reported_figures(s, names)
+        people = _people(s, {f.imported_by_id for f, _r in judged})
+        rows = [{"figure": f, "branch": names[f.branch_id], "by": people.get(f.imported_by_id), "result": result}
+                for f, result in judged]
+        margin_pp = Decimal(str(tolerance.margin_in_force(s, today()))) * 100
     return render_template("admin/tolerance.html", rows=rows, branches=branches, errors=errors, form=request.form,
                            margin_pp=margin_pp), (400 if errors else 200)
