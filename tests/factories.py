@@ -101,22 +101,24 @@ def clean_facts(stage: str) -> dict:
             "dissented": False}
 
 
-def open_case(bank: Bank, today: date = TODAY) -> int:
+def open_case(bank: Bank, today: date = TODAY, loan_ids: list[int] | None = None) -> int:
+    """Register a case for `loan_ids` (default: every loan of the bank)."""
     from workflow.services import cases
 
     with unit_of_work(bank.engine) as s:
-        case = cases.open_case(s, bank.user(s, "admin"), bank.loans, today=today)
+        case = cases.open_case(s, bank.user(s, "admin"), loan_ids or bank.loans, today=today)
         return case.id
 
 
-def record_all_facts(bank: Bank, case_id: int, facts_for=None, today: date = TODAY) -> None:
+def record_all_facts(bank: Bank, case_id: int, facts_for=None, today: date = TODAY,
+                     loan_ids: list[int] | None = None) -> None:
     from workflow.services import investigation
 
     with unit_of_work(bank.engine) as s:
         inv = bank.user(s, "investigator")
         for r in s.exec(select(Respondent).where(Respondent.case_id == case_id)):
             for a in s.exec(select(LoanStage).where(LoanStage.user_id == r.user_id,
-                                                    LoanStage.loan_id.in_(bank.loans))):
+                                                    LoanStage.loan_id.in_(loan_ids or bank.loans))):
                 facts = (facts_for or (lambda r, a: clean_facts(a.stage)))(r, a)
                 investigation.record_facts(s, s.get(Case, case_id), inv, r.id, a.loan_id, a.stage, facts)
 
@@ -129,14 +131,15 @@ def liable_officer(r, a) -> dict:
     return facts
 
 
-def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: bool = True) -> int:
-    """Open a case and drive it through the services to `target` (a state)."""
+def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: bool = True,
+          loan_ids: list[int] | None = None) -> int:
+    """Open a case for `loan_ids` (default: every loan) and drive it through the services to `target`."""
     from workflow.services import cases
 
     if target == "referred" and facts_for is None:
         facts_for = liable_officer
 
-    case_id = open_case(bank, today)
+    case_id = open_case(bank, today, loan_ids)
     if target == "registered":
         return case_id
 
@@ -145,7 +148,7 @@ def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: 
                                   today=today)
     if target == "investigating":
         return case_id
-    record_all_facts(bank, case_id, facts_for, today)
+    record_all_facts(bank, case_id, facts_for, today, loan_ids)
     with unit_of_work(bank.engine) as s:
         cases.submit_investigation(s, s.get(Case, case_id), bank.user(s, "investigator"), today=today)
     if target == "under_review":

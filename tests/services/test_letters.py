@@ -111,3 +111,48 @@ def test_batch_issuing_renders_in_processes_and_a_rerun_issues_nothing(sqlite_en
     with Session(bank.engine) as s:
         numbers = sorted(lt.seq for lt in s.exec(select(Letter)))
         assert numbers == [1, 2, 3]
+
+
+def test_batch_issuing_groups_cases_and_a_failed_group_gives_its_numbers_back(sqlite_engine, monkeypatch):
+    """Groups of cases share one transaction and one busy pool; a failure loses only the failing group."""
+    from tests.factories import make_bank
+
+    bank = make_bank(sqlite_engine, n_loans=3, loans_per_enterprise=1)
+    case_ids = [drive(bank, "determined", loan_ids=[loan_id]) for loan_id in bank.loans]
+    with Session(bank.engine) as s:
+        branch_id = s.get(Case, case_ids[0]).branch_id
+    real_persist = letters.persist
+
+    def persist_failing_in_the_last_case(session, pending, rendered, actor):
+        if pending.case_id == case_ids[-1]:
+            raise RuntimeError("disk full")
+        return real_persist(session, pending, rendered, actor)
+
+    monkeypatch.setattr(letters, "persist", persist_failing_in_the_last_case)
+    progress: list[int] = []
+    try:
+        letters.issue_batch(bank.engine, branch_id, bank.users["chair"], workers=2, group_letters=6,
+                            progress=progress.append)
+        raise AssertionError("the failure must reach the caller")
+    except RuntimeError as exc:
+        assert str(exc) == "disk full"
+    # The first group (two cases, six letters) was stored; the failing case's group was rolled back.
+    assert progress == [3, 3]
+    with Session(bank.engine) as s:
+        assert sorted((lt.case_id, lt.seq) for lt in s.exec(select(Letter))) == \
+            [(case_ids[0], 1), (case_ids[0], 2), (case_ids[0], 3), (case_ids[1], 4), (case_ids[1], 5),
+             (case_ids[1], 6)]
+        assert s.exec(select(DocSequence).where(DocSequence.branch_id == branch_id)).one().last_seq == 6
+
+    monkeypatch.setattr(letters, "persist", real_persist)
+    progress.clear()
+    rerun = letters.issue_batch(bank.engine, branch_id, bank.users["chair"], workers=2, group_letters=6,
+                                progress=progress.append)
+    assert rerun == {"cases": 3, "letters_issued": 3, "cases_already_complete": 2}
+    assert progress == [0, 0, 3]
+    with Session(bank.engine) as s:
+        assert sorted(lt.seq for lt in s.exec(select(Letter))) == list(range(1, 10))  # gap-free
+        assert {lt.case_id for lt in s.exec(select(Letter).where(Letter.seq > 6))} == {case_ids[2]}
+        from workflow.services import audit
+
+        audit.verify(s)

@@ -93,7 +93,7 @@ def _package_year(year: int) -> bytes:
 
 
 # Year tables shared by every calendar of the process, keyed by (year, that year's overrides); immutable.
-_SHARED_YEARS: dict[tuple, "_Year"] = {}
+_SHARED_YEARS: dict[tuple, _Year] = {}
 _SHARED_YEARS_MAX = 256
 
 

@@ -341,19 +341,25 @@ def pending_for_case(session: Session, case: Case, today: date) -> list[PendingL
 
 
 def issue_batch(engine, branch_id: int, actor_id: int, *, workers: int = 2, today: date | None = None,
-                progress=None) -> dict:
+                progress=None, group_letters: int | None = None) -> dict:
     """Issue every missing letter of the branch's determined cases, rendering in parallel processes.
 
-    One transaction per case: the case's letters are numbered, rendered by the worker pool and stored
-    together, so a failure gives the numbers back and a rerun issues only what is missing (resumable).
-    `progress(n)` is called after each case with the number of letters it issued.
+    Cases are taken in groups of about `group_letters` letters (default: 12 per worker), one transaction per
+    group: each letter is numbered and handed to the pool as soon as it is prepared, and stored in order as
+    its PDF comes back, so the workers stay busy across cases (one case's few letters would leave a worker
+    idle) and the numbering of the next case overlaps the rendering of the last. A failure rolls the whole
+    group back and gives its numbers back; a rerun issues only what is missing (resumable).
+    `progress(n)` is called after each case, once its group is stored, with the number of letters it issued.
     """
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from ..db import read_session, unit_of_work
 
+    if workers < 1:
+        raise ValidationFailed("at least one rendering process is needed", field="workers")
     today = today or date.today()
+    group_letters = group_letters or 12 * workers
     with read_session(engine) as s:
         actor = s.get(User, actor_id)
         if actor is None or not has_role(actor.role_set, "committee_chair", "admin"):
@@ -361,16 +367,31 @@ def issue_batch(engine, branch_id: int, actor_id: int, *, workers: int = 2, toda
         case_ids = list(s.exec(select(Case.id).where(Case.branch_id == branch_id, Case.state == "determined")
                                .order_by(Case.id)))
     issued = skipped = 0
+    todo = iter(case_ids)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        for case_id in case_ids:
+        while True:
+            counts: list[int] = []
+            rendering = []
             with unit_of_work(engine) as s:
                 actor = s.get(User, actor_id)
-                pendings = pending_for_case(s, s.get(Case, case_id), today)
-                for pending, rendered in zip(pendings, pool.map(render, pendings), strict=True):
-                    persist(s, pending, rendered, actor)
-                n = len(pendings)
-            issued += n
-            skipped += n == 0
-            if progress:
-                progress(n)
+                try:
+                    for case_id in todo:
+                        pendings = pending_for_case(s, s.get(Case, case_id), today)
+                        rendering += [(p, pool.submit(render, p)) for p in pendings]
+                        counts.append(len(pendings))
+                        if len(rendering) >= group_letters:
+                            break
+                    for pending, future in rendering:
+                        persist(s, pending, future.result(), actor)
+                except BaseException:
+                    for _, future in rendering:
+                        future.cancel()
+                    raise
+            if not counts:
+                break
+            for n in counts:
+                issued += n
+                skipped += n == 0
+                if progress:
+                    progress(n)
     return {"cases": len(case_ids), "letters_issued": issued, "cases_already_complete": skipped}
