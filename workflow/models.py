@@ -197,8 +197,9 @@ class Respondent(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("case_id", "user_id"),
-        # The inbox's outcome filter: the final outcome, else the committee's decision.
-        Index("ix_respondent_outcome", text("coalesce(final_outcome, decided_outcome)")),
+        # The inbox's outcome filter: the final outcome, else the committee's decision; with the case id, so
+        # that the cases with an outcome are counted from the index alone.
+        Index("ix_respondent_outcome_case", text("coalesce(final_outcome, decided_outcome)"), "case_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case_file.id", index=True)

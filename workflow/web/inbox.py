@@ -7,7 +7,7 @@ from time import monotonic
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import and_, exists, false, func, or_, true, union
+from sqlalchemy import and_, exists, false, func, or_, true, union, union_all
 from sqlmodel import select
 
 from ..domain.states import STATE_CODES
@@ -191,7 +191,8 @@ def filtered(s, p: Principal, args, day: date):
         # Two selects, not one OR: the name scan then reads only the name index, the code is one look-up.
         by_enterprise = union(select(Enterprise.id).where(Enterprise.name.like(like)),
                               select(Enterprise.id).where(Enterprise.uscc == text))
-        where.append(Case.id.in_(union(
+        # UNION ALL: IN is a set membership already, so the matches need no second de-duplication.
+        where.append(Case.id.in_(union_all(
             select(Case.id).where(Case.number >= prefix[0], Case.number < prefix[1]), by_loan, by_person,
             select(Case.id).where(Case.enterprise_id.in_(by_enterprise)))))
     return where, f
