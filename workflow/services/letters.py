@@ -367,28 +367,24 @@ def issue_batch(engine, branch_id: int, actor_id: int, *, workers: int = 2, toda
         case_ids = list(s.exec(select(Case.id).where(Case.branch_id == branch_id, Case.state == "determined")
                                .order_by(Case.id)))
     issued = skipped = 0
-    todo = iter(case_ids)
+    todo = list(reversed(case_ids))  # popped from the end, in case order
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        while True:
+        while todo:
             counts: list[int] = []
             rendering = []
             with unit_of_work(engine) as s:
                 actor = s.get(User, actor_id)
                 try:
-                    for case_id in todo:
-                        pendings = pending_for_case(s, s.get(Case, case_id), today)
+                    while todo and len(rendering) < group_letters:
+                        pendings = pending_for_case(s, s.get(Case, todo.pop()), today)
                         rendering += [(p, pool.submit(render, p)) for p in pendings]
                         counts.append(len(pendings))
-                        if len(rendering) >= group_letters:
-                            break
                     for pending, future in rendering:
                         persist(s, pending, future.result(), actor)
                 except BaseException:
                     for _, future in rendering:
                         future.cancel()
                     raise
-            if not counts:
-                break
             for n in counts:
                 issued += n
                 skipped += n == 0
