@@ -35,10 +35,16 @@ STATE_LIMITS = {
 }
 
 
-def calendar(session: Session) -> WorkingCalendar:
-    """The working-day calendar with the administrators' overrides."""
-    overrides = {o.day: o.working for o in session.exec(select(CalendarOverride))}
-    return WorkingCalendar(overrides)
+_OVERRIDES = select(CalendarOverride.day, CalendarOverride.working)
+
+
+def _overrides(session: Session) -> dict[date, bool]:
+    return dict(session.exec(_OVERRIDES).all())
+
+
+def calendar(session: Session, overrides: dict[date, bool] | None = None) -> WorkingCalendar:
+    """The working-day calendar with the administrators' overrides (read now unless given)."""
+    return WorkingCalendar(_overrides(session) if overrides is None else overrides)
 
 
 def add_working_days(session: Session, start: date, days: int) -> date:
@@ -75,9 +81,9 @@ def _warning_dict(warning: CalendarWarning, overrides: int) -> dict:
             "message_zh": warning.message_zh, "overrides": overrides}
 
 
-def _override_counts(session: Session) -> dict[int, int]:
+def _override_counts(session: Session, overrides: dict[date, bool] | None = None) -> dict[int, int]:
     counts: dict[int, int] = {}
-    for day in session.exec(select(CalendarOverride.day)):
+    for day in (_overrides(session) if overrides is None else overrides):
         counts[day.year] = counts.get(day.year, 0) + 1
     return counts
 
@@ -113,9 +119,10 @@ def deadline_info(session: Session, case: Case, today: date | None = None) -> di
         key = "total_case"  # the one-year limit comes first (or at the same time): it is the deadline
     due = min(case.due_date, limit)
     tl = rs.time_limits[key]
-    cal = calendar(session)
+    overrides = _overrides(session)
+    cal = calendar(session, overrides)
     left = cal.remaining(due, today)
-    counts = _override_counts(session)
+    counts = _override_counts(session, overrides)
     return {
         "due": due,
         "limit": key,

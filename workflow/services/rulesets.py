@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from ..chain import canonical
@@ -65,9 +66,32 @@ def parsed(row: RuleSetVersion) -> rules.RuleSet:
     return rs
 
 
+_IDENTITY = select(RuleSetVersion.id, RuleSetVersion.version, RuleSetVersion.status, RuleSetVersion.created_at) \
+    .where(RuleSetVersion.id == bindparam("id"))
+_BY_ID: dict[tuple, rules.RuleSet] = {}
+
+
+def parsed_by_id(session: Session, version_id: int) -> rules.RuleSet:
+    """The RuleSet of a published version, by id: after the first time, without reading its document.
+
+    A published version is never changed, so what identifies it (id, number, creation time) keys its parsed
+    rules; only the identity is read each time, which also tells databases with the same ids apart.
+    """
+    ident = session.exec(_IDENTITY, params={"id": version_id}).first()
+    if ident is None:
+        raise NotFound(f"rule-set version {version_id} does not exist")
+    key = tuple(ident)
+    rs = _BY_ID.get(key) if ident.status == "published" else None
+    if rs is None:
+        rs = parsed(session.get(RuleSetVersion, version_id))
+        if ident.status == "published":
+            _BY_ID[key] = rs
+    return rs
+
+
 def procedure_rules(session: Session, case) -> rules.RuleSet:
     """The rules that govern a case's procedure: the version in force when it was opened."""
-    return parsed(session.get(RuleSetVersion, case.rule_set_version_id))
+    return parsed_by_id(session, case.rule_set_version_id)
 
 
 def quorum(rs: rules.RuleSet) -> str:

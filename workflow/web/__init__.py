@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from argon2 import PasswordHasher
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from ..db import read_session
 from . import access, i18n
 from .messages import translate
 
@@ -112,8 +111,13 @@ def register(app: Flask) -> None:
     def _load_user(user_id: str):
         if not user_id.isdigit():
             return None
-        with read_session(app.extensions["mianze.engine"]) as s:
-            return access.load_principal(s, int(user_id))
+        with app.extensions["mianze.engine"].connect() as conn:  # no ORM session: this runs on every request
+            row = access.principal_row(conn, int(user_id))
+            conn.rollback()
+        principal = access.principal_from(row)
+        if principal is not None:
+            g.mianze_unread = row.unread  # the navigation's badge, read in the same statement
+        return principal
 
     from .throttle import make_throttle
 

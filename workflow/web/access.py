@@ -12,11 +12,12 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
 from ..domain import states
 from ..domain.permissions import appeal_reviewer_conflict, has_role, recusal_reason
-from ..models import Appeal, AuditEvent, Branch, Case, Letter, Respondent, User, Vote
+from ..models import Appeal, AuditEvent, Branch, Case, Letter, Notification, Respondent, User, Vote
 from ..services import cases as case_service
 from ..services.investigation import FACT_STATES
 from .messages import translate
@@ -48,16 +49,34 @@ class Principal(UserMixin):
         return self.branch_level == 0
 
 
-def load_principal(session: Session, user_id: int) -> Principal | None:
-    row = session.exec(select(User, Branch).join(Branch, Branch.id == User.branch_id)
-                       .where(User.id == user_id)).first()
-    if row is None or not row[0].active:
+# Read on every request (the signed-in user): built once, with the user's unread notifications counted in the
+# same statement for the navigation badge.
+_UNREAD = (select(func.count()).select_from(Notification)
+           .where(Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery())
+_PRINCIPAL = (select(User.id, User.username, User.name, User.roles, User.locale, User.active, User.branch_id,
+                     Branch.path, Branch.level, Branch.name.label("branch_name"),
+                     Branch.name_en.label("branch_name_en"), _UNREAD.label("unread"))
+              .join(Branch, Branch.id == User.branch_id).where(User.id == bindparam("user_id")))
+
+
+def principal_row(conn, user_id: int):
+    """The row `principal_from` turns into a Principal (None if there is no such user); `conn` is a
+    Connection or a Session."""
+    return conn.execute(_PRINCIPAL, {"user_id": user_id}).first()
+
+
+def principal_from(row) -> Principal | None:
+    """The Principal of a `principal_row` (None for an unknown or deactivated user)."""
+    if row is None or not row.active:
         return None
-    user, branch = row
-    return Principal(id=user.id, username=user.username, name=user.name, roles=user.role_set,
-                     branch_id=user.branch_id, branch_path=branch.path, branch_level=branch.level,
-                     branch_name=branch.name,
-                     branch_name_en=branch.name_en or branch.name, locale=user.locale)
+    return Principal(id=row.id, username=row.username, name=row.name, roles=frozenset(row.roles.split()),
+                     branch_id=row.branch_id, branch_path=row.path, branch_level=row.level,
+                     branch_name=row.branch_name, branch_name_en=row.branch_name_en or row.branch_name,
+                     locale=row.locale)
+
+
+def load_principal(session: Session, user_id: int) -> Principal | None:
+    return principal_from(principal_row(session, user_id))
 
 
 def sees_everything(p: Principal) -> bool:
@@ -79,16 +98,29 @@ class CaseFacts:
     decider_ids: frozenset[int] = field(default_factory=frozenset)
 
 
+_BRANCH_PATH = select(Branch.path).where(Branch.id == bindparam("branch_id"))
+_RESPONDENT_USERS = select(Respondent.user_id).where(Respondent.case_id == bindparam("case_id"))
+_VOTERS = select(Vote.member_id).where(Vote.case_id == bindparam("case_id"))
+_DETERMINERS = select(AuditEvent.actor_id).where(AuditEvent.case_id == bindparam("case_id"),
+                                                 AuditEvent.event == "determine")
+
+
 def case_facts(session: Session, case: Case) -> CaseFacts:
-    branch = session.get(Branch, case.branch_id)
-    respondents = frozenset(session.exec(select(Respondent.user_id).where(Respondent.case_id == case.id)).all())
-    handlers = frozenset(a.user_id for a in case_service.stage_assignments(session, case.id))
-    deciders = set(session.exec(select(Vote.member_id).where(Vote.case_id == case.id)).all())
-    deciders |= set(session.exec(select(AuditEvent.actor_id).where(AuditEvent.case_id == case.id,
-                                                                   AuditEvent.event == "determine")).all())
-    return CaseFacts(case_id=case.id, state=case.state, branch_id=case.branch_id, branch_path=branch.path,
-                     investigator_id=case.investigator_id, respondent_user_ids=respondents, handler_ids=handlers,
-                     decider_ids=frozenset(d for d in deciders if d is not None))
+    params = {"case_id": case.id}
+    return facts_of(case, branch_path=session.exec(_BRANCH_PATH, params={"branch_id": case.branch_id}).one(),
+                    respondent_user_ids=session.exec(_RESPONDENT_USERS, params=params).all(),
+                    handler_ids=(a.user_id for a in case_service.stage_assignments(session, case.id)),
+                    decider_ids=[*session.exec(_VOTERS, params=params), *session.exec(_DETERMINERS, params=params)])
+
+
+def facts_of(case: Case, *, branch_path: str, respondent_user_ids, handler_ids, decider_ids) -> CaseFacts:
+    """The CaseFacts of a case from what the caller already read: the path of its branch, the user ids of its
+    respondents, of the handlers of its loans' stages, and of everyone who voted on it (valid or not) or
+    signed its determination."""
+    return CaseFacts(case_id=case.id, state=case.state, branch_id=case.branch_id, branch_path=branch_path,
+                     investigator_id=case.investigator_id, respondent_user_ids=frozenset(respondent_user_ids),
+                     handler_ids=frozenset(handler_ids),
+                     decider_ids=frozenset(d for d in decider_ids if d is not None))
 
 
 def can_view(p: Principal, cf: CaseFacts) -> bool:

@@ -13,11 +13,13 @@ from io import BytesIO
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from sqlalchemy import bindparam
 from sqlmodel import select
 
 from ..db import unit_of_work
 from ..domain import rules
 from ..domain.errors import ConflictError, GuardFailed, ValidationFailed
+from ..domain.permissions import recusal_reason
 from ..domain.states import SEVERITY
 from ..models import (
     OUTCOMES,
@@ -34,6 +36,7 @@ from ..models import (
     RuleSetVersion,
     StageFact,
     User,
+    Vote,
 )
 from ..services import access_log, deadlines, investigation, letters, recommendation, rulesets
 from ..services import cases as case_service
@@ -73,71 +76,108 @@ def _errors_from(exc: ValidationFailed, default_field: str = "_") -> dict[str, s
 
 # --- the case page -----------------------------------------------------------------------------------------
 
-def _rule_sets(s, ids) -> dict[int, rules.RuleSet]:
-    return {i: rulesets.parsed(s.get(RuleSetVersion, i)) for i in set(ids)}
+# What the case page reads, built once: building a statement costs several times more than running it, and
+# the page is the most visited one. Rows only shown are read as plain rows, not ORM objects.
+_CASE = select(Case).where(Case.id == bindparam("case_id"))
+_ENTERPRISE = select(Enterprise.id, Enterprise.name, Enterprise.uscc).where(Enterprise.id == bindparam("id"))
+_BRANCH = select(Branch.id, Branch.name, Branch.name_en, Branch.path).where(Branch.id == bindparam("id"))
+_ALL_VOTES = select(*Vote.__table__.c).where(Vote.case_id == bindparam("case_id")).order_by(Vote.id)
+_APPEALS = select(*Appeal.__table__.c).where(Appeal.case_id == bindparam("case_id")).order_by(Appeal.id)
+_PEOPLE = select(User.id, User.name, User.employee_no, User.branch_id) \
+    .where(User.id.in_(bindparam("ids", expanding=True)))
+_BRANCHES = select(Branch.id, Branch.name, Branch.name_en).where(Branch.id.in_(bindparam("ids", expanding=True)))
+_FACTS = select(*StageFact.__table__.c).join(Respondent, Respondent.id == StageFact.respondent_id) \
+    .where(Respondent.case_id == bindparam("case_id"))
+_EVIDENCE = select(*Evidence.__table__.c).where(Evidence.case_id == bindparam("case_id")).order_by(Evidence.id)
+_LETTERS = select(Letter.id, Letter.kind, Letter.doc_number, Letter.version, Letter.issued_at, Letter.respondent_id,
+                  Letter.supersedes_id).where(Letter.case_id == bindparam("case_id")).order_by(Letter.id)
+_EVENTS = select(AuditEvent.seq, AuditEvent.actor_id, AuditEvent.actor, AuditEvent.at, AuditEvent.event,
+                 AuditEvent.from_state, AuditEvent.to_state, AuditEvent.payload) \
+    .where(AuditEvent.case_id == bindparam("case_id")).order_by(AuditEvent.seq)
 
 
-def case_page_data(s, case: Case, cf: access.CaseFacts) -> dict:
-    """Everything the case page shows, loaded with a bounded number of queries."""
-    enterprise = s.get(Enterprise, case.enterprise_id)
-    branch = s.get(Branch, case.branch_id)
+def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
+    """Everything the case page shows, with the case's CaseFacts (`cf`) made from the same reads.
+
+    One statement per kind of record, each built once per process; nothing is read twice.
+    """
+    by_case = {"case_id": case.id}
+    enterprise = s.execute(_ENTERPRISE, {"id": case.enterprise_id}).first()
+    branch = s.execute(_BRANCH, {"id": case.branch_id}).first()
     loans = case_service.case_loans(s, case.id)
     loan_by_id = {lo.id: lo for lo in loans}
     respondents = case_service.respondents_of(s, case.id)
-    user_ids = {r.user_id for r in respondents} | {case.investigator_id} - {None}
     assignments = case_service.stage_assignments(s, case.id)
-    votes = case_service.valid_votes(s, case.id)
-    user_ids |= {v.member_id for v in votes}
-    appeals = list(s.exec(select(Appeal).where(Appeal.case_id == case.id).order_by(Appeal.id)))
-    user_ids |= {a.decided_by_id for a in appeals if a.decided_by_id}
-    users = {u.id: u for u in s.exec(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
-    branches = {b.id: b for b in s.exec(select(Branch).where(Branch.id.in_({u.branch_id for u in users.values()})))}
-    facts = list(s.exec(select(StageFact).join(Respondent, Respondent.id == StageFact.respondent_id)
-                        .where(Respondent.case_id == case.id)))
+    all_votes = s.execute(_ALL_VOTES, by_case).all()
+    votes = [v for v in all_votes if v.invalidated_at is None]
+    appeals = s.execute(_APPEALS, by_case).all()
+    events = s.execute(_EVENTS, by_case).all()
+    if cf is None:
+        cf = access.facts_of(case, branch_path=branch.path, respondent_user_ids=(r.user_id for r in respondents),
+                             handler_ids=(a.user_id for a in assignments),
+                             decider_ids=[*(v.member_id for v in all_votes),
+                                          *(e.actor_id for e in events if e.event == "determine")])
+    under_review = case.state == "under_review"
+    members = case_service.committee_members(s, case) if under_review else []
+    user_ids = ({r.user_id for r in respondents} | {case.investigator_id} | {v.member_id for v in votes}
+                | {a.decided_by_id for a in appeals}) - {None}
+    users = {u.id: u for u in s.execute(_PEOPLE, {"ids": list(user_ids)})} if user_ids else {}
+    branch_ids = {u.branch_id for u in users.values()}
+    branches = {b.id: b for b in s.execute(_BRANCHES, {"ids": list(branch_ids)})} if branch_ids else {}
+    facts = s.execute(_FACTS, by_case).all()
     fact_at = {(f.respondent_id, f.loan_id, f.stage): f for f in facts}
-    rs_by_id = _rule_sets(s, [f.rule_set_version_id for f in facts] + [case.rule_set_version_id])
+    rs_by_id = {i: rulesets.parsed_by_id(s, i) for i in {f.rule_set_version_id for f in facts}
+                | {case.rule_set_version_id}}
     procedure = rs_by_id[case.rule_set_version_id]
-    evidence = list(s.exec(select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id)))
-    letter_rows = s.exec(select(Letter.id, Letter.kind, Letter.doc_number, Letter.version, Letter.issued_at,
-                                Letter.respondent_id, Letter.supersedes_id)
-                         .where(Letter.case_id == case.id).order_by(Letter.id)).all()
-    events = list(s.exec(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)))
+    evidence = s.execute(_EVIDENCE, by_case).all()
+    letter_rows = s.execute(_LETTERS, by_case).all()
     people = []
     for r in respondents:
-        mine = [a for a in assignments if a.user_id == r.user_id]
         stages = []
-        for a in mine:
+        for a in assignments:
+            if a.user_id != r.user_id:
+                continue
             f = fact_at.get((r.id, a.loan_id, a.stage))
             stages.append({"loan": loan_by_id.get(a.loan_id), "stage": a.stage, "performed_on": a.performed_on,
                            "fact": f, "rs": rs_by_id.get(f.rule_set_version_id) if f else None})
-        tally = Counter(v.outcome for v in votes if v.respondent_id == r.id)
+        mine = [v.outcome for v in votes if v.respondent_id == r.id]
         user = users.get(r.user_id)
         people.append({"r": r, "user": user, "branch": branches.get(user.branch_id) if user else None,
-                       "stages": stages, "tally": tally,
-                       "carried": case_service.decided_by_votes(s, case, r, procedure)
-                       if case.state == "under_review" else None})
+                       "stages": stages, "tally": Counter(mine),
+                       "carried": rules.decide_by_votes(mine, None, procedure) if under_review else None})
     return {
-        "case": case, "enterprise": enterprise, "branch": branch, "loans": loans, "people": people,
+        "case": case, "cf": cf, "enterprise": enterprise, "branch": branch, "loans": loans, "people": people,
         "users": users, "votes": votes, "appeals": appeals, "evidence": evidence, "letters": letter_rows,
         "events": events, "procedure": procedure,
         "respondent_by_id": {r.id: r for r in respondents},
         "investigator": users.get(case.investigator_id),
-        "eligible_voters": case_service.eligible_voters(s, case) if case.state == "under_review" else [],
+        "eligible_voters": [u for u in members
+                            if recusal_reason(u.id, respondent_ids=cf.respondent_user_ids,
+                                              investigator_id=case.investigator_id,
+                                              loan_handler_ids=cf.handler_ids) is None],
     }
 
 
 @bp.get("/<int:case_id>")
 @login_required
 def show(case_id: int):
+    me = current_user._get_current_object()
+    day = today()
     with reading() as s:
-        case, cf = load_case(s, case_id)
-        data = case_page_data(s, case, cf)
-        data["deadline"] = deadlines.deadline_info(s, case, today())
-        actions = access.case_actions(s, case, current_user, cf, today())
+        case = s.exec(_CASE, params={"case_id": case_id}).first()
+        if case is None:
+            not_found()
+        data = case_page_data(s, case)
+        if not access.can_view(me, data["cf"]):
+            deny(str(access.OUT_OF_SCOPE))
+        data["deadline"] = deadlines.deadline_info(s, case, day)
+        actions = access.case_actions(s, case, me, data["cf"], day)
     with unit_of_work(engine()) as s:
-        access_log.record(s, current_user, "view_case", target=case.number, case_id=case.id)
-    return render_template("cases/show.html", **data, actions=actions, today=today(),
-                           action_states={k: v[0] for k, v in access.ACTIONS.items()})
+        access_log.record(s, me, "view_case", target=case.number, case_id=case.id)
+    return render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES)
+
+
+ACTION_STATES = {k: v[0] for k, v in access.ACTIONS.items()}
 
 
 @bp.get("/<int:case_id>/evidence/<int:evidence_id>")
