@@ -73,6 +73,12 @@ def select_locale() -> Locale:
 
 
 def is_zh() -> bool:
+    """Whether the request's language is Chinese (asked for every label a page shows: kept on `g`)."""
+    if has_request_context():
+        cached = g.get("mianze_zh")
+        if cached is None:
+            cached = g.mianze_zh = str(get_locale()).startswith("zh")
+        return cached
     return str(get_locale()).startswith("zh")
 
 

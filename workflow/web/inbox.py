@@ -7,7 +7,7 @@ from time import monotonic
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import and_, exists, false, func, or_, true, union, union_all
+from sqlalchemy import True_, and_, bindparam, exists, false, func, or_, true, union, union_all
 from sqlmodel import select
 
 from ..domain.states import STATE_CODES
@@ -38,28 +38,40 @@ SORTS = {
 }
 
 
-def _scope_ids(s, p: Principal) -> tuple[list[int], list[int]]:
-    """The branch ids of the user's subtree, and the ids of the cases they investigate or answer in.
+_SUBTREE = select(Branch.id).where(Branch.path.like(bindparam("path_prefix")))
+_INVOLVED = union(select(Case.id, Case.branch_id).where(Case.investigator_id == bindparam("user_id")),
+                  select(Case.id, Case.branch_id).join(Respondent, Respondent.case_id == Case.id)
+                  .where(Respondent.user_id == bindparam("user_id")))
+
+
+def _scope(s, p: Principal) -> tuple[list[int], list[int], bool]:
+    """(the branch ids of the user's subtree, the cases outside it they investigate or answer in, whether they
+    investigate or answer in any case at all).
 
     Looked up once per request and passed to the database as lists: with literal lists, an OR of the two
     is answered from the indexes (SQLite's multi-index OR, PostgreSQL's bitmap OR) instead of a scan of
-    every case.
+    every case; cases inside the subtree are in scope anyway, so only the others are listed.
     """
     cached = g.get("mianze_scope_ids")
     if cached is None or cached[0] != p.id:
-        branches = list(s.exec(select(Branch.id).where(Branch.path.like(p.branch_path + "%"))))
-        cases = list(s.exec(union(select(Case.id).where(Case.investigator_id == p.id),
-                                  select(Respondent.case_id).where(Respondent.user_id == p.id))).scalars())
-        cached = g.mianze_scope_ids = (p.id, branches, cases)
-    return cached[1], cached[2]
+        branches = s.exec(_SUBTREE, params={"path_prefix": p.branch_path + "%"}).all()
+        involved = s.execute(_INVOLVED, {"user_id": p.id}).all()
+        inside = set(branches)
+        cached = g.mianze_scope_ids = (p.id, branches, [c for c, b in involved if b not in inside], bool(involved))
+    return cached[1], cached[2], cached[3]
 
 
 def scope_clause(s, p: Principal):
     """Cases of the user's branch subtree, plus cases they are a respondent or the investigator of."""
     if sees_everything(p):
         return true()
-    branches, cases = _scope_ids(s, p)
+    branches, cases, _ = _scope(s, p)
     return or_(Case.branch_id.in_(branches), Case.id.in_(cases)) if cases else Case.branch_id.in_(branches)
+
+
+_RECUSED = union(select(Respondent.case_id).where(Respondent.user_id == bindparam("user_id")),
+                  select(CaseLoan.case_id).join(LoanStage, LoanStage.loan_id == CaseLoan.loan_id)
+                  .where(LoanStage.user_id == bindparam("user_id")))
 
 
 def waiting_clause(s, p: Principal, day: date):
@@ -79,10 +91,10 @@ def _waiting(s, p: Principal, day: date):
     if p.roles == frozenset({"auditor"}):
         return false(), False
     appealed = exists().where(Appeal.respondent_id == Respondent.id)
-    mine = true() if sees_everything(p) else Case.branch_id.in_(_scope_ids(s, p)[0])
+    mine = true() if sees_everything(p) else Case.branch_id.in_(_scope(s, p)[0])
     parts = []  # id sets that need other tables
     on_case = []  # conditions on the case row alone
-    if _scope_ids(s, p)[1]:  # only someone who answers in or investigates some case can be waited for as such
+    if _scope(s, p)[2]:  # only someone who answers in or investigates some case can be waited for as such
         parts += [
             select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
             .where(Respondent.user_id == p.id, Respondent.statement_at.is_(None),
@@ -95,17 +107,19 @@ def _waiting(s, p: Principal, day: date):
     if p.has("investigator", "committee_chair", "admin"):
         on_case.append(and_(Case.state == "registered", mine))
     if p.has("committee_member", "committee_chair"):
-        voted = select(Vote.case_id).where(Vote.member_id == p.id, Vote.invalidated_at.is_(None))
-        involved = select(Respondent.case_id).where(Respondent.user_id == p.id)
-        handled = select(CaseLoan.case_id).join(LoanStage, LoanStage.loan_id == CaseLoan.loan_id) \
-            .where(LoanStage.user_id == p.id)
-        not_recused = (or_(Case.investigator_id.is_(None), Case.investigator_id != p.id),
-                       Case.id.not_in(involved), Case.id.not_in(handled))
-        on_case.append(and_(Case.branch_id == p.branch_id, Case.state == "under_review",
-                            Case.id.not_in(voted), *not_recused))
-        if p.has("committee_chair"):
+        # Recused: the cases they answer in or whose loans they handled (a short list, read once) and the
+        # cases they investigate.
+        recused = s.execute(_RECUSED, {"user_id": p.id}).scalars().all()
+        not_recused = [or_(Case.investigator_id.is_(None), Case.investigator_id != p.id)]
+        if recused:
+            not_recused.append(Case.id.not_in(recused))
+        if p.has("committee_chair"):  # every case under review waits for the chair, voted or not
             on_case.append(and_(Case.branch_id == p.branch_id, *not_recused,
                                 Case.state.in_(("under_review", "determined", "final", "referred"))))
+        else:
+            voted = select(Vote.case_id).where(Vote.member_id == p.id, Vote.invalidated_at.is_(None))
+            on_case.append(and_(Case.branch_id == p.branch_id, Case.state == "under_review",
+                                Case.id.not_in(voted), *not_recused))
     if p.has("appeal_reviewer"):
         on_case.append(and_(Case.state == "appeal_review", mine))
     if p.has("admin"):
@@ -125,20 +139,30 @@ def _branch_subtree(branch_id: int):
 
 
 class OutcomeIs:
-    """The outcome filter, written for each use: counting reads the outcome index once (IN), choosing a
-    page walks the sort order and checks each case's respondents (EXISTS), stopping after one page."""
+    """The outcome filter, written for each use.
 
-    def __init__(self, outcome: str):
-        self.outcome = outcome
+    Choosing a page walks the sort order and checks each case's respondents (EXISTS), stopping after one
+    page. Counting: for a user who sees every case, from the outcome index alone (the respondents with the
+    outcome, one per case); for a user with a branch scope, each case of the scope is checked through the
+    same index (EXISTS), which reads the scope's cases instead of every respondent with that outcome in the
+    bank.
+    """
+
+    def __init__(self, outcome: str, scoped: bool):
+        self.outcome, self.scoped = outcome, scoped
 
     def _matches(self):
         return func.coalesce(Respondent.final_outcome, Respondent.decided_outcome) == self.outcome
 
     def for_count(self):
-        return Case.id.in_(select(Respondent.case_id).where(self._matches()))
+        return self.for_page() if self.scoped else Case.id.in_(select(Respondent.case_id).where(self._matches()))
 
     def for_page(self):
         return exists().where(Respondent.case_id == Case.id, self._matches())
+
+    def count_alone(self):
+        """The number of cases with the outcome when no other condition applies (no scope, no filter)."""
+        return select(func.count(func.distinct(Respondent.case_id))).where(self._matches())
 
 
 def _clauses(where, use: str) -> list:
@@ -177,7 +201,7 @@ def filtered(s, p: Principal, args, day: date):
             bound = datetime.combine(d if op == "ge" else d + timedelta(days=1), time.min)
             where.append(Case.opened_at >= bound if op == "ge" else Case.opened_at < bound)
     if f["outcome"] in OUTCOMES:
-        where.append(OutcomeIs(f["outcome"]))
+        where.append(OutcomeIs(f["outcome"], scoped=not sees_everything(p)))
     else:
         f["outcome"] = ""
     if f["q"]:
@@ -256,10 +280,25 @@ def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tu
             return rows[0][1], page, [r[0] for r in rows]
         total = s.exec(select(func.count()).select_from(Case).where(*counting)).one() if page > 1 else 0
     else:
-        total = s.exec(select(func.count()).select_from(Case).where(*counting)).one()
+        alone = [w for w in where if not isinstance(w, True_)]
+        if len(alone) == 1 and isinstance(alone[0], OutcomeIs):
+            total = s.exec(alone[0].count_alone()).one()
+        else:
+            total = s.exec(select(func.count()).select_from(Case).where(*counting)).one()
     page = min(page, max(1, (total + size - 1) // size))
     rows = ids_at(page) if total else []
     return total, page, [r[0] if one_pass else r for r in rows]
+
+
+# Built once: what a page of the inbox shows of its cases, and the branches to filter by.
+_ROWS = (select(Case.id, Case.number, Case.state, Case.legal_hold, Case.opened_at, Case.due_date,
+                Enterprise.name.label("enterprise"), Branch.name.label("branch_name"),
+                Branch.name_en.label("branch_name_en"))
+         .join(Enterprise, Enterprise.id == Case.enterprise_id).join(Branch, Branch.id == Case.branch_id)
+         .where(Case.id.in_(bindparam("ids", expanding=True))))
+_BRANCH_CHOICE = select(Branch.id, Branch.name, Branch.name_en).order_by(Branch.path)
+_TOP_BRANCHES = _BRANCH_CHOICE.where(Branch.level <= 1)
+_SUBTREE_BRANCHES = _BRANCH_CHOICE.where(Branch.path.like(bindparam("path_prefix")), Branch.level <= 2)
 
 
 @bp.get("/")
@@ -287,18 +326,14 @@ def index():
         if unfiltered_waiting:  # the inbox itself always counts afresh (and refreshes the badge)
             remember_waiting(p.id, total)
         pages = max(1, (total + size - 1) // size)
-        found = {row[0].id: row for row in s.exec(
-            select(Case, Enterprise.name, Branch.name, Branch.name_en)
-            .join(Enterprise, Enterprise.id == Case.enterprise_id)
-            .join(Branch, Branch.id == Case.branch_id).where(Case.id.in_(ids))).all()} if ids else {}
+        found = {row.id: row for row in s.execute(_ROWS, {"ids": ids})} if ids else {}
         rows = [found[i] for i in ids if i in found]
         cal = deadlines.calendar(s)
-        left = {case.id: cal.remaining(case.due_date, day) for case, *_ in rows if case.due_date}
+        left = {row.id: cal.remaining(row.due_date, day) for row in rows if row.due_date}
         if sees_everything(p):
-            branches = s.exec(select(Branch).where(Branch.level <= 1).order_by(Branch.path)).all()
+            branches = s.execute(_TOP_BRANCHES).all()
         else:
-            branches = s.exec(select(Branch).where(Branch.path.like(p.branch_path + "%"), Branch.level <= 2)
-                              .order_by(Branch.path)).all()
+            branches = s.execute(_SUBTREE_BRANCHES, {"path_prefix": p.branch_path + "%"}).all()
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template("inbox/index.html", rows=rows, left=left, total=total, page=page, pages=pages, f=f, args=args,
                            branches=branches, states=STATE_CODES, outcomes=OUTCOMES, today=day)
