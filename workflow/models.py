@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, event, text
 from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
@@ -104,6 +104,18 @@ class Enterprise(SQLModel, table=True):
     industry: str = Field(default="", max_length=64)
 
 
+def _create_name_index(target, connection, **_):
+    """The trigram index of enterprise names (workflow/name_search.py), created with the table on SQLite."""
+    if connection.dialect.name == "sqlite":
+        from .name_search import SQLITE_DDL
+
+        for statement in SQLITE_DDL:
+            connection.exec_driver_sql(statement)
+
+
+event.listen(Enterprise.__table__, "after_create", _create_name_index)
+
+
 class Loan(SQLModel, table=True):
     """A loan on the book (non-performing or not: the tolerance needs the whole book)."""
 
@@ -156,7 +168,8 @@ class Case(SQLModel, table=True):
 
     __tablename__ = "case_file"
     __table_args__ = (
-        Index("ix_case_state_branch", "state", "branch_id"),
+        # Covers the waiting lists (state, branch, recusal as investigator, deadline) without table reads.
+        Index("ix_case_state_branch_inv_due", "state", "branch_id", "investigator_id", "due_date"),
         Index("ix_case_investigator_state", "investigator_id", "state"),  # an investigator's waiting cases
         Index("ix_case_state_due", "state", "due_date"),  # the cases of a state by deadline, from the index
     )

@@ -10,6 +10,7 @@ from flask_login import login_required
 from sqlalchemy import True_, and_, bindparam, exists, false, func, or_, true, union, union_all
 from sqlmodel import select
 
+from .. import name_search
 from ..domain.states import STATE_CODES
 from ..models import (
     OUTCOMES,
@@ -84,9 +85,11 @@ def _waiting(s, p: Principal, day: date):
 
     One condition per reason a case can wait for someone. Reasons that only apply to respondents and
     investigators are left out for people who are neither. When every remaining reason is a condition on
-    the case row, they are OR-ed (a single one is answered from an index, several are costly); when some
-    need the respondent table, the reasons are a union of small, index-friendly id sets, so the database
-    never scans every case to find the few that wait for one person (costly).
+    the case row, they are OR-ed: each is answered from an index that covers it (state, branch,
+    investigator, deadline), so counting and paging separately is cheaper than one pass with a window
+    count. When some need the respondent table, the reasons are a union of small, index-friendly id sets,
+    so the database never scans every case to find the few that wait for one person (costly: counted in
+    the same pass as the page).
     """
     if p.roles == frozenset({"auditor"}):
         return false(), False
@@ -125,8 +128,8 @@ def _waiting(s, p: Principal, day: date):
     if p.has("admin"):
         on_case.append(and_(Case.state.in_(("determined", "final", "referred")), mine))
         on_case.append(and_(Case.state.in_(("in_publicity", "appeal_window")), Case.due_date < day, mine))
-    if not parts and on_case:  # conditions on the case row only: no union; one of them is counted from an index
-        return and_(or_(*on_case), scope_clause(s, p)), len(on_case) > 1
+    if not parts and on_case:  # conditions on the case row only: no union; counted and paged from the indexes
+        return and_(or_(*on_case), scope_clause(s, p)), False
     parts += [select(Case.id).where(cond) for cond in on_case]
     if not parts:
         return false(), False
@@ -213,7 +216,8 @@ def filtered(s, p: Principal, args, day: date):
         by_person = select(Respondent.case_id).join(User, User.id == Respondent.user_id).where(
             or_(User.name.like(like), User.employee_no == text))
         # Two selects, not one OR: the name scan then reads only the name index, the code is one look-up.
-        by_enterprise = union(select(Enterprise.id).where(Enterprise.name.like(like)),
+        by_enterprise = union(name_search.enterprise_ids_named(s.get_bind().dialect.name, text,
+                                                               Enterprise.__table__),
                               select(Enterprise.id).where(Enterprise.uscc == text))
         # UNION ALL: IN is a set membership already, so the matches need no second de-duplication.
         where.append(Case.id.in_(union_all(
@@ -263,7 +267,7 @@ def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tu
     """(total, page, the ids of that page's cases in order); a page past the end shows the last one.
 
     The page is chosen on the narrow (id, sort key) rows and only its cases are loaded in full. With
-    `one_pass` (searches and "waiting for me", whose conditions are costly to evaluate), the total comes
+    `one_pass` (searches and waiting lists made of id sets, costly to evaluate), the total comes
     from the same statement as a window count, so the conditions are evaluated once; otherwise it is a
     separate COUNT, which the database answers from an index.
     """
