@@ -164,49 +164,48 @@ def _committee_of_case(p: Principal, cf: CaseFacts) -> bool:
 
 
 def why_not(p: Principal, cf: CaseFacts, action: str) -> str | None:
-    """Why `p` may not take `action` on the case (a message for the user), or None if they may.
+    """Why `p` may not take `action` on the case (a message for the user, translated when shown), or None.
 
     Only permissions and segregation of duties; the case's state is the state machine's business.
     """
     if not can_view(p, cf):
-        return str(OUT_OF_SCOPE)
+        return OUT_OF_SCOPE
     respondent = p.id in cf.respondent_user_ids
     investigator = p.id == cf.investigator_id
     if action in ("statement", "appeal"):
-        return None if respondent else str(_l("Only a respondent of the case may do this, for themselves."))
+        return None if respondent else _l("Only a respondent of the case may do this, for themselves.")
     if action == "evidence":
-        return None if (respondent or investigator) else str(
-            _l("Only the investigator and the respondents may add evidence."))
+        return None if (respondent or investigator) else _l("Only the investigator and the respondents may add evidence.")
     if action in ("facts", "submit"):
-        return None if investigator else str(_l("Only the case's investigator may do this."))
+        return None if investigator else _l("Only the case's investigator may do this.")
     if respondent:
-        return str(_l("A respondent may not act on their own case."))
+        return _l("A respondent may not act on their own case.")
     if action == "assign":
         if not p.has("admin", "committee_chair", "investigator"):
-            return str(NOT_YOURS)
-        return str(_l("A person who handled the case's loans may not assign its investigator.")) \
+            return NOT_YOURS
+        return _l("A person who handled the case's loans may not assign its investigator.") \
             if p.id in cf.handler_ids else None
     if action in ("return", "vote", "determine", "reopen"):
         wanted = ("committee_chair",) if action in ("determine", "reopen") else ("committee_member", "committee_chair")
         if not p.has(*wanted) or not _committee_of_case(p, cf):
-            return str(_l("Only the deciding branch's committee may do this."))
+            return _l("Only the deciding branch's committee may do this.")
         why = recusal_reason(p.id, respondent_ids=cf.respondent_user_ids, investigator_id=cf.investigator_id,
                              loan_handler_ids=cf.handler_ids)
-        return str(_l("You are recused from this case: %(why)s", why=translate(why))) if why else None
+        return _l("You are recused from this case: %(why)s", why=translate(why)) if why else None
     if action in ("issue_letters", "start_publicity", "refer", "close", "withdraw", "reevaluate"):
         if p.has("admin") or (p.has("committee_chair") and _committee_of_case(p, cf)):
             return None
-        return str(NOT_YOURS)
+        return NOT_YOURS
     if action in ("end_publicity", "close_appeal_window"):
-        return None if p.has("admin") else str(NOT_YOURS)
+        return None if p.has("admin") else NOT_YOURS
     if action in ("decide_appeal", "conclude"):
         if not p.has("appeal_reviewer"):
-            return str(NOT_YOURS)
+            return NOT_YOURS
         why = appeal_reviewer_conflict(p.id, respondent_ids=cf.respondent_user_ids, decider_ids=cf.decider_ids,
                                        investigator_id=cf.investigator_id)
-        return str(_l("You may not review these appeals: %(why)s", why=translate(why))) if why else None
+        return _l("You may not review these appeals: %(why)s", why=translate(why)) if why else None
     if action == "legal_hold":
-        return None if p.has("admin", "auditor") else str(NOT_YOURS)
+        return None if p.has("admin", "auditor") else NOT_YOURS
     raise KeyError(action)
 
 

@@ -65,7 +65,7 @@ def require(cf: access.CaseFacts, action: str) -> None:
     """403 unless the signed-in user may take `action` on the case."""
     why = access.why_not(current_user, cf, action)
     if why:
-        deny(why)
+        deny(str(why))
 
 
 def expected_version() -> int:
