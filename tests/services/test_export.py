@@ -338,6 +338,7 @@ ALLOWED_DELETES = {
     "services/accounts.py": "a working-day calendar override (configuration; the removal is audited)",
     "services/imports.py": "loan handlers re-synchronised from the loan book (reference data)",
     "web/throttle.py": "a sign-in throttle counter in Redis",
+    "name_search.py": "the trigram index's copy of a name, by the trigger that follows the enterprise row",
 }
 
 
