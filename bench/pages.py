@@ -144,7 +144,7 @@ def build(engine, n_cases: int, n_events: int, seed: int = 7) -> None:
                 decided = state in DECIDED_STATES
                 for who in (officer, reviewer):
                     outcome = rnd.choices(("exempt", "reduced", "liable"), weights=(70, 20, 10))[0]
-                    resp.append({"case_id": i, "user_id": who, "liability_kind": "diligence",
+                    resp.append({"case_id": i, "case_branch_id": t, "user_id": who, "liability_kind": "diligence",
                                  "recommended_outcome": outcome, "decided_outcome": outcome if decided else None,
                                  "final_outcome": outcome if state in ("final", "referred", "closed") else None})
             for table, rows in ((Enterprise, ents), (Loan, loans), (Case, cases), (CaseLoan, links),

@@ -213,9 +213,15 @@ class Respondent(SQLModel, table=True):
         # The inbox's outcome filter: the final outcome, else the committee's decision; with the case id, so
         # that the cases with an outcome are counted from the index alone.
         Index("ix_respondent_outcome_case", text("coalesce(final_outcome, decided_outcome)"), "case_id"),
+        # The same for a branch scope: the cases of some branches with an outcome, from the index alone.
+        Index("ix_respondent_outcome_branch", text("coalesce(final_outcome, decided_outcome)"), "case_branch_id",
+              "case_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case_file.id", index=True)
+    # The case's deciding branch, copied when the case is opened (a case's branch never changes), so that the
+    # outcome filter of a branch-scoped inbox reads one index instead of every case of the scope.
+    case_branch_id: int
     user_id: int = Field(foreign_key="app_user.id", index=True)
     liability_kind: str = Field(default="diligence", max_length=20)  # compliance|diligence|management
     recommendation: dict | None = json_field(default_factory=lambda: None, nullable=True)

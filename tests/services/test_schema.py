@@ -58,3 +58,34 @@ def test_the_migrations_have_one_head_and_the_drafts_table_downgrades_cleanly(sq
     assert "rulesetdraft" not in inspect(engine).get_table_names()
     engine.dispose()
     upgrade(sqlite_url)
+
+
+def test_migration_0007_copies_each_cases_branch_onto_its_respondents(sqlite_url):
+    from sqlalchemy import text
+
+    from tests.factories import make_bank
+    from workflow.db import unit_of_work
+    from workflow.models import User
+    from workflow.services import cases, rulesets
+
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    with unit_of_work(engine) as s:
+        rulesets.ensure_default(s)
+    bank = make_bank(engine, n_loans=3, loans_per_enterprise=1)
+    with unit_of_work(engine) as s:
+        admin = s.get(User, bank.users["admin"])
+        for loan_id in bank.loans:
+            cases.open_case(s, admin, [loan_id])
+    pairs = "SELECT r.case_branch_id, c.branch_id FROM respondent r JOIN case_file c ON c.id = r.case_id"
+    with engine.connect() as conn:
+        written = conn.execute(text(pairs)).all()
+    engine.dispose()
+    assert written and all(mine == theirs for mine, theirs in written)  # written by open_case
+
+    command.downgrade(alembic_config(sqlite_url), "0006")  # an existing database without the column
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text(pairs)).all()) == sorted(written)
+    engine.dispose()

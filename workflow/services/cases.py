@@ -275,7 +275,7 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
     if not handlers:
         raise ValidationFailed("the loan file names nobody who handled a credit stage")
     for uid in sorted(handlers):
-        session.add(Respondent(case_id=case.id, user_id=uid))
+        session.add(Respondent(case_id=case.id, user_id=uid, case_branch_id=case.branch_id))
     case.due_date = deadlines.due_for(session, case, today)
     session.add(case)
     session.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from babel import Locale, support
 from babel import dates as babel_dates
@@ -110,7 +111,13 @@ def fmt_date(value) -> str:
         value = date.fromisoformat(value[:10])
     if isinstance(value, datetime):
         value = value.date()
-    return babel_dates.format_date(value, "medium", locale=_locale_and_zone()[0])
+    return _medium_date(value, _locale_and_zone()[0])
+
+
+@lru_cache(maxsize=8192)
+def _medium_date(value: date, locale: Locale) -> str:
+    """Babel's medium date, remembered: lists show the same few hundred dates over and over."""
+    return babel_dates.format_date(value, "medium", locale=locale)
 
 
 def fmt_datetime(value) -> str:

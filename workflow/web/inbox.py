@@ -7,7 +7,7 @@ from time import monotonic
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import True_, and_, bindparam, exists, false, func, or_, true, union, union_all
+from sqlalchemy import and_, bindparam, exists, false, func, or_, true, union, union_all
 from sqlmodel import select
 
 from .. import name_search
@@ -145,27 +145,34 @@ class OutcomeIs:
     """The outcome filter, written for each use.
 
     Choosing a page walks the sort order and checks each case's respondents (EXISTS), stopping after one
-    page. Counting: for a user who sees every case, from the outcome index alone (the respondents with the
-    outcome, one per case); for a user with a branch scope, each case of the scope is checked through the
-    same index (EXISTS), which reads the scope's cases instead of every respondent with that outcome in the
-    bank.
+    page. Counting reads the outcome indexes: for a user who sees every case, the respondents with the
+    outcome (one case each, `count_alone` when nothing else filters); for a user with a branch scope, the
+    respondents with the outcome in the scope's branches (`case_branch_id`, the case's branch copied onto
+    its respondents) or in the cases they are involved in outside it, so only the scope's matches are read.
     """
 
-    def __init__(self, outcome: str, scoped: bool):
-        self.outcome, self.scoped = outcome, scoped
+    def __init__(self, outcome: str, scope: tuple[list[int], list[int]] | None):
+        self.outcome, self.scope = outcome, scope
 
     def _matches(self):
         return func.coalesce(Respondent.final_outcome, Respondent.decided_outcome) == self.outcome
 
+    def _in_scope(self):
+        branches, cases = self.scope
+        in_branches = Respondent.case_branch_id.in_(branches)
+        return or_(in_branches, Respondent.case_id.in_(cases)) if cases else in_branches
+
     def for_count(self):
-        return self.for_page() if self.scoped else Case.id.in_(select(Respondent.case_id).where(self._matches()))
+        matching = select(Respondent.case_id).where(self._matches())
+        return Case.id.in_(matching.where(self._in_scope()) if self.scope is not None else matching)
 
     def for_page(self):
         return exists().where(Respondent.case_id == Case.id, self._matches())
 
     def count_alone(self):
-        """The number of cases with the outcome when no other condition applies (no scope, no filter)."""
-        return select(func.count(func.distinct(Respondent.case_id))).where(self._matches())
+        """The number of cases with the outcome when no other condition applies (beyond the scope)."""
+        matching = select(func.count(func.distinct(Respondent.case_id))).where(self._matches())
+        return matching.where(self._in_scope()) if self.scope is not None else matching
 
 
 def _clauses(where, use: str) -> list:
@@ -173,7 +180,7 @@ def _clauses(where, use: str) -> list:
 
 
 def filtered(s, p: Principal, args, day: date):
-    """The WHERE clauses of an inbox request, and the cleaned filter values to show in the form."""
+    """The WHERE clauses of an inbox request (the scope first), and the cleaned filter values to show."""
     f = {"tab": args.get("tab", "waiting"), "state": args.get("state", ""), "branch": args.get("branch", ""),
          "period_from": args.get("from", ""), "period_to": args.get("to", ""), "outcome": args.get("outcome", ""),
          "q": (args.get("q") or "").strip()[:100], "sort": args.get("sort", "")}
@@ -204,7 +211,7 @@ def filtered(s, p: Principal, args, day: date):
             bound = datetime.combine(d if op == "ge" else d + timedelta(days=1), time.min)
             where.append(Case.opened_at >= bound if op == "ge" else Case.opened_at < bound)
     if f["outcome"] in OUTCOMES:
-        where.append(OutcomeIs(f["outcome"], scoped=not sees_everything(p)))
+        where.append(OutcomeIs(f["outcome"], None if sees_everything(p) else _scope(s, p)[:2]))
     else:
         f["outcome"] = ""
     if f["q"]:
@@ -284,9 +291,10 @@ def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tu
             return rows[0][1], page, [r[0] for r in rows]
         total = s.exec(select(func.count()).select_from(Case).where(*counting)).one() if page > 1 else 0
     else:
-        alone = [w for w in where if not isinstance(w, True_)]
-        if len(alone) == 1 and isinstance(alone[0], OutcomeIs):
-            total = s.exec(alone[0].count_alone()).one()
+        outcome = [w for w in where if isinstance(w, OutcomeIs)]
+        others = [w for w in where[1:] if not isinstance(w, OutcomeIs)]  # where[0] is the scope (`filtered`)
+        if outcome and not others:  # the outcome (within the scope, which it applies itself) is the only filter
+            total = s.exec(outcome[0].count_alone()).one()
         else:
             total = s.exec(select(func.count()).select_from(Case).where(*counting)).one()
     page = min(page, max(1, (total + size - 1) // size))
