@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from ..domain.errors import ValidationFailed
-from ..models import AccessLog
+from ..models import AccessLog, utcnow
 
 ACTIONS = ("view_case", "download_letter", "download_evidence", "export", "api_read", "sign_in", "sign_in_failed",
            "sign_out")
@@ -29,20 +29,22 @@ def _jsonable(value):
         return str(value)
 
 
+# Every page view writes one entry: a statement built once, without an ORM object to construct and flush.
+_APPEND = insert(AccessLog.__table__)
+
+
 def record(session: Session, user, action: str, target: str = "", case_id: int | None = None,
-           details: dict | None = None) -> AccessLog:
-    """Append one access-log entry in the caller's transaction (flushes, never commits).
+           details: dict | None = None) -> None:
+    """Append one access-log entry in the caller's transaction (never commits).
 
     Raises ValidationFailed for an unknown action.
     """
     if action not in ACTIONS:
         raise ValidationFailed(f"unknown access-log action '{action}'", field="action")
-    entry = AccessLog(user_id=getattr(user, "id", None), username=getattr(user, "username", None) or SYSTEM,
-                      action=action, target=(target or "")[:200], case_id=case_id,
-                      details=_jsonable(details or {}))
-    session.add(entry)
-    session.flush()
-    return entry
+    session.execute(_APPEND, {"at": utcnow(), "user_id": getattr(user, "id", None),
+                              "username": getattr(user, "username", None) or SYSTEM, "action": action,
+                              "target": (target or "")[:200], "case_id": case_id,
+                              "details": _jsonable(details or {})})
 
 
 @dataclass(frozen=True)

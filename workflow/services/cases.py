@@ -83,14 +83,19 @@ def valid_votes(session: Session, case_id: int) -> list[Vote]:
     return list(session.exec(_VALID_VOTES, params={"case_id": case_id}))
 
 
-def committee_members(session: Session, case: Case) -> list[User]:
-    """Committee members and chairs whose home branch is the case's determining branch."""
-    users = session.exec(select(User).where(User.branch_id == case.branch_id, User.active.is_(True))).all()
-    return [u for u in users if has_role(u.role_set, "committee_member", "committee_chair")]
+_BRANCH_STAFF = select(User.id, User.name, User.roles).where(User.branch_id == bindparam("branch_id"),
+                                                              User.active.is_(True))
 
 
-def eligible_voters(session: Session, case: Case) -> list[User]:
-    """Committee members not recused from this case."""
+def committee_members(session: Session, case: Case) -> list:
+    """Committee members and chairs whose home branch is the case's determining branch (rows of id, name
+    and roles: a branch has dozens of staff, read on every page of a case under review)."""
+    staff = session.execute(_BRANCH_STAFF, {"branch_id": case.branch_id}).all()
+    return [u for u in staff if has_role(frozenset(u.roles.split()), "committee_member", "committee_chair")]
+
+
+def eligible_voters(session: Session, case: Case) -> list:
+    """Committee members not recused from this case (rows of id, name and roles)."""
     respondent_ids = {r.user_id for r in respondents_of(session, case.id)}
     handlers = {a.user_id for a in stage_assignments(session, case.id)}
     return [u for u in committee_members(session, case)
