@@ -72,7 +72,8 @@ def make_engine(url: str, **kwargs) -> Engine:
             # Write units take the database lock up front, so two writers never both read a stale
             # chain head; read-only units use a plain deferred BEGIN.
             mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            conn.connection.driver_connection.execute(f"BEGIN {mode}")  # straight to the driver: every
+            # transaction begins here, and nothing needs SQLAlchemy's statement machinery for it
 
         return engine
     return create_engine(url, pool_pre_ping=True, json_serializer=_canonical_json, **kwargs)

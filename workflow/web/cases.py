@@ -27,6 +27,7 @@ from ..models import (
     AuditEvent,
     Branch,
     Case,
+    CaseLoan,
     Enterprise,
     Evidence,
     Letter,
@@ -81,6 +82,13 @@ def _errors_from(exc: ValidationFailed, default_field: str = "_") -> dict[str, s
 _CASE = select(Case).where(Case.id == bindparam("case_id"))
 _ENTERPRISE = select(Enterprise.id, Enterprise.name, Enterprise.uscc).where(Enterprise.id == bindparam("id"))
 _BRANCH = select(Branch.id, Branch.name, Branch.name_en, Branch.path).where(Branch.id == bindparam("id"))
+_LOANS = select(*Loan.__table__.c).join(CaseLoan, CaseLoan.loan_id == Loan.id) \
+    .where(CaseLoan.case_id == bindparam("case_id")).order_by(Loan.loan_no)
+_RESPONDENTS = select(*Respondent.__table__.c).where(Respondent.case_id == bindparam("case_id")) \
+    .order_by(Respondent.id)
+_ASSIGNMENTS = select(LoanStage.loan_id, LoanStage.stage, LoanStage.user_id, LoanStage.performed_on) \
+    .join(CaseLoan, CaseLoan.loan_id == LoanStage.loan_id).where(CaseLoan.case_id == bindparam("case_id")) \
+    .order_by(LoanStage.loan_id, LoanStage.id)
 _ALL_VOTES = select(*Vote.__table__.c).where(Vote.case_id == bindparam("case_id")).order_by(Vote.id)
 _APPEALS = select(*Appeal.__table__.c).where(Appeal.case_id == bindparam("case_id")).order_by(Appeal.id)
 _PEOPLE = select(User.id, User.name, User.employee_no, User.branch_id) \
@@ -104,10 +112,10 @@ def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
     by_case = {"case_id": case.id}
     enterprise = s.execute(_ENTERPRISE, {"id": case.enterprise_id}).first()
     branch = s.execute(_BRANCH, {"id": case.branch_id}).first()
-    loans = case_service.case_loans(s, case.id)
+    loans = s.execute(_LOANS, by_case).all()
     loan_by_id = {lo.id: lo for lo in loans}
-    respondents = case_service.respondents_of(s, case.id)
-    assignments = case_service.stage_assignments(s, case.id)
+    respondents = s.execute(_RESPONDENTS, by_case).all()
+    assignments = s.execute(_ASSIGNMENTS, by_case).all()
     all_votes = s.execute(_ALL_VOTES, by_case).all()
     votes = [v for v in all_votes if v.invalidated_at is None]
     appeals = s.execute(_APPEALS, by_case).all()
