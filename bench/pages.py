@@ -6,6 +6,7 @@ per CPU, 4 threads each) on 127.0.0.1, signs in staff of several roles and measu
 several concurrency levels; the load generator shares the machine's CPUs with the server.
 
     .venv/bin/python bench/pages.py [--cases 100000] [--events 1000000] [--requests 400] [--clients 2,4,8]
+                                    [--worker-class gthread|sync] [--threads 4] [--keep-alive 2]
                                     [--server-workers N] [--db bench/out/pages.sqlite3] [--rebuild]
 
 Goal: p95 <= 50 ms for both pages.
@@ -239,6 +240,9 @@ def main() -> None:
                     help="gunicorn worker processes (default: one per CPU, as docs/deployment.md advises)")
     ap.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
     ap.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
+    ap.add_argument("--keep-alive", type=int, default=2,
+                    help="seconds the server keeps an idle connection open (gunicorn's default 2; 0 closes "
+                         "each connection after its response, as behind a proxy without upstream keep-alive)")
     ap.add_argument("--db", default=str(ROOT / "bench" / "out" / "pages.sqlite3"))
     ap.add_argument("--rebuild", action="store_true")
     args = ap.parse_args()
@@ -279,7 +283,7 @@ def main() -> None:
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(args.server_workers), "--worker-class", args.worker_class,
-         "--threads", str(args.threads), "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
+         "--threads", str(args.threads), "--keep-alive", str(args.keep_alive), "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
          "bench.pages:bench_app()"],
         env={**os.environ, "MIANZE_BENCH_DB": str(db)})
     base = f"http://127.0.0.1:{port}"

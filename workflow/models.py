@@ -105,12 +105,14 @@ class Enterprise(SQLModel, table=True):
 
 
 def _create_name_index(target, connection, **_):
-    """The trigram index of enterprise names (workflow/name_search.py), created with the table on SQLite."""
-    if connection.dialect.name == "sqlite":
-        from .name_search import SQLITE_DDL
+    """The trigram index of enterprise names (workflow/name_search.py), created with the table."""
+    from . import name_search
 
-        for statement in SQLITE_DDL:
+    if connection.dialect.name == "sqlite":
+        for statement in name_search.SQLITE_DDL:
             connection.exec_driver_sql(statement)
+    elif connection.dialect.name == "postgresql":
+        name_search.create_postgres_index(connection)
 
 
 event.listen(Enterprise.__table__, "after_create", _create_name_index)

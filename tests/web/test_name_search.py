@@ -49,6 +49,7 @@ def client(named, app_for):
 @pytest.mark.parametrize("q, name", [
     ("华信机械", NAMES[0]),        # four Chinese characters: the trigram index
     ("Acme Trad", NAMES[1]),      # Latin with a space
+    ("acme trad", NAMES[1]),      # case ignored, on SQLite and PostgreSQL alike
     ('"Quote"', NAMES[2]),        # double quotes are text, not query syntax
     ("O'Brien", NAMES[2]),
     ("洛阳", NAMES[0]),            # two characters: too short for trigrams, LIKE answers
@@ -85,3 +86,17 @@ def test_on_sqlite_the_trigram_index_answers_exactly_what_like_answers(named):
             via_index = set(conn.execute(name_search.enterprise_ids_named("sqlite", q, Enterprise.__table__)).scalars())
             via_like = set(conn.execute(select(Enterprise.id).where(Enterprise.name.like(f"%{q}%"))).scalars())
             assert via_index == via_like, q
+
+
+def test_on_postgresql_the_name_search_can_be_answered_by_the_trigram_index(named):
+    bank, _ = named
+    if bank.engine.dialect.name != "postgresql":
+        pytest.skip("the GIN trigram index is PostgreSQL's")
+    query = name_search.enterprise_ids_named("postgresql", "华信机械", Enterprise.__table__)
+    with bank.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")  # four rows: the planner would rather scan them
+        plan = "\n".join(conn.exec_driver_sql(
+            "EXPLAIN " + str(query.compile(conn, compile_kwargs={"literal_binds": True}))).scalars())
+        found = set(conn.execute(query).scalars())
+    assert name_search.POSTGRES_INDEX in plan, plan
+    assert len(found) == 1
