@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, exists, false, func, or_, true, union, u
 from sqlmodel import select
 
 from .. import name_search
+from ..domain import waiting
 from ..domain.states import STATE_CODES
 from ..models import (
     OUTCOMES,
@@ -83,57 +84,62 @@ def waiting_clause(s, p: Principal, day: date):
 def _waiting(s, p: Principal, day: date):
     """(the condition "the next step of the case is this user's", whether it is costly to evaluate).
 
-    One condition per reason a case can wait for someone. Reasons that only apply to respondents and
-    investigators are left out for people who are neither. When every remaining reason is a condition on
-    the case row, they are OR-ed: each is answered from an index that covers it (state, branch,
-    investigator, deadline), so counting and paging separately is cheaper than one pass with a window
-    count. When some need the respondent table, the reasons are a union of small, index-friendly id sets,
-    so the database never scans every case to find the few that wait for one person (costly: counted in
-    the same pass as the page).
+    One condition per reason a case can wait for someone (`workflow/domain/waiting.py`); respondent and
+    investigator reasons only for people who answer in or investigate some case. When every remaining
+    reason is a condition on the case row, they are OR-ed: each is answered from an index that covers it
+    (state, branch, investigator, deadline), so counting and paging separately is cheaper than one pass
+    with a window count. When some need the respondent table, the reasons are a union of small,
+    index-friendly id sets, so the database never scans every case to find the few that wait for one
+    person (costly: counted in the same pass as the page).
     """
-    if p.roles == frozenset({"auditor"}):
+    if p.roles == frozenset({"auditor"}):  # internal audit reads; nothing waits for it
         return false(), False
-    appealed = exists().where(Appeal.respondent_id == Respondent.id)
-    mine = true() if sees_everything(p) else Case.branch_id.in_(_scope(s, p)[0])
     parts = []  # id sets that need other tables
     on_case = []  # conditions on the case row alone
-    if _scope(s, p)[2]:  # only someone who answers in or investigates some case can be waited for as such
-        parts += [
-            select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
-            .where(Respondent.user_id == p.id, Respondent.statement_at.is_(None),
-                   Case.state.in_(("registered", "investigating"))),
-            select(Respondent.case_id).join(Case, Case.id == Respondent.case_id)
-            .where(Respondent.user_id == p.id, Case.state == "appeal_window", ~appealed,
-                   or_(Case.appeal_window_ends.is_(None), Case.appeal_window_ends >= day)),
-        ]
-        on_case.append(and_(Case.investigator_id == p.id, Case.state == "investigating"))
-    if p.has("investigator", "committee_chair", "admin"):
-        on_case.append(and_(Case.state == "registered", mine))
-    if p.has("committee_member", "committee_chair"):
-        # Recused: the cases they answer in or whose loans they handled (a short list, read once) and the
-        # cases they investigate.
-        recused = s.execute(_RECUSED, {"user_id": p.id}).scalars().all()
-        not_recused = [or_(Case.investigator_id.is_(None), Case.investigator_id != p.id)]
-        if recused:
-            not_recused.append(Case.id.not_in(recused))
-        if p.has("committee_chair"):  # every case under review waits for the chair, voted or not
-            on_case.append(and_(Case.branch_id == p.branch_id, *not_recused,
-                                Case.state.in_(("under_review", "determined", "final", "referred"))))
-        else:
-            voted = select(Vote.case_id).where(Vote.member_id == p.id, Vote.invalidated_at.is_(None))
-            on_case.append(and_(Case.branch_id == p.branch_id, Case.state == "under_review",
-                                Case.id.not_in(voted), *not_recused))
-    if p.has("appeal_reviewer"):
-        on_case.append(and_(Case.state == "appeal_review", mine))
-    if p.has("admin"):
-        on_case.append(and_(Case.state.in_(("determined", "final", "referred")), mine))
-        on_case.append(and_(Case.state.in_(("in_publicity", "appeal_window")), Case.due_date < day, mine))
+    for reason in waiting.reasons_for(p.roles, involved=_scope(s, p)[2]):
+        kind, clause = _reason_clause(s, p, reason, day)
+        (parts if kind == "ids" else on_case).append(clause)
     if not parts and on_case:  # conditions on the case row only: no union; counted and paged from the indexes
         return and_(or_(*on_case), scope_clause(s, p)), False
     parts += [select(Case.id).where(cond) for cond in on_case]
     if not parts:
         return false(), False
     return and_(Case.id.in_(union(*parts)), scope_clause(s, p)), True
+
+
+def _in_states(states: tuple[str, ...]):
+    return Case.state == states[0] if len(states) == 1 else Case.state.in_(states)
+
+
+def _reason_clause(s, p: Principal, reason: waiting.WaitingReason, day: date):
+    """("ids", a SELECT of case ids) or ("case", a condition on the case row) for one waiting reason."""
+    unless = {
+        "statement_filed": lambda: [Respondent.statement_at.is_(None)],
+        "appealed_or_window_over": lambda: [~exists().where(Appeal.respondent_id == Respondent.id),
+                                            or_(Case.appeal_window_ends.is_(None), Case.appeal_window_ends >= day)],
+        "voted": lambda: [Case.id.not_in(select(Vote.case_id).where(Vote.member_id == p.id,
+                                                                    Vote.invalidated_at.is_(None)))],
+        "not_overdue": lambda: [Case.due_date < day],
+        None: lambda: [],
+    }[reason.unless]()
+    if reason.who == waiting.RESPONDENT:
+        return "ids", select(Respondent.case_id).join(Case, Case.id == Respondent.case_id).where(
+            Respondent.user_id == p.id, _in_states(reason.states), *unless)
+    if reason.who == waiting.INVESTIGATOR:
+        return "case", and_(Case.investigator_id == p.id, _in_states(reason.states), *unless)
+    if reason.where == waiting.DECIDING_BRANCH:
+        place = Case.branch_id == p.branch_id
+    else:
+        place = true() if sees_everything(p) else Case.branch_id.in_(_scope(s, p)[0])
+    recusal = []
+    if reason.recused_excluded:  # the cases they investigate, answer in or whose loans they handled
+        recusal.append(or_(Case.investigator_id.is_(None), Case.investigator_id != p.id))
+        recused = g.get("mianze_recused")
+        if recused is None:  # a short list, read once per request
+            recused = g.mianze_recused = s.execute(_RECUSED, {"user_id": p.id}).scalars().all()
+        if recused:
+            recusal.append(Case.id.not_in(recused))
+    return "case", and_(place, _in_states(reason.states), *recusal, *unless)
 
 
 def _branch_subtree(branch_id: int):
