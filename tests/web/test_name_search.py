@@ -100,3 +100,11 @@ def test_on_postgresql_the_name_search_can_be_answered_by_the_trigram_index(name
         found = set(conn.execute(query).scalars())
     assert name_search.POSTGRES_INDEX in plan, plan
     assert len(found) == 1
+
+
+def test_a_persons_name_is_found_by_any_part_of_it_whatever_its_case(named, client):
+    bank, by_name = named
+    with unit_of_work(bank.engine) as s:
+        s.get(User, bank.users["officer"]).name = "Zhang Wei"
+    assert _found(client, "zhang w") == set(by_name.values())  # the officer answers in every case
+    assert _found(client, "WEI") == set(by_name.values())

@@ -227,7 +227,7 @@ def filtered(s, p: Principal, args, day: date):
         by_loan = select(CaseLoan.case_id).join(Loan, Loan.id == CaseLoan.loan_id).where(
             Loan.loan_no >= prefix[0], Loan.loan_no < prefix[1])
         by_person = select(Respondent.case_id).join(User, User.id == Respondent.user_id).where(
-            or_(User.name.like(like), User.employee_no == text))
+            or_(User.name.ilike(like), User.employee_no == text))
         # Two selects, not one OR: the name scan then reads only the name index, the code is one look-up.
         by_enterprise = union(name_search.enterprise_ids_named(s.get_bind().dialect.name, text,
                                                                Enterprise.__table__),
