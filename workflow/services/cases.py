@@ -94,10 +94,16 @@ def committee_members(session: Session, case: Case) -> list:
     return [u for u in staff if has_role(frozenset(u.roles.split()), "committee_member", "committee_chair")]
 
 
-def eligible_voters(session: Session, case: Case) -> list:
-    """Committee members not recused from this case (rows of id, name and roles)."""
-    respondent_ids = {r.user_id for r in respondents_of(session, case.id)}
-    handlers = {a.user_id for a in stage_assignments(session, case.id)}
+def eligible_voters(session: Session, case: Case, *, respondent_ids: Collection[int] | None = None,
+                    handler_ids: Collection[int] | None = None) -> list:
+    """Committee members not recused from this case (rows of id, name and roles).
+
+    `respondent_ids` and `handler_ids` (the user ids of the case's respondents and of its loans' stage
+    handlers) are read here unless the caller already has them.
+    """
+    if respondent_ids is None:
+        respondent_ids = {r.user_id for r in respondents_of(session, case.id)}
+    handlers = {a.user_id for a in stage_assignments(session, case.id)} if handler_ids is None else handler_ids
     return [u for u in committee_members(session, case)
             if recusal_reason(u.id, respondent_ids=respondent_ids, investigator_id=case.investigator_id,
                               loan_handler_ids=handlers) is None]
@@ -147,7 +153,10 @@ def guard_context(session: Session, case: Case, today: date | None = None,
             ))
     appeals = session.exec(select(Appeal).where(Appeal.case_id == case.id)).all() \
         if needs is None or not _APPEAL_GUARDS.isdisjoint(needs) else []
-    voters = eligible_voters(session, case) if need_quorum and case.state == "under_review" else []
+    voters = eligible_voters(session, case, **({"respondent_ids": {r.user_id for r in respondents},
+                                                "handler_ids": {a.user_id for a in assignments}}
+                                               if need_respondents else {})) \
+        if need_quorum and case.state == "under_review" else []
     voter_ids = {u.id for u in voters}
     cast_by = frozenset(v.member_id for v in valid_votes(session, case.id) if v.member_id in voter_ids) \
         if voters else frozenset()

@@ -19,7 +19,6 @@ from sqlmodel import select
 from ..db import unit_of_work
 from ..domain import rules
 from ..domain.errors import ConflictError, GuardFailed, ValidationFailed
-from ..domain.permissions import recusal_reason
 from ..domain.states import SEVERITY
 from ..models import (
     OUTCOMES,
@@ -27,7 +26,6 @@ from ..models import (
     AuditEvent,
     Branch,
     Case,
-    CaseLoan,
     Enterprise,
     Evidence,
     Letter,
@@ -82,13 +80,6 @@ def _errors_from(exc: ValidationFailed, default_field: str = "_") -> dict[str, s
 _CASE = select(Case).where(Case.id == bindparam("case_id"))
 _ENTERPRISE = select(Enterprise.id, Enterprise.name, Enterprise.uscc).where(Enterprise.id == bindparam("id"))
 _BRANCH = select(Branch.id, Branch.name, Branch.name_en, Branch.path).where(Branch.id == bindparam("id"))
-_LOANS = select(*Loan.__table__.c).join(CaseLoan, CaseLoan.loan_id == Loan.id) \
-    .where(CaseLoan.case_id == bindparam("case_id")).order_by(Loan.loan_no)
-_RESPONDENTS = select(*Respondent.__table__.c).where(Respondent.case_id == bindparam("case_id")) \
-    .order_by(Respondent.id)
-_ASSIGNMENTS = select(LoanStage.loan_id, LoanStage.stage, LoanStage.user_id, LoanStage.performed_on) \
-    .join(CaseLoan, CaseLoan.loan_id == LoanStage.loan_id).where(CaseLoan.case_id == bindparam("case_id")) \
-    .order_by(LoanStage.loan_id, LoanStage.id)
 _ALL_VOTES = select(*Vote.__table__.c).where(Vote.case_id == bindparam("case_id")).order_by(Vote.id)
 _APPEALS = select(*Appeal.__table__.c).where(Appeal.case_id == bindparam("case_id")).order_by(Appeal.id)
 _PEOPLE = select(User.id, User.name, User.employee_no, User.branch_id) \
@@ -112,10 +103,10 @@ def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
     by_case = {"case_id": case.id}
     enterprise = s.execute(_ENTERPRISE, {"id": case.enterprise_id}).first()
     branch = s.execute(_BRANCH, {"id": case.branch_id}).first()
-    loans = s.execute(_LOANS, by_case).all()
+    loans = case_service.case_loans(s, case.id)
     loan_by_id = {lo.id: lo for lo in loans}
-    respondents = s.execute(_RESPONDENTS, by_case).all()
-    assignments = s.execute(_ASSIGNMENTS, by_case).all()
+    respondents = case_service.respondents_of(s, case.id)
+    assignments = case_service.stage_assignments(s, case.id)
     all_votes = s.execute(_ALL_VOTES, by_case).all()
     votes = [v for v in all_votes if v.invalidated_at is None]
     appeals = s.execute(_APPEALS, by_case).all()
@@ -126,7 +117,6 @@ def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
                              decider_ids=[*(v.member_id for v in all_votes),
                                           *(e.actor_id for e in events if e.event == "determine")])
     under_review = case.state == "under_review"
-    members = case_service.committee_members(s, case) if under_review else []
     user_ids = ({r.user_id for r in respondents} | {case.investigator_id} | {v.member_id for v in votes}
                 | {a.decided_by_id for a in appeals}) - {None}
     users = {u.id: u for u in s.execute(_PEOPLE, {"ids": list(user_ids)})} if user_ids else {}
@@ -159,11 +149,12 @@ def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
         "events": events, "procedure": procedure,
         "respondent_by_id": {r.id: r for r in respondents},
         "investigator": users.get(case.investigator_id),
-        "eligible_voters": [u for u in members
-                            if recusal_reason(u.id, respondent_ids=cf.respondent_user_ids,
-                                              investigator_id=case.investigator_id,
-                                              loan_handler_ids=cf.handler_ids) is None],
+        "eligible_voters": case_service.eligible_voters(s, case, respondent_ids=cf.respondent_user_ids,
+                                                        handler_ids=cf.handler_ids) if under_review else [],
     }
+
+
+ACTION_STATES = {k: v[0] for k, v in access.ACTIONS.items()}
 
 
 @bp.get("/<int:case_id>")
@@ -183,9 +174,6 @@ def show(case_id: int):
     with unit_of_work(engine()) as s:
         access_log.record(s, me, "view_case", target=case.number, case_id=case.id)
     return render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES)
-
-
-ACTION_STATES = {k: v[0] for k, v in access.ACTIONS.items()}
 
 
 @bp.get("/<int:case_id>/evidence/<int:evidence_id>")

@@ -42,8 +42,7 @@ SORTS = {
 
 _SUBTREE = select(Branch.id).where(Branch.path.like(bindparam("path_prefix")))
 _INVOLVED = union(select(Case.id, Case.branch_id).where(Case.investigator_id == bindparam("user_id")),
-                  select(Case.id, Case.branch_id).join(Respondent, Respondent.case_id == Case.id)
-                  .where(Respondent.user_id == bindparam("user_id")))
+                  select(Respondent.case_id, Respondent.case_branch_id).where(Respondent.user_id == bindparam("user_id")))
 
 
 def _scope(s, p: Principal) -> tuple[list[int], list[int], bool]:
