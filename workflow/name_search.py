@@ -9,8 +9,8 @@ in step with `enterprise` by triggers; `SQLITE_DDL` creates both, with `metadata
 `models.py`) and in migration 0006.
 
 On PostgreSQL the search is `ILIKE` (ignoring case as SQLite's LIKE does), answered by a GIN index with
-pg_trgm's trigram operator class (`POSTGRES_DDL`; pg_trgm is a trusted extension, so the database's owner
-may create it).
+pg_trgm's trigram operator class (`create_postgres_index`; pg_trgm is a trusted extension, so the
+database's owner may create it).
 """
 
 from __future__ import annotations

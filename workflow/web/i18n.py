@@ -23,18 +23,26 @@ DEFAULT_LOCALE = "zh"
 CATALOG_NAMES = {"zh_Hans_CN": "zh_CN"}
 
 
+def per_request(key: str, make):
+    """`make()`, computed once per request and kept on `g` under `key` (computed afresh outside requests).
+
+    Pages ask for the locale, its catalogue and its time zone hundreds of times; finding them through
+    Flask-Babel's context look-ups costs more than using them.
+    """
+    if not has_request_context():
+        return make()
+    value = g.get(key)
+    if value is None:
+        value = make()
+        setattr(g, key, value)
+    return value
+
+
 class CatalogDomain(Domain):
     """The default domain, finding the zh_CN catalogue for Babel's zh_Hans_CN locale."""
 
     def get_translations(self):
-        # Called for every string a page translates (hundreds per page): kept on the request's `g`, since
-        # finding the locale through Flask-Babel's context look-ups costs more than the translation itself.
-        if has_request_context():
-            cached = g.get("mianze_translations")
-            if cached is None:
-                cached = g.mianze_translations = self._load_translations()
-            return cached
-        return self._load_translations()
+        return per_request("mianze_translations", self._load_translations)
 
     def _load_translations(self):
         locale = get_locale()
@@ -74,13 +82,8 @@ def select_locale() -> Locale:
 
 
 def is_zh() -> bool:
-    """Whether the request's language is Chinese (asked for every label a page shows: kept on `g`)."""
-    if has_request_context():
-        cached = g.get("mianze_zh")
-        if cached is None:
-            cached = g.mianze_zh = str(get_locale()).startswith("zh")
-        return cached
-    return str(get_locale()).startswith("zh")
+    """Whether the request's language is Chinese (asked for every label a page shows)."""
+    return per_request("mianze_zh", lambda: str(get_locale()).startswith("zh"))
 
 
 def pick(obj, field: str = "") -> str:
@@ -94,13 +97,8 @@ def pick(obj, field: str = "") -> str:
 
 
 def _locale_and_zone():
-    """The request's Babel locale and time zone, looked up once per request (pages format dozens of dates)."""
-    if has_request_context():
-        cached = g.get("mianze_locale_zone")
-        if cached is None:
-            cached = g.mianze_locale_zone = (get_locale(), get_timezone())
-        return cached
-    return get_locale(), get_timezone()
+    """The request's Babel locale and time zone (pages format dozens of dates)."""
+    return per_request("mianze_locale_zone", lambda: (get_locale(), get_timezone()))
 
 
 def fmt_date(value) -> str:
@@ -204,15 +202,11 @@ def label(table: dict, code: str | None) -> str:
 
 
 def _translations():
-    """The request's catalogue (CatalogDomain keeps it on `g`), without Flask-Babel's per-call look-ups of the
-    app, its Babel extension and its domain."""
-    if has_request_context():
-        cached = g.get("mianze_translations")
-        if cached is not None:
-            return cached
+    """The request's catalogue, without Flask-Babel's per-call look-ups of the app, its Babel extension and
+    its domain (CatalogDomain loads it)."""
     from flask_babel import get_translations
 
-    return get_translations()
+    return per_request("mianze_translations", get_translations)
 
 
 def register_filters(app) -> None:
