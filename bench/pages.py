@@ -252,7 +252,7 @@ def main() -> None:
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
     if args.rebuild and db.exists():
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".writer-lock"):
             Path(str(db) + suffix).unlink(missing_ok=True)
     url = f"sqlite:///{db}"
     engine = make_engine(url)
