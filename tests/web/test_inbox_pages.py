@@ -107,3 +107,10 @@ def test_the_outcome_filter_counts_and_lists_the_cases_with_that_final_or_decide
     assert _total(html) == 3 and sorted(map(int, _listed(html))) == ids[1:4]
     reduced = client.get("/inbox?tab=all&outcome=reduced").get_data(as_text=True)
     assert _total(reduced) == 1 and _listed(reduced) == [str(ids[0])]
+    # The auditor sees every case: counted from the outcome index alone, each case once however many of
+    # its respondents have the outcome.
+    with unit_of_work(seven.engine) as s:
+        assert len(s.exec(select(Respondent).where(Respondent.case_id == ids[1])).all()) > 1
+    auditor = _client(seven, app_for, "auditor")
+    html = auditor.get("/inbox?tab=all&outcome=liable").get_data(as_text=True)
+    assert _total(html) == 3 and sorted(map(int, _listed(html))) == ids[1:4]
