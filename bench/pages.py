@@ -340,11 +340,11 @@ def main() -> None:
 
 def bench_app():
     """The app the gunicorn workers serve (`bench.pages:bench_app()`), on the benchmark's database."""
-    from workflow import create_app
+    from workflow import create_app, ready_to_serve
 
     db = os.environ["MIANZE_BENCH_DB"]
-    return create_app({"DATABASE_URL": f"sqlite:///{db}", "SECRET_KEY": "bench", "REDIS_URL": None,
-                       "LOGIN_MAX_FAILURES": 10_000})
+    return ready_to_serve(create_app({"DATABASE_URL": f"sqlite:///{db}", "SECRET_KEY": "bench", "REDIS_URL": None,
+                                      "LOGIN_MAX_FAILURES": 10_000}))  # as wsgi.py serves it
 
 
 if __name__ == "__main__":

@@ -54,6 +54,21 @@ def create_app(config: dict | None = None):
     return app
 
 
+def ready_to_serve(app):
+    """Prepare this process to serve `app` for a long time, and return it.
+
+    Everything loaded so far (modules, catalogues, mappers, rule sets: about 170,000 objects) lives as long
+    as the process. Left to the garbage collector, each full collection walks all of it, about 120 ms with
+    the process's threads stopped, once every few hundred requests: those requests wait. Frozen here (after
+    one collection, so no garbage is frozen with it), full collections walk only what requests left behind.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def engine_of(app):
     """The SQLAlchemy engine of an app."""
     return app.extensions["mianze.engine"]
