@@ -182,7 +182,7 @@ class Browser:
 
     def __init__(self, base: str, username: str):
         self.host, self.port = urllib.parse.urlsplit(base)[1].split(":")
-        self.cookie = ""
+        self.cookie, self.cookies = "", {}
         html = self.get("/login")[1]
         token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
         data = urllib.parse.urlencode({"username": username, "password": PASSWORD, "csrf_token": token})
@@ -212,9 +212,9 @@ class Browser:
                 if attempt == 2:
                     raise
         for value in response.headers.get_all("Set-Cookie") or []:
-            name_value = value.split(";", 1)[0]
-            if name_value.startswith("session="):
-                self.cookie = name_value
+            name, _, cookie_value = value.split(";", 1)[0].partition("=")
+            self.cookies[name] = cookie_value
+        self.cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         return response.status, response.headers, data
 
     def get(self, path: str) -> tuple[float, str]:

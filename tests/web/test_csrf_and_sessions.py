@@ -67,6 +67,35 @@ def test_signing_in_sets_a_fresh_http_only_same_site_session_cookie(web):
     assert client.get("/inbox").status_code == 200
 
 
+def test_a_session_slides_its_cookie_is_renewed_every_few_minutes_not_with_every_page(web):
+    _bank, app = web
+    client = app.test_client()
+    login(client, "officer")
+    client.get("/inbox")  # the first page stores the CSRF secret
+    assert all("Set-Cookie" not in client.get(path).headers for path in ("/inbox", "/inbox?tab=all"))
+    with client.session_transaction() as sess:  # as if the cookie was last renewed six minutes ago
+        sess["_renewed"] -= 360
+    renewed = client.get("/inbox")
+    assert _expires_in(renewed.headers["Set-Cookie"]) == pytest.approx(8 * 3600, abs=120)  # 8 hours again
+    assert "Set-Cookie" not in client.get("/inbox").headers
+
+
+def _expires_in(cookie: str) -> float:
+    """Seconds from now until the Expires of a mianze_session Set-Cookie header."""
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    assert cookie.startswith("mianze_session=")
+    expires = parsedate_to_datetime(cookie.split("Expires=")[1].split(";")[0])
+    return (expires - datetime.now(UTC)).total_seconds()
+
+
+def test_a_session_lasts_eight_hours_not_flasks_default_of_a_month(web):
+    _bank, app = web
+    response = login(app.test_client(), "officer")
+    assert _expires_in(response.headers["Set-Cookie"]) == pytest.approx(8 * 3600, abs=120)
+
+
 def test_secure_cookies_are_marked_secure_when_configured(bank, app_for):
     set_passwords(bank.engine)
     app = app_for(bank.engine, SESSION_COOKIE_SECURE=True)

@@ -6,10 +6,10 @@ error pages and the blueprints.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
 
 from argon2 import PasswordHasher
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
@@ -78,8 +78,8 @@ def register(app: Flask) -> None:
     """Attach the web UI to the app."""
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "zh_CN")
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Asia/Shanghai")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=8))
-    app.config.setdefault("SESSION_COOKIE_NAME", "mianze_session")
+    # The session settings (8 hours after the last request, renewed every SESSION_RENEW_SECONDS) come from
+    # `config.from_environment`: Flask has defaults of its own for them, which setdefault here would keep.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
     app.config.setdefault("LOGIN_MAX_FAILURES", 5)
     app.config.setdefault("LOGIN_WINDOW_SECONDS", 900)
@@ -92,6 +92,13 @@ def register(app: Flask) -> None:
     babel.domain_instance = i18n.CatalogDomain()
     i18n.register_filters(app)
     csrf.init_app(app)
+
+    @app.before_request
+    def _renew_session():
+        if session.permanent:  # signed in
+            now = int(time.time())
+            if now - session.get("_renewed", 0) >= app.config["SESSION_RENEW_SECONDS"]:
+                session["_renewed"] = now  # modified: Flask re-signs the cookie with a new expiry
 
     @app.before_request
     def _csrf_protect():
