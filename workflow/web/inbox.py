@@ -367,5 +367,6 @@ def index():
         else:
             branches = _rows(s, _SUBTREE_BRANCHES, {"path_prefix": p.branch_path + "%"}).all()
     args = {k: v for k, v in request.args.items() if k != "page"}
-    return render_template("inbox/index.html", rows=rows, left=left, total=total, page=page, pages=pages, f=f, args=args,
+    case_link = url_for("cases.show", case_id=0).removesuffix("0")  # built once, not for each of 25 rows
+    return render_template("inbox/index.html", rows=rows, case_link=case_link, left=left, total=total, page=page, pages=pages, f=f, args=args,
                            branches=branches, states=STATE_CODES, outcomes=OUTCOMES, today=day)
