@@ -140,7 +140,7 @@ def build(engine, n_cases: int, n_events: int, seed: int = 7) -> None:
                               "due_date": (opened + timedelta(days=rnd.randrange(10, 60))).date()
                               if state not in ("final", "referred", "closed", "withdrawn") else None,
                               "updated_at": opened})
-                links.append({"case_id": i, "loan_id": i})
+                links.append({"case_id": i, "loan_id": i, "loan_no": f"L{i:08d}"})
                 for stage, who in (("pre_loan", officer), ("review", reviewer)):
                     stages.append({"loan_id": i, "stage": stage, "user_id": who, "performed_on": date(2024, 1, 5)})
                 decided = state in DECIDED_STATES

@@ -203,8 +203,14 @@ class Case(SQLModel, table=True):
 
 
 class CaseLoan(SQLModel, table=True):
+    """A loan of a case. The loan's number is copied here (loan numbers never change): the inbox's search by
+    loan number reads the cases of a number prefix from one index, without a look-up per matching loan."""
+
+    __table_args__ = (Index("ix_caseloan_loan_no", "loan_no", "case_id"),)
+
     case_id: int = Field(foreign_key="case_file.id", primary_key=True)
     loan_id: int = Field(foreign_key="loan.id", primary_key=True, index=True)
+    loan_no: str = Field(max_length=40)
 
 
 class Respondent(SQLModel, table=True):

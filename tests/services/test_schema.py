@@ -89,3 +89,34 @@ def test_migration_0007_copies_each_cases_branch_onto_its_respondents(sqlite_url
     with engine.connect() as conn:
         assert sorted(conn.execute(text(pairs)).all()) == sorted(written)
     engine.dispose()
+
+
+def test_migration_0009_copies_each_loans_number_onto_its_case_links(sqlite_url):
+    from sqlalchemy import text
+
+    from tests.factories import make_bank
+    from workflow.db import unit_of_work
+    from workflow.models import User
+    from workflow.services import cases, rulesets
+
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    with unit_of_work(engine) as s:
+        rulesets.ensure_default(s)
+    bank = make_bank(engine, n_loans=3, loans_per_enterprise=1)
+    with unit_of_work(engine) as s:
+        admin = s.get(User, bank.users["admin"])
+        for loan_id in bank.loans:
+            cases.open_case(s, admin, [loan_id])
+    pairs = "SELECT cl.case_id, cl.loan_no, l.loan_no FROM caseloan cl JOIN loan l ON l.id = cl.loan_id"
+    with engine.connect() as conn:
+        written = conn.execute(text(pairs)).all()
+    engine.dispose()
+    assert len(written) == 3 and all(mine == theirs for _, mine, theirs in written)  # written by open_case
+
+    command.downgrade(alembic_config(sqlite_url), "0008")  # an existing database without the column
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text(pairs)).all()) == sorted(written)
+    engine.dispose()

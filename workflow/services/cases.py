@@ -284,7 +284,7 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
     session.flush()
     case.number = f"MZ{today.year}-{branch.code}-{case.id:06d}"
     for lo in loans:
-        session.add(CaseLoan(case_id=case.id, loan_id=lo.id))
+        session.add(CaseLoan(case_id=case.id, loan_id=lo.id, loan_no=lo.loan_no))
     handlers = session.exec(select(LoanStage.user_id).where(LoanStage.loan_id.in_(ids)).distinct()).all()
     if not handlers:
         raise ValidationFailed("the loan file names nobody who handled a credit stage")

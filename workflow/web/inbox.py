@@ -20,7 +20,6 @@ from ..models import (
     Case,
     CaseLoan,
     Enterprise,
-    Loan,
     LoanStage,
     Respondent,
     User,
@@ -208,7 +207,11 @@ def filtered(s, p: Principal, args, day: date):
     if f["sort"] not in SORTS:  # what waits for me: most urgent first; everything: newest first
         f["sort"] = "due" if f["tab"] == "waiting" else "opened"
     where = [scope_clause(s, p)]
-    f["costly"] = bool(f["q"])
+    # A search's matches come from indexes (numbers, the trigram index of names, the copied loan numbers).
+    # Within a branch scope they are counted and paged in one pass (a window count over the scope's
+    # matches: 2.3 ms for 10,000 matches, against 3.7 in two statements); for a user who sees every case,
+    # a window count over all of them costs more than evaluating them twice (5.1 ms against 1.4 + 1.9).
+    f["costly"] = bool(f["q"]) and not sees_everything(p)
     if f["tab"] == "waiting":
         clause, costly = _waiting(s, p, day)
         where.append(clause)
@@ -237,8 +240,7 @@ def filtered(s, p: Principal, args, day: date):
         text = f["q"].replace("%", "").replace("_", "")
         like = f"%{text}%"
         prefix = (text, text + "\uffff")  # a range on the unique indexes of numbers (LIKE could not use them)
-        by_loan = select(CaseLoan.case_id).join(Loan, Loan.id == CaseLoan.loan_id).where(
-            Loan.loan_no >= prefix[0], Loan.loan_no < prefix[1])
+        by_loan = select(CaseLoan.case_id).where(CaseLoan.loan_no >= prefix[0], CaseLoan.loan_no < prefix[1])
         by_person = select(Respondent.case_id).join(User, User.id == Respondent.user_id).where(
             or_(User.name.ilike(like), User.employee_no == text))
         # Two selects, not one OR: the name scan then reads only the name index, the code is one look-up.
@@ -293,9 +295,9 @@ def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tu
     """(total, page, the ids of that page's cases in order); a page past the end shows the last one.
 
     The page is chosen on the narrow (id, sort key) rows and only its cases are loaded in full. With
-    `one_pass` (searches and waiting lists made of id sets, costly to evaluate), the total comes
-    from the same statement as a window count, so the conditions are evaluated once; otherwise it is a
-    separate COUNT, which the database answers from an index.
+    `one_pass` (waiting lists made of id sets, and searches within a branch scope: see `filtered`), the
+    total comes from the same statement as a window count, so the conditions are evaluated once; otherwise
+    it is a separate COUNT, answered from indexes.
     """
     counting, paging = _clauses(where, "for_count"), _clauses(where, "for_page")
 
