@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from contextvars import ContextVar
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
