@@ -204,3 +204,28 @@ def test_the_top_bar_names_the_users_branch_in_their_language(bank, app_for):
     post(client, "/language", {"locale": "en"})
     page = client.get("/inbox").get_data(as_text=True)
     assert "周九 · T1" in page and "周九 · 一分行" not in page
+
+
+@pytest.mark.parametrize("locale_name", ["zh_CN", "en"])
+def test_moments_read_as_babel_formats_them_in_the_users_time_zone(monkeypatch, locale_name):
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    import pytz
+    from babel import Locale
+    from babel import dates as babel_dates
+
+    from workflow.web import i18n
+
+    locale, zone = Locale.parse(locale_name), pytz.timezone("Asia/Shanghai")
+    monkeypatch.setattr(i18n, "_locale_and_zone", lambda: (locale, zone))
+    rnd = random.Random(7)
+    for _ in range(2000):  # the patterns are used directly: the text must be Babel's own
+        moment = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=rnd.randrange(3 * 365 * 86400))
+        local = zone.normalize(moment.astimezone(zone))
+        assert i18n.fmt_datetime(moment) == babel_dates.format_datetime(local, "medium", locale=locale)
+        assert i18n.fmt_datetime(moment.replace(tzinfo=None)) == i18n.fmt_datetime(moment)  # naive is UTC
+    # A case opened at 20:00 UTC was opened the next day in Beijing: lists show that day.
+    evening = datetime(2026, 3, 4, 20, 0, tzinfo=UTC)
+    assert i18n.fmt_date(evening) == i18n.fmt_date(evening.replace(tzinfo=None)) \
+        == babel_dates.format_date(datetime(2026, 3, 5).date(), "medium", locale=locale)
