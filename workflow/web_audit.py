@@ -22,7 +22,6 @@ from flask import (
     stream_with_context,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .db import read_session, unit_of_work
@@ -30,6 +29,7 @@ from .domain.errors import ValidationFailed
 from .models import OUTCOMES, User
 from .services import access_log, export
 from .services.export_cli import run_bundle, run_export
+from .web.i18n import _l
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 

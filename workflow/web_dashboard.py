@@ -13,7 +13,6 @@ from datetime import date
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlmodel import select
 
@@ -22,6 +21,7 @@ from .domain.errors import ValidationFailed
 from .domain.permissions import has_role
 from .models import Branch, User
 from .services import deadlines, metrics
+from .web.i18n import _l
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 

@@ -11,12 +11,12 @@ import time
 from argon2 import PasswordHasher
 from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import Babel
-from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from . import access, i18n
+from .i18n import _l
 from .messages import translate
 
 csrf = CSRFProtect()

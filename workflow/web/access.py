@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
@@ -20,6 +19,7 @@ from ..domain.permissions import appeal_reviewer_conflict, has_role, recusal_rea
 from ..models import Appeal, AuditEvent, Branch, Case, Letter, Notification, Respondent, User, Vote
 from ..services import cases as case_service
 from ..services.investigation import FACT_STATES
+from .i18n import _l
 from .messages import translate
 
 

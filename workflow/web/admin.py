@@ -8,7 +8,6 @@ from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlmodel import select
 
@@ -18,6 +17,7 @@ from ..domain.errors import ConflictError, DomainError, ValidationFailed
 from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
 from ..services import accounts, deadlines, rulesets, tolerance
 from .common import actor, deny, engine, expected_version, int_field, not_found, reading, text_field, today
+from .i18n import _l
 from .messages import translate
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

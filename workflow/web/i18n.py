@@ -11,7 +11,7 @@ from babel import Locale, support
 from babel import dates as babel_dates
 from flask import g, session
 from flask_babel import Domain, format_decimal, get_locale, get_timezone
-from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -42,6 +42,21 @@ def per_request(key: str, make):
     if value is None:
         value = cache[key] = make()
     return value
+
+
+def _gettext_now(string: str, **variables) -> str:
+    """What Flask-Babel's gettext returns, with the request's catalogue from the per-request cache."""
+    text = _translations().ugettext(string)
+    return text % variables if variables else text
+
+
+def _l(string: str, **variables) -> LazyString:
+    """A text translated when it is used, as Flask-Babel's `lazy_gettext` (also the extraction keyword).
+
+    Labels of codes and reasons are such texts, and a page uses dozens: Flask-Babel's own gettext finds the
+    app, its extension and its domain again for each before looking the text up.
+    """
+    return LazyString(_gettext_now, string, **variables)
 
 
 class CatalogDomain(Domain):

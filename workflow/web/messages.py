@@ -6,7 +6,7 @@ not listed (one with variable parts) is shown as the service wrote it, after a t
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from .i18n import _l
 
 _KNOWN = [
     _l("the investigator must be named and may not be a respondent of the case"),
