@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -72,10 +73,16 @@ class WriterGate:
         self._fd: int | None = None
         self._pid: int | None = None
 
-    def _file(self) -> int:
+    def _file(self) -> int | None:
+        """This process's descriptor of the lock file (None if it cannot be opened: threads still queue)."""
         if self._pid != os.getpid():  # a forked worker process opens its own descriptor
-            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
+            try:
+                self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                self._fd = None
+                logging.getLogger(__name__).warning("writer gate: cannot open %s (%s); worker processes' "
+                                                    "writers meet at SQLite's lock only", self.lock_path, exc)
         return self._fd
 
     def enter(self) -> bool:
@@ -83,8 +90,9 @@ class WriterGate:
         deadline = time.monotonic() + self.timeout
         if not self._lock.acquire(timeout=self.timeout):
             return False
-        if self.lock_path is not None:
-            fd, pause = self._file(), 0.0002
+        fd = self._file() if self.lock_path is not None else None
+        if fd is not None:
+            pause = 0.0002
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -133,3 +133,12 @@ def test_in_memory_databases_queue_threads_only():
             s.execute(text("SELECT :n"), {"n": n})
     assert not writer_gate(engine)._lock.locked()
     assert writer_gate(make_engine("postgresql://localhost/test")) is None
+
+
+def test_a_lock_file_that_cannot_be_created_leaves_threads_queueing_and_writes_working(tmp_path, caplog):
+    gate = WriterGate(str(tmp_path / "missing-directory" / "db.writer-lock"))
+    with caplog.at_level("WARNING"):
+        assert gate.enter()
+    assert not gate._flocked and "cannot open" in caplog.text
+    gate.leave()
+    assert not gate._lock.locked()
