@@ -225,6 +225,21 @@ class Browser:
         return elapsed, data.decode()
 
 
+def _calibration_ms() -> float:
+    """How fast this machine runs plain Python now: the best of 3 runs of a fixed 3-million-step loop.
+
+    Printed before and after the measurements: on a shared VM the speed can change by half within minutes,
+    and this tells a slow run from slow code.
+    """
+    best = float("inf")
+    for _ in range(3):
+        start, total = time.perf_counter(), 0
+        for i in range(3_000_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def _pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -319,6 +334,7 @@ def main() -> None:
                 samples = list(pool.map(one, range(args.requests)))
             return samples, time.perf_counter() - t0
 
+        print(f"machine speed before: {_calibration_ms():.0f} ms for a fixed pure-Python loop (lower is faster)")
         met = {}
         for clients in levels:
             for kind in ("inbox", "case"):
@@ -333,6 +349,7 @@ def main() -> None:
                 if kind == "inbox":  # which requests make the tail (who signed in, which page)
                     tail = Counter(what for t, what in timed if t * 1000 >= p95)
                     print("       slowest 5%: " + ", ".join(f"{what} ×{n}" for what, n in tail.most_common(4)))
+        print(f"machine speed after: {_calibration_ms():.0f} ms for the same loop")
     finally:
         server.terminate()
         server.wait(timeout=30)
