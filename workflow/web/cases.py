@@ -9,6 +9,7 @@ from __future__ import annotations
 import mimetypes
 from collections import Counter
 from io import BytesIO
+from types import SimpleNamespace
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -139,13 +140,15 @@ def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
             if a.user_id != r.user_id:
                 continue
             f = fact_at.get((r.id, a.loan_id, a.stage))
-            stages.append({"loan": loan_by_id.get(a.loan_id), "stage": a.stage, "performed_on": a.performed_on,
-                           "fact": f, "rs": rs_by_id.get(f.rule_set_version_id) if f else None})
+            stages.append(SimpleNamespace(loan=loan_by_id.get(a.loan_id), stage=a.stage, performed_on=a.performed_on,
+                                          fact=f, rs=rs_by_id.get(f.rule_set_version_id) if f else None))
         mine = [v.outcome for v in votes if v.respondent_id == r.id]
         user = users.get(r.user_id)
-        people.append({"r": r, "user": user, "branch": branches.get(user.branch_id) if user else None,
-                       "stages": stages, "tally": Counter(mine),
-                       "carried": rules.decide_by_votes(mine, None, procedure) if under_review else None})
+        # Attributes, not dict keys: templates read `p.r`, and Jinja finds a dict's keys only after a failed
+        # attribute look-up (an exception each, about 80 per case page).
+        people.append(SimpleNamespace(r=r, user=user, branch=branches.get(user.branch_id) if user else None,
+                                      stages=stages, tally=Counter(mine),
+                                      carried=rules.decide_by_votes(mine, None, procedure) if under_review else None))
     return {
         "case": case, "cf": cf, "enterprise": enterprise, "branch": branch, "loans": loans, "people": people,
         "users": users, "votes": votes, "appeals": appeals, "evidence": evidence, "letters": letter_rows,
