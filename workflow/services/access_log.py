@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
+from ..db import rows
 from ..domain.errors import ValidationFailed
 from ..models import AccessLog, utcnow
 
@@ -41,7 +42,7 @@ def record(session: Session, user, action: str, target: str = "", case_id: int |
     """
     if action not in ACTIONS:
         raise ValidationFailed(f"unknown access-log action '{action}'", field="action")
-    session.execute(_APPEND, {"at": utcnow(), "user_id": getattr(user, "id", None),
+    rows(session, _APPEND, {"at": utcnow(), "user_id": getattr(user, "id", None),
                               "username": getattr(user, "username", None) or SYSTEM, "action": action,
                               "target": (target or "")[:200], "case_id": case_id,
                               "details": _jsonable(details or {})})

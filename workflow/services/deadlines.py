@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from ..db import read_session, unit_of_work
+from ..db import read_session, rows, unit_of_work
 from ..domain.calendar import CalendarWarning, WorkingCalendar, year_not_covered_warning
 from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed
 from ..domain.permissions import has_role
@@ -39,7 +39,7 @@ _OVERRIDES = select(CalendarOverride.day, CalendarOverride.working)
 
 
 def _overrides(session: Session) -> dict[date, bool]:
-    return dict(session.exec(_OVERRIDES).all())
+    return dict(rows(session, _OVERRIDES).all())
 
 
 def calendar(session: Session, overrides: dict[date, bool] | None = None) -> WorkingCalendar:

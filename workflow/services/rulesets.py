@@ -14,6 +14,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from ..chain import canonical
+from ..db import rows
 from ..domain import rules
 from ..domain.errors import ConflictError, NotFound, ValidationFailed
 from ..models import Branch, Enterprise, RuleSetDraft, RuleSetVersion, utcnow
@@ -77,7 +78,7 @@ def parsed_by_id(session: Session, version_id: int) -> rules.RuleSet:
     A published version is never changed, so what identifies it (id, number, creation time) keys its parsed
     rules; only the identity is read each time, which also tells databases with the same ids apart.
     """
-    ident = session.exec(_IDENTITY, params={"id": version_id}).first()
+    ident = rows(session, _IDENTITY, {"id": version_id}).first()
     if ident is None:
         raise NotFound(f"rule-set version {version_id} does not exist")
     key = tuple(ident)

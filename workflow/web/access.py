@@ -270,9 +270,20 @@ def _state(code: str) -> str:
     return state_label(code)
 
 
-def case_actions(session: Session, case: Case, p: Principal, cf: CaseFacts, today: date) -> dict[str, ActionStatus]:
+class ActionTable(dict):
+    """Action name → ActionStatus, whose entries templates also read as attributes (`actions.vote.ready`):
+    Jinja looks a dict's keys up only after a failed attribute look-up, an exception each."""
+
+    def __getattr__(self, name: str) -> ActionStatus:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def case_actions(session: Session, case: Case, p: Principal, cf: CaseFacts, today: date) -> ActionTable:
     """Every action with whether the user may take it and whether the case allows it now."""
-    out: dict[str, ActionStatus] = {}
+    out = ActionTable()
     ctx = None  # the guard context is built only if some permitted action needs the machine's answer
     for action in ACTIONS:
         denied = why_not(p, cf, action)

@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, exists, false, func, or_, true, union, u
 from sqlmodel import select
 
 from .. import name_search
+from ..db import rows as read_rows
 from ..domain import waiting
 from ..domain.states import STATE_CODES
 from ..models import (
@@ -39,15 +40,6 @@ SORTS = {
 }
 
 
-def _rows(s, statement, params=None):
-    """Run a statement of columns on the session's connection, in its transaction.
-
-    The inbox only reads rows and ids, never ORM objects, in sessions that never write; the ORM's
-    execution path would cost about twice as much per statement and add nothing.
-    """
-    return s.connection().execute(statement, params)
-
-
 _SUBTREE = select(Branch.id).where(Branch.path.like(bindparam("path_prefix")))
 _INVOLVED = union(select(Case.id, Case.branch_id).where(Case.investigator_id == bindparam("user_id")),
                   select(Respondent.case_id, Respondent.case_branch_id).where(Respondent.user_id == bindparam("user_id")))
@@ -63,8 +55,8 @@ def _scope(s, p: Principal) -> tuple[list[int], list[int], bool]:
     """
     cached = g.get("mianze_scope_ids")
     if cached is None or cached[0] != p.id:
-        branches = _rows(s, _SUBTREE, {"path_prefix": p.branch_path + "%"}).scalars().all()
-        involved = _rows(s, _INVOLVED, {"user_id": p.id}).all()
+        branches = read_rows(s, _SUBTREE, {"path_prefix": p.branch_path + "%"}).scalars().all()
+        involved = read_rows(s, _INVOLVED, {"user_id": p.id}).all()
         inside = set(branches)
         cached = g.mianze_scope_ids = (p.id, branches, [c for c, b in involved if b not in inside], bool(involved))
     return cached[1], cached[2], cached[3]
@@ -143,7 +135,7 @@ def _reason_clause(s, p: Principal, reason: waiting.WaitingReason, day: date):
         recusal.append(or_(Case.investigator_id.is_(None), Case.investigator_id != p.id))
         recused = g.get("mianze_recused")
         if recused is None:  # a short list, read once per request
-            recused = g.mianze_recused = _rows(s, _RECUSED, {"user_id": p.id}).scalars().all()
+            recused = g.mianze_recused = read_rows(s, _RECUSED, {"user_id": p.id}).scalars().all()
         if recused:
             recusal.append(Case.id.not_in(recused))
     return "case", and_(place, _in_states(reason.states), *recusal, *unless)
@@ -256,7 +248,7 @@ def filtered(s, p: Principal, args, day: date):
 
 def _waiting_count(p: Principal) -> int:
     with reading() as s:
-        return _rows(s, select(func.count()).select_from(Case).where(waiting_clause(s, p, today()))).scalar_one()
+        return read_rows(s, select(func.count()).select_from(Case).where(waiting_clause(s, p, today()))).scalar_one()
 
 
 def _nav_cache() -> dict:
@@ -303,7 +295,7 @@ def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tu
 
     def ids_at(n: int):
         query = select(Case.id, func.count().over()) if one_pass else select(Case.id)
-        result = _rows(s, query.where(*(counting if one_pass else paging)).order_by(*order)
+        result = read_rows(s, query.where(*(counting if one_pass else paging)).order_by(*order)
                        .offset((n - 1) * size).limit(size))
         return result.all() if one_pass else result.scalars().all()
 
@@ -311,14 +303,14 @@ def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tu
         rows = ids_at(page)
         if rows:
             return rows[0][1], page, [r[0] for r in rows]
-        total = _rows(s, select(func.count()).select_from(Case).where(*counting)).scalar_one() if page > 1 else 0
+        total = read_rows(s, select(func.count()).select_from(Case).where(*counting)).scalar_one() if page > 1 else 0
     else:
         outcome = [w for w in where if isinstance(w, OutcomeIs)]
         others = [w for w in where[1:] if not isinstance(w, OutcomeIs)]  # where[0] is the scope (`filtered`)
         if outcome and not others:  # the outcome (within the scope, which it applies itself) is the only filter
-            total = _rows(s, outcome[0].count_alone()).scalar_one()
+            total = read_rows(s, outcome[0].count_alone()).scalar_one()
         else:
-            total = _rows(s, select(func.count()).select_from(Case).where(*counting)).scalar_one()
+            total = read_rows(s, select(func.count()).select_from(Case).where(*counting)).scalar_one()
     page = min(page, max(1, (total + size - 1) // size))
     rows = ids_at(page) if total else []
     return total, page, [r[0] if one_pass else r for r in rows]
@@ -360,14 +352,14 @@ def index():
         if unfiltered_waiting:  # the inbox itself always counts afresh (and refreshes the badge)
             remember_waiting(p.id, total)
         pages = max(1, (total + size - 1) // size)
-        found = {row.id: row for row in _rows(s, _ROWS, {"ids": ids})} if ids else {}
+        found = {row.id: row for row in read_rows(s, _ROWS, {"ids": ids})} if ids else {}
         rows = [found[i] for i in ids if i in found]
         cal = deadlines.calendar(s)
         left = {row.id: cal.remaining(row.due_date, day) for row in rows if row.due_date}
         if sees_everything(p):
-            branches = _rows(s, _TOP_BRANCHES).all()
+            branches = read_rows(s, _TOP_BRANCHES).all()
         else:
-            branches = _rows(s, _SUBTREE_BRANCHES, {"path_prefix": p.branch_path + "%"}).all()
+            branches = read_rows(s, _SUBTREE_BRANCHES, {"path_prefix": p.branch_path + "%"}).all()
     args = {k: v for k, v in request.args.items() if k != "page"}
     case_link = url_for("cases.show", case_id=0).removesuffix("0")  # built once, not for each of 25 rows
     return render_template("inbox/index.html", rows=rows, case_link=case_link, left=left, total=total, page=page, pages=pages, f=f, args=args,
