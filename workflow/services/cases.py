@@ -14,6 +14,7 @@ from functools import cache
 from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
+from ..db import rows
 from ..domain import states
 from ..domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from ..domain.permissions import appeal_reviewer_conflict, has_role, recusal_reason
@@ -90,7 +91,7 @@ _BRANCH_STAFF = select(User.id, User.name, User.roles).where(User.branch_id == b
 def committee_members(session: Session, case: Case) -> list:
     """Committee members and chairs whose home branch is the case's determining branch (rows of id, name
     and roles: a branch has dozens of staff, read on every page of a case under review)."""
-    staff = session.execute(_BRANCH_STAFF, {"branch_id": case.branch_id}).all()
+    staff = rows(session, _BRANCH_STAFF, {"branch_id": case.branch_id}).all()
     return [u for u in staff if has_role(frozenset(u.roles.split()), "committee_member", "committee_chair")]
 
 

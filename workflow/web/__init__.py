@@ -15,7 +15,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from . import access, i18n
+from . import access, i18n, request_cache
 from .i18n import _l
 from .messages import translate
 
@@ -90,6 +90,7 @@ def register(app: Flask) -> None:
     babel = Babel(app, locale_selector=i18n.select_locale,
                   timezone_selector=lambda: current_app.config["BABEL_DEFAULT_TIMEZONE"])
     babel.domain_instance = i18n.CatalogDomain()
+    request_cache.register(app)  # before anything that asks for per-request values
     i18n.register_filters(app)
     csrf.init_app(app)
 

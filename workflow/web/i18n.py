@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -10,13 +9,14 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, support
 from babel import dates as babel_dates
-from flask import g, session
+from flask import session
 from flask_babel import Domain, format_decimal, get_locale, get_timezone
 from flask_babel.speaklater import LazyString
 from flask_login import current_user
 from markupsafe import Markup
 
 from ..domain.states import STATE_LABELS
+from .request_cache import per_request
 
 BABEL_LOCALES = {"zh": "zh_CN", "en": "en"}
 DEFAULT_LOCALE = "zh"
@@ -24,25 +24,6 @@ DEFAULT_LOCALE = "zh"
 
 # Babel calls Simplified Chinese "zh_Hans_CN"; the catalogue directory is named as pybabel's -l zh_CN.
 CATALOG_NAMES = {"zh_Hans_CN": "zh_CN"}
-
-
-_REQUEST_CACHE: ContextVar[dict | None] = ContextVar("mianze_request_cache", default=None)
-
-
-def per_request(key: str, make):
-    """`make()`, computed once per request and kept for the rest of it (computed afresh outside requests).
-
-    Pages ask for the locale, its catalogue and its time zone about a hundred times; finding them through
-    Flask-Babel's context look-ups, or even through `g`'s proxy, costs more than using them. The cache is a
-    context variable that `register_filters` opens before each request and closes after it.
-    """
-    cache = _REQUEST_CACHE.get()
-    if cache is None:
-        return make()
-    value = cache.get(key)
-    if value is None:
-        value = cache[key] = make()
-    return value
 
 
 def _gettext_now(string: str, **variables) -> str:
@@ -277,16 +258,6 @@ def register_filters(app) -> None:
     strings) with a shorter look-up of the catalogue, keeping Jinja's new-style semantics (escaping,
     `%(name)s` variables), and binds `_` to `gettext` itself instead of an alias that calls it.
     """
-    @app.before_request
-    def _open_request_cache():
-        g.mianze_request_cache = _REQUEST_CACHE.set({})
-
-    @app.teardown_request
-    def _close_request_cache(_exc):
-        token = g.pop("mianze_request_cache", None)
-        if token is not None:
-            _REQUEST_CACHE.reset(token)
-
     app.jinja_env.install_gettext_callables(
         gettext=lambda s: _translations().ugettext(s),
         ngettext=lambda s, p, n: _translations().ungettext(s, p, n),

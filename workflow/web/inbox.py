@@ -29,6 +29,7 @@ from ..models import (
 from ..services import deadlines
 from .access import Principal, sees_everything
 from .common import reading, today
+from .request_cache import per_request
 
 bp = Blueprint("inbox", __name__)
 
@@ -53,13 +54,13 @@ def _scope(s, p: Principal) -> tuple[list[int], list[int], bool]:
     is answered from the indexes (SQLite's multi-index OR, PostgreSQL's bitmap OR) instead of a scan of
     every case; cases inside the subtree are in scope anyway, so only the others are listed.
     """
-    cached = g.get("mianze_scope_ids")
-    if cached is None or cached[0] != p.id:
+    def read():
         branches = read_rows(s, _SUBTREE, {"path_prefix": p.branch_path + "%"}).scalars().all()
         involved = read_rows(s, _INVOLVED, {"user_id": p.id}).all()
         inside = set(branches)
-        cached = g.mianze_scope_ids = (p.id, branches, [c for c, b in involved if b not in inside], bool(involved))
-    return cached[1], cached[2], cached[3]
+        return branches, [c for c, b in involved if b not in inside], bool(involved)
+
+    return per_request(("scope", p.id), read)
 
 
 def scope_clause(s, p: Principal):
@@ -133,9 +134,8 @@ def _reason_clause(s, p: Principal, reason: waiting.WaitingReason, day: date):
     recusal = []
     if reason.recused_excluded:  # the cases they investigate, answer in or whose loans they handled
         recusal.append(or_(Case.investigator_id.is_(None), Case.investigator_id != p.id))
-        recused = g.get("mianze_recused")
-        if recused is None:  # a short list, read once per request
-            recused = g.mianze_recused = read_rows(s, _RECUSED, {"user_id": p.id}).scalars().all()
+        recused = per_request(("recused", p.id),  # a short list, read once per request
+                              lambda: read_rows(s, _RECUSED, {"user_id": p.id}).scalars().all())
         if recused:
             recusal.append(Case.id.not_in(recused))
     return "case", and_(place, _in_states(reason.states), *recusal, *unless)
