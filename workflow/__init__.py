@@ -12,7 +12,10 @@ def create_app(config: dict | None = None):
     from .config import from_environment
     from .db import make_engine
 
+    from .web.templating import LocalizedEnvironment
+
     app = Flask(__name__, template_folder="../templates", instance_relative_config=False)
+    app.jinja_environment = LocalizedEnvironment  # templates compiled per language (before jinja_env is made)
     app.config.update(from_environment())
     if config:
         app.config.update(config)

@@ -118,6 +118,34 @@ def test_dates_follow_the_users_language(bank, app_for):
                                            "Nov", "Dec"))
 
 
+def test_people_in_different_languages_see_their_own_on_the_same_server(bank, app_for):
+    """Templates are compiled once per language with their fixed texts translated: two users whose requests
+    alternate on one server each read every text, fixed or with variables, in their own language."""
+    set_passwords(bank.engine)
+    case_id = drive(bank, "under_review")
+    app = app_for(bank.engine)
+    chinese, english = app.test_client(), app.test_client()
+    login(chinese, "chair")
+    login(english, "auditor")
+    post(english, "/language", {"locale": "en"})
+    for _ in range(2):
+        zh = chinese.get(f"/cases/{case_id}").get_data(as_text=True)
+        en = english.get(f"/cases/{case_id}").get_data(as_text=True)
+        assert "被评议人" in zh and "Respondents" not in zh  # a fixed text
+        assert "Respondents" in en and "被评议人" not in en
+        number = zh.split("<title>", 1)[1].split(" ", 1)[0]
+        assert f"案件 {number}" in zh and f"Case {number}" in en  # a text with a variable
+
+
+def test_a_fixed_text_with_a_percent_sign_reads_as_one(bank, app_for):
+    """`_('SME NPL ratio (%%)')` is formatted like any gettext text, so the page shows one "%"."""
+    client = _signed_in(bank, app_for, "admin")
+    zh = client.get("/admin/tolerance").get_data(as_text=True)
+    post(client, "/language", {"locale": "en"})
+    en = client.get("/admin/tolerance").get_data(as_text=True)
+    assert "普惠型小微企业贷款不良率（%）" in zh and "SME NPL ratio (%)" in en and "%%" not in zh + en
+
+
 # --- audit and dashboard pages ----------------------------------------------------------------------------
 
 def _signed_in(bank, app_for, username: str):

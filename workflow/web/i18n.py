@@ -55,6 +55,7 @@ class CatalogDomain(Domain):
         cached = self.cache.get(name)
         if cached is None:
             cached = support.Translations()
+            cached.mianze_name = name  # templates are compiled once per catalogue (templating.py)
             for dirname in self.translation_directories:
                 loaded = support.Translations.load(dirname, [name], self.domain[0])
                 cached.merge(loaded)
@@ -228,6 +229,18 @@ def _translations():
     from flask_babel import get_translations
 
     return per_request("mianze_translations", get_translations)
+
+
+def template_catalogue() -> tuple[str, object | None]:
+    """The name and catalogue the request's templates are compiled with (see `templating`).
+
+    A catalogue this module did not load (it has no name) gets templates compiled as written.
+    """
+    catalogue = _translations()
+    if type(catalogue) is support.NullTranslations:  # no locale: texts stay as written
+        return "-", catalogue
+    name = getattr(catalogue, "mianze_name", None)
+    return (name, catalogue) if name else ("as written", None)
 
 
 def _bound_gettext() -> dict:

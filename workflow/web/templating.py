@@ -1,0 +1,79 @@
+"""Templates compiled once per language, with their literal texts already translated.
+
+A page translates about a hundred fixed texts (`_('Loans')`, `_('Decided')` …), each a call at render time:
+Jinja's context call, the catalogue look-up, a Markup object and its escaping. Those texts never change
+for a language, so each template is compiled once per catalogue and a call of `_` or `gettext` whose only
+argument is a literal string becomes that string's translation in the compiled code. Calls with variables
+(`_('Case %(number)s', number=…)`), `ngettext` and everything else stay calls.
+
+The translation is the one the call would return at render time (Jinja's new-style gettext: the catalogue's
+text, marked safe in an autoescaped template and formatted with no variables, so `%%` reads `%`), taken from
+the request's own catalogue (`i18n.template_catalogue`) — the one the same request's calls would use.
+"""
+
+from __future__ import annotations
+
+import weakref
+from contextvars import ContextVar
+
+from flask.templating import Environment
+from jinja2 import nodes
+from jinja2.utils import internalcode
+from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
+
+from . import i18n
+
+# The catalogue the template being loaded is compiled with (None: compile the calls as they are).
+_COMPILING: ContextVar[object | None] = ContextVar("mianze_compiling_catalogue", default=None)
+GETTEXT_NAMES = ("_", "gettext")
+
+
+class _TranslateLiterals(NodeTransformer):
+    """Replaces `_('literal')` / `gettext('literal')` by its translation in a parsed template."""
+
+    def __init__(self, catalogue):
+        self.catalogue = catalogue
+
+    def visit_Call(self, node: nodes.Call):
+        node = self.generic_visit(node)
+        callee = node.node
+        if (isinstance(callee, nodes.Name) and callee.name in GETTEXT_NAMES and callee.ctx == "load"
+                and len(node.args) == 1 and isinstance(node.args[0], nodes.Const)
+                and isinstance(node.args[0].value, str)
+                and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None):
+            text = str(Markup(self.catalogue.ugettext(node.args[0].value)) % {})
+            return nodes.MarkSafeIfAutoescape(nodes.Const(text, lineno=node.lineno), lineno=node.lineno)
+        return node
+
+
+class LocalizedEnvironment(Environment):
+    """Flask's template environment, keeping one compiled template per name and catalogue."""
+
+    @internalcode
+    def _load_template(self, name, globals):
+        if self.loader is None:
+            raise TypeError("no loader for this environment specified")
+        key, catalogue = i18n.template_catalogue()
+        cache_key = (weakref.ref(self.loader), name, key)
+        if self.cache is not None:
+            template = self.cache.get(cache_key)
+            if template is not None and (not self.auto_reload or template.is_up_to_date):
+                if globals:
+                    template.globals.update(globals)
+                return template
+        token = _COMPILING.set(catalogue)
+        try:
+            template = self.loader.load(self, name, self.make_globals(globals))
+        finally:
+            _COMPILING.reset(token)
+        if self.cache is not None:
+            self.cache[cache_key] = template
+        return template
+
+    def _parse(self, source, name, filename):
+        tree = super()._parse(source, name, filename)
+        catalogue = _COMPILING.get()
+        if catalogue is None:  # compiled from a string, not loaded: left as written
+            return tree
+        return _TranslateLiterals(catalogue).visit(tree)
