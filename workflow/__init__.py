@@ -11,7 +11,6 @@ def create_app(config: dict | None = None):
 
     from .config import from_environment
     from .db import make_engine
-
     from .web.templating import LocalizedEnvironment
 
     app = Flask(__name__, template_folder="../templates", instance_relative_config=False)
