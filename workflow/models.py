@@ -172,7 +172,8 @@ class Case(SQLModel, table=True):
     __table_args__ = (
         # Covers the waiting lists (state, branch, recusal as investigator, deadline) without table reads.
         Index("ix_case_state_branch_inv_due", "state", "branch_id", "investigator_id", "due_date"),
-        Index("ix_case_investigator_state", "investigator_id", "state"),  # an investigator's waiting cases
+        # An investigator's waiting cases; with the branch, their cases outside a branch scope from the index.
+        Index("ix_case_investigator_state", "investigator_id", "state", "branch_id"),
         Index("ix_case_state_due", "state", "due_date"),  # the cases of a state by deadline, from the index
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -224,13 +225,15 @@ class Respondent(SQLModel, table=True):
         # The same for a branch scope: the cases of some branches with an outcome, from the index alone.
         Index("ix_respondent_outcome_branch", text("coalesce(final_outcome, decided_outcome)"), "case_branch_id",
               "case_id"),
+        # A person's cases, and those outside a branch scope (the inbox's scope), from the index alone.
+        Index("ix_respondent_user_branch", "user_id", "case_branch_id", "case_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case_file.id", index=True)
     # The case's deciding branch, copied when the case is opened (a case's branch never changes), so that the
     # outcome filter of a branch-scoped inbox reads one index instead of every case of the scope.
     case_branch_id: int
-    user_id: int = Field(foreign_key="app_user.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id")  # indexed with the case's branch (ix_respondent_user_branch)
     liability_kind: str = Field(default="diligence", max_length=20)  # compliance|diligence|management
     recommendation: dict | None = json_field(default_factory=lambda: None, nullable=True)
     recommended_outcome: str | None = Field(default=None, max_length=10)

@@ -95,6 +95,18 @@ def test_a_respondent_outside_the_branch_finds_the_cases_they_answer_in(seven, a
     assert _total(other) == 0
 
 
+def test_an_investigator_outside_the_branch_finds_the_case_they_investigate(seven, app_for):
+    # A committee member of another tier-1 branch investigating one case: that case, and only it, is in
+    # their scope (read from the investigator index with the case's branch).
+    with unit_of_work(seven.engine) as s:
+        case = s.exec(select(Case).order_by(Case.id)).first()
+        case.investigator_id = seven.users["other_member"]
+        s.add(case)
+        case_id = case.id
+    html = _client(seven, app_for, "other_member").get("/inbox?tab=all").get_data(as_text=True)
+    assert _total(html) == 1 and _listed(html) == [str(case_id)]
+
+
 def test_the_outcome_filter_counts_and_lists_the_cases_with_that_final_or_decided_outcome(seven, app_for):
     from workflow.models import Respondent
 
