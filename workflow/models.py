@@ -175,6 +175,10 @@ class Case(SQLModel, table=True):
         # An investigator's waiting cases; with the branch, their cases outside a branch scope from the index.
         Index("ix_case_investigator_state", "investigator_id", "state", "branch_id"),
         Index("ix_case_state_due", "state", "due_date"),  # the cases of a state by deadline, from the index
+        # Newest first (the list of all cases), with the branch: a branch scope is checked in the index
+        # instead of each case's row; and the same within one state (the state filter).
+        Index("ix_case_opened_branch", "opened_at", "branch_id"),
+        Index("ix_case_state_opened", "state", "opened_at", "branch_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=40, unique=True, index=True)
@@ -182,7 +186,7 @@ class Case(SQLModel, table=True):
     enterprise_id: int = Field(foreign_key="enterprise.id", index=True)
     state: str = Field(default="registered", max_length=20)
     version: int = Field(default=1)
-    opened_at: datetime = Field(default_factory=lambda: utcnow(), index=True)
+    opened_at: datetime = Field(default_factory=lambda: utcnow())  # indexed with the branch (above)
     opened_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     rule_set_version_id: int = Field(foreign_key="rulesetversion.id")  # procedure: in force when opened
     investigator_id: int | None = Field(default=None, foreign_key="app_user.id")
