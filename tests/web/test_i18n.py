@@ -137,6 +137,18 @@ def test_people_in_different_languages_see_their_own_on_the_same_server(bank, ap
         assert f"案件 {number}" in zh and f"Case {number}" in en  # a text with a variable
 
 
+def test_texts_translated_at_compile_time_still_escape_their_variables(sqlite_url, app_for):
+    """A loaded template's `_('…%(x)s', x=…)` is translated when compiled and filled in when rendered:
+    the variable is escaped into the translation, as the call would do, and a fixed text is translated."""
+    from jinja2 import DictLoader
+    from sqlmodel import create_engine
+
+    app = app_for(create_engine(sqlite_url))
+    env = app.jinja_env.overlay(loader=DictLoader({"t.html": "{{ _('Case %(number)s', number=n) }}|{{ _('Loans') }}"}))
+    with app.test_request_context():  # nobody signed in: Chinese
+        assert env.get_template("t.html").render(n="<b>&") == "案件 &lt;b&gt;&amp;|贷款"
+
+
 def test_a_fixed_text_with_a_percent_sign_reads_as_one(bank, app_for):
     """`_('SME NPL ratio (%%)')` is formatted like any gettext text, so the page shows one "%"."""
     client = _signed_in(bank, app_for, "admin")

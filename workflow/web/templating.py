@@ -3,8 +3,9 @@
 A page translates about a hundred fixed texts (`_('Loans')`, `_('Decided')` …), each a call at render time:
 Jinja's context call, the catalogue look-up, a Markup object and its escaping. Those texts never change
 for a language, so each template is compiled once per catalogue and a call of `_` or `gettext` whose only
-argument is a literal string becomes that string's translation in the compiled code. Calls with variables
-(`_('Case %(number)s', number=…)`), `ngettext` and everything else stay calls.
+argument is a literal string becomes that string's translation in the compiled code. With variables
+(`_('Case %(number)s', number=…)`) the translation is looked up at compile time too, and only filled in
+at render time. `ngettext` and everything else stay calls.
 
 The translation is the one the call would return at render time (Jinja's new-style gettext: the catalogue's
 text, marked safe in an autoescaped template and formatted with no variables, so `%%` reads `%`), taken from
@@ -38,13 +39,20 @@ class _TranslateLiterals(NodeTransformer):
     def visit_Call(self, node: nodes.Call):
         node = self.generic_visit(node)
         callee = node.node
-        if (isinstance(callee, nodes.Name) and callee.name in GETTEXT_NAMES and callee.ctx == "load"
+        if not (isinstance(callee, nodes.Name) and callee.name in GETTEXT_NAMES and callee.ctx == "load"
                 and len(node.args) == 1 and isinstance(node.args[0], nodes.Const)
-                and isinstance(node.args[0].value, str)
-                and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None):
-            text = str(Markup(self.catalogue.ugettext(node.args[0].value)) % {})
-            return nodes.MarkSafeIfAutoescape(nodes.Const(text, lineno=node.lineno), lineno=node.lineno)
-        return node
+                and isinstance(node.args[0].value, str) and node.dyn_args is None and node.dyn_kwargs is None):
+            return node
+        translated = self.catalogue.ugettext(node.args[0].value)
+        if not node.kwargs:  # the text itself
+            text = nodes.Const(str(Markup(translated) % {}), lineno=node.lineno)
+            return nodes.MarkSafeIfAutoescape(text, lineno=node.lineno)
+        # `_('%(n)d days left', n=…)`: the translation is looked up now, the variables filled in (and
+        # escaped, in an autoescaped template) when the page is rendered, as the call would.
+        variables = nodes.Dict([nodes.Pair(nodes.Const(k.key), k.value, lineno=k.lineno) for k in node.kwargs],
+                               lineno=node.lineno)
+        template = nodes.MarkSafeIfAutoescape(nodes.Const(translated, lineno=node.lineno), lineno=node.lineno)
+        return nodes.Mod(template, variables, lineno=node.lineno)
 
 
 class LocalizedEnvironment(Environment):
