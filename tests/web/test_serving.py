@@ -22,3 +22,18 @@ def test_a_served_app_freezes_what_it_loaded_and_still_serves_pages(bank, app_fo
         assert gc.get_freeze_count() > 0.9 * frozen  # (a few were freed by their last reference going)
     finally:
         gc.unfreeze()
+
+
+def test_navigation_links_follow_the_application_root(bank, app_for):
+    """The links every page repeats are built once per application root: an app mounted under a prefix
+    (SCRIPT_NAME, set by the proxy) links under it, and the same process serving at / links at /."""
+    from tests.web.support import login, set_passwords
+
+    set_passwords(bank.engine)
+    client = app_for(bank.engine).test_client()
+    login(client, "chair")
+    for _ in range(2):
+        mounted = client.get("/inbox", base_url="http://localhost/mianze").get_data(as_text=True)
+        plain = client.get("/inbox").get_data(as_text=True)
+        assert 'href="/mianze/inbox?tab=all"' in mounted and 'action="/mianze/logout"' in mounted
+        assert 'href="/inbox?tab=all"' in plain and 'action="/logout"' in plain and "/mianze/" not in plain

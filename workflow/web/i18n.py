@@ -287,6 +287,8 @@ def register_filters(app) -> None:
         liability=lambda c: label(LIABILITY_LABELS, c), letter_kind=lambda c: label(LETTER_LABELS, c),
         event=lambda c: label(EVENT_LABELS, c), step=lambda c: label(STEP_LABELS, c),
     )
-    app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, action_labels=ACTION_LABELS,
+    from .templating import fixed_url
+
+    app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, fixed_url=fixed_url, action_labels=ACTION_LABELS,
                                  classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,
                                  level_labels=LEVEL_LABELS)

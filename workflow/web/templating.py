@@ -17,6 +17,7 @@ from __future__ import annotations
 import weakref
 from contextvars import ContextVar
 
+from flask import request, url_for
 from flask.templating import Environment
 from jinja2 import nodes
 from jinja2.utils import internalcode
@@ -85,3 +86,18 @@ class LocalizedEnvironment(Environment):
         if catalogue is None:  # compiled from a string, not loaded: left as written
             return tree
         return _TranslateLiterals(catalogue).visit(tree)
+
+
+_FIXED_URLS: dict[tuple, str] = {}
+
+
+def fixed_url(endpoint: str, **values) -> str:
+    """`url_for` for the links every page repeats (the navigation), built once per process and application
+    root instead of a dozen times per page."""
+    key = (request.script_root, endpoint, tuple(sorted(values.items())))
+    url = _FIXED_URLS.get(key)
+    if url is None:
+        if len(_FIXED_URLS) > 1000:  # only the templates' own links are kept; a bound all the same
+            _FIXED_URLS.clear()
+        url = _FIXED_URLS[key] = url_for(endpoint, **values)
+    return url
