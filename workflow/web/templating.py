@@ -10,6 +10,8 @@ at render time. `ngettext` and everything else stay calls.
 The translation is the one the call would return at render time (Jinja's new-style gettext: the catalogue's
 text, marked safe in an autoescaped template and formatted with no variables, so `%%` reads `%`), taken from
 the request's own catalogue (`i18n.template_catalogue`) — the one the same request's calls would use.
+
+`fixed_url` builds the links every page repeats (the navigation) once per process and application root.
 """
 
 from __future__ import annotations
