@@ -377,11 +377,7 @@ def main() -> None:
 
             try:
                 with ThreadPoolExecutor(clients) as pool:
-                    # Warm up every worker process and thread. The tabs open one after another, 20 ms apart
-                    # while the others are already working, as people start at different moments: opened
-                    # in the same millisecond, all connections would go to whichever worker woke first.
-                    list(pool.map(lambda i: (time.sleep(0.02 * i), one(i)), range(clients)))
-                    list(pool.map(one, range(4 * clients)))
+                    list(pool.map(one, range(4 * clients)))  # warm up every worker process and thread
                     split = connections_per_worker(server.pid, port)
                     t0 = time.perf_counter()
                     samples = list(pool.map(one, range(args.requests)))
