@@ -209,9 +209,11 @@ class Browser:
 
 class Tabs:
     """Clients as browser tabs: each load-generator thread has a libcurl handle and kept-alive connection
-    per person it acts for (people have browsers of their own), opened on their first request. libcurl runs a request with the interpreter lock released and
-    times it itself (from sending the request to the last byte of the response), so the generator costs the
-    server's CPUs little: ~0.05 ms per request instead of ~0.5 ms with http.client."""
+    per person it acts for (people have browsers of their own), opened on their first request.
+
+    libcurl runs a request with the interpreter lock released and times it itself (from sending the request
+    to the last byte of the response); it costs the CPUs shared with the server less than http.client
+    (0.15 against 0.22 ms per request, measured on a trivial app)."""
 
     def __init__(self, base: str):
         self.base, self._local, self._handles = base, threading.local(), []
@@ -386,13 +388,11 @@ def main() -> None:
                 tabs.close()
 
         print(f"machine speed before: {_calibration_ms():.0f} ms for a fixed pure-Python loop (lower is faster)")
-        met = {}
         for clients in levels:
             for kind in ("inbox", "case"):
                 timed, wall, split = run(kind, clients)
                 samples = [t for t, _ in timed]
                 p95 = _pct(samples, 95) * 1000
-                met[(kind, clients)] = p95 <= GOAL_MS
                 print(f"{kind:6s} clients={clients:<2d} n={len(samples)} p50={_pct(samples, 50) * 1000:.1f} ms "
                       f"p95={p95:.1f} ms p99={_pct(samples, 99) * 1000:.1f} ms "
                       f"mean={statistics.mean(samples) * 1000:.1f} ms throughput={len(samples) / wall:.0f} req/s "

@@ -62,30 +62,36 @@ class _GroupCommit:
     committed (or raises the commit's error), as with a transaction per entry.
     """
 
+    @dataclass
+    class _Waiting:
+        entry: dict
+        written: bool = False
+        error: BaseException | None = None
+
     def __init__(self):
         self._writer = threading.Lock()
         self._mutex = threading.Lock()
-        self._pending: list[list] = []  # [entry, written, error]
+        self._pending: list[_GroupCommit._Waiting] = []
 
     def append(self, engine, entry: dict) -> None:
-        item = [entry, False, None]
+        mine = self._Waiting(entry)
         with self._mutex:
-            self._pending.append(item)
+            self._pending.append(mine)
         with self._writer:
-            if not item[1]:
+            if not mine.written:
                 with self._mutex:
                     batch, self._pending = self._pending, []
                 try:
                     with unit_of_work(engine) as s:
-                        rows(s, _APPEND, [i[0] for i in batch])
+                        rows(s, _APPEND, [w.entry for w in batch])
                 except BaseException as exc:
-                    for i in batch:
-                        i[2] = exc
+                    for w in batch:
+                        w.error = exc
                 finally:
-                    for i in batch:
-                        i[1] = True
-        if item[2] is not None:
-            raise item[2]
+                    for w in batch:
+                        w.written = True
+        if mine.error is not None:
+            raise mine.error
 
 
 _GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
