@@ -1,14 +1,14 @@
 """Page latency benchmark (not a test): the inbox and the case page on a large SQLite database.
 
 Builds (or reuses) a database with 100,000 cases and 1,000,000 audit events by fast Core bulk inserts (then
-ANALYZE, as the demo load and imports do), serves the app as in production (gunicorn, one worker process
-per CPU, 4 threads each) on 127.0.0.1, signs in staff of several roles and measures concurrent requests at
-several concurrency levels. The load generator shares the machine's CPUs with the server, so it is kept
+ANALYZE, as the demo load and imports do), serves the app as in production (gunicorn, one
+workflow.server.BalancedThreadWorker process per CPU, 4 threads each) on 127.0.0.1, signs in staff of
+several roles and measures concurrent requests at several concurrency levels. The load generator shares the machine's CPUs with the server, so it is kept
 light: each client is a thread with a libcurl (pycurl) handle and kept-alive connection per person it acts
 for, like browser tabs, and libcurl times each request.
 
     .venv/bin/python bench/pages.py [--cases 100000] [--events 1000000] [--requests 400] [--clients 2,4,8]
-                                    [--worker-class gthread|sync] [--threads 4] [--keep-alive 2]
+                                    [--worker-class balanced|gthread|sync] [--threads 4] [--keep-alive 2]
                                     [--server-workers N] [--db bench/out/pages.sqlite3] [--rebuild]
 
 Goal: p95 <= 50 ms for both pages.
@@ -63,6 +63,7 @@ STATES = ["registered", "investigating", "under_review", "determined", "in_publi
           "appeal_review", "final", "referred", "closed", "withdrawn"]
 CHUNK = 20_000
 GOAL_MS = 50
+WORKER_CLASSES = {"balanced": "workflow.server.BalancedThreadWorker", "gthread": "gthread", "sync": "sync"}
 DECIDED_STATES = ("determined", "in_publicity", "appeal_window", "appeal_review", "final", "referred", "closed")
 
 
@@ -217,6 +218,7 @@ class Tabs:
 
     def __init__(self, base: str):
         self.base, self._local, self._handles = base, threading.local(), []
+        self.connects: list[int] = []  # per request: the connections libcurl opened for it (0 when kept alive)
         self._sink = open(os.devnull, "wb")
 
     def get(self, cookie: str, path: str) -> float:
@@ -234,6 +236,7 @@ class Tabs:
         handle.perform()
         status = handle.getinfo(pycurl.RESPONSE_CODE)
         assert status == 200, (path, status)
+        self.connects.append(handle.getinfo(pycurl.NUM_CONNECTS))
         return handle.getinfo(pycurl.TOTAL_TIME)
 
     def close(self) -> None:
@@ -302,7 +305,9 @@ def main() -> None:
                     help="concurrency levels to measure, comma-separated (default 2,4,8)")
     ap.add_argument("--server-workers", type=int, default=len(os.sched_getaffinity(0)),
                     help="gunicorn worker processes (default: one per CPU, as docs/deployment.md advises)")
-    ap.add_argument("--worker-class", default="gthread", choices=("gthread", "sync"))
+    ap.add_argument("--worker-class", default="balanced", choices=tuple(WORKER_CLASSES),
+                    help="balanced: workflow.server.BalancedThreadWorker, as served in production (default); "
+                         "gthread: gunicorn's own threaded worker; sync: one request at a time per process")
     ap.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
     ap.add_argument("--keep-alive", type=int, default=2,
                     help="seconds the server keeps an idle connection open (gunicorn's default 2; 0 closes "
@@ -346,7 +351,8 @@ def main() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(args.server_workers), "--worker-class", args.worker_class,
+        [sys.executable, "-m", "gunicorn", "--workers", str(args.server_workers), "--worker-class",
+         WORKER_CLASSES[args.worker_class],
          "--threads", str(args.threads), "--keep-alive", str(args.keep_alive), "--bind", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
          "bench.pages:bench_app()"],
         env={**os.environ, "MIANZE_BENCH_DB": str(db)})
@@ -360,14 +366,14 @@ def main() -> None:
                 time.sleep(0.1)
         people = {name: Browser(base, name) for name in ("auditor", chair, member, officer, "appeal_reviewer")}
         print(f"server: gunicorn, {args.server_workers} {args.worker_class} worker processes"
-              f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}; "
+              f"{f' x {args.threads} threads' if args.worker_class != 'sync' else ''}; "
               f"CPUs: {len(os.sched_getaffinity(0))}; signed in: {', '.join(people)}")
         inbox_paths = ["/inbox", "/inbox?tab=all", "/inbox?tab=all&state=under_review",
                        "/inbox?tab=all&q=L0004", "/inbox?tab=all&sort=opened&page=7",
                        "/inbox?tab=all&outcome=liable"]
         rnd = random.Random(1)
 
-        def run(kind: str, clients: int) -> tuple[list[tuple[float, str]], float, list[int]]:
+        def run(kind: str, clients: int) -> tuple[list[tuple[float, str]], float, list[int], int]:
             tabs = Tabs(base)
 
             def one(_):
@@ -380,24 +386,27 @@ def main() -> None:
             try:
                 with ThreadPoolExecutor(clients) as pool:
                     list(pool.map(one, range(4 * clients)))  # warm up every worker process and thread
-                    split = connections_per_worker(server.pid, port)
+                    warm = len(tabs.connects)
                     t0 = time.perf_counter()
                     samples = list(pool.map(one, range(args.requests)))
-                return samples, time.perf_counter() - t0, split
+                    wall = time.perf_counter() - t0
+                    split = connections_per_worker(server.pid, port)  # as the run ends
+                return samples, wall, split, sum(tabs.connects[warm:])
             finally:
                 tabs.close()
 
         print(f"machine speed before: {_calibration_ms():.0f} ms for a fixed pure-Python loop (lower is faster)")
         for clients in levels:
             for kind in ("inbox", "case"):
-                timed, wall, split = run(kind, clients)
+                timed, wall, split, connects = run(kind, clients)
                 samples = [t for t, _ in timed]
                 p95 = _pct(samples, 95) * 1000
                 print(f"{kind:6s} clients={clients:<2d} n={len(samples)} p50={_pct(samples, 50) * 1000:.1f} ms "
                       f"p95={p95:.1f} ms p99={_pct(samples, 99) * 1000:.1f} ms "
                       f"mean={statistics.mean(samples) * 1000:.1f} ms throughput={len(samples) / wall:.0f} req/s "
                       f"(goal p95 <= {GOAL_MS} ms: {'met' if p95 <= GOAL_MS else 'NOT met'}); "
-                      f"connections per worker: {' + '.join(map(str, split)) or 'unknown'}")
+                      f"connections per worker at the end: {' + '.join(map(str, split)) or 'unknown'}, "
+                      f"{connects} opened during the run")
                 if kind == "inbox":  # which requests make the tail (who signed in, which page)
                     tail = Counter(what for t, what in timed if t * 1000 >= p95)
                     print("       slowest 5%: " + ", ".join(f"{what} ×{n}" for what, n in tail.most_common(4)))
