@@ -3,9 +3,10 @@
 Builds (or reuses) a database with 100,000 cases and 1,000,000 audit events by fast Core bulk inserts (then
 ANALYZE, as the demo load and imports do), serves the app as in production (gunicorn, one
 workflow.server.BalancedThreadWorker process per CPU, 4 threads each) on 127.0.0.1, signs in staff of
-several roles and measures concurrent requests at several concurrency levels. The load generator shares the machine's CPUs with the server, so it is kept
-light: each client is a thread with a libcurl (pycurl) handle and kept-alive connection per person it acts
-for, like browser tabs, and libcurl times each request.
+several roles and measures concurrent requests at several concurrency levels. The load generator shares
+the machine's CPUs with the server, so it is kept light: each client is a thread with a libcurl (pycurl)
+handle and kept-alive connection per person it acts for, like browser tabs, and libcurl times each
+request.
 
     .venv/bin/python bench/pages.py [--cases 100000] [--events 1000000] [--requests 400] [--clients 2,4,8]
                                     [--worker-class balanced|gthread|sync] [--threads 4] [--keep-alive 2]
