@@ -251,7 +251,8 @@ def connections_per_worker(server_pid: int, port: int) -> list[int]:
 
     A kept-alive connection stays with the worker that accepted it, and gunicorn's workers accept
     greedily, so an uneven split (say 6 + 2) makes one worker serve most clients while the other idles:
-    printed with the figures, it explains much of their spread from run to run.
+    printed with the figures, it explains much of their spread from run to run. (The production worker,
+    workflow.server.BalancedThreadWorker, hands connections back to even it out.)
     """
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -388,10 +389,21 @@ def main() -> None:
                 with ThreadPoolExecutor(clients) as pool:
                     list(pool.map(one, range(4 * clients)))  # warm up every worker process and thread
                     warm = len(tabs.connects)
+                    done, splits = threading.Event(), []
+
+                    def sample():  # the split every 0.1 s while the clients work (the server may rebalance it)
+                        while not done.wait(0.1):
+                            splits.append(connections_per_worker(server.pid, port))
+
+                    sampler = threading.Thread(target=sample)
                     t0 = time.perf_counter()
+                    sampler.start()
                     samples = list(pool.map(one, range(args.requests)))
                     wall = time.perf_counter() - t0
-                    split = connections_per_worker(server.pid, port)  # as the run ends
+                    done.set()
+                    sampler.join()
+                widest = max((len(x) for x in splits), default=0)
+                split = [statistics.mean(x[i] if i < len(x) else 0 for x in splits) for i in range(widest)]
                 return samples, wall, split, sum(tabs.connects[warm:])
             finally:
                 tabs.close()
@@ -406,8 +418,8 @@ def main() -> None:
                       f"p95={p95:.1f} ms p99={_pct(samples, 99) * 1000:.1f} ms "
                       f"mean={statistics.mean(samples) * 1000:.1f} ms throughput={len(samples) / wall:.0f} req/s "
                       f"(goal p95 <= {GOAL_MS} ms: {'met' if p95 <= GOAL_MS else 'NOT met'}); "
-                      f"connections per worker at the end: {' + '.join(map(str, split)) or 'unknown'}, "
-                      f"{connects} opened during the run")
+                      f"connections per worker (mean of 0.1 s samples): "
+                      f"{' + '.join(f'{n:.1f}' for n in split) or 'unknown'}, {connects} opened during the run")
                 if kind == "inbox":  # which requests make the tail (who signed in, which page)
                     tail = Counter(what for t, what in timed if t * 1000 >= p95)
                     print("       slowest 5%: " + ", ".join(f"{what} ×{n}" for what, n in tail.most_common(4)))

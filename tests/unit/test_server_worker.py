@@ -99,8 +99,8 @@ def _clients(port: int, clients: int, requests: int) -> list[tuple[str, str]]:
 
 
 def test_clients_that_connect_together_are_shared_between_the_worker_processes(serve):
-    """Four clients connect at once to two processes of two threads: whatever the first accepts, a process
-    with requests waiting for its threads hands connections back, and each process serves about half."""
+    """Four clients connect at once to two processes of two threads: whatever each accepts first, the
+    busier process hands connections back to the other, and each process serves about half."""
     port = serve(workers=2, threads=2)
     answers = _clients(port, clients=4, requests=25)
     served = Counter(pid for pid, _ in answers)
@@ -109,10 +109,15 @@ def test_clients_that_connect_together_are_shared_between_the_worker_processes(s
     assert sum(header == "close" for _, header in answers) < 0.25 * len(answers)
 
 
-def test_connections_stay_open_while_every_request_has_a_thread(serve):
-    port = serve(workers=2, threads=2)
-    answers = _clients(port, clients=2, requests=15)
-    assert [header for _, header in answers] == ["keep-alive"] * 30  # two threads each: nothing queues
+def test_two_clients_on_two_processes_are_served_one_by_each_and_then_kept_alive(serve):
+    """Whether both connect to one process or not, each process ends up serving one client, and once
+    they are split, their connections stay open."""
+    port = serve(workers=2, threads=4)
+    answers = _clients(port, clients=2, requests=20)
+    served = Counter(pid for pid, _ in answers)
+    assert len(served) == 2 and min(served.values()) >= 0.3 * len(answers), served
+    assert sum(header == "close" for _, header in answers) <= 3
+    assert all(header == "keep-alive" for _, header in answers[-20:])
 
 
 def test_one_worker_process_keeps_connections_open_however_busy(serve):
@@ -122,3 +127,25 @@ def test_one_worker_process_keeps_connections_open_however_busy(serve):
     answers = _clients(port, clients=3, requests=6)
     assert len({pid for pid, _ in answers}) == 1
     assert all(header == "keep-alive" for _, header in answers)
+
+
+def test_the_load_board_frees_slots_and_reclaims_those_of_dead_processes():
+    from workflow import server
+
+    server.BalancedThreadWorker.setup()
+    board = server._board
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    me, parent = os.getpid(), os.getppid()
+    mine = board.claim(me)
+    assert board.least_other(mine) is None  # alone on the board
+    stale = board.claim(dead.pid)  # a process that died without freeing its slot
+    board.loads[stale] = 7
+    assert stale != mine and board.least_other(mine) == 7  # still counted, until
+    theirs = board.claim(parent)  # the next process takes its slot over, with a load of 0
+    assert theirs == stale and board.least_other(mine) == 0
+    board.loads[theirs] = 3
+    assert board.least_other(mine) == 3 and board.least_other(theirs) == 0
+    board.free(theirs, parent)
+    board.free(mine, me)
+    assert board.least_other(mine) is None and board.pids[:].count(0) == server.SLOTS
