@@ -17,7 +17,9 @@ throughput at 2).
 - a process with at least two more requests in flight than the least busy other one answers with
   `Connection: close`, so the client's next request opens a new connection, which the other accepts.
   A balanced split closes nothing.
-With one worker process there is nothing to share, and the worker behaves exactly as gunicorn's.
+With one worker process there is nothing to share, and the worker behaves exactly as gunicorn's; so it
+does with `--reuse-port`, where each process has a listening socket of its own that no other can accept
+from.
 
 Serve with `gunicorn --worker-class workflow.server.BalancedThreadWorker --threads 4 ...`. The counting
 hooks into gunicorn's `ThreadWorker` (`enqueue_req`, `finish_request`, `set_accept_enabled`,
@@ -101,7 +103,9 @@ class BalancedThreadWorker(ThreadWorker):
         self.slot: int | None = None
 
     def init_process(self):
-        if _board is not None and self.cfg.workers > 1:
+        # With --reuse-port each process listens on a socket of its own, which the kernel hands connections
+        # to, so only that process can accept them: it must not leave them to another.
+        if _board is not None and self.cfg.workers > 1 and not self.cfg.reuse_port:
             self.slot = _board.claim(os.getpid())
         try:
             super().init_process()  # runs the worker until it stops

@@ -36,7 +36,8 @@ def app(environ, start_response):
 def serve(tmp_path):
     servers = []
 
-    def start(workers: int, threads: int, worker_class: str = "workflow.server.BalancedThreadWorker") -> int:
+    def start(workers: int, threads: int, worker_class: str = "workflow.server.BalancedThreadWorker",
+              *options: str) -> int:
         (tmp_path / "tiny.py").write_text(APP)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -44,7 +45,7 @@ def serve(tmp_path):
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", worker_class,
              "--threads", str(threads), "--keep-alive", "5", "--bind", f"127.0.0.1:{port}",
-             "--chdir", str(tmp_path), "--log-level", "warning", "tiny:app"],
+             "--chdir", str(tmp_path), "--log-level", "warning", *options, "tiny:app"],
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         servers.append(server)
         deadline = time.monotonic() + 30
@@ -127,6 +128,14 @@ def test_one_worker_process_keeps_connections_open_however_busy(serve):
     answers = _clients(port, clients=3, requests=6)
     assert len({pid for pid, _ in answers}) == 1
     assert all(header == "keep-alive" for _, header in answers)
+
+
+def test_with_reuse_port_each_process_accepts_what_the_kernel_hands_it(serve):
+    """Each process then has a listening socket of its own: leaving a connection to another would leave it
+    unanswered until this process was less busy. The worker does not share, and keeps connections open."""
+    port = serve(2, 1, "workflow.server.BalancedThreadWorker", "--reuse-port")
+    answers = _clients(port, clients=4, requests=5)
+    assert len(answers) == 20 and all(header == "keep-alive" for _, header in answers)
 
 
 def test_the_load_board_frees_slots_and_reclaims_those_of_dead_processes():
