@@ -129,3 +129,37 @@ def test_the_outcome_filter_counts_and_lists_the_cases_with_that_final_or_decide
     auditor = _client(seven, app_for, "auditor")
     html = auditor.get("/inbox?tab=all&outcome=liable").get_data(as_text=True)
     assert _total(html) == 3 and sorted(map(int, _listed(html))) == ids[1:4]
+
+
+@pytest.mark.parametrize("sort", ["opened", "opened_asc", "number", "due"])
+def test_a_search_matching_most_cases_lists_them_in_the_same_order_as_the_unfiltered_list(seven, app_for, sort):
+    """Every case matches `L` (all loan numbers start with it). A search matching many cases is paged by
+    walking the ordering index instead of sorting the matches (`inbox.Matches`); either way, the pages
+    hold the cases in the order of the unfiltered list."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    client = _client(seven, app_for, "auditor")
+    statements = []
+
+    def seen_sql(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def pages(query):
+        out = []
+        for page in (1, 2, 3):
+            html = client.get(f"/inbox?tab=all&sort={sort}{query}&page={page}").get_data(as_text=True)
+            assert _total(html) == 7
+            out += _listed(html)
+        return out
+
+    plain = pages("")
+    event.listen(Engine, "before_cursor_execute", seen_sql)  # (the app has an engine of its own)
+    try:
+        searched = pages("&q=L")
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen_sql)
+    assert searched == plain and len(set(plain)) == 7
+    walked = any("case_file.id + " in st for st in statements)
+    # (SQLite's choice only, and the due-date order has no index to walk: the matches are sorted)
+    assert walked == (seven.engine.dialect.name == "sqlite" and sort != "due")

@@ -193,8 +193,50 @@ class OutcomeIs:
             select(Respondent.case_id).distinct().where(self._matches()).subquery())
 
 
+class Matches:
+    """A search's matching cases (a UNION ALL of case ids from indexes), written for each use.
+
+    SQLite answers `id IN (matches)` by collecting the matches and then reading each matching case, so a
+    page sorted newest first reads and sorts every match (2.3 ms for 10,000). When the matches are many,
+    walking an index in the page's order and keeping the matches is cheaper: about (offset + page size) x
+    cases / matches index entries (250 for 10,000 of 100,000: 1.3 ms). `id + 0` keeps SQLite from driving
+    the query from the matches, so it walks the ordering index (`_page_of_ids` decides when). For a user
+    who sees every case, the matches alone are counted without reading the cases (their ids all exist).
+    """
+
+    WALKABLE_SORTS = ("opened", "opened_asc", "number")  # orders an index on case_file gives
+
+    def __init__(self, ids, everything: bool):
+        self.ids, self.everything = ids, everything
+
+    def for_count(self):
+        return Case.id.in_(self.ids)
+
+    for_page = for_count
+
+    def for_walk(self):
+        return (Case.id + 0).in_(self.ids)
+
+    def count_alone(self):
+        """The number of matching cases when no other condition applies (None: the scope applies too)."""
+        if not self.everything:
+            return None
+        matched = self.ids.subquery()
+        return select(func.count(func.distinct(matched.c[0])))
+
+    def worth_walking(self, s, total: int, offset: int, size: int) -> bool:
+        """Whether walking the ordering index reads fewer entries than the matches (SQLite only)."""
+        if s.get_bind().dialect.name != "sqlite" or total < 2 * size:
+            return False
+        cases = read_rows(s, select(func.max(Case.id))).scalar_one() or 0  # about the number of cases, at once
+        return total * total > (offset + size) * cases
+
+
+_SPECIAL = (OutcomeIs, Matches)
+
+
 def _clauses(where, use: str) -> list:
-    return [getattr(w, use)() if isinstance(w, OutcomeIs) else w for w in where]
+    return [getattr(w, use)() if isinstance(w, _SPECIAL) else w for w in where]
 
 
 def filtered(s, p: Principal, args, day: date):
@@ -248,9 +290,9 @@ def filtered(s, p: Principal, args, day: date):
                                                                Enterprise.__table__),
                               select(Enterprise.id).where(Enterprise.uscc == text))
         # UNION ALL: IN is a set membership already, so the matches need no second de-duplication.
-        where.append(Case.id.in_(union_all(
+        where.append(Matches(union_all(
             select(Case.id).where(Case.number >= prefix[0], Case.number < prefix[1]), by_loan, by_person,
-            select(Case.id).where(Case.enterprise_id.in_(by_enterprise)))))
+            select(Case.id).where(Case.enterprise_id.in_(by_enterprise))), sees_everything(p)))
     return where, f
 
 
@@ -291,37 +333,43 @@ def nav_counts(p: Principal) -> dict:
     return {"waiting": g.mianze_waiting}
 
 
-def _page_of_ids(s, where, order, page: int, size: int, *, one_pass: bool) -> tuple[int, int, list[int]]:
+def _page_of_ids(s, where, sort: str, page: int, size: int, *, one_pass: bool) -> tuple[int, int, list[int]]:
     """(total, page, the ids of that page's cases in order); a page past the end shows the last one.
 
     The page is chosen on the narrow (id, sort key) rows and only its cases are loaded in full. With
     `one_pass` (waiting lists made of id sets, and searches within a branch scope: see `filtered`), the
     total comes from the same statement as a window count, so the conditions are evaluated once; otherwise
-    it is a separate COUNT, answered from indexes.
+    it is a separate COUNT, answered from indexes, and a search with many matches is paged by walking the
+    ordering index (`Matches`).
     """
+    order = SORTS[sort]
     counting, paging = _clauses(where, "for_count"), _clauses(where, "for_page")
 
-    def ids_at(n: int):
+    def ids_at(n: int, clauses):
         query = select(Case.id, func.count().over()) if one_pass else select(Case.id)
-        result = read_rows(s, query.where(*(counting if one_pass else paging)).order_by(*order)
-                       .offset((n - 1) * size).limit(size))
+        result = read_rows(s, query.where(*clauses).order_by(*order).offset((n - 1) * size).limit(size))
         return result.all() if one_pass else result.scalars().all()
 
     if one_pass:
-        rows = ids_at(page)
+        rows = ids_at(page, counting)
         if rows:
             return rows[0][1], page, [r[0] for r in rows]
         total = read_rows(s, select(func.count()).select_from(Case).where(*counting)).scalar_one() if page > 1 else 0
-    else:
-        outcome = [w for w in where if isinstance(w, OutcomeIs)]
-        others = [w for w in where[1:] if not isinstance(w, OutcomeIs)]  # where[0] is the scope (`filtered`)
-        if outcome and not others:  # the outcome (within the scope, which it applies itself) is the only filter
-            total = read_rows(s, outcome[0].count_alone()).scalar_one()
-        else:
-            total = read_rows(s, select(func.count()).select_from(Case).where(*counting)).scalar_one()
+        page = min(page, max(1, (total + size - 1) // size))
+        return total, page, [r[0] for r in ids_at(page, counting)] if total else []
+    special = [w for w in where[1:] if isinstance(w, _SPECIAL)]  # where[0] is the scope (`filtered`)
+    others = [w for w in where[1:] if not isinstance(w, _SPECIAL)]
+    alone = special[0].count_alone() if len(special) == 1 and not others else None
+    total = read_rows(s, alone if alone is not None else
+                      select(func.count()).select_from(Case).where(*counting)).scalar_one()
     page = min(page, max(1, (total + size - 1) // size))
-    rows = ids_at(page) if total else []
-    return total, page, [r[0] if one_pass else r for r in rows]
+    if not total:
+        return 0, page, []
+    search = next((w for w in special if isinstance(w, Matches)), None)
+    if search is not None and sort in Matches.WALKABLE_SORTS and \
+            search.worth_walking(s, total, (page - 1) * size, size):
+        paging = [search.for_walk() if w is search else c for w, c in zip(where, paging, strict=True)]
+    return total, page, ids_at(page, paging)
 
 
 # Built once: what a page of the inbox shows of its cases, and the branches to filter by.
@@ -355,8 +403,7 @@ def index():
         where, f = filtered(s, p, request.args, day)
         unfiltered_waiting = f["tab"] == "waiting" and not any(f[k] for k in ("state", "branch", "period_from",
                                                                               "period_to", "outcome", "q"))
-        total, page, ids = _page_of_ids(s, where, SORTS[f["sort"]], page, size,
-                                        one_pass=f["costly"])
+        total, page, ids = _page_of_ids(s, where, f["sort"], page, size, one_pass=f["costly"])
         if unfiltered_waiting:  # the inbox itself always counts afresh (and refreshes the badge)
             remember_waiting(p.id, total)
         pages = max(1, (total + size - 1) // size)
