@@ -138,6 +138,29 @@ def test_with_reuse_port_each_process_accepts_what_the_kernel_hands_it(serve):
     assert len(answers) == 20 and all(header == "keep-alive" for _, header in answers)
 
 
+def test_a_worker_killed_in_its_tracks_is_replaced_and_the_replacement_shares_the_load(serve):
+    """A worker killed without stopping (as gunicorn's timeout does) leaves its slot on the board; its
+    replacement takes the slot over, and the two processes share the clients again."""
+    import signal
+
+    port = serve(workers=2, threads=2)
+    victim = int(_get(port)[0])
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:  # until the replacement answers
+        try:
+            pids = {_get(port)[0] for _ in range(8)}
+        except OSError:  # a connection the killed worker had accepted
+            pids = set()
+        if len(pids) == 2 and str(victim) not in pids:
+            break
+        assert time.monotonic() < deadline, pids
+        time.sleep(0.2)
+    answers = _clients(port, clients=4, requests=20)
+    served = Counter(pid for pid, _ in answers)
+    assert len(served) == 2 and min(served.values()) >= 0.3 * len(answers), served
+
+
 def test_the_load_board_frees_slots_and_reclaims_those_of_dead_processes():
     from workflow import server
 
