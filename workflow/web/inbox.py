@@ -39,6 +39,7 @@ SORTS = {
     "opened_asc": (Case.opened_at, Case.id),
     "number": (Case.number,),
 }
+INDEXED_SORTS = ("opened", "opened_asc", "number")  # the orders an index on case_file gives (`Matches`)
 
 
 _SUBTREE = select(Branch.id).where(Branch.path.like(bindparam("path_prefix")))
@@ -204,8 +205,6 @@ class Matches:
     who sees every case, the matches alone are counted without reading the cases (their ids all exist).
     """
 
-    WALKABLE_SORTS = ("opened", "opened_asc", "number")  # orders an index on case_file gives
-
     def __init__(self, ids, everything: bool):
         self.ids, self.everything = ids, everything
 
@@ -366,7 +365,7 @@ def _page_of_ids(s, where, sort: str, page: int, size: int, *, one_pass: bool) -
     if not total:
         return 0, page, []
     search = next((w for w in special if isinstance(w, Matches)), None)
-    if search is not None and sort in Matches.WALKABLE_SORTS and \
+    if search is not None and sort in INDEXED_SORTS and \
             search.worth_walking(s, total, (page - 1) * size, size):
         paging = [search.for_walk() if w is search else c for w, c in zip(where, paging, strict=True)]
     return total, page, ids_at(page, paging)
