@@ -64,7 +64,7 @@ STATES = ["registered", "investigating", "under_review", "determined", "in_publi
           "appeal_review", "final", "referred", "closed", "withdrawn"]
 CHUNK = 20_000
 GOAL_MS = 50
-WORKER_CLASSES = {"balanced": "workflow.server.BalancedThreadWorker", "gthread": "gthread", "sync": "sync"}
+WORKER_CLASSES = {"gthread": "gthread", "sync": "sync"}
 DECIDED_STATES = ("determined", "in_publicity", "appeal_window", "appeal_review", "final", "referred", "closed")
 
 
@@ -307,7 +307,7 @@ def main() -> None:
                     help="concurrency levels to measure, comma-separated (default 2,4,8)")
     ap.add_argument("--server-workers", type=int, default=len(os.sched_getaffinity(0)),
                     help="gunicorn worker processes (default: one per CPU, as docs/deployment.md advises)")
-    ap.add_argument("--worker-class", default="balanced", choices=tuple(WORKER_CLASSES),
+    ap.add_argument("--worker-class", default="gthread", choices=tuple(WORKER_CLASSES),
                     help="balanced: workflow.server.BalancedThreadWorker, as served in production (default); "
                          "gthread: gunicorn's own threaded worker; sync: one request at a time per process")
     ap.add_argument("--threads", type=int, default=4, help="threads per worker process, balanced or gthread (default 4)")

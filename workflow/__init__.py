@@ -21,9 +21,9 @@ def create_app(config: dict | None = None):
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["mianze.engine"] = engine
 
-    from . import cli
+    from . import commands
 
-    cli.register(app)
+    commands.register(app)
 
     from .domain.errors import DomainError
 

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from sqlmodel import Session, SQLModel, func, select
 
+from workflow import demo
 from workflow.db import make_engine, unit_of_work
 from workflow.domain.errors import ValidationFailed
 from workflow.domain.states import SEVERITY, STATE_CODES
@@ -25,7 +26,7 @@ from workflow.models import (
     Respondent,
     User,
 )
-from workflow.services import accounts, audit, demo, rulesets
+from workflow.services import accounts, audit, rulesets
 
 
 @pytest.fixture(scope="module")

@@ -68,12 +68,12 @@ def auditor(s: Session, bank: Bank) -> User:
 
 
 def export_file(bank, tmp_path, kind, fmt, name, **kw):
-    from workflow.services.export_cli import run_export
+    from workflow.services.jobs import run_export
 
     out = str(tmp_path / name)
     counts = run_export(bank.engine, kind=kind, fmt=fmt, out=out, username="auditor",
                         filters=kw.pop("filters", {}), full=kw.pop("full", False), reason=kw.pop("reason", None),
-                        show_progress=False, **kw)
+                        **kw)
     return out, counts
 
 
@@ -275,7 +275,7 @@ def web(sqlite_engine, tmp_path):
     """The whole app (web UI with the audit blueprint) on SQLite with the small bank, passwords set."""
     from tests.factories import make_bank
     from tests.web.support import make_app, set_passwords
-    from workflow.web_audit import bp
+    from workflow.web.audit import bp
 
     bank = make_bank(sqlite_engine)
     set_passwords(sqlite_engine)

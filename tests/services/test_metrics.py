@@ -210,7 +210,8 @@ def test_a_period_that_ends_before_it_starts_is_refused(bank):
 def dashboard_app(bank, tmp_path):
     """The Flask app on the test database, staff with passwords; its own engine is disposed afterwards."""
     from tests.web.support import make_app, set_passwords
-    from workflow import engine_of, web_dashboard
+    from workflow import engine_of
+    from workflow.web import dashboard as web_dashboard
 
     set_passwords(bank.engine)
     app = make_app(bank.engine, tmp_path)

@@ -9,10 +9,11 @@ import pytest
 from sqlmodel import Session, select
 
 from tests.factories import add_branch
+from workflow import demo
 from workflow.db import unit_of_work
 from workflow.domain.errors import ValidationFailed
 from workflow.models import NPL_CLASSES, AuditEvent, Branch, Enterprise, Loan, User
-from workflow.services import audit, demo, tolerance
+from workflow.services import audit, tolerance
 
 PERIOD = date(2025, 12, 31)
 SEQ = iter(range(1, 10_000))

@@ -67,13 +67,14 @@ def test_every_page_template_and_every_module_using_babel_is_extracted():
     modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / "workflow").rglob("*.py")
                if "flask_babel import" in p.read_text(encoding="utf-8")
                and "gettext" in p.read_text(encoding="utf-8")]
-    assert "workflow/web_audit.py" in modules and "workflow/web_dashboard.py" in modules
+    assert "workflow/web/audit.py" in modules and "workflow/web/dashboard.py" in modules
     assert [t for t in templates if not any(m == "jinja2" and pathmatch(p, t) for m, p in patterns)] == []
     assert [m for m in modules if not any(k == "python" and pathmatch(p, m) for k, p in patterns)] == []
 
 
 def test_no_page_translates_through_a_helper_of_its_own():
-    from workflow import web_audit, web_dashboard
+    from workflow.web import audit as web_audit
+    from workflow.web import dashboard as web_dashboard
 
     assert not hasattr(web_audit, "t") and not hasattr(web_dashboard, "t")
     for page in (ROOT / "templates").rglob("*.html"):
@@ -190,15 +191,15 @@ def test_the_audit_pages_render_in_chinese_by_default_and_in_english_when_chosen
 
 def test_every_access_log_action_has_a_label():
     from workflow.services import access_log
-    from workflow.web_audit import ACTION_LABELS
+    from workflow.web.audit import ACTION_LABELS
 
     assert sorted(set(access_log.ACTIONS) - set(ACTION_LABELS)) == []
 
 
 def test_the_dashboard_renders_in_chinese_by_default_and_in_english_when_chosen(bank, app_for, monkeypatch):
-    from workflow import web_dashboard
     from workflow.domain.calendar import year_not_covered_warning
     from workflow.services import deadlines
+    from workflow.web import dashboard as web_dashboard
 
     warning = deadlines._warning_dict(year_not_covered_warning(2031), 2)
     monkeypatch.setattr(web_dashboard.deadlines, "calendar_warnings", lambda s: [warning])
@@ -223,7 +224,7 @@ def test_the_headline_labels_in_chinese_are_those_of_the_xlsx_download(bank, app
     from flask_babel import force_locale
 
     from workflow.services import metrics
-    from workflow.web_dashboard import SUMMARY_LABELS, summary_label
+    from workflow.web.dashboard import SUMMARY_LABELS, summary_label
 
     app = app_for(bank.engine)
     empty = {"cases": 0, "outcomes": dict.fromkeys(("respondents", "exempt", "reduced", "liable", "exemption_ratio",

@@ -136,10 +136,9 @@ def register(app: Flask) -> None:
         parallelism=int(app.config.get("ARGON2_PARALLELISM", 4)),
     )
 
-    from .. import web_audit, web_dashboard
-    from . import admin, auth, cases, inbox, notifications
+    from . import admin, audit, auth, cases, dashboard, inbox, notifications
 
-    for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, notifications.bp, web_audit.bp, web_dashboard.bp):
+    for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, notifications.bp, audit.bp, dashboard.bp):
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 

@@ -53,7 +53,7 @@ from ..models import (
     User,
     replaying_at,
 )
-from . import accounts, audit, cases, investigation, letters, rulesets, tolerance
+from ..services import accounts, audit, cases, investigation, letters, rulesets, tolerance
 
 DEMO_PASSWORD = "mianze-demo"
 DEFAULT_SEED = 20261125

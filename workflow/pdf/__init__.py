@@ -75,7 +75,7 @@ __all__ = [
     "render_letter",
 ]
 
-LETTERS_DIR = Path(__file__).resolve().parent.parent / "templates" / "letters"
+LETTERS_DIR = Path(__file__).resolve().parents[2] / "templates" / "letters"
 KINDS = ("determination", "appeal_record", "appeal_decision", "case_summary")
 LOCALES = ("zh", "en")
 

@@ -8,8 +8,8 @@ import sys
 import click
 from flask import Flask, current_app
 
-from .db import analyze, read_session, unit_of_work
-from .domain.errors import DomainError
+from ..db import analyze, read_session, unit_of_work
+from ..domain.errors import DomainError
 
 
 def _engine():
@@ -23,13 +23,13 @@ def _fail(message: str, code: int = 1):
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    from .services.deadlines_cli import register_cli as register_deadlines
+    from .deadlines import register_cli as register_deadlines
 
     register_deadlines(app)
-    from .services.export_cli import register_cli as register_export
+    from .export import register_cli as register_export
 
     register_export(app)
-    from .api.cli import register_cli as register_api_cli
+    from .integration import register_cli as register_api_cli
 
     register_api_cli(app)
 
@@ -41,10 +41,10 @@ def register(app: Flask) -> None:
     @click.option("--revision", default="head")
     def db_upgrade(revision):
         """Create or migrate the database to the latest schema."""
-        from .migrate import upgrade
+        from ..migrate import upgrade
 
         upgrade(current_app.config["DATABASE_URL"], revision)
-        from .services import rulesets
+        from ..services import rulesets
 
         with unit_of_work(_engine()) as s:
             rulesets.ensure_default(s)
@@ -60,7 +60,7 @@ def register(app: Flask) -> None:
     @db_group.command("current")
     def db_current():
         """Print the schema revision."""
-        from .migrate import current_revision
+        from ..migrate import current_revision
 
         click.echo(current_revision(_engine()) or "(empty database)")
 
@@ -72,7 +72,7 @@ def register(app: Flask) -> None:
     @click.option("--seed", default=20261125, show_default=True)
     def demo_load(seed):
         """Load the demo bank (branches, staff, loans, cases in every state with their history)."""
-        from .services import demo
+        from .. import demo
 
         try:
             summary = demo.load(_engine(), seed=seed, progress=True,
@@ -87,7 +87,7 @@ def register(app: Flask) -> None:
         """Exit 0 when the demo bank is loaded, 1 otherwise."""
         from sqlmodel import func, select
 
-        from .models import Case
+        from ..models import Case
 
         try:
             with read_session(_engine()) as s:
@@ -104,7 +104,7 @@ def register(app: Flask) -> None:
     @audit_group.command("verify")
     def audit_verify():
         """Verify the whole chain: exit 0 when intact, 1 naming the first bad event."""
-        from .services import audit
+        from ..services import audit
 
         with read_session(_engine()) as s:
             try:
@@ -126,8 +126,8 @@ def register(app: Flask) -> None:
         """Fire TRIGGER on case NUMBER as a user; exits 2 when the event is refused."""
         from sqlmodel import select
 
-        from .models import Case, User
-        from .services import cases
+        from ..models import Case, User
+        from ..services import cases
 
         simple = {
             "return_for_investigation": cases.return_for_investigation, "reopen": cases.reopen,
@@ -167,8 +167,8 @@ def register(app: Flask) -> None:
         from sqlmodel import select
         from tqdm import tqdm
 
-        from .models import Branch, Case, User
-        from .services import letters
+        from ..models import Branch, Case, User
+        from ..services import letters
 
         with read_session(_engine()) as s:
             branch = s.exec(select(Branch).where(Branch.code == branch_code)).first()
@@ -197,8 +197,8 @@ def register(app: Flask) -> None:
 
         from sqlmodel import select
 
-        from .models import Branch
-        from .services import tolerance
+        from ..models import Branch
+        from ..services import tolerance
 
         try:
             day = _date.fromisoformat(period)
@@ -223,9 +223,9 @@ def register(app: Flask) -> None:
 
         from sqlmodel import select
 
-        from .domain.permissions import has_role
-        from .models import Branch, User
-        from .services import tolerance
+        from ..domain.permissions import has_role
+        from ..models import Branch, User
+        from ..services import tolerance
 
         try:
             day = _date.fromisoformat(period)
@@ -256,9 +256,9 @@ def register(app: Flask) -> None:
         """Re-judge every stage of open case NUMBER under rule-set VERSION (explicit and audited)."""
         from sqlmodel import select
 
-        from .domain.permissions import has_role
-        from .models import Case, User
-        from .services import recommendation
+        from ..domain.permissions import has_role
+        from ..models import Case, User
+        from ..services import recommendation
 
         try:
             with unit_of_work(_engine()) as s:
@@ -277,7 +277,7 @@ def register(app: Flask) -> None:
     @click.argument("file", type=click.File("r", encoding="utf-8"))
     def rules_evaluate(file):
         """Evaluate a what-if JSON (FILE, or - for standard input) and print the answer as JSON."""
-        from .services import rulesets
+        from ..services import rulesets
 
         try:
             request = json.load(file)

@@ -16,12 +16,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlmodel import select
 
-from .db import read_session, unit_of_work
-from .domain.errors import ValidationFailed
-from .domain.permissions import has_role
-from .models import Branch, User
-from .services import deadlines, metrics
-from .web.i18n import _l
+from ..db import read_session, unit_of_work
+from ..domain.errors import ValidationFailed
+from ..domain.permissions import has_role
+from ..models import Branch, User
+from ..services import deadlines, metrics
+from .i18n import _l
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 

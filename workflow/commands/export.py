@@ -12,14 +12,12 @@ one file per record type (give --out ….zip) unless --records names a single on
 from __future__ import annotations
 
 import sys
-import zipfile
-from pathlib import Path
 
 import click
 from flask import Flask, current_app
 
-from ..db import read_session, unit_of_work
 from ..domain.errors import DomainError
+from ..services.jobs import run_bundle, run_export
 
 
 def _fail(message: str, code: int = 1):
@@ -43,92 +41,10 @@ def _filter_options(fn):
     return fn
 
 
-def _actor(session, username: str):
-    from sqlmodel import select
-
-    from ..models import User
-
-    user = session.exec(select(User).where(User.username == username)).first()
-    if user is None:
-        _fail(f"unknown user '{username}'", 2)
-    return user
-
-
 def _progress(desc: str, total: int | None, unit: str = "row"):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=None)
-
-
-def run_export(engine, *, kind: str, fmt: str, out: str, username: str, filters: dict, full: bool,
-               reason: str | None, records: tuple[str, ...] | None = None, show_progress: bool = True) -> dict:
-    """Authorise and log an export, then stream it to `out`; returns {record: rows}. Raises DomainError."""
-    from ..domain.errors import ValidationFailed
-    from . import export
-
-    f = export.ExportFilter.parse(**filters)
-    names = export.record_names(kind)
-    if records:
-        unknown = set(records) - set(names)
-        if unknown:
-            raise ValidationFailed(f"unknown record type(s) {', '.join(sorted(unknown))} for '{kind}' "
-                                   f"(choose from {', '.join(names)})", field="records")
-        names = tuple(r for r in names if r in records)
-    to_zip = fmt in ("csv", "jsonl") and len(names) > 1
-    if to_zip and not out.endswith(".zip"):
-        raise ValidationFailed(f"{fmt.upper()} holds one record type per file: give --out FILE.zip for "
-                               f"{len(names)} record types, or choose one with --records", field="out")
-    with unit_of_work(engine) as s:
-        export.authorize(s, _actor(s, username), kind=kind, fmt=fmt, f=f, full=full, reason=reason)
-    counts: dict[str, int] = {}
-    with read_session(engine) as s:
-        total = sum(export.count(s, n, f) for n in names) if show_progress else None
-        bar = _progress(f"export {kind} ({fmt})", total) if show_progress else None
-        tick = bar.update if bar is not None else None
-
-        def counted(name):
-            counts[name] = 0
-            for row in export.rows(s, name, f, full=full):
-                counts[name] += 1
-                yield row
-
-        try:
-            if fmt == "xlsx":
-                export.write_xlsx(out, [(n, counted(n)) for n in names], progress=tick)
-            elif to_zip:
-                with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                    for n in names:
-                        with zf.open(f"{n}.{fmt}", "w", force_zip64=True) as fh:
-                            for chunk in export.chunks(fmt, n, counted(n), progress=tick):
-                                fh.write(chunk)
-            else:
-                with open(out, "wb") as fh:
-                    for chunk in export.chunks(fmt, names[0], counted(names[0]), progress=tick):
-                        fh.write(chunk)
-        finally:
-            if bar is not None:
-                bar.close()
-    return counts
-
-
-def run_bundle(engine, *, out: str, username: str, filters: dict, full: bool, reason: str | None,
-               evidence_dir: str, show_progress: bool = True) -> dict:
-    """Authorise and log a bundle export, then write the ZIP to `out`; returns the manifest."""
-    from . import bundle, export
-
-    f = export.ExportFilter.parse(**filters)
-    with unit_of_work(engine) as s:
-        export.authorize(s, _actor(s, username), kind="bundle", fmt="zip", f=f, full=full, reason=reason,
-                         target="bundle")
-    with bundle.snapshot_session(engine) as s:
-        actor = _actor(s, username)
-        bar = _progress("evidence bundle", None, unit="file") if show_progress else None
-        try:
-            return bundle.write_bundle(s, actor, out, f, evidence_dir=evidence_dir, full=full, reason=reason,
-                                       progress=bar.update if bar is not None else None, name=Path(out).name)
-        finally:
-            if bar is not None:
-                bar.close()
 
 
 def register_cli(app: Flask) -> None:
@@ -149,7 +65,8 @@ def register_cli(app: Flask) -> None:
             try:
                 counts = run_export(current_app.extensions["mianze.engine"], kind=kind, fmt=fmt, out=out,
                                     username=username, filters=filters, full=full, reason=reason,
-                                    records=tuple(r.strip() for r in records.split(",")) if records else None)
+                                    records=tuple(r.strip() for r in records.split(",")) if records else None,
+                                    progress=_progress)
             except DomainError as exc:
                 _fail(exc.message, 2)
             click.echo(f"wrote {out}: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
@@ -168,7 +85,7 @@ def register_cli(app: Flask) -> None:
         try:
             manifest = run_bundle(current_app.extensions["mianze.engine"], out=out, username=username,
                                   filters=filters, full=full, reason=reason,
-                                  evidence_dir=current_app.config["EVIDENCE_DIR"])
+                                  evidence_dir=current_app.config["EVIDENCE_DIR"], progress=_progress)
         except DomainError as exc:
             _fail(exc.message, 2)
         for m in manifest["missing_evidence"]:

@@ -24,12 +24,12 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .db import read_session, unit_of_work
-from .domain.errors import ValidationFailed
-from .models import OUTCOMES, User
-from .services import access_log, export
-from .services.export_cli import run_bundle, run_export
-from .web.i18n import _l
+from ..db import read_session, unit_of_work
+from ..domain.errors import ValidationFailed
+from ..models import OUTCOMES, User
+from ..services import access_log, export
+from ..services.jobs import run_bundle, run_export
+from .i18n import _l
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -115,7 +115,7 @@ def _temp_path(suffix: str) -> str:
 @bp.get("/")
 def index():
     """The auditor's page: export forms, the bundle form, a link to the access log."""
-    from .domain.states import STATE_CODES
+    from ..domain.states import STATE_CODES
 
     return _render("audit/index.html", kinds=list(export.KINDS), records=export.RECORD_TYPES,
                    case_records=export.CASE_RECORDS, states=STATE_CODES, outcomes=OUTCOMES,
@@ -150,7 +150,7 @@ def export_download():
     path = _temp_path("." + out_fmt)
     try:
         run_export(_engine(), kind=kind, fmt=fmt, out=path, username=current_user.username,
-                   filters=_filters(p), full=full, reason=p["reason"], records=names, show_progress=False)
+                   filters=_filters(p), full=full, reason=p["reason"], records=names)
     except BaseException:
         os.unlink(path)
         raise
@@ -166,7 +166,7 @@ def bundle_download():
     name = export.filename("bundle", "zip")
     try:
         run_bundle(_engine(), out=path, username=current_user.username, filters=_filters(p), full=full,
-                   reason=p["reason"], evidence_dir=current_app.config["EVIDENCE_DIR"], show_progress=False)
+                   reason=p["reason"], evidence_dir=current_app.config["EVIDENCE_DIR"])
     except BaseException:
         os.unlink(path)
         raise

@@ -25,7 +25,7 @@ def register_cli(app: Flask) -> None:
 
         Prints the summary as JSON; exits 1 only when something unexpected failed.
         """
-        from . import deadlines
+        from ..services import deadlines
 
         day: date | None = today.date() if today else None
         summary = deadlines.tick(current_app.extensions["mianze.engine"], today=day,
