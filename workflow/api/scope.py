@@ -11,7 +11,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from ..domain.errors import NotFound
-from ..domain.permissions import has_role
+from ..domain.policy import has_role
 from ..models import Branch, Case, Enterprise, Loan, Respondent, User
 
 

@@ -14,7 +14,7 @@ from sqlmodel import select
 from ..db import read_session, unit_of_work
 from ..domain import states
 from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
-from ..domain.permissions import has_role
+from ..domain.policy import has_role
 from ..models import (
     Appeal,
     Branch,

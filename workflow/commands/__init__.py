@@ -223,7 +223,7 @@ def register(app: Flask) -> None:
 
         from sqlmodel import select
 
-        from ..domain.permissions import has_role
+        from ..domain.policy import has_role
         from ..models import Branch, User
         from ..services import tolerance
 
@@ -256,7 +256,7 @@ def register(app: Flask) -> None:
         """Re-judge every stage of open case NUMBER under rule-set VERSION (explicit and audited)."""
         from sqlmodel import select
 
-        from ..domain.permissions import has_role
+        from ..domain.policy import has_role
         from ..models import Case, User
         from ..services import recommendation
 

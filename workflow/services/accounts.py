@@ -12,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
-from ..domain.permissions import has_role, in_subtree
+from ..domain.policy import has_role, in_subtree
 from ..models import ROLES, Branch, CalendarOverride, User
 from . import audit
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from ..db import rows
 from ..domain import states
 from ..domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
-from ..domain.permissions import appeal_reviewer_conflict, has_role, recusal_reason
+from ..domain.policy import appeal_reviewer_conflict, has_role, recusal_reason
 from ..models import (
     NPL_CLASSES,
     OUTCOMES,

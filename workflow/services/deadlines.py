@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from ..db import read_session, rows, unit_of_work
 from ..domain.calendar import CalendarWarning, WorkingCalendar, year_not_covered_warning
 from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed
-from ..domain.permissions import has_role
+from ..domain.policy import has_role
 from ..domain.states import STATE_LABELS, TERMINAL_STATES
 from ..models import AuditEvent, Branch, CalendarOverride, Case, Notification, User, utcnow
 from . import audit, rulesets

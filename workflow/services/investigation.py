@@ -12,7 +12,7 @@ from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
 from ..models import Evidence, LoanStage, Respondent, StageFact, utcnow
 from . import audit, rulesets
 
-FACT_STATES = ("investigating", "under_review")
+FACT_STATES = states.FACT_STATES
 ALLOWED_TYPES = {
     "application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from .. import pdf
 from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
-from ..domain.permissions import has_role
+from ..domain.policy import has_role
 from ..models import (
     Appeal,
     Branch,

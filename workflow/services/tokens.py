@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlmodel import Session, select
 
 from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
-from ..domain.permissions import has_role
+from ..domain.policy import has_role
 from ..models import ApiToken, User, utcnow
 from . import audit
 

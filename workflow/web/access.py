@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
 from ..domain import states
-from ..domain.permissions import appeal_reviewer_conflict, has_role, recusal_reason
+from ..domain.policy import appeal_reviewer_conflict, has_role, recusal_reason
 from ..models import Appeal, AuditEvent, Branch, Case, Letter, Notification, Respondent, User, Vote
 from ..services import cases as case_service
 from ..services.investigation import FACT_STATES

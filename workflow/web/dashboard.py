@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from ..db import read_session, unit_of_work
 from ..domain.errors import ValidationFailed
-from ..domain.permissions import has_role
+from ..domain.policy import has_role
 from ..models import Branch, User
 from ..services import deadlines, metrics
 from .i18n import _l

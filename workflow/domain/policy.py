@@ -1,0 +1,290 @@
+"""Who may do what: every permission, scope and segregation-of-duties rule of Mianze, once.
+
+Pure: each rule is a function of an `Actor` and a `CaseView` (plain snapshots the service layer builds from
+what it loaded) and answers None (allowed) or a `Refusal` — a code for machines and an English sentence that
+the UI translates (the same sentence is the API's message). Services enforce these rules on every verb
+(`require`); the web, the API and the command line only ask them what to offer.
+
+Whether an action is possible in the case's *state* is a separate question: `ACTIONS` says in which states
+each action is open (from `states.TRANSITIONS` for the actions that move the case, from
+`states.ACTION_STATES` for the others), and the state machine's guards say whether it can happen now.
+
+Scope, decided once for every door (case pages, inbox, API lists and gets, exports):
+- internal auditors and everyone at head office see every case, loan, enterprise and member of staff;
+- everyone else sees their home branch's subtree (branches whose materialised path starts with theirs),
+  plus the cases they answer in as a respondent or investigate;
+- administrators are no exception: a branch administrator administers and sees their own subtree, a
+  head-office administrator the whole bank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from . import states
+from .errors import PermissionDenied
+
+
+def N_(message: str) -> str:
+    """Mark a message for the translation catalogue (extracted by pybabel; translated by the UI)."""
+    return message
+
+
+# --- the plain views the rules read ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Actor:
+    """The acting user: who they are, their roles and where they sit in the branch tree."""
+
+    id: int
+    roles: frozenset[str]
+    branch_id: int
+    branch_path: str
+    branch_level: int
+
+    def has(self, *roles: str) -> bool:
+        return has_role(self.roles, *roles)
+
+    @property
+    def head_office(self) -> bool:
+        return self.branch_level == 0
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """Who is involved in a case and where it is: everything a permission depends on."""
+
+    case_id: int
+    state: str
+    branch_id: int
+    branch_path: str
+    investigator_id: int | None
+    respondent_user_ids: frozenset[int] = frozenset()
+    handler_ids: frozenset[int] = frozenset()  # handled a credit stage of one of the case's loans
+    decider_ids: frozenset[int] = frozenset()  # voted on the case (valid or not) or signed its determination
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an action is refused: a stable code and an English message (a catalogue msgid) with its values.
+
+    A value that is itself a message (`detail`) is translated too when the UI shows the refusal.
+    """
+
+    code: str
+    message: str
+    detail: str | None = None
+    values: dict = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The refusal in English (the API's message)."""
+        return self.message % {**self.values, **({"why": self.detail} if self.detail else {})}
+
+
+def has_role(roles: Collection[str], *wanted: str) -> bool:
+    """Whether any of `wanted` is among `roles`."""
+    return any(r in roles for r in wanted)
+
+
+def in_subtree(branch_path: str, scope_path: str) -> bool:
+    """Whether a branch (by materialised path) lies in the subtree rooted at `scope_path`."""
+    return branch_path.startswith(scope_path)
+
+
+# --- scope ------------------------------------------------------------------------------------------------
+
+def sees_everything(actor: Actor) -> bool:
+    """Internal auditors and head-office staff see the whole bank; everyone else their subtree."""
+    return actor.has("auditor") or actor.head_office or actor.branch_path == "/"
+
+
+def can_view(actor: Actor, case: CaseView) -> bool:
+    """Whether the case is within the actor's scope (or they answer in it, or investigate it)."""
+    return (sees_everything(actor) or in_subtree(case.branch_path, actor.branch_path)
+            or actor.id in case.respondent_user_ids or actor.id == case.investigator_id)
+
+
+def sees_branch(actor: Actor, branch_path: str) -> bool:
+    """Whether loans, enterprises and staff of a branch are within the actor's scope."""
+    return sees_everything(actor) or in_subtree(branch_path, actor.branch_path)
+
+
+# --- segregation of duties ------------------------------------------------------------------------------
+
+RECUSAL = {
+    "respondent": N_("a respondent may not vote on their own case"),
+    "investigator": N_("the case's investigator may not vote on it"),
+    "handler": N_("a member who handled a stage of the case's loans must recuse"),
+}
+APPEAL_CONFLICT = {
+    "respondent": N_("a respondent may not review appeals in their own case"),
+    "decider": N_("the original deciders may not review the appeal"),
+    "investigator": N_("the case's investigator may not review its appeals"),
+}
+
+
+def recusal_reason(user_id: int, *, respondent_ids: Collection[int], investigator_id: int | None,
+                   loan_handler_ids: Collection[int]) -> str | None:
+    """Why a committee member may not vote on (or decide, or return) a case, or None if they may."""
+    if user_id in respondent_ids:
+        return RECUSAL["respondent"]
+    if investigator_id is not None and user_id == investigator_id:
+        return RECUSAL["investigator"]
+    if user_id in loan_handler_ids:
+        return RECUSAL["handler"]
+    return None
+
+
+def appeal_reviewer_conflict(user_id: int, *, respondent_ids: Collection[int], decider_ids: Collection[int],
+                             investigator_id: int | None) -> str | None:
+    """Why a user may not review the case's appeals, or None if they may."""
+    if user_id in respondent_ids:
+        return APPEAL_CONFLICT["respondent"]
+    if user_id in decider_ids:
+        return APPEAL_CONFLICT["decider"]
+    if investigator_id is not None and user_id == investigator_id:
+        return APPEAL_CONFLICT["investigator"]
+    return None
+
+
+# --- actions on a case ------------------------------------------------------------------------------------
+
+def _transition_states(trigger: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for t in states.TRANSITIONS if t["trigger"] == trigger
+                               for s in states.sources_of(t)))
+
+
+# action -> (the trigger it fires, or None when it does not move the case)
+_TRIGGERS: dict[str, str | None] = {
+    "assign": "assign_investigator",
+    "statement": None,
+    "facts": None,
+    "evidence": None,
+    "submit": "submit_investigation",
+    "return": "return_for_investigation",
+    "vote": None,
+    "determine": "determine",
+    "issue_letters": None,
+    "start_publicity": "start_publicity",
+    "reopen": "reopen",
+    "end_publicity": "end_publicity",
+    "close_appeal_window": "close_appeal_window",
+    "appeal": None,
+    "decide_appeal": None,
+    "conclude": "conclude_appeals",
+    "refer": "refer_for_accountability",
+    "close": "close",
+    "withdraw": "withdraw",
+    "reevaluate": None,
+    "legal_hold": None,
+}
+
+# action -> (states in which it can be taken, the machine's trigger if it changes the state)
+ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    action: (_transition_states(trigger) if trigger else tuple(states.ACTION_STATES[action]), trigger)
+    for action, trigger in _TRIGGERS.items()
+}
+
+NOT_YOURS = Refusal("not_yours", N_("This step belongs to someone else."))
+OUT_OF_SCOPE = Refusal("out_of_scope", N_("This case is outside your branch's scope."))
+OWN_CASE = Refusal("own_case", N_("A respondent may not act on their own case."))
+ONLY_RESPONDENT = Refusal("only_respondent", N_("Only a respondent of the case may do this, for themselves."))
+ONLY_INVOLVED = Refusal("only_involved", N_("Only the investigator and the respondents may add evidence."))
+ONLY_INVESTIGATOR = Refusal("only_investigator", N_("Only the case's investigator may do this."))
+HANDLER_ASSIGNS = Refusal("handler", N_("A person who handled the case's loans may not assign its investigator."))
+NOT_COMMITTEE = Refusal("not_committee", N_("Only the deciding branch's committee may do this."))
+NOT_HEAD_OFFICE_ADMIN = Refusal("not_head_office_admin",
+                                N_("Only an administrator whose scope covers the case may do this."))
+RECUSED = N_("You are recused from this case: %(why)s")
+CONFLICTED = N_("You may not review these appeals: %(why)s")
+
+_COMMITTEE_ACTIONS = {"return": ("committee_member", "committee_chair"), "vote": ("committee_member", "committee_chair"),
+                      "determine": ("committee_chair",), "reopen": ("committee_chair",)}
+_CHAIR_OR_ADMIN = {"issue_letters", "start_publicity", "refer", "close", "withdraw", "reevaluate"}
+
+
+def _administers(actor: Actor, case: CaseView) -> bool:
+    """An administrator whose subtree holds the case (head office: every case)."""
+    return actor.has("admin") and (actor.head_office or in_subtree(case.branch_path, actor.branch_path))
+
+
+def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
+    """Why `actor` may not take `action` on the case, or None when they may.
+
+    Only permissions and segregation of duties; whether the case's state allows the action is the state
+    machine's business (`ACTIONS`, `states.fire`). Raises KeyError for an unknown action.
+    """
+    if action not in ACTIONS:
+        raise KeyError(action)
+    if not can_view(actor, case):
+        return OUT_OF_SCOPE
+    respondent = actor.id in case.respondent_user_ids
+    investigator = actor.id == case.investigator_id
+    if action in ("statement", "appeal"):
+        return None if respondent else ONLY_RESPONDENT
+    if action == "evidence":
+        return None if (respondent or investigator) else ONLY_INVOLVED
+    if action in ("facts", "submit"):
+        return None if investigator else ONLY_INVESTIGATOR
+    if respondent:
+        return OWN_CASE
+    if action == "assign":
+        if not actor.has("admin", "committee_chair", "investigator"):
+            return NOT_YOURS
+        return HANDLER_ASSIGNS if actor.id in case.handler_ids else None
+    if action in _COMMITTEE_ACTIONS:
+        if not actor.has(*_COMMITTEE_ACTIONS[action]) or actor.branch_id != case.branch_id:
+            return NOT_COMMITTEE
+        why = recusal_reason(actor.id, respondent_ids=case.respondent_user_ids,
+                             investigator_id=case.investigator_id, loan_handler_ids=case.handler_ids)
+        return Refusal("recused", RECUSED, detail=why) if why else None
+    if action in _CHAIR_OR_ADMIN:
+        if _administers(actor, case) or (actor.has("committee_chair") and actor.branch_id == case.branch_id):
+            return None
+        return NOT_YOURS
+    if action in ("end_publicity", "close_appeal_window"):
+        return None if _administers(actor, case) else NOT_YOURS
+    if action in ("decide_appeal", "conclude"):
+        if not actor.has("appeal_reviewer"):
+            return NOT_YOURS
+        why = appeal_reviewer_conflict(actor.id, respondent_ids=case.respondent_user_ids,
+                                       decider_ids=case.decider_ids, investigator_id=case.investigator_id)
+        return Refusal("conflicted", CONFLICTED, detail=why) if why else None
+    if action == "legal_hold":
+        return None if actor.has("auditor") or _administers(actor, case) else NOT_YOURS
+    raise KeyError(action)  # pragma: no cover - every action of ACTIONS is answered above
+
+
+def evidence_open(actor: Actor, case: CaseView) -> bool:
+    """Whether the actor may add evidence in the case's current state: the investigator while facts can be
+    recorded, a respondent with their statement or their appeal."""
+    if actor.id == case.investigator_id:
+        return case.state in states.ACTION_STATES["facts"]
+    return case.state in ("registered", "investigating", "appeal_window")
+
+
+def why_not_register(actor: Actor) -> Refusal | None:
+    """Who registers new cases: committee chairs and administrators."""
+    return None if actor.has("admin", "committee_chair") else NOT_YOURS
+
+
+def refuse(refusal: Refusal) -> PermissionDenied:
+    """The PermissionDenied a service raises for a refusal (its code is in `details["reason"]`)."""
+    exc = PermissionDenied(refusal.text(), reason=refusal.code)
+    exc.refusal = refusal
+    return exc
+
+
+def require(actor: Actor, case: CaseView, action: str) -> None:
+    """Raise PermissionDenied (with the refusal) unless the actor may take `action` on the case."""
+    refusal = why_not(actor, case, action)
+    if refusal is not None:
+        raise refuse(refusal)
+
+
+def require_register(actor: Actor) -> None:
+    """Raise PermissionDenied unless the actor may register cases."""
+    refusal = why_not_register(actor)
+    if refusal is not None:
+        raise refuse(refusal)
