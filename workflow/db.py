@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import logging
-import os
-import threading
-import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -51,83 +45,11 @@ def _canonical_json(obj) -> str:
     return canonical(obj).decode("utf-8")
 
 
-class WriterGate:
-    """Queues a SQLite database's write transactions in front of SQLite's own lock.
-
-    SQLite lets one writer in at a time; a writer that finds the lock taken sleeps in its busy handler for
-    1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 and then 100 ms before each retry, while a newcomer may take the
-    lock at once. Under concurrent page views (each writes an access-log entry with a full sync) that made
-    a few writers wait 100-200 ms for a lock that was free again after 2 ms. Here writers wait their turn
-    instead: threads of one process on a lock that wakes the next at once, processes on an exclusive
-    `flock` of the file `<database>.writer-lock`, polled every 0.2-1 ms.
-
-    The gate only orders writers; SQLite's lock still guarantees one writer at a time. A writer that cannot
-    pass the gate within `timeout` seconds goes on without it and meets SQLite's busy timeout as before.
-    """
-
-    def __init__(self, lock_path: str | None, timeout: float = 30.0):
-        self.lock_path = lock_path
-        self.timeout = timeout
-        self._lock = threading.Lock()  # not re-entrant: a write transaction never opens another
-        self._flocked = False
-        self._fd: int | None = None
-        self._pid: int | None = None
-
-    def _file(self) -> int | None:
-        """This process's descriptor of the lock file (None if it cannot be opened: threads still queue)."""
-        if self._pid != os.getpid():  # a forked worker process opens its own descriptor
-            self._pid = os.getpid()
-            try:
-                self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                self._fd = None
-                logging.getLogger(__name__).warning("writer gate: cannot open %s (%s); worker processes' "
-                                                    "writers meet at SQLite's lock only", self.lock_path, exc)
-        return self._fd
-
-    def enter(self) -> bool:
-        """Wait for this write transaction's turn; False if the wait timed out (nothing to `leave` then)."""
-        deadline = time.monotonic() + self.timeout
-        if not self._lock.acquire(timeout=self.timeout):
-            return False
-        fd = self._file() if self.lock_path is not None else None
-        if fd is not None:
-            pause = 0.0002
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    self._flocked = True
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        break
-                    time.sleep(pause)
-                    pause = min(pause * 2, 0.001)
-        return True
-
-    def leave(self) -> None:
-        """The write transaction that passed `enter` has ended."""
-        if self._flocked:
-            self._flocked = False
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._lock.release()
-
-
-def _sqlite_file(url: str) -> str | None:
-    """The database file of a SQLite URL, or None for an in-memory database."""
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    return None if not database or database == ":memory:" or database.startswith("file:") else database
-
-
 def make_engine(url: str, **kwargs) -> Engine:
     """An engine for `url`; SQLite gets WAL, synchronous=FULL, a busy timeout and IMMEDIATE writes."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                json_serializer=_canonical_json, **kwargs)
-        database = _sqlite_file(url)
-        gate = _GATES[engine] = WriterGate(f"{database}.writer-lock" if database else None)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -148,35 +70,14 @@ def make_engine(url: str, **kwargs) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
             # Write units take the database lock up front, so two writers never both read a stale
-            # chain head; read-only units use a plain deferred BEGIN.
+            # chain head; read-only units use a plain deferred BEGIN. A writer that finds the lock taken
+            # waits in SQLite's busy handler (busy_timeout, 30 s) rather than failing.
             mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-            if mode == "IMMEDIATE" and not conn.info.get(_GATE_KEY) and gate.enter():
-                conn.info[_GATE_KEY] = True  # left when the connection goes back to the pool
-            try:
-                conn.connection.driver_connection.execute(f"BEGIN {mode}")  # straight to the driver: every
-                # transaction begins here, and nothing needs SQLAlchemy's statement machinery for it
-            except BaseException:
-                if conn.info.pop(_GATE_KEY, False):
-                    gate.leave()
-                raise
-
-        @event.listens_for(engine, "checkin")
-        def _sqlite_checkin(_dbapi_conn, record):
-            # The transaction ended (commit or rollback) before its connection came back to the pool.
-            if record.info.pop(_GATE_KEY, False):
-                gate.leave()
+            conn.connection.driver_connection.execute(f"BEGIN {mode}")  # straight to the driver: every
+            # transaction begins here, and nothing needs SQLAlchemy's statement machinery for it
 
         return engine
     return create_engine(url, pool_pre_ping=True, json_serializer=_canonical_json, **kwargs)
-
-
-_GATE_KEY = "mianze.writer_gate"
-_GATES: weakref.WeakKeyDictionary[Engine, WriterGate] = weakref.WeakKeyDictionary()
-
-
-def writer_gate(engine: Engine) -> WriterGate | None:
-    """The gate in front of a SQLite engine's write transactions (None for other databases)."""
-    return _GATES.get(engine)
 
 
 def writer(engine: Engine) -> Engine:
