@@ -6,8 +6,6 @@ through `workflow.services.export` (record type `access_log`). Entries are never
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -53,65 +51,15 @@ def _entry(user, action: str, target: str, case_id: int | None, details: dict | 
             "target": (target or "")[:200], "case_id": case_id, "details": _jsonable(details or {})}
 
 
-class _GroupCommit:
-    """Entries of concurrent requests written in one transaction: one commit (one disk sync) for several.
-
-    Each request appends its entry and then waits for the process's writer lock. The holder writes every
-    entry pending at that moment, commits, and marks them written; a request whose entry was written
-    meanwhile returns without a transaction of its own. Every request returns only after its entry is
-    committed (or raises the commit's error), as with a transaction per entry.
-    """
-
-    @dataclass
-    class _Waiting:
-        entry: dict
-        written: bool = False
-        error: BaseException | None = None
-
-    def __init__(self):
-        self._writer = threading.Lock()
-        self._mutex = threading.Lock()
-        self._pending: list[_GroupCommit._Waiting] = []
-
-    def append(self, engine, entry: dict) -> None:
-        mine = self._Waiting(entry)
-        with self._mutex:
-            self._pending.append(mine)
-        with self._writer:
-            if not mine.written:
-                with self._mutex:
-                    batch, self._pending = self._pending, []
-                try:
-                    with unit_of_work(engine) as s:
-                        rows(s, _APPEND, [w.entry for w in batch])
-                except BaseException as exc:
-                    for w in batch:
-                        w.error = exc
-                finally:
-                    for w in batch:
-                        w.written = True
-        if mine.error is not None:
-            raise mine.error
-
-
-_GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_GROUPS_LOCK = threading.Lock()
-
-
 def record_now(engine, user, action: str, target: str = "", case_id: int | None = None,
                details: dict | None = None) -> None:
-    """Append one entry in a transaction of its own, committed before this returns.
+    """Append one entry in a short transaction of its own, committed before this returns.
 
-    For reads that write nothing else (a case page): concurrent requests of a process share one commit
-    (`_GroupCommit`), which under load costs a fraction of a disk sync per entry instead of one each.
+    Only until the case view records its entry in the request's unit of work (with `record`).
     Raises ValidationFailed for an unknown action (nothing is written).
     """
-    entry = _entry(user, action, target, case_id, details)
-    with _GROUPS_LOCK:
-        group = _GROUPS.get(engine)
-        if group is None:
-            group = _GROUPS[engine] = _GroupCommit()
-    group.append(engine, entry)
+    with unit_of_work(engine) as s:
+        record(s, user, action, target, case_id, details)
 
 
 @dataclass(frozen=True)
