@@ -120,8 +120,8 @@ def test_dates_follow_the_users_language(bank, app_for):
 
 
 def test_people_in_different_languages_see_their_own_on_the_same_server(bank, app_for):
-    """Templates are compiled once per language with their fixed texts translated: two users whose requests
-    alternate on one server each read every text, fixed or with variables, in their own language."""
+    """Two users whose requests alternate on one server each read every text, fixed or with variables, in
+    their own language."""
     set_passwords(bank.engine)
     case_id = drive(bank, "under_review")
     app = app_for(bank.engine)
@@ -138,9 +138,9 @@ def test_people_in_different_languages_see_their_own_on_the_same_server(bank, ap
         assert f"案件 {number}" in zh and f"Case {number}" in en  # a text with a variable
 
 
-def test_texts_translated_at_compile_time_still_escape_their_variables(sqlite_url, app_for):
-    """A loaded template's `_('…%(x)s', x=…)` is translated when compiled and filled in when rendered:
-    the variable is escaped into the translation, as the call would do, and a fixed text is translated."""
+def test_translated_texts_escape_their_variables(sqlite_url, app_for):
+    """`_('…%(x)s', x=…)` in an autoescaped template (Jinja's new-style gettext): the variable is escaped into
+    the translation, and a fixed text is translated."""
     from jinja2 import DictLoader
     from sqlmodel import create_engine
 

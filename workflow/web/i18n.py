@@ -11,12 +11,10 @@ from babel import Locale, support
 from babel import dates as babel_dates
 from flask import session
 from flask_babel import Domain, format_decimal, get_locale, get_timezone
-from flask_babel.speaklater import LazyString
+from flask_babel import lazy_gettext as _l  # a text translated when it is used (also pybabel's keyword -k _l)
 from flask_login import current_user
-from markupsafe import Markup
 
 from ..domain.states import STATE_LABELS
-from .request_cache import per_request
 
 BABEL_LOCALES = {"zh": "zh_CN", "en": "en"}
 DEFAULT_LOCALE = "zh"
@@ -26,43 +24,23 @@ DEFAULT_LOCALE = "zh"
 CATALOG_NAMES = {"zh_Hans_CN": "zh_CN"}
 
 
-def _gettext_now(string: str, **variables) -> str:
-    """What Flask-Babel's gettext returns, with the request's catalogue from the per-request cache."""
-    text = _translations().ugettext(string)
-    return text % variables if variables else text
-
-
-def _l(string: str, **variables) -> LazyString:
-    """A text translated when it is used, as Flask-Babel's `lazy_gettext` (also the extraction keyword).
-
-    Labels of codes and reasons are such texts, and a page uses dozens: Flask-Babel's own gettext finds the
-    app, its extension and its domain again for each before looking the text up.
-    """
-    return LazyString(_gettext_now, string, **variables)
-
-
 class CatalogDomain(Domain):
-    """The default domain, finding the zh_CN catalogue for Babel's zh_Hans_CN locale."""
+    """Flask-Babel's domain, finding the zh_CN catalogue for Babel's zh_Hans_CN locale.
+
+    Babel parses zh_CN as zh_Hans_CN, the name Flask-Babel's own domain looks for; the catalogue's directory
+    is named as pybabel's -l zh_CN. Each catalogue is loaded once per process, as Flask-Babel does.
+    """
 
     def get_translations(self):
-        return per_request("mianze_translations", self._load_translations)
-
-    def _load_translations(self):
         locale = get_locale()
-        if locale is None:
+        if locale is None:  # outside a request
             return support.NullTranslations()
         name = CATALOG_NAMES.get(str(locale), str(locale))
-        cached = self.cache.get(name)
-        if cached is None:
-            cached = support.Translations()
-            cached.mianze_name = name  # templates are compiled once per catalogue (templating.py)
-            for dirname in self.translation_directories:
-                loaded = support.Translations.load(dirname, [name], self.domain[0])
-                cached.merge(loaded)
-                if getattr(loaded, "plural", None) is not None:  # the catalogue's plural rule, not English's
-                    cached.plural = loaded.plural
-            self.cache[name] = cached
-        return cached
+        translations = self.cache.get(name)
+        if translations is None:
+            translations = self.cache[name] = support.Translations.load(self.translation_directories[0], [name],
+                                                                        self.domain[0])
+        return translations
 
 
 def user_locale() -> str:
@@ -73,21 +51,14 @@ def user_locale() -> str:
     return chosen if chosen in BABEL_LOCALES else DEFAULT_LOCALE
 
 
-_PARSED_LOCALES: dict[str, Locale] = {}
-
-
-def select_locale() -> Locale:
-    """The Babel locale of the request (parsed once per process: parsing scans Babel's data directory)."""
-    name = BABEL_LOCALES[user_locale()]
-    locale = _PARSED_LOCALES.get(name)
-    if locale is None:
-        locale = _PARSED_LOCALES[name] = Locale.parse(name)
-    return locale
+def select_locale() -> str:
+    """The Babel locale name of the request (Flask-Babel parses it once per request)."""
+    return BABEL_LOCALES[user_locale()]
 
 
 def is_zh() -> bool:
-    """Whether the request's language is Chinese (asked for every label a page shows)."""
-    return per_request("mianze_zh", lambda: str(get_locale()).startswith("zh"))
+    """Whether the request's language is Chinese."""
+    return str(get_locale()).startswith("zh")
 
 
 def pick(obj, field: str = "") -> str:
@@ -101,8 +72,8 @@ def pick(obj, field: str = "") -> str:
 
 
 def _locale_and_zone():
-    """The request's Babel locale and time zone (pages format dozens of dates)."""
-    return per_request("mianze_locale_zone", lambda: (get_locale(), get_timezone()))
+    """The request's Babel locale and time zone (Flask-Babel keeps both for the request)."""
+    return get_locale(), get_timezone()
 
 
 def fmt_date(value) -> str:
@@ -223,63 +194,12 @@ def label(table: dict, code: str | None) -> str:
     return str(value) if value is not None else code
 
 
-def _translations():
-    """The request's catalogue, without Flask-Babel's per-call look-ups of the app, its Babel extension and
-    its domain (CatalogDomain loads it)."""
-    from flask_babel import get_translations
-
-    return per_request("mianze_translations", get_translations)
-
-
-def template_catalogue() -> tuple[str, object | None]:
-    """The name and catalogue the request's templates are compiled with (see `templating`).
-
-    A catalogue this module did not load (it has no name) gets templates compiled as written.
-    """
-    catalogue = _translations()
-    if type(catalogue) is support.NullTranslations:  # no locale: texts stay as written
-        return "-", catalogue
-    name = getattr(catalogue, "mianze_name", None)
-    return (name, catalogue) if name else ("as written", None)
-
-
-def _bound_gettext() -> dict:
-    """`_`, `gettext` and `ngettext` for one page, bound to the request's catalogue once.
-
-    The same results as the callables installed below (Jinja's new-style gettext in an autoescaped
-    template: the translation is Markup and `%(name)s` variables are escaped into it), without the catalogue
-    look-up and Jinja's context call for each of the hundred strings a page translates. Macros imported
-    without context use the installed callables.
-    """
-    catalogue = _translations()
-    ugettext, ungettext = catalogue.ugettext, catalogue.ungettext
-
-    def gettext(string, **variables):
-        return Markup(ugettext(string)) % variables
-
-    def ngettext(singular, plural, num, **variables):
-        variables.setdefault("num", num)
-        return Markup(ungettext(singular, plural, num)) % variables
-
-    return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
-
-
 def register_filters(app) -> None:
     """Make the helpers available in every template.
 
-    Also re-installs Jinja's gettext callables (Flask-Babel installed them; a page translates about a hundred
-    strings) with a shorter look-up of the catalogue, keeping Jinja's new-style semantics (escaping,
-    `%(name)s` variables), and binds `_` to `gettext` itself instead of an alias that calls it.
+    `_`, `gettext` and `ngettext` are Jinja's i18n extension as Flask-Babel installs it: new-style gettext,
+    so in an autoescaped template a translation is safe and its `%(name)s` variables are escaped into it.
     """
-    app.jinja_env.install_gettext_callables(
-        gettext=lambda s: _translations().ugettext(s),
-        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
-        pgettext=lambda c, s: _translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
-        newstyle=True,
-    )
-    app.jinja_env.globals["_"] = app.jinja_env.globals["gettext"]
-    app.context_processor(_bound_gettext)
     app.jinja_env.filters.update(
         date=fmt_date, datetime=fmt_datetime, money=fmt_money, state=state_label, pick=pick,
         outcome=lambda c: label(OUTCOME_LABELS, c), decision=lambda c: label(DECISION_LABELS, c),
@@ -287,8 +207,6 @@ def register_filters(app) -> None:
         liability=lambda c: label(LIABILITY_LABELS, c), letter_kind=lambda c: label(LETTER_LABELS, c),
         event=lambda c: label(EVENT_LABELS, c), step=lambda c: label(STEP_LABELS, c),
     )
-    from .templating import fixed_url
-
-    app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, fixed_url=fixed_url, action_labels=ACTION_LABELS,
+    app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, action_labels=ACTION_LABELS,
                                  classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,
                                  level_labels=LEVEL_LABELS)

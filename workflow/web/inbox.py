@@ -29,7 +29,6 @@ from ..models import (
 from ..services import deadlines
 from .access import Principal, sees_everything
 from .common import reading, today
-from .request_cache import per_request
 
 bp = Blueprint("inbox", __name__)
 
@@ -69,7 +68,10 @@ def _scope(s, p: Principal) -> tuple[list[int], list[int], bool]:
         involved = bool(outside) or bool(read_rows(s, _INVOLVED_AT_ALL, {"user_id": p.id}).scalar())
         return branches, outside, involved
 
-    return per_request(("scope", p.id), read)
+    scopes = g.setdefault("inbox_scopes", {})  # read once per request: a page asks for it several times
+    if p.id not in scopes:
+        scopes[p.id] = read()
+    return scopes[p.id]
 
 
 def scope_clause(s, p: Principal):
@@ -143,8 +145,10 @@ def _reason_clause(s, p: Principal, reason: waiting.WaitingReason, day: date):
     recusal = []
     if reason.recused_excluded:  # the cases they investigate, answer in or whose loans they handled
         recusal.append(or_(Case.investigator_id.is_(None), Case.investigator_id != p.id))
-        recused = per_request(("recused", p.id),  # a short list, read once per request
-                              lambda: read_rows(s, _RECUSED, {"user_id": p.id}).scalars().all())
+        recusals = g.setdefault("inbox_recusals", {})  # a short list, read once per request
+        if p.id not in recusals:
+            recusals[p.id] = read_rows(s, _RECUSED, {"user_id": p.id}).scalars().all()
+        recused = recusals[p.id]
         if recused:
             recusal.append(Case.id.not_in(recused))
     return "case", and_(place, _in_states(reason.states), *recusal, *unless)
