@@ -9,13 +9,21 @@ def create_app(config: dict | None = None):
     """The application factory: configuration from the environment, overridden by `config`."""
     from flask import Flask, jsonify
 
-    from .config import from_environment
-    from .db import make_engine
+    from .config import check, from_environment
+    from .db import check_database_url, make_engine
 
     app = Flask(__name__, template_folder="../templates", instance_relative_config=False)
     app.config.update(from_environment())
     if config:
         app.config.update(config)
+    check(app.config)  # ConfigurationError, e.g. production without SECRET_KEY
+    if app.config.get("PROXY_FIX_X_FOR"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Behind that many trusted proxies the client's address is read from X-Forwarded-For; never
+        # without them, where anyone could write the header and pick the address throttling counts.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]), x_proto=0)
+    check_database_url(app.config["DATABASE_URL"])  # ConfigurationError: one line naming what is wrong
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["mianze.engine"] = engine
 
@@ -31,20 +39,32 @@ def create_app(config: dict | None = None):
 
     @app.get("/health")
     def health():
-        """Liveness plus what an operator wants at a glance: schema version and cases per state."""
+        """Liveness plus what an operator wants at a glance: schema version and cases per state.
+
+        503 {"status": "unavailable"} while the database does not answer (the reason goes to the log only:
+        this page needs no sign-in)."""
         from sqlalchemy import func
+        from sqlalchemy.exc import DBAPIError
         from sqlmodel import select
 
-        from .db import read_session
+        from .db import failure_reason, read_session
         from .domain.states import STATE_CODES
         from .migrate import current_revision
         from .models import Case
 
-        with read_session(engine) as s:
-            counts = dict(s.exec(select(Case.state, func.count()).group_by(Case.state)).all())
-        return jsonify({"status": "ok", "schema_version": current_revision(engine),
+        try:
+            with read_session(engine) as s:
+                counts = dict(s.exec(select(Case.state, func.count()).group_by(Case.state)).all())
+            revision = current_revision(engine)
+        except DBAPIError as exc:
+            app.logger.warning("health: the database does not answer: %s", failure_reason(exc))
+            return jsonify({"status": "unavailable", "database": "does not answer"}), 503
+        return jsonify({"status": "ok", "schema_version": revision,
                         "cases": {st: counts.get(st, 0) for st in STATE_CODES}})
 
+    from . import unit
+
+    unit.register(app)  # one unit of work per request, committed once after the view
     from .api import register as register_api
 
     register_api(app)

@@ -94,14 +94,14 @@ def test_a_case_runs_from_opening_to_closing_through_the_api_alone(api, clock):
     assert event(api, "chair", cid, "start_publicity", v).json["state"] == "in_publicity"
     clock(10)
     v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
-    assert event(api, "chair", cid, "end_publicity", v).json["state"] == "appeal_window"
+    assert event(api, "admin", cid, "end_publicity", v).json["state"] == "appeal_window"
 
     r = api.post("officer", f"/api/v1/cases/{cid}/appeals", json={"grounds": "违规认定证据不足"})
     assert r.status_code == 201, r.json
     appeal_id = r.json["id"]
     clock(14)
     v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
-    assert event(api, "chair", cid, "close_appeal_window", v).json["state"] == "appeal_review"
+    assert event(api, "admin", cid, "close_appeal_window", v).json["state"] == "appeal_review"
 
     r = api.post("appeal", f"/api/v1/cases/{cid}/appeals/{appeal_id}/decision",
                  json={"decision": "altered", "new_outcome": "reduced", "reason": "违规证据不足，减轻"})

@@ -1,8 +1,8 @@
-"""Who may see what through the API: the web UI's branch scope.
+"""Who may see what through the API: the policy's one scope rule (`policy.sees_everything`, `can_view`).
 
-Administrators and auditors see everything. Everyone else sees their home branch's subtree (a branch
-whose materialised path starts with their home branch's path), plus the cases they are a respondent in or
-investigate. Things outside the scope answer 404, as if they did not exist.
+Auditors and head-office staff see everything. Everyone else (branch administrators included) sees their
+home branch's subtree (a branch whose materialised path starts with their home branch's path), plus the
+cases they are a respondent in or investigate. Things outside the scope answer 404, as if they did not exist.
 """
 
 from __future__ import annotations
@@ -10,18 +10,18 @@ from __future__ import annotations
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
+from ..domain import policy
 from ..domain.errors import NotFound
-from ..domain.policy import has_role
 from ..models import Branch, Case, Enterprise, Loan, Respondent, User
+from ..services import queries
 
 
-def sees_all(user: User) -> bool:
-    return has_role(user.role_set, "admin", "auditor")
+def sees_all(session: Session, user: User) -> bool:
+    return policy.sees_everything(queries.actor_of(session, user))
 
 
 def home_path(session: Session, user: User) -> str:
-    branch = session.get(Branch, user.branch_id)
-    return branch.path if branch else "/-/"
+    return queries.actor_of(session, user).branch_path
 
 
 def _subtree_ids(session: Session, user: User):
@@ -30,20 +30,20 @@ def _subtree_ids(session: Session, user: User):
 
 def case_filter(session: Session, user: User):
     """A WHERE clause for the cases the user may see (None: all)."""
-    if sees_all(user):
+    if sees_all(session, user):
         return None
     mine = select(Respondent.case_id).where(Respondent.user_id == user.id)
     return or_(Case.branch_id.in_(_subtree_ids(session, user)), Case.id.in_(mine), Case.investigator_id == user.id)
 
 
 def loan_filter(session: Session, user: User):
-    if sees_all(user):
+    if sees_all(session, user):
         return None
     return Loan.branch_id.in_(_subtree_ids(session, user))
 
 
 def enterprise_filter(session: Session, user: User):
-    if sees_all(user):
+    if sees_all(session, user):
         return None
     return Enterprise.id.in_(select(Loan.enterprise_id).where(loan_filter(session, user)))
 

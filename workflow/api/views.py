@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from flask import Response, current_app, request
 from sqlmodel import select
 
-from ..db import read_session, unit_of_work
 from ..domain import states
 from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
 from ..domain.policy import has_role
@@ -30,6 +29,7 @@ from ..models import (
     Vote,
 )
 from ..services import access_log, audit, cases, imports, investigation, letters, rulesets, tolerance
+from ..unit import reading, work
 from . import schemas as S
 from . import scope
 from .core import UnsupportedMediaType, operation, read_json_body
@@ -178,7 +178,7 @@ def _respondent_of(session, case: Case, respondent_id: int) -> Respondent:
            response=S.BranchPage, errors=(400, 401))
 def list_branches(user, query):
     """Every branch of the hierarchy (head office, tier-1 branches, sub-branches, outlets)."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         rows, nxt = _page(s, select(Branch), Branch.id, query)
         return S.BranchPage(items=[_branch(b) for b in rows], next_cursor=nxt)
 
@@ -186,7 +186,7 @@ def list_branches(user, query):
 @operation("GET", "/branches/{branch_id}", summary="One branch", tag="reference", response=S.BranchOut,
            errors=E_READ)
 def get_branch(user, branch_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         b = s.get(Branch, branch_id)
         if b is None:
             raise NotFound(f"branch {branch_id} does not exist")
@@ -197,7 +197,7 @@ def get_branch(user, branch_id):
            tag="loan book", query=S.PeriodQuery, response=S.ToleranceOut, errors=(400, 401, 404))
 def get_tolerance(user, branch_id, query):
     """The branch with its whole subtree: imported regulator figures if recorded, else computed from the book."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         return S.ToleranceOut(**tolerance.for_branch(s, branch_id, query.period))
 
 
@@ -205,7 +205,7 @@ def get_tolerance(user, branch_id, query):
            tag="loan book", query=S.PeriodQuery, response=S.LoanBookOut, errors=(400, 401, 404))
 def get_loan_book(user, branch_id, query):
     """Balances of the branch and its subtree for the loans on the book at the period end (computed)."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         b = s.get(Branch, branch_id)
         if b is None:
             raise NotFound(f"branch {branch_id} does not exist")
@@ -219,7 +219,7 @@ def get_loan_book(user, branch_id, query):
            errors=(400, 401))
 def list_staff(user, query):
     """Staff with their branch and roles (identity numbers and phones are not exposed)."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         q = select(User)
         if query.branch_id is not None:
             q = q.where(User.branch_id == query.branch_id)
@@ -233,7 +233,7 @@ def list_staff(user, query):
 @operation("GET", "/staff/{user_id}", summary="One member of staff", tag="reference", response=S.StaffOut,
            errors=E_READ)
 def get_staff(user, user_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         u = s.get(User, user_id)
         if u is None:
             raise NotFound(f"user {user_id} does not exist")
@@ -244,7 +244,7 @@ def get_staff(user, user_id):
            query=S.EnterpriseQuery, response=S.EnterprisePage, errors=(400, 401))
 def list_enterprises(user, query):
     """Borrowers with a loan in your branch scope."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         q = select(Enterprise)
         where = scope.enterprise_filter(s, user)
         if where is not None:
@@ -258,7 +258,7 @@ def list_enterprises(user, query):
 @operation("GET", "/enterprises/{enterprise_id}", summary="One enterprise", tag="reference",
            response=S.EnterpriseOut, errors=E_READ)
 def get_enterprise(user, enterprise_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         return _enterprise(scope.visible_enterprise(s, user, enterprise_id))
 
 
@@ -268,7 +268,7 @@ def get_enterprise(user, enterprise_id):
            response=S.LoanPage, errors=(400, 401))
 def list_loans(user, query):
     """Loans booked in your branch scope, filtered, in id order with cursor pagination."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         q = select(Loan)
         where = scope.loan_filter(s, user)
         if where is not None:
@@ -285,7 +285,7 @@ def list_loans(user, query):
 @operation("GET", "/loans/{loan_id}", summary="One loan with its stage handlers", tag="loans",
            response=S.LoanOut, errors=E_READ)
 def get_loan(user, loan_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         return _loans(s, [scope.visible_loan(s, user, loan_id)])[0]
 
 
@@ -325,7 +325,7 @@ def import_loans(user, query):
     else:
         raise UnsupportedMediaType("send application/json, text/csv, an XLSX workbook or a multipart upload",
                                    content_type=mimetype or None)
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         result = imports.import_loans(s, _actor(s, user), rows, dry_run=query.dry_run,
                                       source_sha256=imports.sha256_of(raw))
     return S.ImportResultOut(**result.to_dict())
@@ -338,7 +338,7 @@ def import_loans(user, query):
 def create_case(user, body):
     """Respondents come from the loans' stage handlers. Committee chairs and administrators; the loans must
     be in your branch scope."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         for loan_id in body.loan_ids:
             scope.visible_loan(s, user, loan_id)
         case = cases.open_case(s, _actor(s, user), body.loan_ids, batch_report=body.batch_report)
@@ -349,7 +349,7 @@ def create_case(user, body):
            errors=(400, 401))
 def list_cases(user, query):
     """Cases in your scope, filtered, in id order; pass `next_cursor` back as `cursor` for the next page."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         q = select(Case)
         where = scope.case_filter(s, user)
         if where is not None:
@@ -365,7 +365,7 @@ def list_cases(user, query):
 
 @operation("GET", "/cases/{case_id}", summary="One case", tag="cases", response=S.CaseOut, errors=E_READ)
 def get_case(user, case_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         return _cases(s, [scope.visible_case(s, user, case_id)])[0]
 
 
@@ -401,18 +401,18 @@ def post_event(user, case_id, body):
     """The matching service verb runs with your permissions. 409 when the event is not allowed in the
     current state, a guard does not hold, or `expected_version` is stale; `details` then has the case's
     current `state` and `version`."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         case = scope.visible_case(s, user, case_id)
         states.ensure_allowed(case.state, body.event)
         _fire_event(s, case, _actor(s, user), body)
-    with read_session(_engine()) as s:
+    with reading() as s:
         return _cases(s, [s.get(Case, case_id)])[0]
 
 
 @operation("GET", "/cases/{case_id}/respondents", summary="Respondents of a case", tag="cases",
            response=S.RespondentList, errors=E_READ)
 def list_respondents(user, case_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         case = scope.visible_case(s, user, case_id)
         return S.RespondentList(items=[_respondent(s, case, r) for r in cases.respondents_of(s, case.id)])
 
@@ -421,7 +421,7 @@ def list_respondents(user, case_id):
            body=S.StatementIn, response=S.RespondentOut, errors=E_WRITE)
 def file_statement(user, case_id, body):
     """A respondent files (or replaces) their own statement until the investigation is submitted."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         case = scope.visible_case(s, user, case_id)
         r = cases.file_statement(s, case, _actor(s, user), body.statement, expected_version=body.expected_version)
         return _respondent(s, case, r)
@@ -430,7 +430,7 @@ def file_statement(user, case_id, body):
 @operation("GET", "/cases/{case_id}/respondents/{respondent_id}/facts", summary="Facts of a respondent",
            tag="investigation", response=S.FactList, errors=E_READ)
 def list_facts(user, case_id, respondent_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         case = scope.visible_case(s, user, case_id)
         _respondent_of(s, case, respondent_id)
         rows = s.exec(select(StageFact).where(StageFact.respondent_id == respondent_id)
@@ -444,7 +444,7 @@ def list_facts(user, case_id, respondent_id):
 def put_facts(user, case_id, respondent_id, body):
     """The case's investigator only. Unknown codes, a duty of another stage or a stage the respondent did
     not hold → 400. Under review, changed facts recompute the recommendation and invalidate votes."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         case = scope.visible_case(s, user, case_id)
         _respondent_of(s, case, respondent_id)
         row = investigation.record_facts(s, case, _actor(s, user), respondent_id, body.loan_id, body.stage,
@@ -458,7 +458,7 @@ def put_facts(user, case_id, respondent_id, body):
 def get_recommendation(user, case_id):
     """Per respondent: the recommended outcome and, per stage, each precedence step consulted (fired or not),
     the fact behind it and its source; with the tolerance frozen into the case."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         case = scope.visible_case(s, user, case_id)
         return S.RecommendationOut(case_id=case.id, tolerance=case.tolerance, respondents=[
             S.RespondentRecommendation(respondent_id=r.id, user_id=r.user_id, outcome=r.recommended_outcome,
@@ -469,7 +469,7 @@ def get_recommendation(user, case_id):
 @operation("GET", "/cases/{case_id}/votes", summary="Votes on a case", tag="review", response=S.VoteList,
            errors=E_READ)
 def list_votes(user, case_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         case = scope.visible_case(s, user, case_id)
         return S.VoteList(items=[_vote(v) for v in s.exec(select(Vote).where(Vote.case_id == case.id)
                                                            .order_by(Vote.id))])
@@ -479,7 +479,7 @@ def list_votes(user, case_id):
            body=S.VoteIn, response=S.VoteOut, status=201, errors=E_WRITE)
 def post_vote(user, case_id, body):
     """Committee members of the deciding branch, not recused; a later vote replaces your earlier one."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         case = scope.visible_case(s, user, case_id)
         vote = cases.record_vote(s, case, _actor(s, user), body.respondent_id, body.outcome, body.reason,
                                  expected_version=body.expected_version)
@@ -489,7 +489,7 @@ def post_vote(user, case_id, body):
 @operation("GET", "/cases/{case_id}/appeals", summary="Appeals of a case", tag="appeals",
            response=S.AppealList, errors=E_READ)
 def list_appeals(user, case_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         case = scope.visible_case(s, user, case_id)
         return S.AppealList(items=[_appeal(a) for a in s.exec(select(Appeal).where(Appeal.case_id == case.id)
                                                                .order_by(Appeal.id))])
@@ -499,7 +499,7 @@ def list_appeals(user, case_id):
            response=S.AppealOut, status=201, errors=E_WRITE)
 def post_appeal(user, case_id, body):
     """A respondent appeals their own outcome during the appeal window."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         case = scope.visible_case(s, user, case_id)
         return _appeal(cases.file_appeal(s, case, _actor(s, user), body.grounds,
                                          expected_version=body.expected_version))
@@ -509,7 +509,7 @@ def post_appeal(user, case_id, body):
            body=S.AppealDecisionIn, response=S.AppealOut, errors=E_WRITE)
 def post_appeal_decision(user, case_id, appeal_id, body):
     """Appeal reviewers who were not deciders: uphold, or alter to a less severe outcome (never worse)."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         case = scope.visible_case(s, user, case_id)
         return _appeal(cases.decide_appeal(s, case, _actor(s, user), appeal_id, body.decision, body.new_outcome,
                                            body.reason, expected_version=body.expected_version))
@@ -518,7 +518,7 @@ def post_appeal_decision(user, case_id, appeal_id, body):
 @operation("GET", "/cases/{case_id}/letters", summary="Letters of a case", tag="letters",
            response=S.LetterList, errors=E_READ)
 def list_letters(user, case_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         case = scope.visible_case(s, user, case_id)
         return S.LetterList(items=[_letter(lt) for lt in s.exec(select(Letter).where(Letter.case_id == case.id)
                                                                  .order_by(Letter.id))])
@@ -530,7 +530,7 @@ def issue_letters(user, case_id):
     """Committee chairs and administrators, once the case is determined; a rerun issues only what is missing."""
     if not has_role(user.role_set, "committee_chair", "admin"):
         raise PermissionDenied("issuing letters needs the role committee_chair or admin")
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         case = scope.visible_case(s, user, case_id)
         if case.state != "determined":
             raise states.TransitionNotAllowed("determination letters are issued once the case is determined",
@@ -550,7 +550,7 @@ def _visible_letter(s, user, letter_id: int) -> Letter:
 @operation("GET", "/letters/{letter_id}", summary="Letter metadata", tag="letters", response=S.LetterOut,
            errors=E_READ)
 def get_letter(user, letter_id):
-    with read_session(_engine()) as s:
+    with reading() as s:
         return _letter(_visible_letter(s, user, letter_id))
 
 
@@ -558,7 +558,7 @@ def get_letter(user, letter_id):
            produces="application/pdf", errors=E_READ)
 def get_letter_pdf(user, letter_id):
     """The stored PDF, byte for byte (its SHA-256 is in the metadata). The download is logged."""
-    with unit_of_work(_engine()) as s:
+    with work() as s:
         lt = _visible_letter(s, user, letter_id)
         access_log.record(s, user, "download_letter", lt.doc_number, lt.case_id, {"letter_id": lt.id, "via": "api"})
         pdf, number = lt.pdf, lt.doc_number
@@ -571,7 +571,7 @@ def get_letter_pdf(user, letter_id):
            response=S.AuditTrail, errors=E_READ)
 def get_audit(user, case_id):
     """Every event of the case in chain order, with the hashes that link it into the audit chain."""
-    with read_session(_engine()) as s:
+    with reading() as s:
         case = scope.visible_case(s, user, case_id)
         return S.AuditTrail(case_id=case.id, items=[S.AuditEventOut(**{k: v for k, v in ev.items() if k != "case_id"})
                                                      for ev in audit.iter_events(s, case_id=case.id)])
@@ -582,6 +582,6 @@ def get_audit(user, case_id):
 def post_evaluation(user, body):
     """The recommendation engine on facts you supply; nothing is stored. Unknown codes or stages → 400."""
     request_json = body.model_dump(exclude_unset=True)
-    with read_session(_engine()) as s:
+    with reading() as s:
         return S.EvaluationOut(**rulesets.evaluate(s, request_json))
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date
-from functools import cache
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
-from ..db import rows
-from ..domain import states
-from ..domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
-from ..domain.policy import appeal_reviewer_conflict, has_role, recusal_reason
+from ..domain import policy, states
+from ..domain.errors import ConflictError, NotFound, ValidationFailed
+from ..domain.policy import has_role
 from ..models import (
     NPL_CLASSES,
     OUTCOMES,
@@ -30,24 +27,21 @@ from ..models import (
     Loan,
     LoanStage,
     Respondent,
-    StageFact,
     User,
     Vote,
     utcnow,
 )
-from . import audit, deadlines, letters, rulesets
+from . import audit, deadlines, letters, queries, rulesets
+from .queries import (  # noqa: F401  (readers other modules and tests take from here)
+    audit_events,
+    case_loans,
+    determining_branch,
+    get_case,
+    respondents_of,
+    stage_assignments,
+    valid_votes,
+)
 from .recommendation import recommend_case
-
-
-def get_case(session: Session, case_id: int, *, for_update: bool = False) -> Case:
-    """The case, or NotFound."""
-    query = select(Case).where(Case.id == case_id)
-    if for_update:
-        query = query.with_for_update()
-    case = session.exec(query).first()
-    if case is None:
-        raise NotFound(f"case {case_id} does not exist")
-    return case
 
 
 def _check_version(case: Case, expected_version: int | None) -> None:
@@ -57,145 +51,33 @@ def _check_version(case: Case, expected_version: int | None) -> None:
             f"{expected_version}); reload the case and try again", state=case.state, version=case.version)
 
 
-# The readers below run on every case page and in every verb: their statements are built once (building a
-# statement costs several times more than running it) and take the case id as a bound parameter.
-_RESPONDENTS = select(Respondent).where(Respondent.case_id == bindparam("case_id")).order_by(Respondent.id)
-_LOANS = (select(Loan).join(CaseLoan, CaseLoan.loan_id == Loan.id)
-          .where(CaseLoan.case_id == bindparam("case_id")).order_by(Loan.loan_no))
-_ASSIGNMENTS = (select(LoanStage).join(CaseLoan, CaseLoan.loan_id == LoanStage.loan_id)
-                .where(CaseLoan.case_id == bindparam("case_id")).order_by(LoanStage.loan_id, LoanStage.id))
-_VALID_VOTES = select(Vote).where(Vote.case_id == bindparam("case_id"), Vote.invalidated_at.is_(None))
-
-
-def respondents_of(session: Session, case_id: int) -> list[Respondent]:
-    return list(session.exec(_RESPONDENTS, params={"case_id": case_id}))
-
-
-def case_loans(session: Session, case_id: int) -> list[Loan]:
-    return list(session.exec(_LOANS, params={"case_id": case_id}))
-
-
-def stage_assignments(session: Session, case_id: int) -> list[LoanStage]:
-    """Who handled which stage of the case's loans."""
-    return list(session.exec(_ASSIGNMENTS, params={"case_id": case_id}))
-
-
-def valid_votes(session: Session, case_id: int) -> list[Vote]:
-    return list(session.exec(_VALID_VOTES, params={"case_id": case_id}))
-
-
-_BRANCH_STAFF = select(User.id, User.name, User.roles).where(User.branch_id == bindparam("branch_id"),
-                                                              User.active.is_(True))
-
-
-def committee_members(session: Session, case: Case) -> list:
-    """Committee members and chairs whose home branch is the case's determining branch (rows of id, name
-    and roles: a branch has dozens of staff, read on every page of a case under review)."""
-    staff = rows(session, _BRANCH_STAFF, {"branch_id": case.branch_id}).all()
-    return [u for u in staff if has_role(frozenset(u.roles.split()), "committee_member", "committee_chair")]
-
-
-def eligible_voters(session: Session, case: Case, *, respondent_ids: Collection[int] | None = None,
-                    handler_ids: Collection[int] | None = None) -> list:
-    """Committee members not recused from this case (rows of id, name and roles).
-
-    `respondent_ids` and `handler_ids` (the user ids of the case's respondents and of its loans' stage
-    handlers) are read here unless the caller already has them.
-    """
-    if respondent_ids is None:
-        respondent_ids = {r.user_id for r in respondents_of(session, case.id)}
-    handlers = {a.user_id for a in stage_assignments(session, case.id)} if handler_ids is None else handler_ids
-    return [u for u in committee_members(session, case)
-            if recusal_reason(u.id, respondent_ids=respondent_ids, investigator_id=case.investigator_id,
-                              loan_handler_ids=handlers) is None]
-
-
-# Which parts of the snapshot each guard reads, so that an event prepares only what its guards need.
-_RESPONDENT_GUARDS = frozenset({"investigator_not_respondent", "facts_complete", "every_respondent_decided",
-                                "deviations_have_reasons", "some_outcome_not_exempt", "letters_issued"})
-_APPEAL_GUARDS = frozenset({"has_appeals", "every_appeal_decided", "no_appeal_worsened"})
-
-
-@cache
-def guards_of(trigger: str) -> frozenset[str]:
-    """The guard names any declared transition of `trigger` evaluates."""
-    return frozenset(g for t in states.TRANSITIONS if t["trigger"] == trigger
-                     for g in t.get("conditions", []) + t.get("unless", []))
-
-
 def guard_context(session: Session, case: Case, today: date | None = None,
                   needs: Collection[str] | None = None) -> states.GuardContext:
-    """A plain snapshot of the case for the state machine's guards.
-
-    `needs`: the guard names the snapshot is for (None: every guard); parts no needed guard reads stay empty.
-    """
-    today = today or date.today()
-    need_respondents = needs is None or not _RESPONDENT_GUARDS.isdisjoint(needs)
-    need_quorum = needs is None or "quorum_reached" in needs
-    respondents = respondents_of(session, case.id) if need_respondents else []
-    rs = rulesets.procedure_rules(session, case) if need_respondents or need_quorum else None
-    snaps = []
-    if need_respondents:
-        assignments = stage_assignments(session, case.id)
-        facts = session.exec(select(StageFact.respondent_id, StageFact.loan_id, StageFact.stage)
-                             .join(Respondent, Respondent.id == StageFact.respondent_id)
-                             .where(Respondent.case_id == case.id)).all()
-        have = {(r, lo, s) for r, lo, s in facts}
-        for r in respondents:
-            mine = [(a.loan_id, a.stage) for a in assignments if a.user_id == r.user_id]
-            snaps.append(states.RespondentSnapshot(
-                id=r.id, user_id=r.user_id,
-                stages=tuple(f"{lo}:{s}" for lo, s in mine),
-                stages_with_facts=frozenset(f"{lo}:{s}" for lo, s in mine if (r.id, lo, s) in have),
-                recommended=r.recommended_outcome,
-                decided=r.decided_outcome or (decided_by_votes(session, case, r, rs)
-                                              if case.state == "under_review" else None),
-                deviation_reason=r.deviation_reason, final=r.final_outcome,
-            ))
-    appeals = session.exec(select(Appeal).where(Appeal.case_id == case.id)).all() \
-        if needs is None or not _APPEAL_GUARDS.isdisjoint(needs) else []
-    voters = eligible_voters(session, case, **({"respondent_ids": {r.user_id for r in respondents},
-                                                "handler_ids": {a.user_id for a in assignments}}
-                                               if need_respondents else {})) \
-        if need_quorum and case.state == "under_review" else []
-    voter_ids = {u.id for u in voters}
-    cast_by = frozenset(v.member_id for v in valid_votes(session, case.id) if v.member_id in voter_ids) \
-        if voters else frozenset()
-    letters_missing = 0
-    if case.state == "determined" and need_respondents:
-        issued = {lt.respondent_id for lt in session.exec(
-            select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination"))}
-        letters_missing = sum(1 for r in respondents if r.id not in issued)
-    return states.GuardContext(
-        today=today,
-        respondents=tuple(snaps),
-        appeals=tuple(states.AppealSnapshot(id=a.id, respondent_id=a.respondent_id,
-                                            appealed_outcome=a.appealed_outcome, decided=a.decision is not None,
-                                            new_outcome=a.new_outcome) for a in appeals),
-        eligible_voters=len(voters),
-        votes_cast_by=cast_by,
-        **({"quorum_fraction": rulesets.quorum(rs)} if rs is not None else {}),
-        letters_missing=letters_missing,
-        publicity_ends=case.publicity_ends,
-        appeal_window_ends=case.appeal_window_ends,
-        legal_hold=case.legal_hold,
-    )
+    """A plain snapshot of the case for the state machine's guards (from the unit's aggregate)."""
+    return queries.aggregate(session, case).guard_context(today, needs)
 
 
 def decided_by_votes(session: Session, case: Case, respondent: Respondent, rs=None) -> str | None:
     """The outcome the valid votes carry for one respondent under the voting rule, or None."""
-    rs = rs or rulesets.procedure_rules(session, case)
-    votes = [v.outcome for v in valid_votes(session, case.id) if v.respondent_id == respondent.id]
-    from ..domain.rules import decide_by_votes as rule
+    return queries.aggregate(session, case).carried(respondent)
 
-    return rule(votes, None, rs)
+
+def authorize(session: Session, case: Case, actor, action: str) -> queries.CaseAggregate:
+    """The case's aggregate, after the policy allowed `actor` to take `action` (PermissionDenied otherwise).
+
+    The system (`actor` None: the deadline tick) is not asked.
+    """
+    agg = queries.aggregate(session, case)
+    who = queries.actor_of(session, actor)
+    if who is not None:
+        policy.require(who, agg.view(), action)
+    return agg
 
 
 def _fire(session: Session, case: Case, trigger: str, actor, *, expected_version: int | None,
           today: date | None = None, payload: dict | None = None, **kwargs) -> tuple[str, str]:
-    """Check the version, fire the trigger through the machine, touch the case and audit it."""
-    _check_version(case, expected_version)
-    ctx = guard_context(session, case, today, needs=guards_of(trigger))
+    """Fire the trigger through the machine (after `_begin`), touch the case and audit it."""
+    ctx = queries.aggregate(session, case).guard_context(today or date.today(), needs=queries.guards_of(trigger))
     before, after = states.fire(case, trigger, ctx, **kwargs)
     case.updated_at = utcnow()
     session.add(case)
@@ -205,10 +87,14 @@ def _fire(session: Session, case: Case, trigger: str, actor, *, expected_version
     return before, after
 
 
-def _precheck(case: Case, trigger: str, expected_version: int | None) -> None:
-    """Before anything else: a stale version is a conflict, then the event must be allowed in this state."""
+def _begin(session: Session, case: Case, actor, action: str, expected_version: int | None) -> queries.CaseAggregate:
+    """Before a state change: the policy must allow the actor (PermissionDenied), the version they saw must be
+    current (ConflictError: someone acted first), and the event must be allowed in this state
+    (TransitionNotAllowed). In that order, so that nobody learns more about a case than they may."""
+    agg = authorize(session, case, actor, action)
     _check_version(case, expected_version)
-    states.ensure_allowed(case.state, trigger)
+    states.ensure_allowed(case.state, policy.ACTIONS[action][1])
+    return agg
 
 
 def _touch(session: Session, case: Case, expected_version: int | None) -> None:
@@ -217,18 +103,6 @@ def _touch(session: Session, case: Case, expected_version: int | None) -> None:
     case.updated_at = utcnow()
     session.add(case)
     session.flush()
-
-
-def _require_role(actor: User, *roles: str) -> None:
-    if not has_role(actor.role_set, *roles):
-        raise PermissionDenied(f"this action needs the role {' or '.join(roles)}")
-
-
-def determining_branch(session: Session, branch: Branch) -> Branch:
-    """The branch whose committee decides: the tier-1 branch above (or the branch itself if higher)."""
-    while branch.level > 1 and branch.parent_id is not None:
-        branch = session.get(Branch, branch.parent_id)
-    return branch
 
 
 # --- verbs ---------------------------------------------------------------------------------------------
@@ -241,7 +115,7 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
     and OutOfScope (a loan outside the inclusive-credit scope); PermissionDenied unless the actor is a
     committee chair or an administrator.
     """
-    _require_role(actor, "committee_chair", "admin")
+    policy.require_register(queries.actor_of(session, actor))
     today = today or date.today()
     ids = sorted(set(loan_ids))
     if not ids:
@@ -304,14 +178,13 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
 def assign_investigator(session: Session, case: Case, actor: User, investigator_id: int, *,
                         expected_version: int | None = None, today: date | None = None) -> Case:
     """Assign the investigator and start the investigation."""
-    _precheck(case, "assign_investigator", expected_version)
-    _require_role(actor, "admin", "committee_chair", "investigator")
+    agg = _begin(session, case, actor, "assign", expected_version)
     investigator = session.get(User, investigator_id)
     if investigator is None or not has_role(investigator.role_set, "investigator"):
         raise ValidationFailed("the investigator must be an existing user with the investigator role")
-    handlers = {a.user_id for a in stage_assignments(session, case.id)}
-    if investigator_id in handlers and investigator_id not in {r.user_id for r in respondents_of(session, case.id)}:
-        raise PermissionDenied("a person who handled a stage of the case's loans may not investigate it")
+    if investigator_id in agg.handler_ids and investigator_id not in agg.respondent_user_ids:
+        raise policy.refuse(policy.Refusal("handler_investigates",
+                                           "a person who handled a stage of the case's loans may not investigate it"))
     _fire(session, case, "assign_investigator", actor, expected_version=expected_version, today=today,
           investigator_id=investigator_id, payload={"investigator": investigator.username})
     case.investigator_id = investigator_id
@@ -324,9 +197,7 @@ def assign_investigator(session: Session, case: Case, actor: User, investigator_
 def submit_investigation(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                          today: date | None = None) -> Case:
     """Close the investigation: compute every respondent's recommendation and freeze the tolerance."""
-    _precheck(case, "submit_investigation", expected_version)
-    if actor.id != case.investigator_id:
-        raise PermissionDenied("only the case's investigator may submit the investigation")
+    _begin(session, case, actor, "submit", expected_version)
     _fire(session, case, "submit_investigation", actor, expected_version=expected_version, today=today,
           payload={})
     summary = recommend_case(session, case, actor, today=today)
@@ -341,8 +212,7 @@ def submit_investigation(session: Session, case: Case, actor: User, *, expected_
 def return_for_investigation(session: Session, case: Case, actor: User, reason: str, *,
                              expected_version: int | None = None, today: date | None = None) -> Case:
     """Send the case back for more investigation; votes cast so far no longer count."""
-    _precheck(case, "return_for_investigation", expected_version)
-    _require_role(actor, "committee_chair", "committee_member")
+    _begin(session, case, actor, "return", expected_version)
     _fire(session, case, "return_for_investigation", actor, expected_version=expected_version, today=today,
           reason=reason, payload={"reason": reason})
     invalidate_votes(session, case, actor, reason="returned for investigation")
@@ -353,12 +223,13 @@ def return_for_investigation(session: Session, case: Case, actor: User, reason: 
 
 def invalidate_votes(session: Session, case: Case, actor, reason: str) -> int:
     """Mark every valid vote of the case invalid (audited); returns how many."""
-    votes = valid_votes(session, case.id)
+    agg = queries.aggregate(session, case)
+    votes = agg.valid_votes
     now = utcnow()
     for v in votes:
         v.invalidated_at = now
         session.add(v)
-    for r in respondents_of(session, case.id):
+    for r in agg.respondents:
         if r.decided_outcome or r.deviation_reason:
             r.decided_outcome, r.deviation_reason = None, None
             session.add(r)
@@ -372,30 +243,22 @@ def invalidate_votes(session: Session, case: Case, actor, reason: str) -> int:
 def record_vote(session: Session, case: Case, actor: User, respondent_id: int, outcome: str, reason: str = "", *,
                 expected_version: int | None = None) -> Vote:
     """A committee member votes on one respondent's outcome (a later vote replaces their earlier one)."""
+    agg = authorize(session, case, actor, "vote")
     if case.state != "under_review":
         raise states.TransitionNotAllowed("votes can only be cast while the case is under review",
                                           state=case.state, event="record_vote")
     if outcome not in OUTCOMES:
         raise ValidationFailed(f"unknown outcome '{outcome}'; expected one of {', '.join(OUTCOMES)}")
-    _require_role(actor, "committee_member", "committee_chair")
-    if actor.branch_id != case.branch_id:
-        raise PermissionDenied("only members of the deciding branch's committee may vote")
-    respondents = respondents_of(session, case.id)
-    if respondent_id not in {r.id for r in respondents}:
-        raise NotFound(f"respondent {respondent_id} is not part of case {case.number}")
-    why = recusal_reason(actor.id, respondent_ids={r.user_id for r in respondents},
-                         investigator_id=case.investigator_id,
-                         loan_handler_ids={a.user_id for a in stage_assignments(session, case.id)})
-    if why:
-        raise PermissionDenied(why)
+    agg.respondent(respondent_id)
     _touch(session, case, expected_version)
-    for old in session.exec(select(Vote).where(Vote.case_id == case.id, Vote.respondent_id == respondent_id,
-                                               Vote.member_id == actor.id, Vote.invalidated_at.is_(None))):
-        old.invalidated_at = utcnow()
-        session.add(old)
+    for old in agg.valid_votes:
+        if old.respondent_id == respondent_id and old.member_id == actor.id:
+            old.invalidated_at = utcnow()
+            session.add(old)
     vote = Vote(case_id=case.id, respondent_id=respondent_id, member_id=actor.id, outcome=outcome, reason=reason)
     session.add(vote)
     session.flush()
+    agg.votes.append(vote)
     audit.record(session, event="record_vote", actor=actor, case_id=case.id,
                  payload={"respondent_id": respondent_id, "outcome": outcome, "reason": reason})
     return vote
@@ -404,37 +267,31 @@ def record_vote(session: Session, case: Case, actor: User, respondent_id: int, o
 def determine(session: Session, case: Case, actor: User, deviation_reasons: dict[int, str] | None = None, *,
               expected_version: int | None = None, today: date | None = None) -> Case:
     """The chair signs the determination: each respondent's outcome as the votes carry it."""
-    _precheck(case, "determine", expected_version)
+    agg = _begin(session, case, actor, "determine", expected_version)
     deviation_reasons = {int(k): v for k, v in (deviation_reasons or {}).items()}
-    rs = rulesets.procedure_rules(session, case)
     outcomes = {}
-    for r in respondents_of(session, case.id):
-        decided = decided_by_votes(session, case, r, rs)
+    for r in agg.respondents:
+        decided = agg.carried(r)
         outcomes[r.id] = decided
         r.decided_outcome = decided
         r.deviation_reason = (deviation_reasons.get(r.id) or "").strip() or None \
             if decided and decided != r.recommended_outcome else None
         session.add(r)
     signed = has_role(actor.role_set, "committee_chair") and actor.branch_id == case.branch_id
-    respondent_users = {r.user_id for r in respondents_of(session, case.id)}
-    if actor.id in respondent_users or actor.id == case.investigator_id:
-        raise PermissionDenied("a respondent or the investigator may not decide the case")
+    due = deadlines.due_after(session, case, "determined", today)
+    # Set before the event, so that the case is updated once (and rolled back with the event if it is refused).
+    case.determined_at, case.due_date = utcnow(), due
     _fire(session, case, "determine", actor, expected_version=expected_version, today=today, chair_signed=signed,
           payload={"outcomes": {str(k): v for k, v in outcomes.items()},
-                   "deviations": {str(r.id): r.deviation_reason for r in respondents_of(session, case.id)
-                                  if r.deviation_reason}})
-    case.determined_at = utcnow()
-    case.due_date = deadlines.due_for(session, case, today)
-    session.add(case)
-    session.flush()
+                   "deviations": {str(r.id): r.deviation_reason for r in agg.respondents if r.deviation_reason}})
+    agg.changed("determiners")
     return case
 
 
 def start_publicity(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                     today: date | None = None) -> Case:
     """Put the results on public notice for the rule set's publicity period (working days)."""
-    _precheck(case, "start_publicity", expected_version)
-    _require_role(actor, "committee_chair", "admin")
+    _begin(session, case, actor, "start_publicity", expected_version)
     today = today or date.today()
     ends = deadlines.add_working_days(session, today, rulesets.time_limit(rulesets.procedure_rules(session, case), "publicity"))
     case.publicity_ends = case.due_date = ends  # rolled back with the event if it is refused
@@ -446,8 +303,7 @@ def start_publicity(session: Session, case: Case, actor: User, *, expected_versi
 def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_version: int | None = None,
            today: date | None = None) -> Case:
     """A substantiated objection during publicity sends the case back to the committee."""
-    _precheck(case, "reopen", expected_version)
-    _require_role(actor, "committee_chair")
+    _begin(session, case, actor, "reopen", expected_version)
     _fire(session, case, "reopen", actor, expected_version=expected_version, today=today, reason=reason,
           payload={"reason": reason})
     invalidate_votes(session, case, actor, reason="reopened after an objection")
@@ -460,7 +316,7 @@ def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_v
 def end_publicity(session: Session, case: Case, actor=None, *, expected_version: int | None = None,
                   today: date | None = None) -> Case:
     """The publicity period has elapsed: open the appeal window (working days from today)."""
-    _precheck(case, "end_publicity", expected_version)
+    _begin(session, case, actor, "end_publicity", expected_version)
     today = today or date.today()
     # Counted from the end of publicity, as the letters state it; but when the move comes late (the timer
     # did not run), the respondent still gets the full window from today: a late move never shortens it.
@@ -484,6 +340,7 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
     `evidence_ids`: evidence the respondent uploaded to this case for the appeal; it is linked to the appeal
     before the appeal record is issued, so the record lists it.
     """
+    agg = authorize(session, case, actor, "appeal")
     today = today or date.today()
     if case.state != "appeal_window":
         raise states.TransitionNotAllowed("appeals can only be filed during the appeal window",
@@ -491,19 +348,17 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
     if case.appeal_window_ends and today > case.appeal_window_ends:
         raise states.GuardFailed(f"the appeal window ended on {case.appeal_window_ends.isoformat()}",
                                  state=case.state, event="file_appeal")
-    respondent = session.exec(select(Respondent).where(Respondent.case_id == case.id,
-                                                       Respondent.user_id == actor.id)).first()
-    if respondent is None:
-        raise PermissionDenied("only a respondent of the case may appeal, and only for themselves")
+    respondent = agg.respondent_of_user(actor.id)
     if not (grounds or "").strip():
         raise ValidationFailed("the grounds of the appeal are required", field="grounds")
     if session.exec(select(Appeal).where(Appeal.respondent_id == respondent.id)).first():
-        raise ValidationFailed("you have already filed an appeal in this case")
+        raise ConflictError("you have already filed an appeal in this case")
     _touch(session, case, expected_version)
     appeal = Appeal(case_id=case.id, respondent_id=respondent.id, appealed_outcome=respondent.decided_outcome,
                     grounds=grounds.strip())
     session.add(appeal)
     session.flush()
+    agg.changed("appeals")
     for ev_id in evidence_ids or []:
         ev = session.get(Evidence, ev_id)
         if ev is None or ev.case_id != case.id or ev.uploaded_by_id != actor.id or ev.appeal_id is not None:
@@ -521,7 +376,7 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
 def close_appeal_window(session: Session, case: Case, actor=None, *, expected_version: int | None = None,
                         today: date | None = None) -> Case:
     """The window has elapsed: to appeal review if anyone appealed, otherwise final."""
-    _precheck(case, "close_appeal_window", expected_version)
+    _begin(session, case, actor, "close_appeal_window", expected_version)
     _, after = _fire(session, case, "close_appeal_window", actor, expected_version=expected_version, today=today)
     if after == "final":
         _finalise(session, case)
@@ -532,8 +387,9 @@ def close_appeal_window(session: Session, case: Case, actor=None, *, expected_ve
 
 
 def _finalise(session: Session, case: Case) -> None:
-    appeals = {a.respondent_id: a for a in session.exec(select(Appeal).where(Appeal.case_id == case.id))}
-    for r in respondents_of(session, case.id):
+    agg = queries.aggregate(session, case)
+    appeals = {a.respondent_id: a for a in agg.appeals}
+    for r in agg.respondents:
         a = appeals.get(r.id)
         r.final_outcome = a.new_outcome if a and a.decision == "altered" else r.decided_outcome
         session.add(r)
@@ -549,21 +405,15 @@ def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, dec
     """The appeal committee upholds an appeal's outcome or alters it to a less severe one (never worse)."""
     from ..domain.rules import appeal_outcome_allowed
 
+    agg = authorize(session, case, actor, "decide_appeal")
     if case.state != "appeal_review":
         raise states.TransitionNotAllowed("appeals are decided while the case is in appeal review",
                                           state=case.state, event="decide_appeal")
-    _require_role(actor, "appeal_reviewer")
-    appeal = session.get(Appeal, appeal_id)
-    if appeal is None or appeal.case_id != case.id:
+    appeal = next((a for a in agg.appeals if a.id == appeal_id), None)
+    if appeal is None:
         raise NotFound(f"appeal {appeal_id} is not part of case {case.number}")
     if appeal.decision is not None:
-        raise ValidationFailed("this appeal has already been decided")
-    deciders = {v.member_id for v in session.exec(select(Vote).where(Vote.case_id == case.id))}
-    deciders |= {e.actor_id for e in audit_events(session, case.id) if e.event == "determine"}
-    why = appeal_reviewer_conflict(actor.id, respondent_ids={r.user_id for r in respondents_of(session, case.id)},
-                                   decider_ids=deciders, investigator_id=case.investigator_id)
-    if why:
-        raise PermissionDenied(why)
+        raise ConflictError("this appeal has already been decided")
     if decision not in ("upheld", "altered"):
         raise ValidationFailed("decision must be 'upheld' or 'altered'", field="decision")
     if not (reason or "").strip():
@@ -590,8 +440,7 @@ def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, dec
 def conclude_appeals(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                      today: date | None = None) -> Case:
     """Every appeal is decided: the determination becomes final."""
-    _precheck(case, "conclude_appeals", expected_version)
-    _require_role(actor, "appeal_reviewer")
+    _begin(session, case, actor, "conclude", expected_version)
     _fire(session, case, "conclude_appeals", actor, expected_version=expected_version, today=today)
     _finalise(session, case)
     for appeal in session.exec(select(Appeal).where(Appeal.case_id == case.id, Appeal.decision == "altered")):
@@ -606,9 +455,8 @@ def conclude_appeals(session: Session, case: Case, actor: User, *, expected_vers
 def refer_for_accountability(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                              today: date | None = None) -> Case:
     """Hand liable and reduced outcomes to the accountability procedure (only after a final determination)."""
-    _precheck(case, "refer_for_accountability", expected_version)
-    _require_role(actor, "committee_chair", "admin")
-    referred = [r.id for r in respondents_of(session, case.id) if r.final_outcome in ("liable", "reduced")]
+    agg = _begin(session, case, actor, "refer", expected_version)
+    referred = [r.id for r in agg.respondents if r.final_outcome in ("liable", "reduced")]
     _fire(session, case, "refer_for_accountability", actor, expected_version=expected_version, today=today,
           payload={"respondents": referred})
     return case
@@ -617,8 +465,7 @@ def refer_for_accountability(session: Session, case: Case, actor: User, *, expec
 def close(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
           today: date | None = None) -> Case:
     """Close a final or referred case."""
-    _precheck(case, "close", expected_version)
-    _require_role(actor, "committee_chair", "admin")
+    _begin(session, case, actor, "close", expected_version)
     case.closed_at, case.due_date = utcnow(), None  # rolled back with the event if it is refused
     _fire(session, case, "close", actor, expected_version=expected_version, today=today)
     return case
@@ -627,8 +474,7 @@ def close(session: Session, case: Case, actor: User, *, expected_version: int | 
 def withdraw(session: Session, case: Case, actor: User, reason: str, *, expected_version: int | None = None,
              today: date | None = None) -> Case:
     """Withdraw a case before determination (loan recovered or upgraded, merged…); never under legal hold."""
-    _precheck(case, "withdraw", expected_version)
-    _require_role(actor, "committee_chair", "admin")
+    _begin(session, case, actor, "withdraw", expected_version)
     case.due_date = None  # set before the event, so the case is updated once (rolled back if refused)
     _fire(session, case, "withdraw", actor, expected_version=expected_version, today=today, reason=reason,
           payload={"reason": reason})
@@ -638,7 +484,7 @@ def withdraw(session: Session, case: Case, actor: User, reason: str, *, expected
 def set_legal_hold(session: Session, case: Case, actor: User, hold: bool, reason: str, *,
                    expected_version: int | None = None) -> Case:
     """Place or lift a legal hold (a held case cannot be withdrawn)."""
-    _require_role(actor, "admin", "auditor")
+    authorize(session, case, actor, "legal_hold")
     if not (reason or "").strip():
         raise ValidationFailed("a reason is required", field="reason")
     _touch(session, case, expected_version)
@@ -653,13 +499,11 @@ def set_legal_hold(session: Session, case: Case, actor: User, hold: bool, reason
 def file_statement(session: Session, case: Case, actor: User, text: str, *,
                    expected_version: int | None = None) -> Respondent:
     """A respondent files (or replaces) their exemption statement while the case is being investigated."""
-    if case.state not in ("registered", "investigating"):
+    agg = authorize(session, case, actor, "statement")
+    if case.state not in states.ACTION_STATES["statement"]:
         raise states.TransitionNotAllowed("statements can be filed until the investigation is submitted",
                                           state=case.state, event="file_statement")
-    respondent = session.exec(select(Respondent).where(Respondent.case_id == case.id,
-                                                       Respondent.user_id == actor.id)).first()
-    if respondent is None:
-        raise PermissionDenied("only a respondent of the case may file a statement, for themselves")
+    respondent = agg.respondent_of_user(actor.id)
     if not (text or "").strip():
         raise ValidationFailed("the statement is empty", field="statement")
     _touch(session, case, expected_version)
@@ -670,8 +514,3 @@ def file_statement(session: Session, case: Case, actor: User, text: str, *,
                  payload={"respondent_id": respondent.id, "statement": respondent.statement})
     return respondent
 
-
-def audit_events(session: Session, case_id: int):
-    from ..models import AuditEvent
-
-    return list(session.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.message import EmailMessage
 
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -36,6 +37,7 @@ STATE_LIMITS = {
 
 
 _OVERRIDES = select(CalendarOverride.day, CalendarOverride.working)
+_CALENDAR = "mianze.calendar"
 
 
 def _overrides(session: Session) -> dict[date, bool]:
@@ -48,14 +50,30 @@ def calendar(session: Session, overrides: dict[date, bool] | None = None) -> Wor
 
 
 def add_working_days(session: Session, start: date, days: int) -> date:
-    """The date `days` working days after `start`."""
-    return calendar(session).add_working_days(start, days)
+    """The date `days` working days after `start` (the calendar is read once per unit of work)."""
+    cal = session.info.get(_CALENDAR)
+    if cal is None:
+        cal = session.info[_CALENDAR] = calendar(session)
+    return cal.add_working_days(start, days)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_calendar(session, _context) -> None:
+    """An override written in this unit of work: the calendar is read again when next needed."""
+    if _CALENDAR in session.info and any(isinstance(o, CalendarOverride)
+                                         for o in (*session.new, *session.dirty, *session.deleted)):
+        del session.info[_CALENDAR]
 
 
 def due_for(session: Session, case: Case, today: date | None = None) -> date | None:
     """The deadline of the case's current step, counted from today (the step starts now)."""
+    return due_after(session, case, case.state, today)
+
+
+def due_after(session: Session, case: Case, state: str, today: date | None = None) -> date | None:
+    """The deadline of the step that starts today when the case enters `state`."""
     today = today or date.today()
-    key = STATE_LIMITS.get(case.state)
+    key = STATE_LIMITS.get(state)
     if key is None:
         return None
     rs = rulesets.procedure_rules(session, case)

@@ -70,6 +70,7 @@ def parsed(row: RuleSetVersion) -> rules.RuleSet:
 _IDENTITY = select(RuleSetVersion.id, RuleSetVersion.version, RuleSetVersion.status, RuleSetVersion.created_at) \
     .where(RuleSetVersion.id == bindparam("id"))
 _BY_ID: dict[tuple, rules.RuleSet] = {}
+_SESSION_RULES = "mianze.rules"
 
 
 def parsed_by_id(session: Session, version_id: int) -> rules.RuleSet:
@@ -78,15 +79,29 @@ def parsed_by_id(session: Session, version_id: int) -> rules.RuleSet:
     A published version is never changed, so what identifies it (id, number, creation time) keys its parsed
     rules; only the identity is read each time, which also tells databases with the same ids apart.
     """
+    known = session.info.setdefault(_SESSION_RULES, {})
+    if version_id in known:  # read once per unit of work
+        return known[version_id]
     ident = rows(session, _IDENTITY, {"id": version_id}).first()
     if ident is None:
         raise NotFound(f"rule-set version {version_id} does not exist")
-    key = tuple(ident)
+    return parsed_by_identity(session, ident)
+
+
+def parsed_by_identity(session: Session, ident) -> rules.RuleSet:
+    """The RuleSet of a version whose identity row (id, version, status, created_at) the caller already read."""
+    known = session.info.setdefault(_SESSION_RULES, {})
+    version_id = ident.id
+    if version_id in known:
+        return known[version_id]
+    key = (ident.id, ident.version, ident.status, ident.created_at)
     rs = _BY_ID.get(key) if ident.status == "published" else None
     if rs is None:
         rs = parsed(session.get(RuleSetVersion, version_id))
         if ident.status == "published":
             _BY_ID[key] = rs
+    if ident.status == "published":
+        known[version_id] = rs
     return rs
 
 

@@ -1,24 +1,25 @@
-"""Who may see a case and who may take which action on it, for the web UI.
+"""What the web UI offers a signed-in user on a case: the policy's answers, translated.
 
-The services enforce segregation of duties themselves; these checks decide what the UI offers (buttons,
-forms) and refuse a request with 403 before a service is called. Whether an action is possible in the
-case's current state is the state machine's answer (`states.may`), shown next to the permission.
+Every rule is `workflow.domain.policy`'s; the services enforce it on every verb. Here the UI asks the same
+rules what to show (buttons, forms) and refuses a request with 403 and the policy's reason before a service
+is called. Whether an action is possible in the case's current state is the state machine's answer
+(`states.fire` with the case's guard context), shown next to the permission.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 
+from flask_babel import gettext
 from flask_login import UserMixin
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
-from ..domain import states
-from ..domain.policy import appeal_reviewer_conflict, has_role, recusal_reason
-from ..models import Appeal, AuditEvent, Branch, Case, Letter, Notification, Respondent, User, Vote
-from ..services import cases as case_service
-from ..services.investigation import FACT_STATES
+from ..domain import policy, states
+from ..domain.policy import has_role
+from ..models import Branch, Case, Notification, User
+from ..services import queries
 from .i18n import _l
 from .messages import translate
 
@@ -48,13 +49,19 @@ class Principal(UserMixin):
     def head_office(self) -> bool:
         return self.branch_level == 0
 
+    @property
+    def actor(self) -> policy.Actor:
+        """The policy's view of this user."""
+        return policy.Actor(id=self.id, roles=self.roles, branch_id=self.branch_id, branch_path=self.branch_path,
+                            branch_level=self.branch_level)
+
 
 # Read on every request (the signed-in user): built once, with the user's unread notifications counted in the
 # same statement for the navigation badge.
 _UNREAD = (select(func.count()).select_from(Notification)
            .where(Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery())
 _PRINCIPAL = (select(User.id, User.username, User.name, User.roles, User.locale, User.active, User.branch_id,
-                     Branch.path, Branch.level, Branch.name.label("branch_name"),
+                     User.session_epoch, Branch.path, Branch.level, Branch.name.label("branch_name"),
                      Branch.name_en.label("branch_name_en"), _UNREAD.label("unread"))
               .join(Branch, Branch.id == User.branch_id).where(User.id == bindparam("user_id")))
 
@@ -80,138 +87,41 @@ def load_principal(session: Session, user_id: int) -> Principal | None:
 
 
 def sees_everything(p: Principal) -> bool:
-    """Internal auditors read every case; everyone else sees their home branch's subtree."""
-    return p.has("auditor") or p.branch_path == "/" or p.head_office
+    """The policy's scope rule: auditors and head office see the whole bank."""
+    return policy.sees_everything(p.actor)
 
 
-@dataclass(frozen=True)
-class CaseFacts:
-    """Who is involved in a case: what permissions depend on."""
-
-    case_id: int
-    state: str
-    branch_id: int
-    branch_path: str
-    investigator_id: int | None
-    respondent_user_ids: frozenset[int]
-    handler_ids: frozenset[int]
-    decider_ids: frozenset[int] = field(default_factory=frozenset)
+def refusal_text(refusal: policy.Refusal) -> str:
+    """A refusal in the user's language."""
+    values = dict(refusal.values)
+    if refusal.detail:
+        values["why"] = translate(refusal.detail)
+    return gettext(refusal.message, **values)
 
 
-_BRANCH_PATH = select(Branch.path).where(Branch.id == bindparam("branch_id"))
-_RESPONDENT_USERS = select(Respondent.user_id).where(Respondent.case_id == bindparam("case_id"))
-_VOTERS = select(Vote.member_id).where(Vote.case_id == bindparam("case_id"))
-_DETERMINERS = select(AuditEvent.actor_id).where(AuditEvent.case_id == bindparam("case_id"),
-                                                 AuditEvent.event == "determine")
+def case_view(session: Session, case: Case) -> policy.CaseView:
+    """The policy's view of a case, from the unit of work's aggregate."""
+    return queries.aggregate(session, case).view()
 
 
-def case_facts(session: Session, case: Case) -> CaseFacts:
-    params = {"case_id": case.id}
-    return facts_of(case, branch_path=session.exec(_BRANCH_PATH, params={"branch_id": case.branch_id}).one(),
-                    respondent_user_ids=session.exec(_RESPONDENT_USERS, params=params).all(),
-                    handler_ids=(a.user_id for a in case_service.stage_assignments(session, case.id)),
-                    decider_ids=[*session.exec(_VOTERS, params=params), *session.exec(_DETERMINERS, params=params)])
+def can_view(p: Principal, view: policy.CaseView) -> bool:
+    return policy.can_view(p.actor, view)
 
 
-def facts_of(case: Case, *, branch_path: str, respondent_user_ids, handler_ids, decider_ids) -> CaseFacts:
-    """The CaseFacts of a case from what the caller already read: the path of its branch, the user ids of its
-    respondents, of the handlers of its loans' stages, and of everyone who voted on it (valid or not) or
-    signed its determination."""
-    return CaseFacts(case_id=case.id, state=case.state, branch_id=case.branch_id, branch_path=branch_path,
-                     investigator_id=case.investigator_id, respondent_user_ids=frozenset(respondent_user_ids),
-                     handler_ids=frozenset(handler_ids),
-                     decider_ids=frozenset(d for d in decider_ids if d is not None))
+def why_not(p: Principal, view: policy.CaseView, action: str) -> str | None:
+    """Why `p` may not take `action` on the case, in the user's language, or None."""
+    refusal = policy.why_not(p.actor, view, action)
+    return refusal_text(refusal) if refusal else None
 
 
-def can_view(p: Principal, cf: CaseFacts) -> bool:
-    return (sees_everything(p) or cf.branch_path.startswith(p.branch_path)
-            or p.id in cf.respondent_user_ids or p.id == cf.investigator_id)
-
-
-# --- actions ----------------------------------------------------------------------------------------------
-
-# action -> (states in which it can be taken, the machine's trigger if it changes the state)
-ACTIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "assign": (("registered",), "assign_investigator"),
-    "statement": (("registered", "investigating"), None),
-    "facts": (FACT_STATES, None),
-    "evidence": (("registered", "investigating", "under_review", "appeal_window"), None),
-    "submit": (("investigating",), "submit_investigation"),
-    "return": (("under_review",), "return_for_investigation"),
-    "vote": (("under_review",), None),
-    "determine": (("under_review",), "determine"),
-    "issue_letters": (("determined",), None),
-    "start_publicity": (("determined",), "start_publicity"),
-    "reopen": (("in_publicity",), "reopen"),
-    "end_publicity": (("in_publicity",), "end_publicity"),
-    "close_appeal_window": (("appeal_window",), "close_appeal_window"),
-    "appeal": (("appeal_window",), None),
-    "decide_appeal": (("appeal_review",), None),
-    "conclude": (("appeal_review",), "conclude_appeals"),
-    "refer": (("final",), "refer_for_accountability"),
-    "close": (("final", "referred"), "close"),
-    "withdraw": (("registered", "investigating", "under_review"), "withdraw"),
-    "reevaluate": (("investigating", "under_review"), None),
-    "legal_hold": (tuple(states.STATE_CODES), None),
-}
-
-NOT_YOURS = _l("This step belongs to someone else.")
-OUT_OF_SCOPE = _l("This case is outside your branch's scope.")
-
-
-def _committee_of_case(p: Principal, cf: CaseFacts) -> bool:
-    return p.branch_id == cf.branch_id
-
-
-def why_not(p: Principal, cf: CaseFacts, action: str) -> str | None:
-    """Why `p` may not take `action` on the case (a message for the user, translated when shown), or None.
-
-    Only permissions and segregation of duties; the case's state is the state machine's business.
-    """
-    if not can_view(p, cf):
-        return OUT_OF_SCOPE
-    respondent = p.id in cf.respondent_user_ids
-    investigator = p.id == cf.investigator_id
-    if action in ("statement", "appeal"):
-        return None if respondent else _l("Only a respondent of the case may do this, for themselves.")
-    if action == "evidence":
-        return None if (respondent or investigator) else _l("Only the investigator and the respondents may add evidence.")
-    if action in ("facts", "submit"):
-        return None if investigator else _l("Only the case's investigator may do this.")
-    if respondent:
-        return _l("A respondent may not act on their own case.")
-    if action == "assign":
-        if not p.has("admin", "committee_chair", "investigator"):
-            return NOT_YOURS
-        return _l("A person who handled the case's loans may not assign its investigator.") \
-            if p.id in cf.handler_ids else None
-    if action in ("return", "vote", "determine", "reopen"):
-        wanted = ("committee_chair",) if action in ("determine", "reopen") else ("committee_member", "committee_chair")
-        if not p.has(*wanted) or not _committee_of_case(p, cf):
-            return _l("Only the deciding branch's committee may do this.")
-        why = recusal_reason(p.id, respondent_ids=cf.respondent_user_ids, investigator_id=cf.investigator_id,
-                             loan_handler_ids=cf.handler_ids)
-        return _l("You are recused from this case: %(why)s", why=translate(why)) if why else None
-    if action in ("issue_letters", "start_publicity", "refer", "close", "withdraw", "reevaluate"):
-        if p.has("admin") or (p.has("committee_chair") and _committee_of_case(p, cf)):
-            return None
-        return NOT_YOURS
-    if action in ("end_publicity", "close_appeal_window"):
-        return None if p.has("admin") else NOT_YOURS
-    if action in ("decide_appeal", "conclude"):
-        if not p.has("appeal_reviewer"):
-            return NOT_YOURS
-        why = appeal_reviewer_conflict(p.id, respondent_ids=cf.respondent_user_ids, decider_ids=cf.decider_ids,
-                                       investigator_id=cf.investigator_id)
-        return _l("You may not review these appeals: %(why)s", why=translate(why)) if why else None
-    if action == "legal_hold":
-        return None if p.has("admin", "auditor") else NOT_YOURS
-    raise KeyError(action)
+ACTIONS = policy.ACTIONS
+OUT_OF_SCOPE = policy.OUT_OF_SCOPE
+NOT_YOURS = policy.NOT_YOURS
 
 
 def can_register(p: Principal) -> bool:
     """Who registers new cases."""
-    return p.has("admin", "committee_chair")
+    return policy.why_not_register(p.actor) is None
 
 
 @dataclass
@@ -221,23 +131,24 @@ class ActionStatus:
     reasons: list[str]
 
 
-def _probe_kwargs(session: Session, case: Case, action: str) -> dict:
+def _probe_kwargs(agg: queries.CaseAggregate, action: str, candidates) -> dict:
     if action in ("return", "reopen", "withdraw"):
         return {"reason": "-"}
     if action == "determine":
         return {"chair_signed": True}
     if action == "assign":
-        candidates = investigator_candidates(session, case)
         return {"investigator_id": candidates[0].id if candidates else None}
     return {}
 
 
+_INVESTIGATORS = select(User).where(User.active.is_(True), User.roles.contains("investigator")).order_by(User.name)
+
+
 def investigator_candidates(session: Session, case: Case) -> list[User]:
     """Active investigators who neither are respondents nor handled the case's loans."""
-    involved = set(session.exec(select(Respondent.user_id).where(Respondent.case_id == case.id)).all())
-    involved |= {a.user_id for a in case_service.stage_assignments(session, case.id)}
-    users = session.exec(select(User).where(User.active.is_(True)).order_by(User.name)).all()
-    return [u for u in users if "investigator" in u.role_set and u.id not in involved]
+    agg = queries.aggregate(session, case)
+    involved = agg.respondent_user_ids | agg.handler_ids
+    return [u for u in session.exec(_INVESTIGATORS) if "investigator" in u.role_set and u.id not in involved]
 
 
 def machine_reasons(session: Session, case: Case, action: str, today: date, ctx=None) -> list[str]:
@@ -247,7 +158,8 @@ def machine_reasons(session: Session, case: Case, action: str, today: date, ctx=
         return [str(_l("Not possible while the case is %(state)s.", state=_state(case.state)))]
     if trigger is None:
         return []
-    ctx = ctx or case_service.guard_context(session, case, today)
+    agg = queries.aggregate(session, case)
+    ctx = ctx or agg.guard_context(today)
     if action == "determine":  # the reasons for deviations are entered on the determination form itself
         ctx = replace(ctx, respondents=tuple(replace(r, deviation_reason=r.deviation_reason or "-")
                                              for r in ctx.respondents))
@@ -255,8 +167,9 @@ def machine_reasons(session: Session, case: Case, action: str, today: date, ctx=
     class _Probe:
         state = case.state
 
+    candidates = investigator_candidates(session, case) if action == "assign" else None
     try:
-        states.fire(_Probe(), trigger, ctx, **_probe_kwargs(session, case, action))
+        states.fire(_Probe(), trigger, ctx, **_probe_kwargs(agg, action, candidates))
     except states.GuardFailed as exc:
         return [translate(str(r)) for r in exc.details.get("reasons", [exc.message])]
     except states.TransitionNotAllowed as exc:
@@ -271,8 +184,7 @@ def _state(code: str) -> str:
 
 
 class ActionTable(dict):
-    """Action name → ActionStatus, whose entries templates also read as attributes (`actions.vote.ready`):
-    Jinja looks a dict's keys up only after a failed attribute look-up, an exception each."""
+    """Action name → ActionStatus, whose entries templates also read as attributes (`actions.vote.ready`)."""
 
     def __getattr__(self, name: str) -> ActionStatus:
         try:
@@ -281,43 +193,41 @@ class ActionTable(dict):
             raise AttributeError(name) from None
 
 
-def case_actions(session: Session, case: Case, p: Principal, cf: CaseFacts, today: date) -> ActionTable:
+def case_actions(session: Session, case: Case, p: Principal, view: policy.CaseView, today: date) -> ActionTable:
     """Every action with whether the user may take it and whether the case allows it now."""
     out = ActionTable()
     ctx = None  # the guard context is built only if some permitted action needs the machine's answer
+    agg = queries.aggregate(session, case)
     for action in ACTIONS:
-        denied = why_not(p, cf, action)
+        denied = why_not(p, view, action)
         if denied:
             out[action] = ActionStatus(False, False, [denied])
             continue
         action_states, trigger = ACTIONS[action]
         if trigger is not None and case.state in action_states and ctx is None:
-            ctx = case_service.guard_context(session, case, today)
+            ctx = agg.guard_context(today)
         reasons = machine_reasons(session, case, action, today, ctx)
         if not reasons:
-            reasons = _extra_reasons(session, case, p, action, today)
+            reasons = _extra_reasons(agg, p, action, today)
         out[action] = ActionStatus(True, not reasons, reasons)
     return out
 
 
-def _extra_reasons(session: Session, case: Case, p: Principal, action: str, today: date) -> list[str]:
+def _extra_reasons(agg: queries.CaseAggregate, p: Principal, action: str, today: date) -> list[str]:
     """Conditions of actions that are not state changes (so the machine does not know them)."""
+    case = agg.case
     if action == "evidence":
-        # Investigators add evidence while facts can be recorded; respondents with their statement or appeal.
-        open_for = FACT_STATES if p.id == case.investigator_id else ("registered", "investigating", "appeal_window")
-        return [] if case.state in open_for else [str(_l("Evidence cannot be added at this stage."))]
+        return [] if policy.evidence_open(p.actor, agg.view()) else [str(_l("Evidence cannot be added at this stage."))]
     if action == "appeal":
         if case.appeal_window_ends and today > case.appeal_window_ends:
             return [str(_l("The appeal window has ended."))]
-        mine = session.exec(select(Appeal).join(Respondent, Respondent.id == Appeal.respondent_id)
-                            .where(Appeal.case_id == case.id, Respondent.user_id == p.id)).first()
-        return [str(_l("You have already appealed."))] if mine else []
+        mine = agg.respondent_of_user(p.id)
+        appealed = mine is not None and any(a.respondent_id == mine.id for a in agg.appeals)
+        return [str(_l("You have already appealed."))] if appealed else []
     if action == "decide_appeal":
-        open_ = session.exec(select(Appeal).where(Appeal.case_id == case.id, Appeal.decision.is_(None))).first()
-        return [] if open_ else [str(_l("Every appeal has been decided."))]
+        return [] if any(a.decision is None for a in agg.appeals) else [str(_l("Every appeal has been decided."))]
     if action == "issue_letters":
-        issued = {lt.respondent_id for lt in session.exec(
-            select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination"))}
-        missing = [r for r in case_service.respondents_of(session, case.id) if r.id not in issued]
+        issued = {lt.respondent_id for lt in agg.letters if lt.kind == "determination"}
+        missing = [r for r in agg.respondents if r.id not in issued]
         return [] if missing else [str(_l("Every determination letter has been issued."))]
     return []

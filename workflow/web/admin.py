@@ -11,12 +11,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import select
 
-from ..db import unit_of_work
-from ..domain import rules
-from ..domain.errors import ConflictError, DomainError, ValidationFailed
+from ..domain import policy, rules
+from ..domain.errors import ConflictError, DomainError, PermissionDenied, ValidationFailed
 from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
 from ..services import accounts, deadlines, rulesets, tolerance
-from .common import actor, deny, engine, expected_version, int_field, not_found, reading, text_field, today
+from .common import actor, deny, expected_version, int_field, not_found, reading, text_field, today, work
 from .i18n import _l
 from .messages import translate
 
@@ -55,7 +54,7 @@ def branches():
     errors: dict[str, str] = {}
     if request.method == "POST":
         try:
-            with unit_of_work(engine()) as s:
+            with work() as s:
                 accounts.create_branch(s, actor(s), code=text_field("code"), name=text_field("name"),
                                        name_en=text_field("name_en"), parent_id=int_field("parent_id") or 0)
         except ValidationFailed as exc:
@@ -72,7 +71,7 @@ def branches():
 @bp.post("/branches/<int:branch_id>")
 def update_branch(branch_id: int):
     try:
-        with unit_of_work(engine()) as s:
+        with work() as s:
             accounts.update_branch(s, actor(s), branch_id, name=text_field("name"), name_en=text_field("name_en"),
                                    active=request.form.get("active") == "1")
     except ValidationFailed as exc:
@@ -84,12 +83,26 @@ def update_branch(branch_id: int):
 
 # --- users --------------------------------------------------------------------------------------------------
 
+def _grantable() -> set[str]:
+    """The roles the signed-in administrator may give or take away (the policy's answer)."""
+    me = policy.Actor(id=current_user.id, roles=current_user.roles, branch_id=current_user.branch_id,
+                      branch_path=current_user.branch_path, branch_level=current_user.branch_level)
+    return {r for r in ROLES if policy.may_grant(me, r)}
+
+
+def _refused(exc: PermissionDenied) -> dict[str, str]:
+    """A refused grant as an error next to the field it concerns."""
+    roles = exc.details.get("reason") in (policy.BANK_WIDE_ROLE.code, policy.AUDIT_INDEPENDENCE.code)
+    return {"roles" if roles else "branch_id": translate(exc.message)}
+
+
 @bp.route("/users", methods=["GET", "POST"])
 def users():
     errors: dict[str, str] = {}
+    status = 400
     if request.method == "POST":
         try:
-            with unit_of_work(engine()) as s:
+            with work() as s:
                 accounts.create_user(s, actor(s), username=text_field("username"), name=text_field("name"),
                                      employee_no=text_field("employee_no"), branch_id=int_field("branch_id") or 0,
                                      roles=request.form.getlist("roles"), password=request.form.get("password", ""),
@@ -97,6 +110,8 @@ def users():
                                      hasher=current_app.extensions["mianze.hasher"])
         except ValidationFailed as exc:
             errors = _errors_from(exc, "username")
+        except PermissionDenied as exc:  # roles or a branch beyond the administrator's own scope
+            errors, status = _refused(exc), 403
         else:
             flash(_("The user has been created."), "success")
             return redirect(url_for("admin.users"))
@@ -108,16 +123,17 @@ def users():
             query = query.where((User.username.like(f"%{q}%")) | (User.name.like(f"%{q}%")))
         rows = list(s.exec(query.limit(500)))
     return render_template("admin/users.html", users=rows, branches={b.id: b for b in branch_rows},
-                           branch_list=branch_rows, roles=ROLES, errors=errors, form=request.form, q=q), \
-        (400 if errors else 200)
+                           branch_list=branch_rows, roles=ROLES, grantable=_grantable(), errors=errors,
+                           form=request.form, q=q), (status if errors else 200)
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 def user(user_id: int):
     errors: dict[str, str] = {}
+    status = 400
     if request.method == "POST":
         try:
-            with unit_of_work(engine()) as s:
+            with work() as s:
                 if request.form.get("form") == "password":
                     accounts.set_password(s, actor(s), user_id, request.form.get("password", ""),
                                           hasher=current_app.extensions["mianze.hasher"])
@@ -129,6 +145,8 @@ def user(user_id: int):
                     done = _("The user has been updated.")
         except ValidationFailed as exc:
             errors = _errors_from(exc, "name")
+        except PermissionDenied as exc:  # roles or a branch beyond the administrator's own scope
+            errors, status = _refused(exc), 403
         else:
             flash(done, "success")
             return redirect(url_for("admin.user", user_id=user_id))
@@ -139,8 +157,8 @@ def user(user_id: int):
         branch_rows = _subtree(s)
         if row.branch_id not in {b.id for b in branch_rows}:
             deny(_("This user belongs to a branch outside your subtree."))
-    return render_template("admin/user.html", user=row, branch_list=branch_rows, roles=ROLES, errors=errors), \
-        (400 if errors else 200)
+    return render_template("admin/user.html", user=row, branch_list=branch_rows, roles=ROLES,
+                           grantable=_grantable(), errors=errors), (status if errors else 200)
 
 
 # --- rule sets ----------------------------------------------------------------------------------------------
@@ -218,7 +236,7 @@ def create_rule_set_draft():
     if based_on is None:
         return _rule_sets_page({"based_on": _("Choose a published version to start from.")})
     try:
-        with unit_of_work(engine()) as s:
+        with work() as s:
             draft_id = rulesets.create_draft(s, actor(s), based_on=based_on, note=text_field("note")).id
     except ValidationFailed as exc:
         return _rule_sets_page({exc.details.get("field") or "based_on": _draft_message(exc)})
@@ -259,7 +277,7 @@ def rule_set_draft(draft_id: int):
         return _draft_page(draft_id, {"data": _("The document is not valid JSON (line %(line)d, column %(col)d).",
                                                 line=exc.lineno, col=exc.colno)}, text=text, note=note)
     try:
-        with unit_of_work(engine()) as s:
+        with work() as s:
             rulesets.update_draft(s, actor(s), draft_id, data, note, expected_revision=revision)
     except ValidationFailed as exc:
         return _draft_page(draft_id, {exc.details.get("field") or "data": _draft_message(exc)}, text=text, note=note)
@@ -281,7 +299,7 @@ def publish_rule_set_draft(draft_id: int):
         return _draft_page(draft_id, {"effective_from": _("Enter the date from which the version applies.")},
                            effective=effective)
     try:
-        with unit_of_work(engine()) as s:
+        with work() as s:
             version = rulesets.publish_draft(s, actor(s), draft_id, effective_from, expected_revision=revision).version
     except ValidationFailed as exc:
         return _draft_page(draft_id, {exc.details.get("field") or "_": _draft_message(exc)}, effective=effective)
@@ -298,7 +316,7 @@ def discard_rule_set_draft(draft_id: int):
     _head_office_only()
     revision = expected_version()
     try:
-        with unit_of_work(engine()) as s:
+        with work() as s:
             rulesets.discard_draft(s, actor(s), draft_id, expected_revision=revision)
     except ConflictError as exc:
         flash(_draft_message(exc), "error")
@@ -320,7 +338,7 @@ def calendar():
             errors["day"] = _("Enter a date.")
         else:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     accounts.set_calendar_override(s, actor(s), day, request.form.get("working") == "1",
                                                    text_field("note"))
             except ValidationFailed as exc:
@@ -345,7 +363,7 @@ def delete_override(day: str):
         parsed = date.fromisoformat(day)
     except ValueError:
         not_found()
-    with unit_of_work(engine()) as s:
+    with work() as s:
         accounts.remove_calendar_override(s, actor(s), parsed)
     flash(_("The override has been removed."), "success")
     return redirect(url_for("admin.calendar"))
@@ -388,7 +406,7 @@ def tolerance_figures():
             errors["reason"] = _("Say where the figures come from (the report filed with the regulator).")
         if not errors:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     tolerance.import_figure(s, actor(s), branch_id, period, sme, all_, text_field("reason"))
             except ValidationFailed as exc:
                 field = {"sme_npl_ratio": "sme_ratio", "all_npl_ratio": "all_ratio"}.get(

@@ -17,17 +17,15 @@ from flask_login import current_user, login_required
 from sqlalchemy import bindparam
 from sqlmodel import select
 
-from ..db import rows, unit_of_work
-from ..domain import rules
+from ..db import rows
+from ..domain import policy, rules
 from ..domain.errors import ConflictError, GuardFailed, ValidationFailed
 from ..domain.states import SEVERITY
 from ..models import (
     OUTCOMES,
     Appeal,
-    AuditEvent,
     Branch,
     Case,
-    Enterprise,
     Evidence,
     Letter,
     Loan,
@@ -36,15 +34,14 @@ from ..models import (
     RuleSetVersion,
     StageFact,
     User,
-    Vote,
 )
-from ..services import access_log, deadlines, investigation, letters, recommendation, rulesets
+from ..services import access_log, deadlines, investigation, letters, queries, recommendation, rulesets
 from ..services import cases as case_service
+from ..unit import session
 from . import access
 from .common import (
     actor,
     deny,
-    engine,
     expected_version,
     int_field,
     load_case,
@@ -53,6 +50,7 @@ from .common import (
     require,
     text_field,
     today,
+    work,
 )
 from .messages import translate
 
@@ -76,63 +74,40 @@ def _errors_from(exc: ValidationFailed, default_field: str = "_") -> dict[str, s
 
 # --- the case page -----------------------------------------------------------------------------------------
 
-# What the case page reads, built once: building a statement costs several times more than running it, and
-# the page is the most visited one. Rows only shown are read as plain rows, not ORM objects.
-_CASE = select(Case).where(Case.id == bindparam("case_id"))
-_ENTERPRISE = select(Enterprise.id, Enterprise.name, Enterprise.uscc).where(Enterprise.id == bindparam("id"))
-_BRANCH = select(Branch.id, Branch.name, Branch.name_en, Branch.path).where(Branch.id == bindparam("id"))
-_ALL_VOTES = select(*Vote.__table__.c).where(Vote.case_id == bindparam("case_id")).order_by(Vote.id)
-_APPEALS = select(*Appeal.__table__.c).where(Appeal.case_id == bindparam("case_id")).order_by(Appeal.id)
-_PEOPLE = select(User.id, User.name, User.employee_no, User.branch_id) \
-    .where(User.id.in_(bindparam("ids", expanding=True)))
-_BRANCHES = select(Branch.id, Branch.name, Branch.name_en).where(Branch.id.in_(bindparam("ids", expanding=True)))
-_FACTS = select(*StageFact.__table__.c).join(Respondent, Respondent.id == StageFact.respondent_id) \
-    .where(Respondent.case_id == bindparam("case_id"))
+# What the case page reads besides the case's aggregate, built once: building a statement costs several times
+# more than running it, and the page is the most visited one. Rows only shown are read as plain rows.
+_PEOPLE = (select(User.id, User.name, User.employee_no, User.branch_id, Branch.name.label("branch_name"),
+                  Branch.name_en.label("branch_name_en"))
+           .join(Branch, Branch.id == User.branch_id).where(User.id.in_(bindparam("ids", expanding=True))))
 _EVIDENCE = select(*Evidence.__table__.c).where(Evidence.case_id == bindparam("case_id")).order_by(Evidence.id)
-_LETTERS = select(Letter.id, Letter.kind, Letter.doc_number, Letter.version, Letter.issued_at, Letter.respondent_id,
-                  Letter.supersedes_id).where(Letter.case_id == bindparam("case_id")).order_by(Letter.id)
-_EVENTS = select(AuditEvent.seq, AuditEvent.actor_id, AuditEvent.actor, AuditEvent.at, AuditEvent.event,
-                 AuditEvent.from_state, AuditEvent.to_state, AuditEvent.payload) \
-    .where(AuditEvent.case_id == bindparam("case_id")).order_by(AuditEvent.seq)
 
 
-def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
-    """Everything the case page shows, with the case's CaseFacts (`cf`) made from the same reads.
+def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
+    """Everything the case page shows, from the unit of work's aggregate plus what only the page shows.
 
-    One statement per kind of record, each built once per process; nothing is read twice.
+    One statement per kind of record; nothing is read twice (the policy's view comes from the same reads).
     """
+    agg = queries.aggregate(s, case)
     by_case = {"case_id": case.id}
-    # Statements of columns run on the session's connection (`rows`): the ORM's execution path costs twice
-    # as much per statement and adds nothing to plain rows.
-    enterprise = rows(s, _ENTERPRISE, {"id": case.enterprise_id}).first()
-    branch = rows(s, _BRANCH, {"id": case.branch_id}).first()
-    loans = case_service.case_loans(s, case.id)
+    enterprise, events = agg.enterprise, agg.events
+    cf = cf or agg.view()
+    loans = agg.loans
     loan_by_id = {lo.id: lo for lo in loans}
-    respondents = case_service.respondents_of(s, case.id)
-    assignments = case_service.stage_assignments(s, case.id)
-    all_votes = rows(s, _ALL_VOTES, by_case).all()
-    votes = [v for v in all_votes if v.invalidated_at is None]
-    appeals = rows(s, _APPEALS, by_case).all()
-    events = rows(s, _EVENTS, by_case).all()
-    if cf is None:
-        cf = access.facts_of(case, branch_path=branch.path, respondent_user_ids=(r.user_id for r in respondents),
-                             handler_ids=(a.user_id for a in assignments),
-                             decider_ids=[*(v.member_id for v in all_votes),
-                                          *(e.actor_id for e in events if e.event == "determine")])
+    respondents, assignments = agg.respondents, agg.assignments
+    votes, appeals = agg.valid_votes, agg.appeals
     under_review = case.state == "under_review"
     user_ids = ({r.user_id for r in respondents} | {case.investigator_id} | {v.member_id for v in votes}
                 | {a.decided_by_id for a in appeals}) - {None}
-    users = {u.id: u for u in rows(s, _PEOPLE, {"ids": list(user_ids)})} if user_ids else {}
-    branch_ids = {u.branch_id for u in users.values()}
-    branches = {b.id: b for b in rows(s, _BRANCHES, {"ids": list(branch_ids)})} if branch_ids else {}
-    facts = rows(s, _FACTS, by_case).all()
-    fact_at = {(f.respondent_id, f.loan_id, f.stage): f for f in facts}
-    rs_by_id = {i: rulesets.parsed_by_id(s, i) for i in {f.rule_set_version_id for f in facts}
+    people = {u.id: u for u in rows(s, _PEOPLE, {"ids": list(user_ids)})} if user_ids else {}
+    users = people
+    branches = {u.branch_id: SimpleNamespace(id=u.branch_id, name=u.branch_name, name_en=u.branch_name_en)
+                for u in people.values()}
+    fact_at = {(f.respondent_id, f.loan_id, f.stage): f for f in agg.facts}
+    rs_by_id = {i: rulesets.parsed_by_id(s, i) for i in {f.rule_set_version_id for f in agg.facts}
                 | {case.rule_set_version_id}}
     procedure = rs_by_id[case.rule_set_version_id]
     evidence = rows(s, _EVIDENCE, by_case).all()
-    letter_rows = rows(s, _LETTERS, by_case).all()
-    people = []
+    out = []
     for r in respondents:
         stages = []
         for a in assignments:
@@ -145,17 +120,17 @@ def case_page_data(s, case: Case, cf: access.CaseFacts | None = None) -> dict:
         user = users.get(r.user_id)
         # Attributes, not dict keys: templates read `p.r`, and Jinja finds a dict's keys only after a failed
         # attribute look-up (an exception each, about 80 per case page).
-        people.append(SimpleNamespace(r=r, user=user, branch=branches.get(user.branch_id) if user else None,
-                                      stages=stages, tally=Counter(mine),
-                                      carried=rules.decide_by_votes(mine, None, procedure) if under_review else None))
+        out.append(SimpleNamespace(r=r, user=user, branch=branches.get(user.branch_id) if user else None,
+                                   stages=stages, tally=Counter(mine),
+                                   carried=rules.decide_by_votes(mine, None, procedure) if under_review else None))
     return {
-        "case": case, "cf": cf, "enterprise": enterprise, "branch": branch, "loans": loans, "people": people,
-        "users": users, "votes": votes, "appeals": appeals, "evidence": evidence, "letters": letter_rows,
-        "events": events, "procedure": procedure,
+        "case": case, "cf": cf, "enterprise": enterprise, "branch": SimpleNamespace(
+            id=case.branch_id, name=agg.branch_name, name_en=agg.branch_name_en, path=agg.branch_path),
+        "loans": loans, "people": out, "users": users, "votes": votes, "appeals": appeals, "evidence": evidence,
+        "letters": agg.letters, "events": events, "procedure": procedure,
         "respondent_by_id": {r.id: r for r in respondents},
         "investigator": users.get(case.investigator_id),
-        "eligible_voters": case_service.eligible_voters(s, case, respondent_ids=cf.respondent_user_ids,
-                                                        handler_ids=cf.handler_ids) if under_review else [],
+        "eligible_voters": agg.eligible_voters() if under_review else [],
     }
 
 
@@ -167,33 +142,29 @@ ACTION_STATES = {k: v[0] for k, v in access.ACTIONS.items()}
 def show(case_id: int):
     me = current_user._get_current_object()
     day = today()
-    with reading() as s:
-        case = s.exec(_CASE, params={"case_id": case_id}).first()
-        if case is None:
-            not_found()
-        data = case_page_data(s, case)
-        if not access.can_view(me, data["cf"]):
-            deny(str(access.OUT_OF_SCOPE))
-        data["deadline"] = deadlines.deadline_info(s, case, day)
-        actions = access.case_actions(s, case, me, data["cf"], day)
-    access_log.record_now(engine(), me, "view_case", target=case.number, case_id=case.id)  # committed first
+    s = session(write=True)  # the view's access-log entry is written in the same unit of work
+    _ = queries.load(s, case_id).events  # the timeline, which also says who signed (the policy's view reads it)
+    case, view = load_case(s, case_id)
+    data = case_page_data(s, case, view)
+    data["deadline"] = deadlines.deadline_info(s, case, day)
+    actions = access.case_actions(s, case, me, view, day)
+    access_log.record(s, me, "view_case", target=case.number, case_id=case.id)
     return render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES)
 
 
 @bp.get("/<int:case_id>/evidence/<int:evidence_id>")
 @login_required
 def download_evidence(case_id: int, evidence_id: int):
-    with reading() as s:
-        case, cf = load_case(s, case_id)
-        ev = s.get(Evidence, evidence_id)
-        if ev is None or ev.case_id != case.id:
-            not_found()
+    s = session(write=True)  # the download's access-log entry is written in the same unit of work
+    case, cf = load_case(s, case_id)
+    ev = s.get(Evidence, evidence_id)
+    if ev is None or ev.case_id != case.id:
+        not_found()
     path = investigation.evidence_path(current_app.config["EVIDENCE_DIR"], ev)
     if not path.exists():
         not_found(_("The file of this evidence is missing from the evidence store; tell the administrator."))
-    with unit_of_work(engine()) as s:
-        access_log.record(s, current_user, "download_evidence", target=ev.filename, case_id=case.id,
-                          details={"evidence_id": ev.id, "sha256": ev.sha256})
+    access_log.record(s, current_user, "download_evidence", target=ev.filename, case_id=case.id,
+                      details={"evidence_id": ev.id, "sha256": ev.sha256})
     return send_file(BytesIO(path.read_bytes()), mimetype=ev.content_type, as_attachment=True,
                      download_name=ev.filename)
 
@@ -201,15 +172,14 @@ def download_evidence(case_id: int, evidence_id: int):
 @bp.get("/<int:case_id>/letters/<int:letter_id>.pdf")
 @login_required
 def download_letter(case_id: int, letter_id: int):
-    with reading() as s:
-        case, cf = load_case(s, case_id)
-        letter = s.get(Letter, letter_id)
-        if letter is None or letter.case_id != case.id:
-            not_found()
-        pdf, name = letter.pdf, f"{letter.doc_number}.pdf"
-    with unit_of_work(engine()) as s:
-        access_log.record(s, current_user, "download_letter", target=letter.doc_number, case_id=case.id,
-                          details={"letter_id": letter.id, "sha256": letter.sha256})
+    s = session(write=True)  # the download's access-log entry is written in the same unit of work
+    case, cf = load_case(s, case_id)
+    letter = s.get(Letter, letter_id)
+    if letter is None or letter.case_id != case.id:
+        not_found()
+    pdf, name = letter.pdf, f"{letter.doc_number}.pdf"
+    access_log.record(s, current_user, "download_letter", target=letter.doc_number, case_id=case.id,
+                      details={"letter_id": letter.id, "sha256": letter.sha256})
     return send_file(BytesIO(pdf), mimetype="application/pdf", as_attachment=False, download_name=name)
 
 
@@ -228,7 +198,7 @@ def new():
             errors["loans"] = _("Enter at least one loan number.")
         else:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     found = dict(s.exec(select(Loan.loan_no, Loan.id).where(Loan.loan_no.in_(numbers))).all())
                     unknown = [n for n in numbers if n not in found]
                     if unknown:
@@ -260,7 +230,7 @@ def assign(case_id: int):
             errors["investigator_id"] = _("Choose an investigator.")
         else:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     case, cf = load_case(s, case_id)
                     require(cf, "assign")
                     case_service.assign_investigator(s, case, actor(s), investigator_id, expected_version=version)
@@ -317,7 +287,7 @@ def statement(case_id: int):
             errors["statement"] = _("Write your statement.")
         else:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     case, cf = load_case(s, case_id)
                     require(cf, "statement")
                     me = actor(s)
@@ -350,7 +320,7 @@ def evidence(case_id: int):
     if request.method == "POST":
         expected_version()
         try:
-            with unit_of_work(engine()) as s:
+            with work() as s:
                 case, cf = load_case(s, case_id)
                 require(cf, "evidence")
                 _ensure_ready(s, case, "evidence")
@@ -427,7 +397,7 @@ def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
         version = expected_version()
         posted = _facts_from_form(request.form, rs, stage)
         try:
-            with unit_of_work(engine()) as s:
+            with work() as s:
                 case, cf = load_case(s, case_id)
                 require(cf, "facts")
                 investigation.record_facts(s, case, actor(s), respondent_id, loan_id, stage, posted,
@@ -451,7 +421,7 @@ def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
 
 def _button(case_id: int, action: str, call, done: str):
     version = expected_version()
-    with unit_of_work(engine()) as s:
+    with work() as s:
         case, cf = load_case(s, case_id)
         require(cf, action)
         call(s, case, actor(s), version)
@@ -569,7 +539,7 @@ def reason_step(case_id: int, step: str):
             errors["reason"] = _("Give a reason.")
         else:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     case, cf = load_case(s, case_id)
                     require(cf, action)
                     if action == "legal_hold":
@@ -606,7 +576,7 @@ def vote(case_id: int):
     if request.method == "POST":
         version = expected_version()
         try:
-            with unit_of_work(engine()) as s:
+            with work() as s:
                 case, cf = load_case(s, case_id)
                 require(cf, "vote")
                 me = actor(s)
@@ -645,14 +615,14 @@ def determine(case_id: int):
         with reading() as s:
             case, cf = load_case(s, case_id)
             require(cf, "determine")
-            rs = rulesets.procedure_rules(s, case)
-            for r in case_service.respondents_of(s, case.id):
-                carried = case_service.decided_by_votes(s, case, r, rs)
+            agg = queries.aggregate(s, case)
+            for r in agg.respondents:
+                carried = agg.carried(r)
                 reasons[r.id] = text_field(f"deviation_{r.id}")
                 if carried and carried != r.recommended_outcome and not reasons[r.id]:
                     errors[f"deviation_{r.id}"] = _("The outcome differs from the recommendation: give the reason.")
         if not errors:
-            with unit_of_work(engine()) as s:
+            with work() as s:
                 case, cf = load_case(s, case_id)
                 require(cf, "determine")
                 case_service.determine(s, case, actor(s), reasons, expected_version=version)
@@ -681,7 +651,7 @@ def appeal(case_id: int):
             errors["grounds"] = _("State the grounds of your appeal.")
         else:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     case, cf = load_case(s, case_id)
                     require(cf, "appeal")
                     me = actor(s)
@@ -721,7 +691,7 @@ def decide_appeal(case_id: int, appeal_id: int):
             errors["reason"] = _("Give the reason for the decision.")
         if not errors:
             try:
-                with unit_of_work(engine()) as s:
+                with work() as s:
                     case, cf = load_case(s, case_id)
                     require(cf, "decide_appeal")
                     case_service.decide_appeal(s, case, actor(s), appeal_id, decision,

@@ -1,4 +1,5 @@
-"""Small helpers shared by the views: the engine, the acting user, loading with 404/403, form parsing."""
+"""Small helpers shared by the views: the request's unit of work, the acting user, loading with 404/403,
+form parsing."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from flask_login import current_user
 from sqlmodel import Session
 from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 
+from .. import unit
+from ..domain import policy
+from ..domain.errors import NotFound as CaseNotFound
 from ..models import Case, User
+from ..services import queries
 from . import access
+
+work = unit.work  # a verb's part of the request's unit of work (rolled back to its start if it raises)
 
 
 def engine():
@@ -43,29 +50,32 @@ def bad_request(detail: str):
 
 
 def actor(s: Session) -> User:
-    """The signed-in user's row in this session."""
+    """The signed-in user's row in this session (the policy's view of them is the Principal's, not read again)."""
     user = s.get(User, current_user.id)
     if user is None or not user.active:
         deny("inactive user")
+    s.info.setdefault("mianze.actors", {})[user.id] = current_user.actor
     return user
 
 
-def load_case(s: Session, case_id: int) -> tuple[Case, access.CaseFacts]:
-    """The case (404 if missing) and its facts; 403 when outside the user's scope."""
-    case = s.get(Case, case_id)
-    if case is None:
+def load_case(s: Session, case_id: int) -> tuple[Case, policy.CaseView]:
+    """The case (404 if missing; its aggregate is loaded for the unit of work) and the policy's view of it;
+    403 when outside the user's scope."""
+    try:
+        agg = queries.load(s, case_id)
+    except CaseNotFound:
         not_found()
-    cf = access.case_facts(s, case)
-    if not access.can_view(current_user, cf):
-        deny(str(access.OUT_OF_SCOPE))
-    return case, cf
+    view = agg.view()
+    if not access.can_view(current_user, view):
+        deny(access.refusal_text(access.OUT_OF_SCOPE))
+    return agg.case, view
 
 
-def require(cf: access.CaseFacts, action: str) -> None:
-    """403 unless the signed-in user may take `action` on the case."""
-    why = access.why_not(current_user, cf, action)
+def require(view: policy.CaseView, action: str) -> None:
+    """403 with the policy's reason unless the signed-in user may take `action` on the case."""
+    why = access.why_not(current_user, view, action)
     if why:
-        deny(str(why))
+        deny(why)
 
 
 def expected_version() -> int:
@@ -87,11 +97,5 @@ def int_field(name: str) -> int | None:
 
 @contextmanager
 def reading(eng=None) -> Iterator[Session]:
-    """A read-only session whose loaded rows stay readable after it ends (templates render them later)."""
-    session = Session(eng if eng is not None else engine(), expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        session.expunge_all()  # detach before the rollback, so nothing is expired
-        session.rollback()
-        session.close()
+    """The request's session, for reading (templates render its rows before it is committed or closed)."""
+    yield unit.session()

@@ -6,9 +6,8 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from ..db import unit_of_work
 from ..services import notifications
-from .common import engine, reading
+from .common import reading, work
 
 bp = Blueprint("notifications", __name__)
 PAGE = 50
@@ -35,7 +34,7 @@ def index():
 @bp.post("/notifications/read")
 @login_required
 def mark_read():
-    with unit_of_work(engine()) as s:
+    with work() as s:
         n = notifications.mark_all_read(s, current_user.id)
     flash(_("%(n)d notifications marked as read.", n=n), "success")
     return redirect(url_for("notifications.index"))

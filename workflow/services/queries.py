@@ -1,0 +1,356 @@
+"""Readers shared by the verbs, the pages and the API: the acting user and the case aggregate.
+
+A case is loaded once per unit of work as one `CaseAggregate` (kept in the session's `info`): the policy's
+`CaseView`, the state machine's `GuardContext` and the case page are all built from the same snapshot, and
+each part (respondents, votes, appeals…) is read the first time something asks for it, with one statement.
+A verb that changes a part says so (`changed`), so that a later reader in the same unit sees the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date
+from functools import cache, cached_property
+from types import SimpleNamespace
+
+from sqlalchemy import bindparam, event
+from sqlmodel import Session, select
+
+from ..db import rows
+from ..domain import policy, rules, states
+from ..domain.errors import NotFound
+from ..models import (
+    Appeal,
+    AuditEvent,
+    Branch,
+    Case,
+    CaseLoan,
+    Enterprise,
+    Letter,
+    Loan,
+    LoanStage,
+    Respondent,
+    RuleSetVersion,
+    StageFact,
+    User,
+    Vote,
+)
+from . import rulesets
+
+_AGGREGATES = "mianze.aggregates"
+_ACTORS = "mianze.actors"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_transaction_end(session, transaction) -> None:
+    """What a unit of work read (aggregates, actors, calendar, rules) lives as long as its transaction."""
+    if transaction.parent is None:
+        for key in [k for k in session.info if isinstance(k, str) and k.startswith("mianze.")]:
+            del session.info[key]
+
+# Statements built once (building a statement costs several times more than running it); the case id is a
+# bound parameter.
+# The case with its deciding branch, its enterprise and the identity of its procedure's rule set: one row.
+_CASE = (select(Case, Branch.path, Branch.name, Branch.name_en, Enterprise.name.label("enterprise_name"),
+                Enterprise.uscc, RuleSetVersion.id.label("rs_id"), RuleSetVersion.version.label("rs_version"),
+                RuleSetVersion.status.label("rs_status"), RuleSetVersion.created_at.label("rs_created_at"))
+         .join(Branch, Branch.id == Case.branch_id).join(Enterprise, Enterprise.id == Case.enterprise_id)
+         .join(RuleSetVersion, RuleSetVersion.id == Case.rule_set_version_id)
+         .where(Case.id == bindparam("case_id")))
+_BRANCH = select(Branch.path, Branch.name, Branch.name_en).where(Branch.id == bindparam("branch_id"))
+_RESPONDENTS = select(Respondent).where(Respondent.case_id == bindparam("case_id")).order_by(Respondent.id)
+_LOANS = (select(Loan).join(CaseLoan, CaseLoan.loan_id == Loan.id)
+          .where(CaseLoan.case_id == bindparam("case_id")).order_by(Loan.loan_no))
+_ASSIGNMENTS = (select(LoanStage).join(CaseLoan, CaseLoan.loan_id == LoanStage.loan_id)
+                .where(CaseLoan.case_id == bindparam("case_id")).order_by(LoanStage.loan_id, LoanStage.id))
+_VOTES = select(Vote).where(Vote.case_id == bindparam("case_id")).order_by(Vote.id)
+_VALID_VOTES = select(Vote).where(Vote.case_id == bindparam("case_id"), Vote.invalidated_at.is_(None))
+_APPEALS = select(Appeal).where(Appeal.case_id == bindparam("case_id")).order_by(Appeal.id)
+_FACTS = (select(StageFact).join(Respondent, Respondent.id == StageFact.respondent_id)
+          .where(Respondent.case_id == bindparam("case_id")))
+_LETTERS = (select(Letter.id, Letter.kind, Letter.doc_number, Letter.version, Letter.issued_at, Letter.respondent_id,
+                   Letter.supersedes_id, Letter.appeal_id).where(Letter.case_id == bindparam("case_id"))
+            .order_by(Letter.id))
+_DETERMINERS = select(AuditEvent.actor_id).where(AuditEvent.case_id == bindparam("case_id"),
+                                                 AuditEvent.event == "determine")
+_EVENTS = (select(AuditEvent.seq, AuditEvent.actor_id, AuditEvent.actor, AuditEvent.at, AuditEvent.event,
+                  AuditEvent.from_state, AuditEvent.to_state, AuditEvent.payload)
+           .where(AuditEvent.case_id == bindparam("case_id")).order_by(AuditEvent.seq))
+_ENTERPRISE = select(Enterprise.id, Enterprise.name, Enterprise.uscc).where(Enterprise.id == bindparam("id"))
+_BRANCH_STAFF = select(User.id, User.name, User.roles).where(User.branch_id == bindparam("branch_id"),
+                                                              User.active.is_(True))
+_ACTOR = (select(User.id, User.roles, User.branch_id, Branch.path, Branch.level)
+          .join(Branch, Branch.id == User.branch_id).where(User.id == bindparam("user_id")))
+
+
+# --- the acting user --------------------------------------------------------------------------------------
+
+def actor_of(session: Session, user) -> policy.Actor | None:
+    """The policy's Actor for a user row (None for the system, e.g. the deadline tick); read once per unit."""
+    if user is None:
+        return None
+    if isinstance(user, policy.Actor):
+        return user
+    known = session.info.setdefault(_ACTORS, {})
+    actor = known.get(user.id)
+    if actor is None:
+        row = rows(session, _ACTOR, {"user_id": user.id}).first()
+        if row is None:
+            raise NotFound(f"user {user.id} does not exist")
+        actor = known[user.id] = policy.Actor(id=row.id, roles=frozenset(row.roles.split()),
+                                              branch_id=row.branch_id, branch_path=row.path,
+                                              branch_level=row.level)
+    return actor
+
+
+# --- the case aggregate -----------------------------------------------------------------------------------
+
+@dataclass
+class Committee:
+    """A committee member as the vote pages and the quorum read them."""
+
+    id: int
+    name: str
+    roles: frozenset[str]
+
+
+class CaseAggregate:
+    """One case with everything a verb, a guard, the policy or a page reads about it, each part read once."""
+
+    def __init__(self, session: Session, case: Case, branch_path: str, branch_name: str = "",
+                 branch_name_en: str = ""):
+        self.session = session
+        self.case = case
+        self.branch_path = branch_path
+        self.branch_name = branch_name  # the deciding branch
+        self.branch_name_en = branch_name_en or branch_name
+
+    def _all(self, statement):
+        return list(self.session.exec(statement, params={"case_id": self.case.id}))
+
+    @cached_property
+    def respondents(self) -> list[Respondent]:
+        return self._all(_RESPONDENTS)
+
+    @cached_property
+    def loans(self) -> list[Loan]:
+        return self._all(_LOANS)
+
+    @cached_property
+    def assignments(self) -> list[LoanStage]:
+        """Who handled which stage of the case's loans."""
+        return self._all(_ASSIGNMENTS)
+
+    @cached_property
+    def votes(self) -> list[Vote]:
+        """Every vote on the case, valid or not, in the order cast."""
+        return self._all(_VOTES)
+
+    @property
+    def valid_votes(self) -> list[Vote]:
+        return [v for v in self.votes if v.invalidated_at is None]
+
+    @cached_property
+    def appeals(self) -> list[Appeal]:
+        return self._all(_APPEALS)
+
+    @cached_property
+    def facts(self) -> list[StageFact]:
+        return self._all(_FACTS)
+
+    @cached_property
+    def letters(self) -> list:
+        """The case's letters (metadata rows, no PDF bytes)."""
+        return rows(self.session, _LETTERS, {"case_id": self.case.id}).all()
+
+    @cached_property
+    def events(self) -> list:
+        """The case's audit events (rows), oldest first: its timeline."""
+        return rows(self.session, _EVENTS, {"case_id": self.case.id}).all()
+
+    @cached_property
+    def determiners(self) -> list[int]:
+        """Who signed the case's determinations (a reopened case may have several)."""
+        if "events" in self.__dict__:
+            return [e.actor_id for e in self.events if e.event == "determine" and e.actor_id is not None]
+        return [a for a in rows(self.session, _DETERMINERS, {"case_id": self.case.id}).scalars() if a is not None]
+
+    @cached_property
+    def enterprise(self):
+        return rows(self.session, _ENTERPRISE, {"id": self.case.enterprise_id}).first()
+
+    @cached_property
+    def procedure(self) -> rules.RuleSet:
+        """The rules of the case's procedure: the rule-set version in force when it was opened."""
+        return rulesets.procedure_rules(self.session, self.case)
+
+    @cached_property
+    def committee(self) -> list[Committee]:
+        """Committee members and chairs whose home branch is the case's determining branch."""
+        staff = rows(self.session, _BRANCH_STAFF, {"branch_id": self.case.branch_id}).all()
+        out = [Committee(u.id, u.name, frozenset(u.roles.split())) for u in staff]
+        return [m for m in out if policy.has_role(m.roles, "committee_member", "committee_chair")]
+
+    def changed(self, *parts: str) -> None:
+        """Forget parts a verb changed (read again when next asked for)."""
+        for part in parts:
+            self.__dict__.pop(part, None)
+
+    # --- derived views ---------------------------------------------------------------------------------
+
+    @property
+    def respondent_user_ids(self) -> frozenset[int]:
+        return frozenset(r.user_id for r in self.respondents)
+
+    @property
+    def handler_ids(self) -> frozenset[int]:
+        return frozenset(a.user_id for a in self.assignments)
+
+    def respondent(self, respondent_id: int) -> Respondent:
+        """A respondent of this case, or NotFound."""
+        for r in self.respondents:
+            if r.id == respondent_id:
+                return r
+        raise NotFound(f"respondent {respondent_id} is not part of case {self.case.number}")
+
+    def respondent_of_user(self, user_id: int) -> Respondent | None:
+        return next((r for r in self.respondents if r.user_id == user_id), None)
+
+    def view(self) -> policy.CaseView:
+        """The plain view of the case the policy decides on."""
+        return policy.CaseView(
+            case_id=self.case.id, state=self.case.state, branch_id=self.case.branch_id, branch_path=self.branch_path,
+            investigator_id=self.case.investigator_id, respondent_user_ids=self.respondent_user_ids,
+            handler_ids=self.handler_ids,
+            decider_ids=frozenset([*(v.member_id for v in self.votes), *self.determiners]))
+
+    def eligible_voters(self) -> list[Committee]:
+        """Committee members not recused from this case."""
+        respondents, handlers = self.respondent_user_ids, self.handler_ids
+        return [m for m in self.committee
+                if policy.recusal_reason(m.id, respondent_ids=respondents, investigator_id=self.case.investigator_id,
+                                         loan_handler_ids=handlers) is None]
+
+    def carried(self, respondent: Respondent) -> str | None:
+        """The outcome the valid votes carry for one respondent under the voting rule, or None."""
+        votes = [v.outcome for v in self.valid_votes if v.respondent_id == respondent.id]
+        return rules.decide_by_votes(votes, None, self.procedure)
+
+    def guard_context(self, today: date | None = None, needs: Collection[str] | None = None) -> states.GuardContext:
+        """A plain snapshot of the case for the state machine's guards.
+
+        `needs`: the guard names it is for (None: every guard); parts no needed guard reads stay empty.
+        """
+        case = self.case
+        need_respondents = needs is None or not _RESPONDENT_GUARDS.isdisjoint(needs)
+        need_quorum = (needs is None or "quorum_reached" in needs) and case.state == "under_review"
+        snaps = []
+        if need_respondents:
+            have = {(f.respondent_id, f.loan_id, f.stage) for f in self.facts}
+            for r in self.respondents:
+                mine = [(a.loan_id, a.stage) for a in self.assignments if a.user_id == r.user_id]
+                snaps.append(states.RespondentSnapshot(
+                    id=r.id, user_id=r.user_id, stages=tuple(f"{lo}:{s}" for lo, s in mine),
+                    stages_with_facts=frozenset(f"{lo}:{s}" for lo, s in mine if (r.id, lo, s) in have),
+                    recommended=r.recommended_outcome,
+                    decided=r.decided_outcome or (self.carried(r) if case.state == "under_review" else None),
+                    deviation_reason=r.deviation_reason, final=r.final_outcome))
+        appeals = self.appeals if needs is None or not _APPEAL_GUARDS.isdisjoint(needs) else []
+        voter_ids = {m.id for m in self.eligible_voters()} if need_quorum else set()
+        letters_missing = 0
+        if case.state == "determined" and need_respondents:
+            issued = {lt.respondent_id for lt in self.letters if lt.kind == "determination"}
+            letters_missing = sum(1 for r in self.respondents if r.id not in issued)
+        return states.GuardContext(
+            today=today or date.today(),
+            respondents=tuple(snaps),
+            appeals=tuple(states.AppealSnapshot(id=a.id, respondent_id=a.respondent_id,
+                                                appealed_outcome=a.appealed_outcome, decided=a.decision is not None,
+                                                new_outcome=a.new_outcome) for a in appeals),
+            eligible_voters=len(voter_ids),
+            votes_cast_by=frozenset(v.member_id for v in self.valid_votes if v.member_id in voter_ids),
+            **({"quorum_fraction": rulesets.quorum(self.procedure)} if need_quorum else {}),
+            letters_missing=letters_missing,
+            publicity_ends=case.publicity_ends,
+            appeal_window_ends=case.appeal_window_ends,
+            legal_hold=case.legal_hold,
+        )
+
+
+# Which parts of the snapshot each guard reads, so that an event prepares only what its guards need.
+_RESPONDENT_GUARDS = frozenset({"investigator_not_respondent", "facts_complete", "every_respondent_decided",
+                                "deviations_have_reasons", "some_outcome_not_exempt", "letters_issued"})
+_APPEAL_GUARDS = frozenset({"has_appeals", "every_appeal_decided", "no_appeal_worsened"})
+
+
+@cache
+def guards_of(trigger: str) -> frozenset[str]:
+    """The guard names any declared transition of `trigger` evaluates."""
+    return frozenset(g for t in states.TRANSITIONS if t["trigger"] == trigger
+                     for g in t.get("conditions", []) + t.get("unless", []))
+
+
+def load(session: Session, case_id: int, *, for_update: bool = False) -> CaseAggregate:
+    """The case's aggregate in this unit of work (read once), or NotFound."""
+    known = session.info.setdefault(_AGGREGATES, {})
+    agg = known.get(case_id)
+    if agg is not None and not for_update:
+        return agg
+    query = _CASE.with_for_update(of=Case) if for_update else _CASE
+    row = session.exec(query, params={"case_id": case_id}).first()
+    if row is None:
+        raise NotFound(f"case {case_id} does not exist")
+    case = row[0]
+    if agg is not None and agg.case is case:
+        return agg
+    agg = known[case_id] = CaseAggregate(session, case, row.path, row.name, row.name_en)
+    agg.enterprise = SimpleNamespace(id=case.enterprise_id, name=row.enterprise_name, uscc=row.uscc)
+    agg.procedure = rulesets.parsed_by_identity(session, SimpleNamespace(
+        id=row.rs_id, version=row.rs_version, status=row.rs_status, created_at=row.rs_created_at))
+    return agg
+
+
+def aggregate(session: Session, case: Case) -> CaseAggregate:
+    """The aggregate of a case row already loaded in this session."""
+    known = session.info.setdefault(_AGGREGATES, {})
+    agg = known.get(case.id)
+    if agg is None or agg.case is not case:
+        branch = rows(session, _BRANCH, {"branch_id": case.branch_id}).one()
+        agg = known[case.id] = CaseAggregate(session, case, *branch)
+    return agg
+
+
+# --- readers kept for callers that need one part only ------------------------------------------------------
+
+def get_case(session: Session, case_id: int, *, for_update: bool = False) -> Case:
+    """The case, or NotFound."""
+    return load(session, case_id, for_update=for_update).case
+
+
+def respondents_of(session: Session, case_id: int) -> list[Respondent]:
+    return list(session.exec(_RESPONDENTS, params={"case_id": case_id}))
+
+
+def case_loans(session: Session, case_id: int) -> list[Loan]:
+    return list(session.exec(_LOANS, params={"case_id": case_id}))
+
+
+def stage_assignments(session: Session, case_id: int) -> list[LoanStage]:
+    """Who handled which stage of the case's loans."""
+    return list(session.exec(_ASSIGNMENTS, params={"case_id": case_id}))
+
+
+def valid_votes(session: Session, case_id: int) -> list[Vote]:
+    return list(session.exec(_VALID_VOTES, params={"case_id": case_id}))
+
+
+def audit_events(session: Session, case_id: int) -> list[AuditEvent]:
+    return list(session.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)))
+
+
+def determining_branch(session: Session, branch: Branch) -> Branch:
+    """The branch whose committee decides: the tier-1 branch above (or the branch itself if higher)."""
+    while branch.level > 1 and branch.parent_id is not None:
+        branch = session.get(Branch, branch.parent_id)
+    return branch

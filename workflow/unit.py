@@ -1,0 +1,111 @@
+"""One unit of work per request: one session, committed once, in one place.
+
+A request (web page, form POST or API call) gets one session the first time a view asks for it
+(`session()`); the view parses, loads, calls one service verb inside `work()` and renders or redirects.
+When the view has returned, the session is committed if the response is a success (status < 400) and
+rolled back otherwise; side effects outside the database (files, mail) belong after that commit
+(`after_commit`). A verb that fails inside `work()` is rolled back to where it began (a savepoint), so a
+form can be shown again with its errors and nothing half-done is committed.
+
+On SQLite a request that will write takes the write lock when its transaction begins (BEGIN IMMEDIATE):
+every non-GET request, and GET requests whose view says so (`session(write=True)` before anything else,
+e.g. a case view that records its access-log entry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app, g, request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session
+
+from .db import writer
+from .domain.errors import ConflictError
+
+_SESSION = "_mianze_session"
+_AFTER = "_mianze_after_commit"
+_READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def session(*, write: bool = False) -> Session:
+    """The request's session (opened on first use). `write`: a GET that will write says so first."""
+    s = g.get(_SESSION)
+    if s is None:
+        engine = current_app.extensions["mianze.engine"]
+        writes = write or request.method not in _READ_METHODS
+        s = Session(writer(engine) if writes else engine, expire_on_commit=False)
+        s.info["mianze.writes"] = writes
+        setattr(g, _SESSION, s)
+    elif write and not s.info.get("mianze.writes"):
+        raise RuntimeError("session(write=True) must be the request's first use of its session")
+    return s
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """The request's session, for reading (rows stay usable until the request ends)."""
+    yield session()
+
+
+@contextmanager
+def work() -> Iterator[Session]:
+    """A verb's part of the request's unit of work: rolled back to its start if it raises."""
+    s = session()
+    with s.begin_nested():
+        yield s
+    s.flush()
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the request's unit of work has been committed (never if it is rolled back)."""
+    g.setdefault(_AFTER, []).append(callback)
+
+
+def commit(s: Session) -> None:
+    """Commit a unit of work; a concurrent change or a broken unique rule is a ConflictError."""
+    try:
+        s.commit()
+    except StaleDataError as exc:
+        s.rollback()
+        raise ConflictError("the case was changed by someone else in the meantime; reload and try again") from exc
+    except IntegrityError as exc:
+        s.rollback()
+        raise ConflictError("someone else made the same change at the same moment; reload and try again") from exc
+
+
+def register(app: Flask) -> None:
+    """Commit each request's unit of work after its view, and close it at the end of the request."""
+
+    @app.after_request
+    def _commit(response):
+        s = g.pop(_SESSION, None)
+        if s is None:
+            return response
+        try:
+            if response.status_code < 400:
+                commit(s)
+            else:
+                s.rollback()
+        except ConflictError as exc:
+            g.pop(_AFTER, None)
+            return app.make_response(app.handle_user_exception(exc))
+        finally:
+            s.close()
+        for callback in g.pop(_AFTER, []):
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - the change is committed; the side effect is logged to be redone
+                logging.getLogger(__name__).exception("a side effect after the commit failed")
+        return response
+
+    @app.teardown_request
+    def _close(_exc):
+        s = g.pop(_SESSION, None)
+        if s is not None:  # the view raised, or the response was never made: nothing is committed
+            s.rollback()
+            s.close()
+        g.pop(_AFTER, None)
