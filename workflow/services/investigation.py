@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from ..domain import states
-from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
+from ..domain.errors import NotFound, ValidationFailed
 from ..models import Evidence, LoanStage, Respondent, StageFact, utcnow
 from . import audit, rulesets
 
@@ -35,11 +35,10 @@ def record_facts(session: Session, case, actor, respondent_id: int, loan_id: int
     from . import cases
     from .recommendation import recommend_case
 
+    cases.authorize(session, case, actor, "facts")
     if case.state not in FACT_STATES:
         raise states.TransitionNotAllowed("facts can only be recorded while the case is investigated or reviewed",
                                           state=case.state, event="record_facts")
-    if actor.id != case.investigator_id:
-        raise PermissionDenied("only the case's investigator may record facts")
     respondent = session.get(Respondent, respondent_id)
     if respondent is None or respondent.case_id != case.id:
         raise NotFound(f"respondent {respondent_id} is not part of case {case.number}")
@@ -86,7 +85,11 @@ def add_evidence(session: Session, case, actor, *, filename: str, content_type: 
     """Store an evidence file (type and size checked, stored by its SHA-256) and record it (audited).
 
     The file is written before the row; an orphaned file after a rollback is harmless (content-addressed).
+    Raises PermissionDenied unless the actor is the case's investigator or one of its respondents.
     """
+    from . import cases
+
+    cases.authorize(session, case, actor, "evidence")
     if content_type not in ALLOWED_TYPES:
         raise ValidationFailed(f"file type {content_type or 'unknown'} is not accepted; use PDF, JPEG, PNG, DOCX, "
                                "XLSX or plain text", field="file")

@@ -234,8 +234,7 @@ def issue_determination_letters(session: Session, case: Case, actor, *, today: d
     Idempotent: a rerun issues only what is missing.
     """
     today = today or date.today()
-    if not has_role(getattr(actor, "role_set", ()), "committee_chair", "admin"):
-        raise PermissionDenied("issuing letters needs the role committee_chair or admin")
+    cases.authorize(session, case, actor, "issue_letters")
     if case.state != "determined":
         raise ValidationFailed("determination letters are issued once the case is determined")
     # After a reopening the committee may decide differently: a changed letter is issued as a new version

@@ -74,6 +74,7 @@ def reevaluate(session: Session, case, actor, version_number: int, reason: str, 
     from ..domain.errors import TransitionNotAllowed, ValidationFailed
     from . import audit, cases
 
+    cases.authorize(session, case, actor, "reevaluate")
     if case.state not in ("investigating", "under_review"):
         raise TransitionNotAllowed("a case can be re-evaluated only while it is investigated or under review",
                                    state=case.state, event="reevaluate")
