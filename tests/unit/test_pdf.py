@@ -1,7 +1,10 @@
-"""The letter PDFs: content, fonts, metadata, the locked-down fetcher and the font check."""
+"""The letter PDFs: content, fonts, metadata, the locked-down fetcher, the font check and the letter data."""
 
+import contextlib
+import copy
 import datetime as dt
 import hashlib
+import json
 import logging
 import re
 import subprocess
@@ -17,7 +20,9 @@ from workflow.pdf import (
     LetterFontMissing,
     LetterURLFetcher,
     LetterURLRefused,
+    fonts,
     letter_html,
+    render,
     render_letter,
 )
 
@@ -255,9 +260,10 @@ def test_the_letter_faces_are_derived_deterministically_from_the_installed_fonts
     face = faces[0]
     assert face.path.parent == pdf.FONTS_DIR and face.path.is_file()
     assert face.source.endswith("NotoSerifCJK-Regular.ttc")
-    again = tmp_path / face.path.name
-    pdf._derive_face(pdf._InstalledFace(80, face.source, face.index), face.family, face.weight, again)
-    assert again.read_bytes() == face.path.read_bytes()
+    sans = faces[2]  # the smallest face derives fastest: the same code derives all three
+    again = tmp_path / sans.path.name
+    fonts.derive_face(fonts.InstalledFace(200, sans.source, sans.index), sans.family, sans.weight, again)
+    assert again.read_bytes() == sans.path.read_bytes()
 
     with TTFont(face.path) as font:
         assert font["name"].getDebugName(1) == "Noto Serif CJK SC Letters"
@@ -295,8 +301,31 @@ def test_the_letter_faces_have_the_installed_outlines_with_frequent_glyphs_first
     assert charset[1:] == [f"cid{i:05d}" for i in range(1, len(charset))]
 
 
+def test_the_letter_faces_cover_gb2312_and_the_bold_ones_are_bold():
+    from fontTools.pens.recordingPen import RecordingPen
+    from fontTools.ttLib import TTFont
+
+    gb2312 = set()
+    for lead in range(0xB0, 0xF8):  # the hanzi rows
+        for trail in range(0xA1, 0xFF):
+            with contextlib.suppress(UnicodeDecodeError):
+                gb2312.add(ord(bytes((lead, trail)).decode("gb2312")))
+    assert len(gb2312) == 6763
+    outlines = []
+    for face in pdf.check_letter_fonts():
+        with TTFont(face.path) as font:
+            cmap = font.getBestCmap()
+            assert not gb2312 - set(cmap), face
+            assert font["OS/2"].usWeightClass == face.weight
+            assert font["name"].getDebugName(2) == ("Bold" if face.weight == 700 else "Regular")
+            pen = RecordingPen()
+            font.getGlyphSet()[cmap[ord("认")]].draw(pen)
+            outlines.append(pen.value)
+    assert outlines[0] != outlines[1]  # a real bold face, not the regular outlines under a bold name
+
+
 def test_the_stylesheet_names_the_installed_family_after_each_letter_face():
-    text = pdf._stylesheet_text(pdf.check_letter_fonts())
+    text = render.stylesheet_text(pdf.check_letter_fonts())
     assert 'html { font-family: "Noto Serif CJK SC Letters", "Noto Serif CJK SC", serif; }' in text
     assert '"Noto Sans CJK SC Letters", "Noto Sans CJK SC", sans-serif; }' in text
     assert text.count("@font-face {") == 3 and 'src: url("fonts/Noto-Serif-CJK-SC-400-' in text
@@ -364,8 +393,47 @@ def test_missing_keys_are_all_named(kind):
 def test_unknown_codes_are_refused():
     with pytest.raises(LetterDataError) as excinfo:
         letter_html("determination", determination(outcome="pardoned", stages=["audit"]))
-    assert "outcome: expected one of exempt, reduced, liable, got 'pardoned'" in str(excinfo.value)
-    assert "stages[0]: unknown stage 'audit'" in str(excinfo.value)
+    assert "outcome: input should be 'exempt', 'reduced' or 'liable', got 'pardoned'" in str(excinfo.value)
+    assert "stages[0]: input should be 'marketing', 'acceptance', " in str(excinfo.value)
+    assert "got 'audit'" in str(excinfo.value)
+
+
+def test_an_invalid_letter_is_refused_with_every_problem_named():
+    loans = [{**LOANS[0], "amount": 3000000.0}, {**LOANS[1], "balance": "about a million"}]
+    respondent = {"name": " ", "employee_no": "E1001"}
+    data = determination(loans=loans, respondent=respondent, issued_at="9 March 2026", sanctions="all")
+    with pytest.raises(LetterDataError) as excinfo:
+        render_letter("determination", data)
+    assert str(excinfo.value).split("; ") == [
+        "determination letter data: issued_at: expected a date (YYYY-MM-DD), got '9 March 2026'",
+        "respondent.name: must not be blank, got ' '",
+        "respondent.branch: missing",
+        "loans[0].amount: expected a Decimal, an int or a numeric text, got 3000000.0",
+        "loans[1].balance: not a number, got 'about a million'",
+        "sanctions: expected a list, got 'all'",
+    ]
+
+
+def test_a_letter_needs_a_dict_of_data():
+    with pytest.raises(LetterDataError, match="letter data must be a dict, got list"):
+        letter_html("determination", [determination()])
+    with pytest.raises(LetterDataError, match=r"^determination letter data: tolerance: missing$"):
+        letter_html("determination", {k: v for k, v in determination().items() if k != "tolerance"})
+
+
+def test_rendering_leaves_the_data_as_it_was_given():
+    data = determination(issued_at="2026-03-09", unknown_key="kept")
+    before = copy.deepcopy(data)
+    render_letter("determination", data)
+    assert data == before
+
+
+@pytest.mark.parametrize("kind", list(SAMPLES))
+def test_the_stored_form_of_the_data_renders_the_same_letter(kind):
+    # Letters are stored with their data as JSON: dates and amounts become texts, unknown keys stay.
+    data = SAMPLES[kind]()
+    stored = json.loads(json.dumps({**data, "issued_by": "chair"}, default=str))
+    assert letter_html(kind, stored) == letter_html(kind, data)
 
 
 def test_an_appeal_decision_may_not_worsen_the_outcome():
@@ -402,25 +470,25 @@ def test_a_missing_font_raises_instead_of_rendering_boxes(monkeypatch):
 
 
 def test_a_font_without_chinese_is_missing_too():
-    with pytest.raises(LetterFontMissing):
-        pdf._check_font("DejaVu Sans")
+    with pytest.raises(LetterFontMissing, match="DejaVu Sans.*not installed with Chinese coverage"):
+        fonts.installed_faces("DejaVu Sans")
 
 
 def test_a_letter_face_that_cannot_be_derived_raises_instead_of_rendering(monkeypatch, tmp_path):
     def fail(*args, **kwargs):
         raise OSError("read-only file system")
 
-    monkeypatch.setattr(pdf, "_prepare_face", fail)
-    face = pdf._check_font(pdf.LETTER_FONT)[400]
+    monkeypatch.setattr(fonts, "_prepare_face", fail)
+    face = fonts.installed_faces(pdf.LETTER_FONT)[400]
     with pytest.raises(LetterFontMissing, match="read-only file system.*scripts/setup"):
-        pdf._derive_face(face, pdf.LETTER_FONT, 400, tmp_path / "face.otf")
+        fonts.derive_face(face, pdf.LETTER_FONT, 400, tmp_path / "face.otf")
 
 
 def test_harfbuzz_subset_is_loaded():
     from weasyprint.text.ffi import harfbuzz_subset
 
     assert harfbuzz_subset is not None
-    pdf._check_subsetter()
+    render.check_subsetter()
 
 
 @pytest.mark.parametrize("url", [
@@ -459,7 +527,7 @@ def test_the_url_fetcher_serves_the_letter_faces():
 def test_a_resource_outside_the_letters_folder_stops_the_rendering():
     html = '<html><body><img src="file:///etc/passwd"><p>x</p></body></html>'
     with pytest.raises(LetterURLRefused, match="/etc/passwd"):
-        pdf._write_pdf(html)
+        render.write_pdf(html)
 
 
 def test_a_page_image_of_the_determination_is_saved_for_review(rendered, tmp_path):
