@@ -1,4 +1,9 @@
-"""Configuration: defaults, overridden by the environment, overridden by create_app(config=...)."""
+"""Configuration: defaults, overridden by the environment, overridden by create_app(config=...).
+
+`MIANZE_ENV=production` is the one switch of a production deployment: the app then refuses to start
+without `SECRET_KEY` (`check`). Anywhere else a missing key is generated once into `instance/secret_key`,
+readable by its owner only.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,48 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
 
+class ConfigurationError(RuntimeError):
+    """The configuration cannot serve: the message says what to set."""
+
+
+def generated_secret(key_file: Path) -> str:
+    """The development session key kept in `key_file`, made on first use; the file is mode 0600 (a looser
+    file from an older version is tightened), since whoever reads it can forge any user's session."""
+    if not key_file.exists():
+        # Written under a name of its own and linked into place, so that worker processes starting together
+        # agree on one key and none reads a half-written file.
+        draft = key_file.with_name(f".{key_file.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    if key_file.stat().st_mode & 0o077:
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def check(config) -> None:
+    """Raise ConfigurationError when the configuration must not serve (production without SECRET_KEY)."""
+    if config.get("MIANZE_ENV") == "production" and not config.get("SECRET_KEY"):
+        raise ConfigurationError("SECRET_KEY is not set: in production (MIANZE_ENV=production) set it in the "
+                                 "environment to a long random value shared by every worker, e.g. the output of "
+                                 "`python3 -c 'import secrets; print(secrets.token_hex(32))'`")
+
+
 def from_environment() -> dict:
     """The configuration read from the process environment, with sensible defaults."""
     INSTANCE.mkdir(exist_ok=True)
+    env = os.environ.get("MIANZE_ENV", "development")
     secret = os.environ.get("SECRET_KEY")
-    if not secret:
-        key_file = INSTANCE / "secret_key"
-        if not key_file.exists():
-            key_file.write_text(secrets.token_hex(32))
-        secret = key_file.read_text().strip()
+    if not secret and env != "production":
+        secret = generated_secret(INSTANCE / "secret_key")
     return {
+        "MIANZE_ENV": env,
         "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE / 'mianze.sqlite3'}"),
         "SECRET_KEY": secret,
         "BANK_NAME": os.environ.get("MIANZE_BANK_NAME", "示范商业银行"),
@@ -35,6 +72,9 @@ def from_environment() -> dict:
         "SMTP_PASSWORD": os.environ.get("MIANZE_SMTP_PASSWORD"),
         "SMTP_STARTTLS": os.environ.get("MIANZE_SMTP_STARTTLS", "0"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
+        # How many proxies in front of the app append to X-Forwarded-For (0: none; the header is ignored):
+        # the client address, which sign-in throttling counts by, is taken from that many hops back.
+        "PROXY_FIX_X_FOR": int(os.environ.get("MIANZE_PROXY_FIX_X_FOR") or 0),
         # A session ends 8 hours after its last request. Its cookie is renewed (re-signed with a new
         # expiry) once it is SESSION_RENEW_SECONDS old, not with every response: signing and sending it
         # each time cost about 4 % of a worker's time. Set here, not with setdefault in the web package:

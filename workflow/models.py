@@ -86,6 +86,9 @@ class User(SQLModel, table=True):
     id_number: str | None = Field(default=None, max_length=32)
     phone: str | None = Field(default=None, max_length=32)
     active: bool = True
+    # A session is valid while it carries this number; signing out and a new password advance it, which
+    # ends every session of the user in every browser (the cookie itself cannot be taken back).
+    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(default_factory=lambda: utcnow())
 
     @property
