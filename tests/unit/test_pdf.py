@@ -474,14 +474,13 @@ def test_a_font_without_chinese_is_missing_too():
         fonts.installed_faces("DejaVu Sans")
 
 
-def test_a_letter_face_that_cannot_be_derived_raises_instead_of_rendering(monkeypatch, tmp_path):
-    def fail(*args, **kwargs):
-        raise OSError("read-only file system")
-
-    monkeypatch.setattr(fonts, "_prepare_face", fail)
-    face = fonts.installed_faces(pdf.LETTER_FONT)[400]
-    with pytest.raises(LetterFontMissing, match="read-only file system.*scripts/setup"):
-        fonts.derive_face(face, pdf.LETTER_FONT, 400, tmp_path / "face.otf")
+def test_a_letter_face_that_cannot_be_derived_raises_instead_of_rendering(tmp_path):
+    broken = tmp_path / "broken.otf"
+    broken.write_bytes(b"OTTO" + bytes(100))
+    face = fonts.InstalledFace(80, str(broken), 0)
+    with pytest.raises(LetterFontMissing, match="broken.otf.*scripts/setup"):
+        fonts.derive_face(face, pdf.LETTER_FONT, 400, tmp_path / "fonts" / "face.otf")
+    assert not (tmp_path / "fonts" / "face.otf").exists()
 
 
 def test_harfbuzz_subset_is_loaded():

@@ -12,7 +12,7 @@ The package:
 - ``templates``: the Jinja environment of templates/letters/, its filters, labels and version digest;
 - ``render``: HTML to PDF by WeasyPrint, with one font configuration, the letters' base URL and a URL
   fetcher that serves only templates/letters/;
-- ``fonts``: the installed CJK fonts checked, and the letter faces derived from them;
+- ``fonts``: the installed CJK fonts checked, and the letter faces derived from them by fontTools;
 - ``errors``: ``LetterError`` and its kinds.
 
 Reproducibility: the PDF's creation and modification dates come from ``issued_at`` and WeasyPrint writes no

@@ -1,4 +1,4 @@
-"""The letter faces: derived once per machine from the installed Noto CJK fonts.
+"""The letter faces: derived once per machine from the installed Noto CJK fonts, by fontTools.
 
 The letters do not print with the installed faces directly but with faces derived from them into
 ``FONTS_DIR`` (by scripts/setup, or by the first rendering): the same outlines, metrics and layout, restricted
@@ -24,11 +24,13 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import fontTools
+from fontTools.subset import Options, Subsetter
+from fontTools.ttLib import TTFont
+from fontTools.ttLib.reorderGlyphs import reorderGlyphs
 
-from .errors import LetterError, LetterFontMissing, LetterSubsetterMissing
+from .errors import LetterError, LetterFontMissing
 from .templates import LETTERS_DIR
 
 #: Installed font families the letter faces are derived from (regular and bold); overridable with
@@ -143,18 +145,21 @@ def _letter_faces(serif: str, sans: str) -> tuple[LetterFace, ...]:
 # Deriving a letter face
 
 
-#: Changes whenever derive_face would write different bytes for the same source.
-_DERIVE_VERSION = 2
+#: Changes whenever derive_face would write different bytes for the same source (3: by fontTools).
+_DERIVE_VERSION = 3
 #: OpenType layout features kept in the letter faces: those HarfBuzz applies to horizontal text by default.
 #: The vertical, width and ruby features are left out: the letters do not use them.
-_KEEP_FEATURES = (b"ccmp", b"locl", b"liga", b"clig", b"calt", b"rlig", b"rclt", b"rvrn", b"kern", b"mark",
-                  b"mkmk", b"curs", b"dist", b"frac", b"numr", b"dnom")
+_KEEP_FEATURES = ("ccmp", "locl", "liga", "clig", "calt", "rlig", "rclt", "rvrn", "kern", "mark", "mkmk", "curs",
+                  "dist", "frac", "numr", "dnom")
 #: Language systems kept besides each script's default: simplified Chinese (html lang="zh-CN"; the English
 #: letters use the defaults). Noto CJK's "locl" gives Chinese text its own digits and punctuation; the
 #: Japanese, Korean and traditional ones would bring 5,500 more glyphs.
 _KEEP_LANGSYS = ("ZHS ",)
-#: Tables left out of the letter faces: vertical metrics (the letters are set horizontally).
-_DROP_TABLES = (b"VORG", b"vhea", b"vmtx", b"DSIG")
+#: Tables left out: vertical metrics and baselines (the letters are set horizontally), the signature.
+_DROP_TABLES = ("VORG", "vhea", "vmtx", "BASE", "DSIG")
+#: Variation selectors: with them requested, the variation sequences of the kept characters (cmap format
+#: 14) and their glyphs are kept too.
+_VARIATION_SELECTORS = (*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0))
 
 
 def face_path(family: str, weight: int, face: InstalledFace) -> Path:
@@ -162,9 +167,28 @@ def face_path(family: str, weight: int, face: InstalledFace) -> Path:
     stat = os.stat(face.file)
     tiers = hashlib.sha256(repr([sorted(tier) for tier in _codepoint_tiers()]).encode()).hexdigest()
     key = json.dumps([_DERIVE_VERSION, family, weight, face.file, face.index, stat.st_size, stat.st_mtime_ns,
-                      tiers, _harfbuzz_version(), fontTools.version])
+                      tiers, fontTools.version])
     slug = re.sub(r"[^A-Za-z0-9]+", "-", family).strip("-") or "font"
     return FONTS_DIR / f"{slug}-{weight}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.otf"
+
+
+def derive_face(face: InstalledFace, family: str, weight: int, path: Path) -> None:
+    """Write the letter face of an installed face to ``path``, deterministically, and remove stale letter
+    faces of the same family and weight; raises LetterFontMissing."""
+    try:
+        data = _letter_face(face.file, face.index, f"{family} Letters", bold=weight >= 600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        os.replace(partial, path)  # atomic: a concurrent process derives the same bytes
+        for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.otf"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - fontTools raises many kinds; all mean "no letter face"
+        raise LetterFontMissing(
+            f'cannot derive the letter face of "{family}" ({weight}) from {face.file} into {path.parent} '
+            f"({type(exc).__name__}: {exc}). Run scripts/setup, and make sure {path.parent} is writable."
+        ) from exc
 
 
 @lru_cache(maxsize=1)
@@ -190,194 +214,62 @@ def _codepoint_tiers() -> tuple[frozenset[int], ...]:
     return frozenset(own), frozenset(level1 - own), frozenset(rest - own - level1)
 
 
-def _letter_codepoints() -> tuple[int, ...]:
-    """The characters of the letter faces (their glyphs and what the kept layout features reach from them)."""
-    return tuple(sorted(frozenset().union(*_codepoint_tiers())))
+def _subset_options(**overrides) -> Options:
+    """fontTools' subsetter set to do what HarfBuzz's did before (for the same glyphs and tables)."""
+    options = Options(
+        layout_features=list(_KEEP_FEATURES),
+        name_IDs=list(range(15)),  # up to the licence URL
+        notdef_outline=True,
+        bidi_closure=False,  # no mirrored forms (∋ for ∈): the letters are left to right
+        prune_codepage_ranges=False,
+        harfbuzz_repacker=False,  # the same bytes whether uharfbuzz is installed or not
+        **overrides,
+    )
+    options.drop_tables += _DROP_TABLES
+    return options
 
 
-def derive_face(face: InstalledFace, family: str, weight: int, path: Path) -> None:
-    """Write the letter face of an installed face to ``path``, deterministically. fontTools renames the family
-    (so that fontconfig never takes the derived face for the installed one) and keeps only the language
-    systems the letters use; HarfBuzz-Subset then keeps the outlines, metrics, hints and layout of the letter
-    characters; last, the glyphs are numbered by frequency (_order_glyphs). Stale letter faces of the same
-    family and weight are removed."""
-    try:
-        prepared = _prepare_face(face.file, face.index, f"{family} Letters", bold=weight >= 600)
-        data = _order_glyphs(_subset_face(prepared, _letter_codepoints()))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        partial.write_bytes(data)
-        os.replace(partial, path)  # atomic: a concurrent process derives the same bytes
-        for stale in path.parent.glob(path.name.rsplit("-", 1)[0] + "-*.otf"):
-            if stale != path:
-                stale.unlink(missing_ok=True)
-    except Exception as exc:
-        raise LetterFontMissing(
-            f'cannot derive the letter face of "{family}" ({weight}) from {face.file} into {path.parent} '
-            f"({type(exc).__name__}: {exc}). Run scripts/setup, and make sure {path.parent} is writable."
-        ) from exc
-
-
-def _prepare_face(file: str, index: int, family: str, bold: bool) -> bytes:
-    """Face ``index`` of ``file`` as a single font, renamed to ``family`` (name ids 1-4, 6; the typographic
-    names 16, 17 removed) and with the language systems of _KEEP_LANGSYS only. The other tables are copied as
-    they are, and the head table's dates are kept."""
-    from fontTools.ttLib import TTFont
-
+def _letter_face(file: str, index: int, family: str, bold: bool) -> bytes:
+    """Face ``index`` of ``file`` renamed to ``family`` (so that fontconfig never takes it for the installed
+    face), with the language systems of _KEEP_LANGSYS only, restricted to the letter characters (and the
+    glyphs the kept layout features reach from them), its glyphs numbered by frequency."""
     font = TTFont(file, fontNumber=index, lazy=True, recalcTimestamp=False, recalcBBoxes=False)
+    try:
+        _rename(font, family, bold)
+        for tag in ("GSUB", "GPOS"):
+            if tag in font and font[tag].table.ScriptList:
+                for record in font[tag].table.ScriptList.ScriptRecord:
+                    kept = [r for r in record.Script.LangSysRecord if r.LangSysTag in _KEEP_LANGSYS]
+                    record.Script.LangSysRecord = kept
+                    record.Script.LangSysCount = len(kept)
+        subsetter = Subsetter(_subset_options())
+        subsetter.populate(unicodes=[*frozenset().union(*_codepoint_tiers()), *_VARIATION_SELECTORS])
+        subsetter.subset(font)
+        return _order_glyphs(_save(font))
+    finally:
+        font.close()
+
+
+def _rename(font: TTFont, family: str, bold: bool) -> None:
+    """Name ids 1-4 and 6 set to ``family``, the typographic names 16 and 17 removed."""
     style = "Bold" if bold else "Regular"
     postscript = re.sub(r"[^A-Za-z0-9]", "", family) + "-" + style
     table = font["name"]
     table.names = [record for record in table.names if record.nameID not in (1, 2, 3, 4, 6, 16, 17)]
     for name_id, value in ((1, family), (2, style), (3, postscript), (4, f"{family} {style}"), (6, postscript)):
         table.setName(value, name_id, 3, 1, 0x409)
-    for tag in ("GSUB", "GPOS"):
-        if tag in font and font[tag].table.ScriptList:
-            for record in font[tag].table.ScriptList.ScriptRecord:
-                kept = [r for r in record.Script.LangSysRecord if r.LangSysTag in _KEEP_LANGSYS]
-                record.Script.LangSysRecord = kept
-                record.Script.LangSysCount = len(kept)
-    out = io.BytesIO()
-    font.save(out, reorderTables=False)
-    font.close()
-    return out.getvalue()
 
 
-_HB_CDEF = """
-typedef struct hb_blob_t hb_blob_t;
-typedef struct hb_face_t hb_face_t;
-typedef struct hb_set_t hb_set_t;
-typedef uint32_t hb_codepoint_t;
-typedef uint32_t hb_tag_t;
-const char * hb_version_string (void);
-hb_tag_t hb_tag_from_string (const char *str, int len);
-hb_blob_t * hb_blob_create (const char *data, unsigned int length, int mode, void *user_data,
-                             void *destroy);
-void hb_blob_destroy (hb_blob_t *blob);
-const char * hb_blob_get_data (hb_blob_t *blob, unsigned int *length);
-hb_face_t * hb_face_create (hb_blob_t *blob, unsigned int index);
-void hb_face_destroy (hb_face_t *face);
-hb_blob_t * hb_face_reference_blob (hb_face_t *face);
-void hb_set_clear (hb_set_t *set);
-void hb_set_add_range (hb_set_t *set, hb_codepoint_t first, hb_codepoint_t last);
-void hb_set_add_sorted_array (hb_set_t *set, const hb_codepoint_t *sorted_codepoints, unsigned int count);
-typedef struct hb_subset_input_t hb_subset_input_t;
-hb_subset_input_t * hb_subset_input_create_or_fail (void);
-void hb_subset_input_destroy (hb_subset_input_t *input);
-hb_set_t * hb_subset_input_set (hb_subset_input_t *input, int set_type);
-hb_face_t * hb_subset_or_fail (hb_face_t *source, const hb_subset_input_t *input);
-typedef struct hb_map_t hb_map_t;
-typedef struct hb_subset_plan_t hb_subset_plan_t;
-unsigned int hb_face_get_glyph_count (const hb_face_t *face);
-int hb_map_has (const hb_map_t *map, hb_codepoint_t key);
-hb_subset_plan_t * hb_subset_plan_create_or_fail (hb_face_t *face, const hb_subset_input_t *input);
-const hb_map_t * hb_subset_plan_old_to_new_glyph_mapping (const hb_subset_plan_t *plan);
-void hb_subset_plan_destroy (hb_subset_plan_t *plan);
-"""
-# hb_subset_sets_t
-_HB_UNICODE, _HB_DROP_TABLE_TAG, _HB_NAME_ID, _HB_LAYOUT_FEATURE_TAG = 1, 3, 4, 6
-
-
-@lru_cache(maxsize=1)
-def _harfbuzz():
-    """(ffi, harfbuzz, harfbuzz-subset): the libraries WeasyPrint uses, with the calls deriving fonts needs."""
-    from cffi import FFI
-
-    def dlopen(*names: str):
-        for name in names:
-            try:
-                return ffi.dlopen(name)
-            except OSError:
-                continue
-        raise LetterSubsetterMissing(f"cannot load {names[0]}; run scripts/setup (libharfbuzz-subset0)")
-
-    ffi = FFI()
-    ffi.cdef(_HB_CDEF)
-    harfbuzz = dlopen("libharfbuzz.so.0", "libharfbuzz-0", "harfbuzz", "libharfbuzz.0.dylib", "libharfbuzz-0.dll")
-    subset = dlopen("libharfbuzz-subset.so.0", "libharfbuzz-subset-0", "harfbuzz-subset",
-                    "libharfbuzz-subset.0.dylib", "libharfbuzz-subset-0.dll")
-    return ffi, harfbuzz, subset
-
-
-def _harfbuzz_version() -> str:
-    ffi, harfbuzz, _ = _harfbuzz()
-    return ffi.string(harfbuzz.hb_version_string()).decode()
-
-
-class _HarfBuzzFace:
-    """A HarfBuzz face of a font in memory, with subset inputs for the letter faces (a context manager)."""
-
-    def __init__(self, font: bytes):
-        self.ffi, self.hb, self.hb_subset = _harfbuzz()
-        self._buffer = self.ffi.from_buffer(font)  # the blob does not copy it: kept alive with the face
-        blob = self.hb.hb_blob_create(self._buffer, len(font), 1, self.ffi.NULL, self.ffi.NULL)  # read-only
-        self.face = self.hb.hb_face_create(blob, 0)
-        self.hb.hb_blob_destroy(blob)  # the face holds a reference
-        self._inputs: list[Any] = []
-
-    def __enter__(self) -> _HarfBuzzFace:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for spec in self._inputs:
-            self.hb_subset.hb_subset_input_destroy(spec)
-        self.hb.hb_face_destroy(self.face)
-
-    def _add(self, hb_set, values) -> None:
-        values = sorted(values)
-        self.hb.hb_set_add_sorted_array(hb_set, self.ffi.new("hb_codepoint_t[]", values), len(values))
-
-    def subset_input(self, codepoints) -> Any:
-        """Keep ``codepoints`` with the kept layout features and name ids; drop _DROP_TABLES."""
-        hb, hb_subset = self.hb, self.hb_subset
-        spec = hb_subset.hb_subset_input_create_or_fail()
-        if spec == self.ffi.NULL:
-            raise LetterError("HarfBuzz cannot create a subset input")
-        self._inputs.append(spec)
-        self._add(hb_subset.hb_subset_input_set(spec, _HB_UNICODE), codepoints)
-        self._add(hb_subset.hb_subset_input_set(spec, _HB_DROP_TABLE_TAG),
-                  (hb.hb_tag_from_string(tag, -1) for tag in _DROP_TABLES))
-        features = hb_subset.hb_subset_input_set(spec, _HB_LAYOUT_FEATURE_TAG)
-        hb.hb_set_clear(features)
-        self._add(features, (hb.hb_tag_from_string(tag, -1) for tag in _KEEP_FEATURES))
-        hb.hb_set_add_range(hb_subset.hb_subset_input_set(spec, _HB_NAME_ID), 0, 14)  # up to the licence URL
-        return spec
-
-    def subset(self, codepoints) -> bytes:
-        """The font restricted to ``codepoints`` (and the glyphs the kept layout features reach)."""
-        ffi, hb = self.ffi, self.hb
-        derived = self.hb_subset.hb_subset_or_fail(self.face, self.subset_input(codepoints))
-        if derived == ffi.NULL:
-            raise LetterError("HarfBuzz cannot subset the face")
-        try:
-            blob = hb.hb_face_reference_blob(derived)
-            length = ffi.new("unsigned int *")
-            data = hb.hb_blob_get_data(blob, length)
-            result = ffi.unpack(data, length[0]) if data != ffi.NULL else b""
-            hb.hb_blob_destroy(blob)
-        finally:
-            hb.hb_face_destroy(derived)
-        if not result:
-            raise LetterError("HarfBuzz returned an empty subset")
-        return result
-
-    def closure(self, codepoints) -> set[int]:
-        """The glyph ids a subset to ``codepoints`` keeps (their glyphs and what layout features reach)."""
-        plan = self.hb_subset.hb_subset_plan_create_or_fail(self.face, self.subset_input(codepoints))
-        if plan == self.ffi.NULL:
-            raise LetterError("HarfBuzz cannot plan a subset")
-        try:
-            mapping = self.hb_subset.hb_subset_plan_old_to_new_glyph_mapping(plan)
-            count = self.hb.hb_face_get_glyph_count(self.face)
-            return {gid for gid in range(count) if self.hb.hb_map_has(mapping, gid)}
-        finally:
-            self.hb_subset.hb_subset_plan_destroy(plan)
-
-
-def _subset_face(font: bytes, codepoints: tuple[int, ...]) -> bytes:
-    """A font restricted to ``codepoints`` (and the glyphs the kept layout features reach), by HarfBuzz."""
-    with _HarfBuzzFace(font) as face:
-        return face.subset(codepoints)
+def _reached(font: bytes, codepoints: frozenset[int]) -> set[str]:
+    """The glyphs a subset of ``font`` to ``codepoints`` keeps: their own and what the kept layout features
+    reach (the outlines are left out: a CID-keyed font has no composite glyphs)."""
+    ttfont = TTFont(io.BytesIO(font), lazy=True)
+    ttfont.getGlyphOrder()  # the names, from the CFF charset, before that table is dropped
+    outlines = [tag.strip() for tag in ttfont.keys() if tag not in ("GlyphOrder", "cmap", "GSUB", "GDEF")]
+    subsetter = Subsetter(_subset_options(drop_tables=outlines))
+    subsetter.populate(unicodes=[*codepoints, *_VARIATION_SELECTORS])
+    subsetter.subset(ttfont)
+    return set(ttfont.getGlyphOrder())
 
 
 def _order_glyphs(font: bytes) -> bytes:
@@ -386,22 +278,19 @@ def _order_glyphs(font: bytes) -> bytes:
     glyph ids when it subsets, so its work follows the highest id a letter uses: about 4,300 instead of 7,800
     for the body face, a few hundred for the bold faces. A CID-keyed CFF font gets CID = glyph id again, as in
     Noto CJK (a PDF viewer maps the glyph ids WeasyPrint writes through the CFF charset)."""
-    from fontTools.ttLib import TTFont
-    from fontTools.ttLib.reorderGlyphs import reorderGlyphs
-
+    ttfont = TTFont(io.BytesIO(font), lazy=True, recalcTimestamp=False, recalcBBoxes=False)
+    glyphs = ttfont.getGlyphOrder()
     order: list[int] = []
-    with _HarfBuzzFace(font) as face:
-        seen: set[int] = set()
-        wanted: set[int] = set()
-        for tier in _codepoint_tiers():
-            wanted |= tier
-            reached = face.closure(wanted)
-            order += sorted(reached - seen)
-            seen |= reached
-        order += [gid for gid in range(face.hb.hb_face_get_glyph_count(face.face)) if gid not in seen]
+    seen: set[str] = set()
+    wanted: frozenset[int] = frozenset()
+    for tier in _codepoint_tiers():
+        wanted |= tier
+        reached = _reached(font, wanted) - seen
+        order += [gid for gid, name in enumerate(glyphs) if name in reached]
+        seen |= reached
+    order += [gid for gid, name in enumerate(glyphs) if name not in seen]
     if order[0] != 0:
         raise LetterError("the letter face lost its .notdef glyph")
-    ttfont = TTFont(io.BytesIO(font), lazy=True, recalcTimestamp=False, recalcBBoxes=False)
     cff = ttfont["CFF "].cff.topDictIndex[0] if "CFF " in ttfont else None
     cid_keyed = cff is not None and "ROS" in cff.rawDict
     if cid_keyed:
@@ -417,6 +306,10 @@ def _order_glyphs(font: bytes) -> bytes:
     reorderGlyphs(ttfont, [old_names[gid] for gid in order])
     if cid_keyed:
         cff.FDSelect.gidArray = [fd_select[gid] for gid in order]  # reorderGlyphs leaves FDSelect as it was
+    return _save(ttfont)
+
+
+def _save(font: TTFont) -> bytes:
     out = io.BytesIO()
-    ttfont.save(out, reorderTables=False)
+    font.save(out, reorderTables=False)
     return out.getvalue()
