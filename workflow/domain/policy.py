@@ -288,3 +288,60 @@ def require_register(actor: Actor) -> None:
     refusal = why_not_register(actor)
     if refusal is not None:
         raise refuse(refusal)
+
+
+# --- accounts ---------------------------------------------------------------------------------------------
+
+# Roles whose reach is the whole bank whatever the holder's home branch: only an administrator whose own
+# scope is the whole bank (head office) grants or removes them. Every other role reaches no further than
+# the holder's branch, so granting it within one's own subtree grants nothing wider than one's own scope.
+BANK_WIDE_ROLES = frozenset({"auditor"})
+# Internal audit stays independent of the work it audits: an auditor neither decides, investigates nor
+# reviews appeals (each pair is refused together, whoever grants it).
+INCOMPATIBLE_ROLES = (("auditor", "committee_member"), ("auditor", "committee_chair"), ("auditor", "investigator"),
+                      ("auditor", "appeal_reviewer"))
+
+NOT_ADMIN = Refusal("not_admin", N_("this action needs the administrator role"))
+OUTSIDE_SUBTREE = Refusal("outside_subtree",
+                          N_("administrators manage only the branches and staff of their own subtree"))
+BANK_WIDE_ROLE = Refusal("bank_wide_role",
+                         N_("Only a head-office administrator may grant or remove the bank-wide auditor role."))
+AUDIT_INDEPENDENCE = Refusal("audit_independence",
+                             N_("An internal auditor may not also sit on the committee, investigate or review "
+                                "appeals: internal audit stays independent of the work it audits."))
+
+
+def may_grant(actor: Actor, role: str) -> bool:
+    """Whether the actor may give (or take away) `role` to staff of their own subtree."""
+    return actor.has("admin") and (role not in BANK_WIDE_ROLES or actor.head_office)
+
+
+def incompatible_roles(roles: Collection[str]) -> Refusal | None:
+    """Why these roles may not be held together by one person, or None when they may."""
+    held = set(roles)
+    return AUDIT_INDEPENDENCE if any(a in held and b in held for a, b in INCOMPATIBLE_ROLES) else None
+
+
+def why_not_grant(actor: Actor, roles: Collection[str], *, branch_path: str,
+                  before: Collection[str] = ()) -> Refusal | None:
+    """Why the actor may not give a user of the branch at `branch_path` the roles `roles` (the user holds
+    `before` now; nothing for a new user), or None when they may.
+
+    Nobody grants a scope wider than their own: an administrator places staff only within their own
+    subtree (a branch administrator never at head office), and only a head-office administrator changes a
+    bank-wide role. Roles the policy forbids together are refused whoever asks.
+    """
+    if not actor.has("admin"):
+        return NOT_ADMIN
+    if not in_subtree(branch_path, actor.branch_path):
+        return OUTSIDE_SUBTREE
+    if any(not may_grant(actor, role) for role in set(roles) ^ set(before)):
+        return BANK_WIDE_ROLE
+    return incompatible_roles(roles)
+
+
+def require_grant(actor: Actor, roles: Collection[str], *, branch_path: str, before: Collection[str] = ()) -> None:
+    """Raise PermissionDenied (with the refusal) unless the actor may give the user these roles there."""
+    refusal = why_not_grant(actor, roles, branch_path=branch_path, before=before)
+    if refusal is not None:
+        raise refuse(refusal)

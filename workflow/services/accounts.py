@@ -1,16 +1,20 @@
 """Accounts and organisation administration: passwords (argon2id), users and roles, branches, calendar.
 
-Every change is audited in the caller's transaction. Password hashes never enter an audit payload.
+Every change is audited in the caller's transaction. Password hashes never enter an audit payload. Who may
+grant which roles where is the policy's (`policy.why_not_grant`); these verbs enforce it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
+from zxcvbn import zxcvbn
 
+from ..domain import policy
 from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
 from ..domain.policy import has_role, in_subtree
 from ..models import ROLES, Branch, CalendarOverride, User
@@ -18,6 +22,15 @@ from . import audit
 
 LOCALES = ("zh", "en")
 MIN_PASSWORD_LENGTH = 10
+TOO_SHORT = f"the password needs at least {MIN_PASSWORD_LENGTH} characters"
+TOO_GUESSABLE = ("the password is too easy to guess: avoid common passwords, words, names, dates, "
+                 "keyboard patterns and repeated characters")
+# zxcvbn's score (0-4) a password needs: 3 is "safely unguessable" against an attacker who can try about
+# 10^8 guesses of a stolen hash (zxcvbn's own reading of its scale).
+MIN_PASSWORD_SCORE = 3
+# zxcvbn refuses longer input (its matching grows with the length); the rest of a longer password only
+# adds to the strength of its first characters.
+_ESTIMATED_CHARACTERS = 72
 
 _DEFAULT_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 # A hash that takes as long to check as a real one, so an unknown username is not revealed by timing.
@@ -29,12 +42,17 @@ def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
     return (hasher or _DEFAULT_HASHER).hash(password)
 
 
-def check_password_strength(password: str) -> None:
-    """Raise ValidationFailed for a password too short or too simple to keep."""
+def check_password_strength(password: str, user_inputs: Collection[str] = ()) -> None:
+    """Raise ValidationFailed for a password too short or too easy to guess, as zxcvbn estimates it (common
+    passwords, words, names, dates, keyboard patterns, and the person's own `user_inputs`: username, name,
+    employee number)."""
     if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", field="password")
-    if password.isdigit() or password.isalpha():
-        raise ValidationFailed("the password needs both letters and digits or symbols", field="password")
+        raise ValidationFailed(TOO_SHORT, field="password")
+    inputs = ["mianze", *(part for value in user_inputs if value for part in (value, *str(value).split()))]
+    estimate = zxcvbn(password[:_ESTIMATED_CHARACTERS], user_inputs=inputs)
+    if estimate["score"] < MIN_PASSWORD_SCORE:
+        raise ValidationFailed(TOO_GUESSABLE, field="password", score=estimate["score"],
+                               warning=estimate["feedback"]["warning"])
 
 
 def authenticate(session: Session, username: str, password: str,
@@ -57,6 +75,12 @@ def authenticate(session: Session, username: str, password: str,
         session.add(user)
         session.flush()
     return user
+
+
+def _policy_actor(session: Session, user: User) -> policy.Actor:
+    home = session.get(Branch, user.branch_id)
+    return policy.Actor(id=user.id, roles=user.role_set, branch_id=home.id, branch_path=home.path,
+                        branch_level=home.level)
 
 
 def _require_admin(actor: User) -> None:
@@ -89,8 +113,9 @@ def create_user(session: Session, actor: User, *, username: str, name: str, empl
                 roles, password: str, locale: str = "zh", hasher: PasswordHasher | None = None) -> User:
     """Create a member of staff with roles and an initial password.
 
-    Raises PermissionDenied (not an administrator of that branch) and ValidationFailed (taken username or
-    employee number, unknown role or branch, weak password).
+    Raises PermissionDenied (not an administrator of that branch, or roles the actor may not grant: see
+    `policy.why_not_grant`) and ValidationFailed (taken username or employee number, unknown role or branch,
+    weak password).
     """
     _require_admin(actor)
     username, name, employee_no = (username or "").strip(), (name or "").strip(), (employee_no or "").strip()
@@ -109,7 +134,8 @@ def create_user(session: Session, actor: User, *, username: str, name: str, empl
     if locale not in LOCALES:
         raise ValidationFailed("unknown language", field="locale")
     clean_roles = _clean_roles(roles)
-    check_password_strength(password)
+    policy.require_grant(_policy_actor(session, actor), clean_roles.split(), branch_path=branch.path)
+    check_password_strength(password, (username, name, employee_no))
     user = User(username=username, name=name, employee_no=employee_no, branch_id=branch.id, roles=clean_roles,
                 password_hash=hash_password(password, hasher), locale=locale)
     session.add(user)
@@ -121,7 +147,11 @@ def create_user(session: Session, actor: User, *, username: str, name: str, empl
 
 def update_user(session: Session, actor: User, user_id: int, *, name: str, branch_id: int, roles,
                 active: bool) -> User:
-    """Change a user's name, home branch, roles or active flag (administrators cannot lock themselves out)."""
+    """Change a user's name, home branch, roles or active flag (administrators cannot lock themselves out).
+
+    Raises PermissionDenied (outside the actor's subtree, or roles the actor may not grant or remove: see
+    `policy.why_not_grant`) and ValidationFailed.
+    """
     _require_admin(actor)
     user = session.get(User, user_id)
     if user is None:
@@ -133,6 +163,8 @@ def update_user(session: Session, actor: User, user_id: int, *, name: str, branc
     if user.id == actor.id and (not active or "admin" not in clean_roles.split()):
         raise ValidationFailed("you cannot remove your own administrator role or deactivate yourself",
                                field="roles")
+    policy.require_grant(_policy_actor(session, actor), clean_roles.split(), branch_path=branch.path,
+                         before=user.role_set)
     if not (name or "").strip():
         raise ValidationFailed("the name is required", field="name")
     before = {"name": user.name, "branch_id": user.branch_id, "roles": user.roles, "active": user.active}
@@ -148,8 +180,12 @@ def update_user(session: Session, actor: User, user_id: int, *, name: str, branc
 
 def set_password(session: Session, actor: User, user_id: int, password: str, *, current_password: str | None = None,
                  hasher: PasswordHasher | None = None) -> User:
-    """Set a user's password: administrators for staff of their subtree, anyone for themselves
-    (with their current password)."""
+    """Set a user's password: administrators for staff of their subtree, anyone for themselves (with their
+    current password). Every session of the user ends (`end_sessions`): a caller who changed their own
+    password keeps theirs by storing the user's new `session_epoch`.
+
+    Raises ValidationFailed (wrong current password, weak password), PermissionDenied and NotFound.
+    """
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
@@ -161,13 +197,25 @@ def set_password(session: Session, actor: User, user_id: int, password: str, *, 
     else:
         _require_admin(actor)
         _require_in_admin_scope(session, actor, session.get(Branch, user.branch_id))
-    check_password_strength(password)
+    check_password_strength(password, (user.username, user.name, user.employee_no))
     user.password_hash = hash_password(password, hasher)
+    user.session_epoch += 1
     session.add(user)
     session.flush()
     audit.record(session, event="set_password", actor=actor, payload={"user_id": user.id,
                                                                        "username": user.username})
     return user
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """End every session of the user, in every browser (on sign-out): a session is valid only while it
+    carries the user's current session epoch, which this advances."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    user.session_epoch += 1
+    session.add(user)
+    session.flush()
 
 
 def set_locale(session: Session, actor: User, locale: str) -> User:

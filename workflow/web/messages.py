@@ -54,7 +54,9 @@ _KNOWN = [
     _l("determination letters are issued once the case is determined"),
     _l("a correction needs a reason"),
     _l("the appeal has not been decided yet"),
-    _l("the password needs both letters and digits or symbols"),
+    _l("the password needs at least 10 characters"),
+    _l("the password is too easy to guess: avoid common passwords, words, names, dates, keyboard patterns and "
+       "repeated characters"),
     _l("this action needs the administrator role"),
     _l("administrators manage only the branches and staff of their own subtree"),
     _l("the username may contain letters, digits, '.', '-' and '_' only"),
@@ -74,6 +76,9 @@ _KNOWN = [
     _l("a respondent may not review appeals in their own case"),
     _l("the original deciders may not review the appeal"),
     _l("the case's investigator may not review its appeals"),
+    _l("Only a head-office administrator may grant or remove the bank-wide auditor role."),
+    _l("An internal auditor may not also sit on the committee, investigate or review appeals: internal audit "
+       "stays independent of the work it audits."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
