@@ -74,6 +74,10 @@ def _http_error(exc: HTTPException):
     return render_error(exc.code or 500, detail)
 
 
+# The session's copy of the user's session epoch (`User.session_epoch`), stored at sign-in.
+SESSION_EPOCH = "_epoch"
+
+
 def register(app: Flask) -> None:
     """Attach the web UI to the app."""
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "zh_CN")
@@ -81,7 +85,8 @@ def register(app: Flask) -> None:
     # The session settings (8 hours after the last request, renewed every SESSION_RENEW_SECONDS) come from
     # `config.from_environment`: Flask has defaults of its own for them, which setdefault here would keep.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
-    app.config.setdefault("LOGIN_MAX_FAILURES", 5)
+    app.config.setdefault("LOGIN_MAX_FAILURES", 5)  # wrong passwords per account in the window
+    app.config.setdefault("LOGIN_MAX_ADDRESS_FAILURES", 20)  # per client address, across accounts
     app.config.setdefault("LOGIN_WINDOW_SECONDS", 900)
     app.config.setdefault("INBOX_PAGE_SIZE", 25)
     # CSRF is checked below for every state-changing request except token-authenticated API calls.
@@ -121,6 +126,8 @@ def register(app: Flask) -> None:
         with app.extensions["mianze.engine"].connect() as conn:  # no ORM session: this runs on every request
             row = access.principal_row(conn, int(user_id))
             conn.rollback()
+        if row is None or row.session_epoch != session.get(SESSION_EPOCH):
+            return None  # the user signed out (anywhere) or changed their password since this session began
         principal = access.principal_from(row)
         if principal is not None:
             g.mianze_unread = row.unread  # the navigation's badge, read in the same statement

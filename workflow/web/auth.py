@@ -11,7 +11,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from ..db import unit_of_work
 from ..domain.errors import ValidationFailed
 from ..services import access_log, accounts
-from . import access
+from . import SESSION_EPOCH, access
 from .common import actor, engine, text_field
 from .i18n import BABEL_LOCALES
 from .messages import translate
@@ -32,17 +32,19 @@ def login():
         return redirect(url_for("inbox.index"))
     error = None
     status = 200
+    headers = {}
     username = ""
     if request.method == "POST":
         username = text_field("username")
         password = request.form.get("password") or ""
         throttle = current_app.extensions["mianze.login_throttle"]
-        address = request.remote_addr or "-"
-        wait = throttle.retry_after(username, address)
+        address = request.remote_addr or "-"  # the proxy's X-Forwarded-For when PROXY_FIX_X_FOR is set
+        wait = throttle.attempt(username, address)
         if wait:
             error = _("Too many failed attempts. Wait %(minutes)d minute(s) and try again.",
                       minutes=max(1, (wait + 59) // 60))
             status = 429
+            headers["Retry-After"] = str(wait)
         else:
             with unit_of_work(engine()) as s:
                 user = accounts.authenticate(s, username, password, current_app.extensions["mianze.hasher"])
@@ -51,8 +53,7 @@ def login():
                 access_log.record(s, user if principal else None, "sign_in" if principal else "sign_in_failed",
                                   target=username[:64], details={"address": address})
             if principal is None:
-                throttle.failed(username, address)
-                error = _("The username or password is wrong.")
+                error = _("The username or password is wrong.")  # the attempt stays counted
                 status = 401
             else:
                 throttle.succeeded(username, address)
@@ -60,8 +61,9 @@ def login():
                 session.clear()  # a fresh session on sign-in: no fixation
                 session.permanent = True
                 login_user(principal)
+                session[SESSION_EPOCH] = user.session_epoch
                 return redirect(next_url)
-    return render_template("auth/login.html", error=error, username=username), status
+    return render_template("auth/login.html", error=error, username=username), status, headers
 
 
 @bp.post("/logout")
@@ -69,6 +71,7 @@ def login():
 def logout():
     with unit_of_work(engine()) as s:
         access_log.record(s, current_user, "sign_out", target=current_user.username)
+        accounts.end_sessions(s, current_user.id)  # in every browser, not only this one
     logout_user()
     session.clear()
     flash(_("You have signed out."), "info")
@@ -101,11 +104,14 @@ def password():
             try:
                 with unit_of_work(engine()) as s:
                     me = actor(s)
-                    accounts.set_password(s, me, me.id, new, current_password=request.form.get("current_password"),
-                                          hasher=current_app.extensions["mianze.hasher"])
+                    changed = accounts.set_password(s, me, me.id, new,
+                                                    current_password=request.form.get("current_password"),
+                                                    hasher=current_app.extensions["mianze.hasher"])
+                    epoch = changed.session_epoch
             except ValidationFailed as exc:
                 errors[exc.details.get("field") or "password"] = translate(exc.message)
             else:
+                session[SESSION_EPOCH] = epoch  # every other session of the user has ended; this one goes on
                 flash(_("Your password has been changed."), "success")
                 return redirect(url_for("inbox.index"))
     return render_template("auth/password.html", errors=errors), (400 if errors else 200)

@@ -1,86 +1,147 @@
-"""Login throttling: after too many failed sign-ins for one username from one address, wait.
+"""Sign-in throttling: wrong passwords are counted per account and per client address, each in its window.
 
-Redis holds the counters when REDIS_URL is configured (shared by every worker process); otherwise they
-live in this process.
+- per account (`LOGIN_MAX_FAILURES`, 5): after that many wrong passwords for one username, from any
+  addresses, the account waits for its window to pass, so spreading guesses over many addresses gains
+  nothing;
+- per address (`LOGIN_MAX_ADDRESS_FAILURES`, 20): after that many wrong passwords from one address, for any
+  accounts, the address waits, so one address can neither spray a password over every account nor lock
+  out more than a few of them (20 / 5 = 4 accounts); other addresses still sign in.
+
+An attempt is counted when it starts (`attempt`) and taken back when its password was right
+(`succeeded`), so that parallel requests cannot try more passwords than the limit while the first ones
+are still being checked. A right password clears its account's failures; an address's failures only
+expire (a valid account of one's own does not reset the address).
+
+Redis holds the counters when REDIS_URL is configured (shared by every worker process); without it, and
+while Redis does not answer, they live in this process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import deque
 
+log = logging.getLogger(__name__)
 
-def _key(username: str, address: str) -> str:
-    raw = f"{(username or '').strip().lower()}|{address or '-'}"
-    return "mianze:login:" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+def _keys(username: str, address: str) -> tuple[str, str]:
+    """The account's and the address's counter names (hashed: usernames typed at the sign-in form are not
+    stored as they were typed)."""
+    account = hashlib.sha256((username or "").strip().lower().encode()).hexdigest()[:32]
+    where = hashlib.sha256((address or "-").encode()).hexdigest()[:32]
+    return f"mianze:login:account:{account}", f"mianze:login:address:{where}"
 
 
 class MemoryThrottle:
-    """Failure timestamps per key, kept in this process."""
+    """Attempt timestamps per account and per address, kept in this process."""
 
-    def __init__(self, max_failures: int, window_seconds: int):
-        self.max_failures, self.window = max_failures, window_seconds
-        self._failures: dict[str, deque] = {}
+    def __init__(self, max_failures: int, max_address_failures: int, window_seconds: int):
+        self.limits = (max_failures, max_address_failures)
+        self.window = window_seconds
+        self._attempts: dict[str, deque] = {}
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque:
-        q = self._failures.setdefault(key, deque())
+        q = self._attempts.setdefault(key, deque())
         while q and q[0] <= now - self.window:
             q.popleft()
         return q
 
-    def retry_after(self, username: str, address: str) -> int:
-        """Seconds to wait before the next attempt (0: go ahead)."""
+    def attempt(self, username: str, address: str) -> int:
+        """Seconds to wait before the next attempt, or 0: go ahead (the attempt counts until `succeeded`)."""
         now = time.monotonic()
         with self._lock:
-            q = self._recent(_key(username, address), now)
-            if len(q) < self.max_failures:
-                return 0
-            return max(1, int(q[0] + self.window - now))
-
-    def failed(self, username: str, address: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent(_key(username, address), now).append(now)
+            queues = [self._recent(key, now) for key in _keys(username, address)]
+            full = [q for q, limit in zip(queues, self.limits, strict=True) if len(q) >= limit]
+            if full:
+                return max(1, int(max(q[0] for q in full) + self.window - now))
+            for q in queues:
+                q.append(now)
+            return 0
 
     def succeeded(self, username: str, address: str) -> None:
+        """The attempt had the right password: the account starts afresh, the address's count is taken back."""
+        account, where = _keys(username, address)
         with self._lock:
-            self._failures.pop(_key(username, address), None)
+            self._attempts.pop(account, None)
+            q = self._attempts.get(where)
+            if q:
+                q.pop()
+
+
+# Both counters checked and counted in one step, so that attempts in parallel cannot pass the limits.
+# KEYS: account, address; ARGV: account limit, address limit, window. Returns 0 or the seconds to wait.
+_ATTEMPT = """
+local a = tonumber(redis.call('GET', KEYS[1]) or '0')
+local b = tonumber(redis.call('GET', KEYS[2]) or '0')
+local wait = 0
+if a >= tonumber(ARGV[1]) then wait = math.max(wait, redis.call('TTL', KEYS[1])) end
+if b >= tonumber(ARGV[2]) then wait = math.max(wait, redis.call('TTL', KEYS[2])) end
+if a >= tonumber(ARGV[1]) or b >= tonumber(ARGV[2]) then return math.max(wait, 1) end
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[3]) end
+end
+return 0
+"""
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 0
+"""
 
 
 class RedisThrottle:
-    """The same counters in Redis: one key per username and address, expiring with the window."""
+    """The same counters in Redis, each expiring with the window after its first attempt.
 
-    def __init__(self, url: str, max_failures: int, window_seconds: int, prefix: str = ""):
+    When Redis does not answer, the process's own counters serve instead (and Redis is asked again after
+    `RETRY_SECONDS`), so that sign-in keeps working, throttled per process.
+    """
+
+    RETRY_SECONDS = 30
+
+    def __init__(self, url: str, max_failures: int, max_address_failures: int, window_seconds: int,
+                 prefix: str = ""):
         import redis
 
-        self.redis = redis.Redis.from_url(url, socket_timeout=2)
-        self.max_failures, self.window, self.prefix = max_failures, window_seconds, prefix
+        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.errors = redis.RedisError
+        self.limits, self.window, self.prefix = (max_failures, max_address_failures), window_seconds, prefix
+        self.fallback = MemoryThrottle(max_failures, max_address_failures, window_seconds)
+        self._attempt = self.redis.register_script(_ATTEMPT)
+        self._succeeded = self.redis.register_script(_SUCCEEDED)
+        self._down_until = 0.0
 
-    def retry_after(self, username: str, address: str) -> int:
-        key = self.prefix + _key(username, address)
-        count = int(self.redis.get(key) or 0)
-        if count < self.max_failures:
-            return 0
-        return max(1, int(self.redis.ttl(key)))
+    def _keys(self, username: str, address: str) -> list[str]:
+        return [self.prefix + key for key in _keys(username, address)]
 
-    def failed(self, username: str, address: str) -> None:
-        key = self.prefix + _key(username, address)
-        pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.window, nx=True)
-        pipe.execute()
+    def _call(self, script, args, username: str, address: str, fallback):
+        if time.monotonic() < self._down_until:
+            return fallback(username, address)
+        try:
+            return int(script(keys=self._keys(username, address), args=args))
+        except self.errors as exc:
+            log.warning("sign-in throttle: Redis does not answer (%s); counting in this process for %d s",
+                        exc, self.RETRY_SECONDS)
+            self._down_until = time.monotonic() + self.RETRY_SECONDS
+            return fallback(username, address)
+
+    def attempt(self, username: str, address: str) -> int:
+        """Seconds to wait before the next attempt, or 0: go ahead (the attempt counts until `succeeded`)."""
+        return self._call(self._attempt, [*self.limits, self.window], username, address, self.fallback.attempt)
 
     def succeeded(self, username: str, address: str) -> None:
-        self.redis.delete(self.prefix + _key(username, address))
+        """The attempt had the right password: the account starts afresh, the address's count is taken back."""
+        self._call(self._succeeded, [], username, address, self.fallback.succeeded)
 
 
 def make_throttle(config: dict):
     """The throttle the configuration asks for."""
-    max_failures = int(config.get("LOGIN_MAX_FAILURES", 5))
+    limits = (int(config.get("LOGIN_MAX_FAILURES", 5)), int(config.get("LOGIN_MAX_ADDRESS_FAILURES", 20)))
     window = int(config.get("LOGIN_WINDOW_SECONDS", 900))
     if config.get("REDIS_URL"):
-        return RedisThrottle(config["REDIS_URL"], max_failures, window, prefix=config.get("LOGIN_THROTTLE_PREFIX", ""))
-    return MemoryThrottle(max_failures, window)
+        return RedisThrottle(config["REDIS_URL"], *limits, window, prefix=config.get("LOGIN_THROTTLE_PREFIX", ""))
+    return MemoryThrottle(*limits, window)
