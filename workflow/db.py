@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
 from .chain import canonical
+from .config import ConfigurationError
 from .domain.errors import ConflictError, ValidationFailed
 
 _CENT = Decimal("0.01")
@@ -114,6 +117,38 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def check_database_url(url: str) -> None:
+    """Raise ConfigurationError (one line naming the problem) unless `url` parses and names a database kind
+    whose driver is installed. Whether the server answers shows only when it is first used."""
+    example = "use, for example, postgresql+psycopg://mianze@127.0.0.1:5432/mianze or sqlite:////srv/mianze/mianze.sqlite3"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(f"DATABASE_URL {shown_url(url)!r} is not a database URL "
+                                 f"(kind+driver://user:password@host:port/database); {example}") from None
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ConfigurationError(f"DATABASE_URL {shown_url(url)!r} names an unknown kind of database "
+                                 f"{parsed.drivername!r}; {example}") from None
+    except ImportError as exc:
+        raise ConfigurationError(f"DATABASE_URL {shown_url(url)!r} needs the Python package {exc.name!r}, which "
+                                 f"is not installed; {example}") from None
+
+
+def shown_url(url: str) -> str:
+    """`url` with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def failure_reason(exc: DBAPIError) -> str:
+    """The driver's first line about a failure (e.g. 'connection refused'), for a one-line report."""
+    return (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
 
 
 def rows(session: Session, statement, params=None):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
 import click
 from flask import Flask, current_app
+from sqlalchemy.exc import OperationalError
 
-from ..db import analyze, read_session, unit_of_work
+from ..db import analyze, failure_reason, read_session, shown_url, unit_of_work
 from ..domain.errors import DomainError
 
 
@@ -19,6 +21,31 @@ def _engine():
 def _fail(message: str, code: int = 1):
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _one_line_when_the_database_fails(app: Flask) -> None:
+    """Every command: a database that does not answer (a wrong host, port, file or password in DATABASE_URL)
+    ends it with one line naming the URL and the driver's reason, not a traceback."""
+
+    def guard(callback):
+        @functools.wraps(callback)
+        def run(*args, **kwargs):
+            try:
+                return callback(*args, **kwargs)
+            except OperationalError as exc:
+                _fail(f"cannot use the database at {shown_url(app.config['DATABASE_URL'])} (DATABASE_URL): "
+                      f"{failure_reason(exc)}")
+
+        return run
+
+    def walk(group: click.Group) -> None:
+        for command in group.commands.values():
+            if isinstance(command, click.Group):
+                walk(command)
+            elif command.callback is not None:
+                command.callback = guard(command.callback)
+
+    walk(app.cli)
 
 
 def register(app: Flask) -> None:
@@ -289,3 +316,5 @@ def register(app: Flask) -> None:
         except DomainError as exc:
             _fail(exc.message, 2)
         click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
+
+    _one_line_when_the_database_fails(app)
