@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import BigInteger, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
@@ -103,7 +103,8 @@ def analyze(engine: Engine) -> None:
 def unit_of_work(engine: Engine) -> Iterator[Session]:
     """One write transaction: commits when the block ends, rolls back on any error.
 
-    Raises ConflictError when an optimistic-locking check failed (someone else changed the case first).
+    Raises ConflictError when an optimistic-locking check failed (someone else changed the case first) or a
+    unique constraint refused a row (someone else wrote the same record first: the loser of a race).
     """
     session = Session(writer(engine), expire_on_commit=False)
     try:
@@ -112,11 +113,23 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
     except StaleDataError as exc:
         session.rollback()
         raise ConflictError("the case was changed by someone else in the meantime; reload and try again") from exc
+    except IntegrityError as exc:
+        session.rollback()
+        if not is_unique_violation(exc):
+            raise
+        raise ConflictError("someone else recorded the same thing in the meantime; reload and try again") from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a duplicate (PostgreSQL 23505, SQLite's UNIQUE or PRIMARY KEY)."""
+    orig = exc.orig
+    return (getattr(orig, "sqlstate", None) == "23505"
+            or getattr(orig, "sqlite_errorname", None) in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"))
 
 
 def check_database_url(url: str) -> None:

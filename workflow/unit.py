@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from .db import writer
+from .db import is_unique_violation, writer
 from .domain.errors import ConflictError
 
 _SESSION = "_mianze_session"
@@ -53,11 +53,22 @@ def reading() -> Iterator[Session]:
 
 @contextmanager
 def work() -> Iterator[Session]:
-    """A verb's part of the request's unit of work: rolled back to its start if it raises."""
+    """A verb's part of the request's unit of work: rolled back to its start if it raises.
+
+    A flush that finds the case changed by someone else, or a row refused as a duplicate, is a ConflictError
+    (409) here as at the commit: the loser of a race hears it from the verb that lost.
+    """
     s = session()
-    with s.begin_nested():
-        yield s
-    s.flush()
+    try:
+        with s.begin_nested():
+            yield s
+        s.flush()
+    except StaleDataError as exc:
+        raise ConflictError("the case was changed by someone else in the meantime; reload and try again") from exc
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        raise ConflictError("someone else made the same change at the same moment; reload and try again") from exc
 
 
 def after_commit(callback: Callable[[], None]) -> None:
