@@ -1,12 +1,21 @@
-"""Authorisation matrix: every route × every role × own/other branch, and each segregation-of-duties rule.
+"""Authorisation matrix: one table of who may take which action on a case, run at every door.
 
-Own-branch staff come from the factory bank (tier-1 branch T1 and head office); other-branch staff hold the
-same roles at tier-1 branch T2. A denied request answers 403 and changes nothing; an allowed one does not
-answer 403 (POSTs here send a stale case version, so an allowed POST answers 409 and changes nothing too).
+`CASE_MATRIX` says, for each action on a case, in which state it is tried and who may take it; it runs
+against the services (the verb called in a unit of work that is rolled back), the web (every route of the
+action) and the API (the operation of the action), for every role in its own branch (tier-1 branch T1 and
+head office) and in another (T2). `SOD` adds the segregation-of-duties relations: a respondent, the case's
+investigator, a stage handler and an original decider who also hold the role the action needs. Each denial
+carries the policy's reason, and the three doors give the same one. Routes outside cases (administration,
+audit, dashboard) are web-only rows of `MATRIX`.
+
+A denied request answers 403 (the API: 404 outside the caller's scope, as if the case did not exist) and
+changes nothing; an allowed one does not answer 403 (web and API requests here send a stale case version,
+so an allowed one answers 409 and changes nothing either).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -14,9 +23,10 @@ from sqlmodel import Session, SQLModel, select
 
 from tests.factories import drive, make_bank
 from tests.web.support import login, make_app, set_passwords
-from workflow.db import make_engine, unit_of_work
-from workflow.models import Appeal, AuditHead, Case, Evidence, Letter, LoanStage, Respondent, User
-from workflow.services import rulesets
+from workflow.db import make_engine, unit_of_work, writer
+from workflow.domain.errors import DomainError, PermissionDenied
+from workflow.models import Appeal, AuditHead, Case, CaseLoan, Evidence, Letter, LoanStage, Respondent, User
+from workflow.services import cases, investigation, letters, recommendation, rulesets, tokens
 
 OWN = ("officer", "investigator", "member1", "chair", "appeal", "auditor", "admin")
 OTHER = ("t2_officer", "t2_investigator", "other_member", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin")
@@ -30,6 +40,108 @@ VIEWERS = set(OWN) | {"t2_auditor"}
 DASHBOARD = {"chair", "appeal", "auditor", "admin", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin"}
 # (method, route template, state of the case used, who is allowed). {case}, {facts}, {appeal}, {evidence},
 # {letter} are filled in from that case.
+# action -> (state of the case it is tried on, who may take it)
+CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
+    "assign": ("registered", {"investigator", "chair", "admin"}),
+    "statement": ("registered", {"officer"}),
+    "evidence": ("investigating", {"officer", "investigator"}),
+    "facts": ("investigating", {"investigator"}),
+    "submit": ("investigating", {"investigator"}),
+    "reevaluate": ("under_review", {"chair", "admin"}),
+    "withdraw": ("registered", {"chair", "admin"}),
+    "legal_hold": ("registered", {"auditor", "admin", "t2_auditor"}),
+    "vote": ("under_review", {"member1", "chair"}),
+    "determine": ("under_review", {"chair"}),
+    "return": ("under_review", {"member1", "chair"}),
+    "issue_letters": ("determined", {"chair", "admin"}),
+    "start_publicity": ("determined", {"chair", "admin"}),
+    "reopen": ("in_publicity", {"chair"}),
+    "end_publicity": ("in_publicity", {"admin"}),
+    "appeal": ("appeal_window", {"officer"}),
+    "close_appeal_window": ("appeal_window", {"admin"}),
+    "decide_appeal": ("appeal_review", {"appeal"}),
+    "conclude": ("appeal_review", {"appeal"}),
+    "refer": ("final", {"chair", "admin"}),
+    "close": ("final", {"chair", "admin"}),
+}
+# action -> its web routes
+WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
+    "assign": [("GET", "/cases/{case}/assign"), ("POST", "/cases/{case}/assign")],
+    "statement": [("GET", "/cases/{case}/statement"), ("POST", "/cases/{case}/statement")],
+    "evidence": [("GET", "/cases/{case}/evidence"), ("POST", "/cases/{case}/evidence")],
+    "facts": [("GET", "/cases/{case}/facts/{facts}"), ("POST", "/cases/{case}/facts/{facts}")],
+    "submit": [("POST", "/cases/{case}/submit")],
+    "reevaluate": [("GET", "/cases/{case}/reevaluate"), ("POST", "/cases/{case}/reevaluate")],
+    "withdraw": [("GET", "/cases/{case}/withdraw"), ("POST", "/cases/{case}/withdraw")],
+    "legal_hold": [("GET", "/cases/{case}/legal-hold"), ("POST", "/cases/{case}/legal-hold")],
+    "vote": [("GET", "/cases/{case}/vote"), ("POST", "/cases/{case}/vote")],
+    "determine": [("GET", "/cases/{case}/determine"), ("POST", "/cases/{case}/determine")],
+    "return": [("GET", "/cases/{case}/return"), ("POST", "/cases/{case}/return")],
+    "issue_letters": [("POST", "/cases/{case}/letters")],
+    "start_publicity": [("POST", "/cases/{case}/publicity")],
+    "reopen": [("GET", "/cases/{case}/reopen"), ("POST", "/cases/{case}/reopen")],
+    "end_publicity": [("POST", "/cases/{case}/end-publicity")],
+    "appeal": [("GET", "/cases/{case}/appeal"), ("POST", "/cases/{case}/appeal")],
+    "close_appeal_window": [("POST", "/cases/{case}/close-appeal-window")],
+    "decide_appeal": [("GET", "/cases/{case}/appeals/{appeal}/decide"),
+                      ("POST", "/cases/{case}/appeals/{appeal}/decide")],
+    "conclude": [("POST", "/cases/{case}/conclude")],
+    "refer": [("POST", "/cases/{case}/refer")],
+    "close": [("POST", "/cases/{case}/close")],
+}
+# action -> the API's operation (method, path, body); {version} is a stale case version. Evidence, re-evaluation
+# and legal holds have no API operation.
+_EVENT = {"assign": "assign_investigator", "submit": "submit_investigation", "return": "return_for_investigation",
+          "determine": "determine", "start_publicity": "start_publicity", "reopen": "reopen",
+          "end_publicity": "end_publicity", "close_appeal_window": "close_appeal_window",
+          "conclude": "conclude_appeals", "refer": "refer_for_accountability", "close": "close",
+          "withdraw": "withdraw"}
+_PAYLOAD = {"assign": {"investigator_id": "{investigator_id}"}, "return": {"reason": "需补充调查"},
+            "reopen": {"reason": "有实质性异议"}, "withdraw": {"reason": "贷款已收回"}}
+API_CALLS: dict[str, tuple[str, str, dict | None]] = {
+    **{a: ("POST", "/api/v1/cases/{case}/events", {"event": e, "payload": _PAYLOAD.get(a, {}),
+                                                   "expected_version": "{version}"}) for a, e in _EVENT.items()},
+    "statement": ("POST", "/api/v1/cases/{case}/statement", {"statement": "我已尽职", "expected_version": "{version}"}),
+    "facts": ("PUT", "/api/v1/cases/{case}/respondents/{respondent}/facts",
+              {"loan_id": "{loan}", "stage": "pre_loan", "expected_version": "{version}",
+               "facts": {"positive": [], "mitigating": [], "negative": [], "violation": False, "unperformed": [],
+                         "dissented": False}}),
+    "vote": ("POST", "/api/v1/cases/{case}/votes",
+             {"respondent_id": "{respondent}", "outcome": "exempt", "expected_version": "{version}"}),
+    "issue_letters": ("POST", "/api/v1/cases/{case}/letters", None),
+    "appeal": ("POST", "/api/v1/cases/{case}/appeals", {"grounds": "我已尽职", "expected_version": "{version}"}),
+    "decide_appeal": ("POST", "/api/v1/cases/{case}/appeals/{appeal}/decision",
+                      {"decision": "upheld", "reason": "事实清楚", "expected_version": "{version}"}),
+}
+# Segregation of duties: (action, case, who, the policy's reason). "sod:<state>" cases are investigated by
+# `inv2` (who also chairs, sits on the committee and reviews appeals) and determined by `chair2` (who also
+# reviews appeals); `approver` handled a stage of every case's loans (so is a respondent) and also chairs,
+# sits on the committee, administers T1 and reviews appeals.
+SOD = [
+    ("withdraw", "registered", "approver", "own_case"),  # a respondent who is also chair withdraws his own case
+    ("assign", "registered", "approver", "own_case"),  # a respondent assigns the investigator of his own case
+    ("return", "under_review", "approver", "own_case"),  # a respondent returns the case (wiping the votes)
+    ("determine", "under_review", "approver", "own_case"),
+    ("vote", "under_review", "approver", "own_case"),
+    ("return", "sod:under_review", "inv2", "recused"),  # the case's own investigator returns the case
+    ("vote", "sod:under_review", "inv2", "recused"),
+    ("determine", "sod:under_review", "inv2", "recused"),
+    ("reopen", "sod:in_publicity", "inv2", "recused"),  # a recused investigator who is also chair reopens
+    ("conclude", "sod:appeal_review", "chair2", "conflicted"),  # a reviewer who signed the determination
+    ("decide_appeal", "sod:appeal_review", "chair2", "conflicted"),
+    ("decide_appeal", "sod:appeal_review", "inv2", "conflicted"),
+    ("decide_appeal", "appeal_review", "approver", "own_case"),
+    ("end_publicity", "in_publicity", "officer", "own_case"),  # a respondent, an auditor or a member
+    ("end_publicity", "in_publicity", "auditor", "not_yours"),  # ends publicity or closes the appeal window
+    ("end_publicity", "in_publicity", "member1", "not_yours"),
+    ("close_appeal_window", "appeal_window", "officer", "own_case"),
+    ("close_appeal_window", "appeal_window", "auditor", "not_yours"),
+    ("close_appeal_window", "appeal_window", "member1", "not_yours"),
+    ("legal_hold", "registered", "officer", "own_case"),
+]
+SOD_STAFF = ("approver", "inv2", "chair2")
+SOD_STATES = ("registered", "under_review", "in_publicity", "appeal_review")
+
 MATRIX = [
     ("GET", "/inbox", None, set(EVERYONE)),
     ("GET", "/inbox?tab=all", None, set(EVERYONE)),
@@ -39,40 +151,8 @@ MATRIX = [
     ("POST", "/cases/new", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("GET", "/cases/{case}", "registered", VIEWERS),
     ("GET", "/cases/{case}", "final", VIEWERS),
-    ("GET", "/cases/{case}/assign", "registered", {"investigator", "chair", "admin"}),
-    ("POST", "/cases/{case}/assign", "registered", {"investigator", "chair", "admin"}),
-    ("GET", "/cases/{case}/statement", "registered", {"officer"}),
-    ("POST", "/cases/{case}/statement", "registered", {"officer"}),
-    ("GET", "/cases/{case}/evidence", "investigating", {"officer", "investigator"}),
-    ("POST", "/cases/{case}/evidence", "investigating", {"officer", "investigator"}),
-    ("GET", "/cases/{case}/facts/{facts}", "investigating", {"investigator"}),
-    ("POST", "/cases/{case}/facts/{facts}", "investigating", {"investigator"}),
-    ("POST", "/cases/{case}/submit", "investigating", {"investigator"}),
-    ("GET", "/cases/{case}/reevaluate", "under_review", {"chair", "admin"}),
-    ("POST", "/cases/{case}/reevaluate", "under_review", {"chair", "admin"}),
-    ("GET", "/cases/{case}/withdraw", "registered", {"chair", "admin"}),
-    ("POST", "/cases/{case}/withdraw", "registered", {"chair", "admin"}),
-    ("GET", "/cases/{case}/legal-hold", "registered", {"auditor", "admin", "t2_auditor"}),
-    ("POST", "/cases/{case}/legal-hold", "registered", {"auditor", "admin", "t2_auditor"}),
-    ("GET", "/cases/{case}/vote", "under_review", {"member1", "chair"}),
-    ("POST", "/cases/{case}/vote", "under_review", {"member1", "chair"}),
-    ("GET", "/cases/{case}/determine", "under_review", {"chair"}),
-    ("POST", "/cases/{case}/determine", "under_review", {"chair"}),
-    ("GET", "/cases/{case}/return", "under_review", {"member1", "chair"}),
-    ("POST", "/cases/{case}/return", "under_review", {"member1", "chair"}),
-    ("POST", "/cases/{case}/letters", "determined", {"chair", "admin"}),
-    ("POST", "/cases/{case}/publicity", "determined", {"chair", "admin"}),
-    ("GET", "/cases/{case}/reopen", "in_publicity", {"chair"}),
-    ("POST", "/cases/{case}/reopen", "in_publicity", {"chair"}),
-    ("POST", "/cases/{case}/end-publicity", "in_publicity", {"admin"}),
-    ("GET", "/cases/{case}/appeal", "appeal_window", {"officer"}),
-    ("POST", "/cases/{case}/appeal", "appeal_window", {"officer"}),
-    ("POST", "/cases/{case}/close-appeal-window", "appeal_window", {"admin"}),
-    ("GET", "/cases/{case}/appeals/{appeal}/decide", "appeal_review", {"appeal"}),
-    ("POST", "/cases/{case}/appeals/{appeal}/decide", "appeal_review", {"appeal"}),
-    ("POST", "/cases/{case}/conclude", "appeal_review", {"appeal"}),
-    ("POST", "/cases/{case}/refer", "final", {"chair", "admin"}),
-    ("POST", "/cases/{case}/close", "final", {"chair", "admin"}),
+    *[(method, route, CASE_MATRIX[action][0], CASE_MATRIX[action][1])
+      for action, routes in WEB_ROUTES.items() for method, route in routes],
     ("GET", "/cases/{case}/letters/{letter}.pdf", "final", VIEWERS),
     ("GET", "/cases/{case}/evidence/{evidence}", "final", VIEWERS),
     ("GET", "/admin/", None, {"admin", "t2_admin"}),
@@ -117,7 +197,7 @@ def world(tmp_path_factory):
     SQLModel.metadata.create_all(engine)
     with unit_of_work(engine) as s:
         rulesets.ensure_default(s)
-    bank = make_bank(engine, n_loans=2 * len(STATES), loans_per_enterprise=2)
+    bank = make_bank(engine, n_loans=2 * (len(STATES) + len(SOD_STATES)), loans_per_enterprise=2)
     with unit_of_work(engine) as s:
         for n, (username, role) in enumerate(OTHER_STAFF):
             u = User(username=username, name=username, employee_no=f"T2{n:03d}", branch_id=bank.branches["T2"],
@@ -128,6 +208,20 @@ def world(tmp_path_factory):
     cases = {}
     for n, state in enumerate(STATES):
         cases[state] = drive(replace(bank, loans=bank.loans[2 * n:2 * n + 2]), state)
+    # Staff with conflicting duties, added once the cases above are decided (they would count in their quorum).
+    with unit_of_work(engine) as s:
+        approver = s.get(User, bank.users["approver"])
+        approver.roles = "credit_officer committee_chair committee_member admin appeal_reviewer"
+        for n, (username, roles) in enumerate((("inv2", "investigator committee_chair committee_member appeal_reviewer"),
+                                                ("chair2", "committee_chair appeal_reviewer"))):
+            u = User(username=username, name=username, employee_no=f"SD{n:03d}", branch_id=bank.branches["T1"],
+                     roles=roles)
+            s.add(u)
+            s.flush()
+            bank.users[username] = u.id
+    sod_bank = replace(bank, users={**bank.users, "investigator": bank.users["inv2"], "chair": bank.users["chair2"]})
+    for n, state in enumerate(SOD_STATES, start=len(STATES)):
+        cases[f"sod:{state}"] = drive(replace(sod_bank, loans=bank.loans[2 * n:2 * n + 2]), state)
     with unit_of_work(engine) as s:  # an evidence file in the final case
         from workflow.services import investigation
 
@@ -140,10 +234,13 @@ def world(tmp_path_factory):
     set_passwords(engine)
     app = make_app(engine, tmp)
     clients = {}
-    for name in EVERYONE:
+    for name in EVERYONE + SOD_STAFF:
         client = app.test_client()
         assert login(client, name).status_code == 302, name
         clients[name] = client
+    with unit_of_work(engine) as s:
+        api_tokens = {name: tokens.create(s, None, bank.users[name], f"{name} matrix")[1]
+                      for name in EVERYONE + SOD_STAFF}
     with Session(engine) as s:
         inv_case = cases["investigating"]
         r = s.exec(select(Respondent).where(Respondent.case_id == inv_case,
@@ -158,8 +255,21 @@ def world(tmp_path_factory):
             "officer": bank.users["officer"],
             "outlet": bank.branches["OU"],
             "draft": draft_id,
+            "investigator_id": bank.users["investigator"],
         }
-    yield {"engine": engine, "bank": bank, "cases": cases, "clients": clients, "fill": fill}
+        per_case = {}
+        for key, case_id in cases.items():
+            mine = s.exec(select(Respondent).where(Respondent.case_id == case_id,
+                                                   Respondent.user_id == bank.users["officer"])).one()
+            stage = s.exec(select(LoanStage).where(LoanStage.user_id == mine.user_id, LoanStage.stage == "pre_loan")
+                           .join(CaseLoan, CaseLoan.loan_id == LoanStage.loan_id)
+                           .where(CaseLoan.case_id == case_id)).first()
+            appeal = s.exec(select(Appeal.id).where(Appeal.case_id == case_id)).first()
+            per_case[key] = {"respondent": mine.id, "loan": stage.loan_id,
+                             "facts": f"{mine.id}/{stage.loan_id}/pre_loan",
+                             **({"appeal": appeal} if appeal else {})}
+    yield {"engine": engine, "bank": bank, "cases": cases, "clients": clients, "fill": fill, "per_case": per_case,
+           "app": app, "tokens": api_tokens, "tmp": tmp}
     app.extensions["mianze.engine"].dispose()
     engine.dispose()
 
@@ -170,9 +280,14 @@ def _snapshot(engine):
         return head.seq, sorted((c.id, c.state, c.version, c.legal_hold) for c in s.exec(select(Case)))
 
 
+def _fill(world, state: str | None) -> dict:
+    """What fills a route template for the case used in `state` (a state, or "sod:<state>")."""
+    return {**world["fill"], **(world["per_case"][state] if state else {}),
+            "case": world["cases"][state] if state else 0}
+
+
 def _url(world, template: str, state: str | None) -> str:
-    case_id = world["cases"][state] if state else 0
-    return template.format(case=case_id, **world["fill"])
+    return template.format(**_fill(world, state))
 
 
 def _version(world, state):
@@ -203,6 +318,142 @@ def test_each_route_allows_exactly_the_expected_roles_in_own_and_other_branches(
         if name not in allowed and status != 403:
             unexpected.append(f"unexpected allow: {name} got {status}")
     assert unexpected == []
+
+
+# --- the same table at the services' and the API's doors ------------------------------------------------------
+
+def _clean_facts() -> dict:
+    return {"positive": [], "mitigating": [], "negative": [], "violation": False, "unperformed": [], "dissented": False}
+
+
+SERVICE_CALLS = {
+    "assign": lambda s, w, f, case, u: cases.assign_investigator(s, case, u, f["investigator_id"]),
+    "statement": lambda s, w, f, case, u: cases.file_statement(s, case, u, "我已尽职"),
+    "evidence": lambda s, w, f, case, u: investigation.add_evidence(
+        s, case, u, filename="e.txt", content_type="text/plain", data=b"evidence",
+        storage_dir=str(w["tmp"] / "evidence")),
+    "facts": lambda s, w, f, case, u: investigation.record_facts(s, case, u, f["respondent"], f["loan"], "pre_loan",
+                                                                 _clean_facts()),
+    "submit": lambda s, w, f, case, u: cases.submit_investigation(s, case, u),
+    "reevaluate": lambda s, w, f, case, u: recommendation.reevaluate(s, case, u, 1, "更正后的清单"),
+    "withdraw": lambda s, w, f, case, u: cases.withdraw(s, case, u, "贷款已收回"),
+    "legal_hold": lambda s, w, f, case, u: cases.set_legal_hold(s, case, u, True, "诉讼保全"),
+    "vote": lambda s, w, f, case, u: cases.record_vote(s, case, u, f["respondent"], "exempt"),
+    "determine": lambda s, w, f, case, u: cases.determine(s, case, u),
+    "return": lambda s, w, f, case, u: cases.return_for_investigation(s, case, u, "需补充调查"),
+    "issue_letters": lambda s, w, f, case, u: letters.issue_determination_letters(s, case, u),
+    "start_publicity": lambda s, w, f, case, u: cases.start_publicity(s, case, u),
+    "reopen": lambda s, w, f, case, u: cases.reopen(s, case, u, "有实质性异议"),
+    "end_publicity": lambda s, w, f, case, u: cases.end_publicity(s, case, u),
+    "appeal": lambda s, w, f, case, u: cases.file_appeal(s, case, u, "我已尽职"),
+    "close_appeal_window": lambda s, w, f, case, u: cases.close_appeal_window(s, case, u),
+    "decide_appeal": lambda s, w, f, case, u: cases.decide_appeal(s, case, u, f["appeal"], "upheld", None, "事实清楚"),
+    "conclude": lambda s, w, f, case, u: cases.conclude_appeals(s, case, u),
+    "refer": lambda s, w, f, case, u: cases.refer_for_accountability(s, case, u),
+    "close": lambda s, w, f, case, u: cases.close(s, case, u),
+}
+
+
+def _through_service(world, action: str, state: str, name: str) -> str | None:
+    """The policy's refusal code when the service refuses `name` the action, None when it lets them take it
+    (whatever happens next: the unit of work is rolled back)."""
+    with Session(writer(world["engine"])) as s:
+        try:
+            case = s.get(Case, world["cases"][state])
+            SERVICE_CALLS[action](s, world, _fill(world, state), case, s.get(User, world["bank"].users[name]))
+        except PermissionDenied as exc:
+            return exc.details["reason"]
+        except DomainError:
+            return None
+        finally:
+            s.rollback()
+    return None
+
+
+@pytest.fixture(scope="module")
+def service_answers(world):
+    """What the services answer each actor for each action of CASE_MATRIX and SOD."""
+    rows = [(a, st, name) for a, (st, _) in CASE_MATRIX.items() for name in EVERYONE]
+    rows += [(a, st, who) for a, st, who, _ in SOD]
+    return {(a, st, name): _through_service(world, a, st, name) for a, st, name in rows}
+
+
+@pytest.mark.parametrize("action", sorted(CASE_MATRIX))
+def test_each_service_verb_allows_exactly_the_expected_roles_in_own_and_other_branches(world, service_answers,
+                                                                                       action):
+    state, allowed = CASE_MATRIX[action]
+    before = _snapshot(world["engine"])
+    answers = {name: service_answers[(action, state, name)] for name in EVERYONE}
+    assert {n for n, a in answers.items() if a is None} == allowed, answers
+    assert _snapshot(world["engine"]) == before
+
+
+def _api_call(world, action: str, state: str, name: str):
+    method, path, body = API_CALLS[action]
+    fill = {**_fill(world, state), "version": _version(world, state) - 1}
+
+    def filled(value):
+        if isinstance(value, dict):
+            return {k: filled(v) for k, v in value.items()}
+        if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+            return fill[value[1:-1]]
+        return value
+
+    client = world["app"].test_client()
+    headers = {"Authorization": f"Bearer {world['tokens'][name]}"}
+    return client.open(path.format(**fill), method=method, headers=headers,
+                       json=filled(body) if body is not None else None)
+
+
+@pytest.mark.parametrize("action", sorted(API_CALLS))
+def test_each_api_operation_allows_exactly_the_expected_roles_with_the_services_reasons(world, service_answers,
+                                                                                        action):
+    state, allowed = CASE_MATRIX[action]
+    unexpected = []
+    for name in EVERYONE:
+        response = _api_call(world, action, state, name)
+        code = service_answers[(action, state, name)]
+        if name in allowed:
+            if response.status_code in (401, 403, 404):
+                unexpected.append(f"unexpected deny: {name} got {response.status_code} {response.json}")
+        elif code == "out_of_scope":  # outside the caller's scope the API answers as if the case did not exist
+            if response.status_code != 404:
+                unexpected.append(f"unexpected answer: {name} got {response.status_code}, not 404")
+        elif response.status_code != 403 or response.json["details"].get("reason") != code:
+            unexpected.append(f"unexpected answer: {name} got {response.status_code} {response.json}, not 403 {code}")
+    assert unexpected == []
+
+
+def _refusal_on_page(response) -> str | None:
+    match = re.search(r'data-refusal="([a-z_]+)"', response.get_data(as_text=True))
+    return match.group(1) if match else None
+
+
+@pytest.mark.parametrize("action", sorted(WEB_ROUTES))
+def test_each_web_refusal_gives_the_policys_reason_as_the_services_do(world, service_answers, action):
+    state, allowed = CASE_MATRIX[action]
+    method, route = next((m, r) for m, r in WEB_ROUTES[action] if m == "POST")
+    url = _url(world, route, state)
+    for name in set(EVERYONE) - allowed:
+        client = world["clients"][name]
+        response = client.post(url, data={"csrf_token": client.csrf, "expected_version": str(_version(world, state) - 1)})
+        assert (response.status_code, _refusal_on_page(response)) == (403, service_answers[(action, state, name)]), name
+
+
+@pytest.mark.parametrize("action,state,who,code", SOD, ids=[f"{a} [{s}] {w}" for a, s, w, _ in SOD])
+def test_each_segregation_of_duties_rule_is_refused_at_every_door_with_the_same_reason(world, service_answers, action,
+                                                                                       state, who, code):
+    assert service_answers[(action, state, who)] == code
+    method, route = next((m, r) for m, r in WEB_ROUTES[action] if m == "POST")
+    client = world["clients"][who]
+    before = _snapshot(world["engine"])
+    response = client.post(_url(world, route, state), data={"csrf_token": client.csrf,
+                                                            "expected_version": str(_version(world, state))})
+    assert (response.status_code, _refusal_on_page(response)) == (403, code)
+    if action in API_CALLS:
+        response = _api_call(world, action, state, who)
+        assert (response.status_code, response.json["details"].get("reason")) == (403, code), response.json
+    assert _snapshot(world["engine"]) == before
 
 
 def test_the_matrix_covers_every_route_of_the_web_application(world):

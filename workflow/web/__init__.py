@@ -6,10 +6,11 @@ error pages and the blueprints.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from argon2 import PasswordHasher
-from flask import Flask, current_app, g, render_template, request, session
+from flask import Flask, Response, current_app, g, render_template, request, session
 from flask_babel import Babel
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -40,7 +41,7 @@ ERROR_TEXTS = {
     429: (_l("Too many sign-in attempts"),
           _l("Wait a few minutes before trying again, or ask an administrator to reset your password.")),
     500: (_l("Something went wrong"), _l("Nothing was saved. Try again; if it happens again, tell the "
-                                        "administrator the time it happened.")),
+                                        "administrator the reference below.")),
 }
 
 
@@ -49,29 +50,56 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def render_error(status: int, detail: str | None = None, reasons: list[str] | None = None):
+def render_error(status: int, detail: str | None = None, reasons: list[str] | None = None,
+                 reference: str | None = None, refusal: str | None = None):
     title, advice = ERROR_TEXTS.get(status, ERROR_TEXTS[500] if status >= 500 else ERROR_TEXTS[400])
     case_id = (request.view_args or {}).get("case_id")
     return render_template("errors/error.html", status=status, title=title, advice=advice, detail=detail,
-                           reasons=reasons or [], case_id=case_id), status
+                           reasons=reasons or [], case_id=case_id, reference=reference,
+                           refusal=refusal), status
+
+
+def _json_error(code: str, message: str, status: int, details: dict | None = None, headers: dict | None = None):
+    """The API's error shape, for the few errors under /api/ that no API handler sees."""
+    from flask import jsonify
+
+    return jsonify({"code": code, "message": message, "details": details or {}}), status, headers or {}
 
 
 def _domain_error(exc):
-    from flask import jsonify
-
     if wants_json():
-        return jsonify({"code": exc.code, "message": exc.message, "details": exc.details}), exc.http_status
+        return _json_error(exc.code, exc.message, exc.http_status, exc.details)
+    refusal = getattr(exc, "refusal", None)  # the policy's refusal (PermissionDenied of a service)
+    if refusal is not None:
+        return render_error(exc.http_status, access.refusal_text(refusal), refusal=refusal.code)
     reasons = [translate(str(r)) for r in exc.details.get("reasons", [])] if isinstance(exc.details, dict) else []
     return render_error(exc.http_status, None if reasons else translate(exc.message), reasons)
 
 
 def _http_error(exc: HTTPException):
     if wants_json():
-        from flask import jsonify
-
-        return jsonify({"code": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
+        allowed = sorted(getattr(exc, "valid_methods", None) or [])
+        return _json_error(exc.name.lower().replace(" ", "_"), exc.description or exc.name, exc.code or 500,
+                           {"allowed": allowed} if allowed else None, {"Allow": ", ".join(allowed)} if allowed else None)
     detail = exc.description if getattr(exc, "_mianze_detail", False) else None
-    return render_error(exc.code or 500, detail)
+    return render_error(exc.code or 500, detail, refusal=getattr(exc, "_mianze_refusal", None))
+
+
+def _unexpected_error(exc: Exception):
+    """Any other error: the product's own 500 page, with a reference that the log line carries too."""
+    if isinstance(exc, HTTPException):  # a status without a handler of its own (401, 415, ...)
+        return _http_error(exc)
+    reference = secrets.token_hex(4)
+    current_app.logger.exception("unexpected error, reference %s: %s %s", reference, request.method, request.path)
+    if wants_json():
+        return _json_error("internal_error", f"an unexpected error occurred; reference {reference}", 500,
+                           {"reference": reference})
+    try:
+        return render_error(500, reference=reference)
+    except Exception:  # noqa: BLE001 - the page itself failed (e.g. the database is down): a bare page
+        current_app.logger.exception("the error page failed too, reference %s", reference)
+        return Response(f"<!doctype html><title>500</title><h1>500</h1><p>{reference}</p>", 500,
+                        mimetype="text/html")
 
 
 # The session's copy of the user's session epoch (`User.session_epoch`), stored at sign-in.
@@ -89,7 +117,7 @@ def register(app: Flask) -> None:
     app.config.setdefault("LOGIN_MAX_ADDRESS_FAILURES", 20)  # per client address, across accounts
     app.config.setdefault("LOGIN_WINDOW_SECONDS", 900)
     app.config.setdefault("INBOX_PAGE_SIZE", 25)
-    # CSRF is checked below for every state-changing request except token-authenticated API calls.
+    # CSRF is checked below for every state-changing request outside the API.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
 
     babel = Babel(app, locale_selector=i18n.select_locale,
@@ -107,9 +135,9 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def _csrf_protect():
-        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            if request.path.startswith("/api/") and request.headers.get("Authorization"):
-                return None
+        # The API authenticates by bearer token only and never reads the session, so a cookie cannot drive
+        # it and CSRF does not apply there; a write without a token is refused by the API itself (401).
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and not wants_json():
             csrf.protect()
         return None
 
@@ -148,20 +176,17 @@ def register(app: Flask) -> None:
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 
-    # Pages for people; JSON (the same shape as before) for anything under /api/.
+    # Pages for people; the API's error shape for anything under /api/ that no API handler answered.
     app.register_error_handler(DomainError, _domain_error)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc):
-        if wants_json():
-            from flask import jsonify
-
-            return jsonify({"code": "csrf", "message": exc.description}), 400
         return render_error(400, str(_l("The form has expired or was not sent from this site. Reload the page "
                                          "and submit it again.")))
 
     for status in (400, 403, 404, 405, 409, 413, 429):
         app.register_error_handler(status, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
 
     @app.context_processor
     def _nav():

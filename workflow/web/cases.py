@@ -188,8 +188,9 @@ def download_letter(case_id: int, letter_id: int):
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new():
-    if not access.can_register(current_user):
-        deny(str(access.NOT_YOURS))
+    refusal = policy.why_not_register(current_user.actor)
+    if refusal is not None:
+        deny(access.refusal_text(refusal), refusal.code)
     errors: dict[str, str] = {}
     loan_text = text_field("loans") if request.method == "POST" else request.args.get("loans", "")
     if request.method == "POST":

@@ -36,9 +36,11 @@ def _with_detail(exc_class, detail: str):
     return exc
 
 
-def deny(reason: str):
-    """Refuse with 403 and say why."""
-    raise _with_detail(Forbidden, reason)
+def deny(reason: str, refusal: str | None = None):
+    """Refuse with 403 and say why (`refusal`: the policy's code, on the page for machines and tests)."""
+    exc = _with_detail(Forbidden, reason)
+    exc._mianze_refusal = refusal
+    raise exc
 
 
 def not_found(detail: str | None = None):
@@ -67,15 +69,15 @@ def load_case(s: Session, case_id: int) -> tuple[Case, policy.CaseView]:
         not_found()
     view = agg.view()
     if not access.can_view(current_user, view):
-        deny(access.refusal_text(access.OUT_OF_SCOPE))
+        deny(access.refusal_text(access.OUT_OF_SCOPE), access.OUT_OF_SCOPE.code)
     return agg.case, view
 
 
 def require(view: policy.CaseView, action: str) -> None:
     """403 with the policy's reason unless the signed-in user may take `action` on the case."""
-    why = access.why_not(current_user, view, action)
-    if why:
-        deny(why)
+    refusal = policy.why_not(current_user.actor, view, action)
+    if refusal is not None:
+        deny(access.refusal_text(refusal), refusal.code)
 
 
 def expected_version() -> int:
