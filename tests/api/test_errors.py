@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.conftest import build_api
 from workflow import engine_of
 from workflow.db import unit_of_work
@@ -121,3 +123,80 @@ def test_the_openapi_document_and_its_explorer_are_served_without_external_resou
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "http://" not in html and "https://" not in html
+
+
+WHAT_IF = {"rule_set": "current", "respondents": [{"id": "E1001", "stages": [
+    {"stage": "pre_loan", "positive": ["P02"], "mitigating": [], "negative": [], "violation": False,
+     "unperformed": [], "dissented": False}]}]}
+
+
+def _error_shape(r) -> dict:
+    assert r.mimetype == "application/json", r.get_data(as_text=True)[:200]
+    assert set(r.json) == {"code", "message", "details"} and isinstance(r.json["details"], dict), r.json
+    return r.json
+
+
+def test_a_write_without_a_token_is_401_naming_the_bearer_header_not_a_csrf_error(sqlite_api):
+    r = sqlite_api.client.post("/api/v1/evaluations", json=WHAT_IF)
+    assert r.status_code == 401
+    body = _error_shape(r)
+    assert body["code"] == "unauthorized" and "Authorization: Bearer" in body["message"]
+    assert "csrf" not in body["message"].lower()
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_signed_in_browser_session_does_not_authenticate_the_api(sqlite_api):
+    from tests.web.support import login, set_passwords
+
+    set_passwords(sqlite_api.bank.engine)
+    client = sqlite_api.app.test_client()
+    assert login(client, "admin").status_code == 302, "signed in through the sign-in form"
+    for method, url, body in (("GET", "/api/v1/cases", None), ("POST", "/api/v1/evaluations", WHAT_IF),
+                              ("POST", "/api/v1/cases", {"loan_ids": sqlite_api.bank.loans})):
+        r = client.open(url, method=method, json=body)
+        assert r.status_code == 401 and _error_shape(r)["code"] == "unauthorized", (method, url)
+    assert sqlite_api.get("auditor", "/api/v1/cases").json["items"] == [], "the cookie opened no case"
+
+
+@pytest.mark.parametrize("depth", [65, 10_000])
+def test_a_body_nested_deeper_than_64_levels_is_400_malformed_json(sqlite_api, depth):
+    r = sqlite_api.post("admin", "/api/v1/evaluations", data="[" * depth + "]" * depth,
+                        content_type="application/json")
+    assert r.status_code == 400
+    body = _error_shape(r)
+    assert body["code"] == "malformed_json" and body["details"]["max_depth"] == 64 and "64" in body["message"]
+
+
+def test_a_body_nested_64_levels_deep_is_read_and_then_validated(sqlite_api):
+    r = sqlite_api.post("admin", "/api/v1/evaluations", data="[" * 64 + "]" * 64, content_type="application/json")
+    assert r.status_code == 400 and _error_shape(r)["code"] == "invalid_input", "parsed; only its shape is wrong"
+
+
+def test_unknown_paths_anywhere_under_api_are_404_with_details(sqlite_api):
+    for method, url in (("GET", "/api/v1/nothing-here"), ("POST", "/api/v1/cases/1/nothing"), ("GET", "/api/"),
+                        ("GET", "/api/v2/cases"), ("TRACE", "/api/v1/nothing-here"), ("GET", "/api/v1/cases/x")):
+        r = sqlite_api.client.open(url, method=method, headers=sqlite_api.headers("admin"))
+        assert r.status_code == 404, (method, url)
+        body = _error_shape(r)
+        assert body["code"] == "not_found" and body["details"] == {"path": url.split("?")[0]}, (method, url)
+
+
+def test_a_method_a_path_does_not_take_is_405_listing_the_methods_it_does_in_allow(sqlite_api):
+    for method, url, allowed in (("DELETE", "/api/v1/cases", {"GET", "POST"}), ("TRACE", "/api/v1/branches", {"GET"}),
+                                 ("PATCH", "/api/v1/cases/1", {"GET"}), ("GET", "/api/v1/evaluations", {"POST"}),
+                                 ("POST", "/api/v1/openapi.json", {"GET"})):
+        r = sqlite_api.client.open(url, method=method)
+        assert r.status_code == 405, (method, url)
+        body = _error_shape(r)
+        listed = {m.strip() for m in r.headers["Allow"].split(",")}
+        assert body["code"] == "method_not_allowed" and set(body["details"]["allowed"]) == listed, (method, url)
+        assert listed - {"HEAD", "OPTIONS"} == allowed, (method, url)
+
+
+def test_an_oversized_or_non_json_body_answers_in_the_error_shape(sqlite_url):
+    api = build_api(sqlite_url, max_content_length=1024)
+    r = api.post("admin", "/api/v1/evaluations", data=b"[" + b"1," * 2000 + b"1]", content_type="application/json")
+    assert r.status_code == 413 and _error_shape(r)["details"] == {"limit": 1024}
+    r = api.post("admin", "/api/v1/evaluations", data="x", content_type="text/plain")
+    assert r.status_code == 415 and _error_shape(r)["code"] == "unsupported_media_type"
+    engine_of(api.app).dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
 
 from ..db import read_session, unit_of_work
 from ..domain.errors import DomainError, NotFound, ValidationFailed
@@ -23,6 +25,7 @@ from ..models import Case, User
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_ID = 2_147_483_647  # ids are 32-bit integers on PostgreSQL
+MAX_JSON_DEPTH = 64  # no request of the API nests deeper than 6; this stops a nesting bomb before it recurses
 
 
 class Unauthorized(DomainError):
@@ -90,16 +93,32 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` (walked without recursion)."""
+    level = [value]
+    for _ in range(limit):
+        level = [v for c in level if isinstance(c, dict | list) for v in (c.values() if isinstance(c, dict) else c)]
+        if not level:
+            return False
+    return any(isinstance(v, dict | list) for v in level)
+
+
 def read_json_body() -> Any:
-    """The request's JSON body. 415 unless it is JSON; 400 when it does not parse (413 when too large)."""
+    """The request's JSON body. 415 unless it is JSON; 400 when it does not parse or nests deeper than
+    MAX_JSON_DEPTH (413 when too large)."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as application/json",
                                    content_type=request.mimetype or None)
     raw = request.get_data(cache=True)
+    too_deep = f"the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
     try:
         data = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"the body is not valid JSON: {exc}", code_hint="malformed_json") from None
+    except RecursionError:  # the decoder recurses once per level: deeper than the interpreter allows
+        raise ValidationFailed(too_deep, code_hint="malformed_json", max_depth=MAX_JSON_DEPTH) from None
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise ValidationFailed(too_deep, code_hint="malformed_json", max_depth=MAX_JSON_DEPTH)
     _no_nul(data)
     return data
 
@@ -205,28 +224,50 @@ def operation(method: str, path: str, *, summary: str, tag: str, response: type[
     return decorate
 
 
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mianze"'}
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """An HTTP error (unknown path, wrong method, body too large, ...) in the API's error shape."""
+    names = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+             413: "payload_too_large", 415: "unsupported_media_type"}
+    code = exc.code or 500
+    headers, details = {}, {}
+    message = exc.description or exc.name
+    if code == 401:
+        headers.update(_CHALLENGE)
+    elif code == 404:
+        message, details = f"no API resource at {request.path}", {"path": request.path}
+    elif code == 405:
+        allowed = sorted(getattr(exc, "valid_methods", None) or [])
+        message, details = f"{request.method} is not allowed on {request.path}", {"allowed": allowed}
+        headers["Allow"] = ", ".join(allowed)
+    elif code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message, details = f"the request body is larger than the limit of {limit} bytes", {"limit": limit}
+    return error_response(names.get(code, re.sub(r"\W+", "_", exc.name.lower())), message, code, details,
+                          headers or None)
+
+
 def register_error_handlers() -> None:
-    """Every error under /api/v1 answers in one shape: {code, message, details}."""
+    """Every error under /api/ answers in one shape: {code, message, details}."""
+
+    @bp.before_app_request
+    def _routing_error():
+        # A path no rule matches, or a method its rule does not take, fails before any blueprint is chosen,
+        # so the blueprint's handlers below never see it: answer it here, before the web's hooks run.
+        exc = request.routing_exception
+        if exc is not None and request.path.startswith("/api/") and not isinstance(exc, RoutingException):
+            return http_error_response(exc)
+        return None
 
     @bp.errorhandler(DomainError)
     def _domain(exc: DomainError):
         code = exc.details.pop("code_hint", None) or exc.code
-        headers = {"WWW-Authenticate": 'Bearer realm="mianze"'} if exc.http_status == 401 else None
+        headers = _CHALLENGE if exc.http_status == 401 else None
         return error_response(code, exc.message, exc.http_status, exc.details, headers)
 
-    def _http(exc: HTTPException):
-        names = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-                 415: "unsupported_media_type"}
-        code = exc.code or 500
-        headers = {}
-        if code == 405 and getattr(exc, "valid_methods", None):
-            headers["Allow"] = ", ".join(exc.valid_methods)
-        message = exc.description or exc.name
-        if code == 413:
-            limit = current_app.config.get("MAX_CONTENT_LENGTH")
-            message = f"the request body is larger than the limit of {limit} bytes"
-        return error_response(names.get(code, re.sub(r"\W+", "_", exc.name.lower())), message, code,
-                              headers=headers or None)
+    _http = http_error_response
 
     # Code-specific handlers win over class handlers in Flask, even the app's over a blueprint's: register
     # the common codes explicitly so an app-wide HTML page for, say, 404 never answers an API request.
@@ -236,6 +277,9 @@ def register_error_handlers() -> None:
 
     @bp.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        current_app.logger.exception("unexpected error in the API")
-        return error_response("internal_error", "an unexpected error occurred; it has been logged", 500)
+        reference = secrets.token_hex(4)
+        current_app.logger.exception("unexpected error in the API, reference %s: %s %s", reference,
+                                     request.method, request.path)
+        return error_response("internal_error", f"an unexpected error occurred; it has been logged as {reference}",
+                              500, {"reference": reference})
 
