@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 from tests.factories import Bank, drive, make_bank
 from workflow.db import unit_of_work
 from workflow.models import AuditEvent, Case, Enterprise, Loan, LoanStage, Notification
-from workflow.services import accounts, audit, cases, deadlines
+from workflow.services import accounts, audit, cases, deadlines, jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def notifications(engine) -> list[Notification]:
 def test_the_timer_opens_an_appeal_window_that_runs_past_national_day_to_12_october(bank):
     case_id = in_publicity_until(bank, 1, date(2026, 9, 29))
 
-    summary = deadlines.tick(bank.engine, today=date(2026, 9, 30))
+    summary = jobs.tick(bank.engine, today=date(2026, 9, 30))
 
     case = load(bank.engine, case_id)
     assert case.state == "appeal_window"
@@ -121,7 +121,7 @@ def test_the_timer_opens_an_appeal_window_that_runs_past_national_day_to_12_octo
 def test_the_timer_leaves_a_case_whose_publicity_ends_today_alone(bank):
     case_id = in_publicity_until(bank, 2, date(2026, 9, 29))
 
-    summary = deadlines.tick(bank.engine, today=date(2026, 9, 29))
+    summary = jobs.tick(bank.engine, today=date(2026, 9, 29))
 
     assert load(bank.engine, case_id).state == "in_publicity"
     assert summary.moved == {"end_publicity": 0, "close_appeal_window": 0}
@@ -139,7 +139,7 @@ def test_an_appeal_window_into_2027_uses_the_overrides_or_weekends_only_and_warn
             accounts.set_calendar_override(s, bank.user(s, "admin"), day, working, "元旦假期（待国务院通知）")
     case_id = in_publicity_until(bank, 3, date(2026, 12, 29))
 
-    deadlines.tick(bank.engine, today=date(2026, 12, 30))
+    jobs.tick(bank.engine, today=date(2026, 12, 30))
 
     case = load(bank.engine, case_id)
     assert (case.state, case.appeal_window_ends) == ("appeal_window", window_ends)
@@ -158,7 +158,7 @@ def test_a_closed_appeal_window_without_appeals_makes_the_case_final_and_with_on
     quiet = in_appeal_window_until(bank, 4, date(2026, 9, 29), appeal=False)
     appealed = in_appeal_window_until(bank, 5, date(2026, 9, 29), appeal=True)
 
-    summary = deadlines.tick(bank.engine, today=date(2026, 9, 30))
+    summary = jobs.tick(bank.engine, today=date(2026, 9, 30))
 
     assert load(bank.engine, quiet).state == "final"
     assert load(bank.engine, appealed).state == "appeal_review"
@@ -201,7 +201,7 @@ def test_two_timers_running_at_once_move_each_case_exactly_once(bank):
     def run():
         barrier.wait()
         try:
-            summaries.append(deadlines.tick(bank.engine, today=date(2026, 9, 30)))
+            summaries.append(jobs.tick(bank.engine, today=date(2026, 9, 30)))
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             failures.append(exc)
 
@@ -236,11 +236,11 @@ def test_two_timer_processes_on_one_sqlite_file_move_each_case_exactly_once(sqli
 
 def test_running_the_timer_again_changes_nothing_and_adds_no_notification(bank):
     ids = _four_cases(bank)
-    first = deadlines.tick(bank.engine, today=date(2026, 9, 30))
+    first = jobs.tick(bank.engine, today=date(2026, 9, 30))
     with Session(bank.engine) as s:
         events_before = audit.verify(s)
 
-    again = deadlines.tick(bank.engine, today=date(2026, 9, 30))
+    again = jobs.tick(bank.engine, today=date(2026, 9, 30))
 
     assert (first.notified, first.overdue) == (1, 1)
     assert again.moved == {"end_publicity": 0, "close_appeal_window": 0}
@@ -281,8 +281,8 @@ def test_overdue_work_is_notified_in_app_and_mailed_once_when_smtp_is_configured
     case_id = drive(with_own_loan(bank, 21), "investigating", today=date(2026, 8, 3))
     mail = deadlines.MailSettings.from_config({"SMTP_HOST": "smtp.bank.test", "SMTP_MAIL_DOMAIN": "bank.test"})
 
-    first = deadlines.tick(bank.engine, today=date(2026, 9, 30), mail=mail)
-    again = deadlines.tick(bank.engine, today=date(2026, 9, 30), mail=mail)
+    first = jobs.tick(bank.engine, today=date(2026, 9, 30), mail=mail)
+    again = jobs.tick(bank.engine, today=date(2026, 9, 30), mail=mail)
 
     [note] = notifications(bank.engine)
     number = load(bank.engine, case_id).number
@@ -296,7 +296,7 @@ def test_no_mail_is_sent_when_smtp_is_not_configured(bank, monkeypatch):
     monkeypatch.setattr(deadlines.smtplib, "SMTP", RefusingSMTP)
     drive(with_own_loan(bank, 22), "investigating", today=date(2026, 8, 3))
 
-    summary = deadlines.tick(bank.engine, today=date(2026, 9, 30),
+    summary = jobs.tick(bank.engine, today=date(2026, 9, 30),
                              mail=deadlines.MailSettings.from_config({"SMTP_HOST": None}))
 
     assert (summary.notified, summary.mailed, summary.errors) == (1, 0, [])
@@ -306,7 +306,7 @@ def test_no_mail_is_sent_when_smtp_is_not_configured(bank, monkeypatch):
 def test_an_overdue_review_notifies_the_committee_of_the_deciding_branch(bank):
     case_id = drive(with_own_loan(bank, 23), "under_review", today=date(2026, 8, 3))
 
-    deadlines.tick(bank.engine, today=date(2026, 9, 30))
+    jobs.tick(bank.engine, today=date(2026, 9, 30))
 
     assert sorted(n.user_id for n in notifications(bank.engine)) == sorted(
         bank.users[u] for u in ("member1", "member2", "chair"))
@@ -365,7 +365,7 @@ def test_the_one_year_limit_is_the_deadline_when_it_comes_first_and_is_labelled_
 
 def test_a_case_without_a_running_deadline_has_no_deadline_info(bank):
     case_id = in_appeal_window_until(bank, 33, date(2026, 9, 29), appeal=False)
-    deadlines.tick(bank.engine, today=date(2026, 9, 30))
+    jobs.tick(bank.engine, today=date(2026, 9, 30))
 
     with Session(bank.engine) as s:
         case = s.get(Case, case_id)

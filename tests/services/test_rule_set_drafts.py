@@ -13,7 +13,7 @@ from tests.factories import open_case
 from workflow.db import unit_of_work
 from workflow.domain.errors import ConflictError, PermissionDenied, ValidationFailed
 from workflow.models import AuditEvent, AuditHead, Case, RuleSetDraft, RuleSetVersion, User
-from workflow.services import audit, rulesets
+from workflow.services import audit, evaluation, rulesets
 
 PO04 = {"code": "PO04", "stage": "post_loan", "zh": "按月核查抵押物状态", "en": "checked the collateral monthly",
         "source": "本行2025年制度", "verified": False}
@@ -135,9 +135,9 @@ def test_a_draft_never_judges_anything(bank):
                "respondents": [{"id": "E1000", "stages": [stage]}]}
     with Session(bank.engine) as s:
         with pytest.raises(ValidationFailed, match="unknown rule set 'bank-2025.1'"):
-            rulesets.evaluate(s, request)  # a what-if evaluation cannot name a draft
+            evaluation.evaluate(s, request)  # a what-if evaluation cannot name a draft
         with pytest.raises(ValidationFailed, match="PO04"):
-            rulesets.evaluate(s, {**request, "rule_set": "current"})
+            evaluation.evaluate(s, {**request, "rule_set": "current"})
 
 
 def test_publishing_a_draft_goes_through_publish_with_one_audit_event_in_the_same_transaction(bank):

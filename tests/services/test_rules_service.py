@@ -14,7 +14,7 @@ from workflow import create_app, engine_of
 from workflow.db import unit_of_work
 from workflow.domain.errors import GuardFailed, OutOfScope, ValidationFailed
 from workflow.models import AuditEvent, Case, Loan, Respondent, RuleSetVersion, StageFact, Vote
-from workflow.services import cases, investigation, recommendation, rulesets
+from workflow.services import cases, investigation, rulesets
 
 
 def _publish_v2(bank, effective: date) -> RuleSetVersion:
@@ -59,9 +59,9 @@ def test_re_evaluating_an_open_case_under_another_version_is_audited_and_invalid
         cases.record_vote(s, case, bank.user(s, "member1"), r.id, "exempt")
     with pytest.raises(ValidationFailed, match="why"):
         with unit_of_work(bank.engine) as s:
-            recommendation.reevaluate(s, s.get(Case, case_id), bank.user(s, "chair"), 2, "")
+            cases.reevaluate(s, s.get(Case, case_id), bank.user(s, "chair"), 2, "")
     with unit_of_work(bank.engine) as s:
-        recommendation.reevaluate(s, s.get(Case, case_id), bank.user(s, "chair"), 2, "更正后的清单适用")
+        cases.reevaluate(s, s.get(Case, case_id), bank.user(s, "chair"), 2, "更正后的清单适用")
     with Session(bank.engine) as s:
         ev = s.exec(select(AuditEvent).where(AuditEvent.event == "reevaluate")).one()
         assert ev.payload["version"] == 2 and ev.payload["reason"] == "更正后的清单适用"

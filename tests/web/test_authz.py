@@ -26,7 +26,7 @@ from tests.web.support import login, make_app, set_passwords
 from workflow.db import make_engine, unit_of_work, writer
 from workflow.domain.errors import DomainError, PermissionDenied
 from workflow.models import Appeal, AuditHead, Case, CaseLoan, Evidence, Letter, LoanStage, Respondent, User
-from workflow.services import cases, investigation, letters, recommendation, rulesets, tokens
+from workflow.services import cases, investigation, letters, rulesets, tokens
 
 OWN = ("officer", "investigator", "member1", "chair", "appeal", "auditor", "admin")
 OTHER = ("t2_officer", "t2_investigator", "other_member", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin")
@@ -335,7 +335,7 @@ SERVICE_CALLS = {
     "facts": lambda s, w, f, case, u: investigation.record_facts(s, case, u, f["respondent"], f["loan"], "pre_loan",
                                                                  _clean_facts()),
     "submit": lambda s, w, f, case, u: cases.submit_investigation(s, case, u),
-    "reevaluate": lambda s, w, f, case, u: recommendation.reevaluate(s, case, u, 1, "更正后的清单"),
+    "reevaluate": lambda s, w, f, case, u: cases.reevaluate(s, case, u, 1, "更正后的清单"),
     "withdraw": lambda s, w, f, case, u: cases.withdraw(s, case, u, "贷款已收回"),
     "legal_hold": lambda s, w, f, case, u: cases.set_legal_hold(s, case, u, True, "诉讼保全"),
     "vote": lambda s, w, f, case, u: cases.record_vote(s, case, u, f["respondent"], "exempt"),

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from tests.factories import TODAY, drive
 from tests.web.support import login, post, set_passwords
-from workflow.services import deadlines
+from workflow.services import jobs
 
 
 def test_an_overdue_investigation_notifies_the_investigator_who_can_read_and_dismiss_it(sqlite_engine, app_for):
@@ -14,7 +14,7 @@ def test_an_overdue_investigation_notifies_the_investigator_who_can_read_and_dis
 
     bank = make_bank(sqlite_engine)
     drive(bank, "investigating")
-    deadlines.tick(bank.engine, today=TODAY + timedelta(days=60))
+    jobs.tick(bank.engine, today=TODAY + timedelta(days=60))
     set_passwords(bank.engine)
     client = app_for(bank.engine).test_client()
     login(client, "investigator")

@@ -38,6 +38,18 @@ class UnsupportedMediaType(DomainError):
     http_status = 415
 
 
+class MalformedRequest(ValidationFailed):
+    """The request does not match the OpenAPI document (400): bad JSON, a wrong type, an unknown field."""
+
+
+class RuleBroken(DomainError):
+    """The request matches the document but breaks a rule about the data it names (422), e.g. a loan that is
+    already in an open case or a code the rule set does not have: what a service refuses as ValidationFailed."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
 @dataclass
 class Operation:
     """One API operation as declared: what the OpenAPI document says about it."""
@@ -79,7 +91,7 @@ def error_response(code: str, message: str, status: int, details: dict | None = 
 def _no_nul(value: Any, where: str = "body") -> None:
     if isinstance(value, str):
         if "\x00" in value:
-            raise ValidationFailed(f"{where}: NUL characters are not allowed", field=where)
+            raise MalformedRequest(f"{where}: NUL characters are not allowed", field=where)
     elif isinstance(value, dict):
         for k, v in value.items():
             _no_nul(k, where)
@@ -114,11 +126,11 @@ def read_json_body() -> Any:
     try:
         data = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"the body is not valid JSON: {exc}", code_hint="malformed_json") from None
+        raise MalformedRequest(f"the body is not valid JSON: {exc}", code_hint="malformed_json") from None
     except RecursionError:  # the decoder recurses once per level: deeper than the interpreter allows
-        raise ValidationFailed(too_deep, code_hint="malformed_json", max_depth=MAX_JSON_DEPTH) from None
+        raise MalformedRequest(too_deep, code_hint="malformed_json", max_depth=MAX_JSON_DEPTH) from None
     if _too_deep(data, MAX_JSON_DEPTH):
-        raise ValidationFailed(too_deep, code_hint="malformed_json", max_depth=MAX_JSON_DEPTH)
+        raise MalformedRequest(too_deep, code_hint="malformed_json", max_depth=MAX_JSON_DEPTH)
     _no_nul(data)
     return data
 
@@ -133,12 +145,12 @@ def _pydantic_errors(exc: ValidationError, prefix: str) -> tuple[str, list[dict]
 
 
 def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
-    """Validate `data` with `model`; ValidationFailed (400) naming every bad field."""
+    """Validate `data` with `model`; MalformedRequest (400) naming every bad field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         message, errors = _pydantic_errors(exc, where)
-        raise ValidationFailed(message, errors=errors) from None
+        raise MalformedRequest(message, errors=errors) from None
 
 
 def current_user() -> User:
@@ -196,7 +208,7 @@ def operation(method: str, path: str, *, summary: str, tag: str, response: type[
                 for key in request.args:
                     values = request.args.getlist(key)
                     if len(values) > 1:
-                        raise ValidationFailed(f"query parameter {key} is given {len(values)} times", field=key)
+                        raise MalformedRequest(f"query parameter {key} is given {len(values)} times", field=key)
                     _no_nul(values[0], key)
                     args[key] = values[0]
                 kwargs["query"] = parse_model(query, args, "query")
@@ -204,6 +216,10 @@ def operation(method: str, path: str, *, summary: str, tag: str, response: type[
                 kwargs["body"] = parse_model(body, read_json_body(), "body")
             try:
                 result = view(**kwargs)
+            except ValidationFailed as exc:
+                if isinstance(exc, MalformedRequest):
+                    raise
+                raise RuleBroken(exc.message, **exc.details) from exc  # 400 is only for what the document refuses
             except DomainError as exc:
                 if exc.http_status == 409 and "case_id" in path_ids:
                     exc.details = {**exc.details, **_case_state(path_ids["case_id"])}

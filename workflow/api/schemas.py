@@ -1,26 +1,47 @@
 """Request and response shapes of the API (pydantic); the OpenAPI document is generated from them.
 
-Requests are strict (JSON `"1"` is not an integer) and reject unknown fields; query parameters arrive as
-text and are converted.
+Requests are strict (JSON `"1"` is not an integer, though `1.0` is, as JSON Schema says) and reject unknown
+fields; query parameters arrive as text and are converted. Whatever the document accepts, these accept: a
+rule the document cannot state (a loan already in an open case, a code the rule set does not have) is
+refused by the services with 422, never 400.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel
 
 from ..domain.states import STATE_CODES, TRIGGERS
 from ..models import CLASSIFICATIONS, OUTCOMES, ROLES, STAGES
 from ..services.imports import PRODUCT_CLASSES
 
-Id = Annotated[int, Field(ge=1, le=2_147_483_647)]
-Version = Annotated[int, Field(ge=1, le=2_147_483_647, description="the case version you saw (optimistic locking)")]
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include 3.0: accept a float without a fraction as the integer it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _iso_date(value: Any) -> Any:
+    """A query's date is YYYY-MM-DD only (pydantic would also read '0' as 1970-01-01)."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+Id = Annotated[int, Field(ge=1, le=2_147_483_647), BeforeValidator(_integral)]
+Version = Annotated[int, Field(ge=1, le=2_147_483_647, description="the case version you saw (optimistic locking)"),
+                    BeforeValidator(_integral)]
 Reason = Annotated[str, Field(max_length=4000)]
 Outcome = Literal[OUTCOMES]
-Cursor = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$",
-                              description="the `next_cursor` of the previous page")]
+Cursor = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,9}$", description="the `next_cursor` of the previous page")]
+QueryDate = Annotated[date, BeforeValidator(_iso_date)]
+DateText = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", json_schema_extra={"format": "date"}),
+                     AfterValidator(lambda text: date.fromisoformat(text) and text)]  # a real day, kept as text
+# A number as JSON or as a decimal string ("0.0501"); finite only.
+Number = Annotated[str, Field(max_length=40, pattern=r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?$")] | float
 Limit = Annotated[int, Field(ge=1, le=200, description="page size")]
 
 
@@ -169,7 +190,7 @@ class ImportResultOut(Out):
 
 
 class PeriodQuery(Query):
-    period: date = Field(description="period end date, e.g. 2025-12-31")
+    period: QueryDate = Field(description="period end date, e.g. 2025-12-31")
 
 
 class LoanBookOut(Out):
@@ -245,19 +266,56 @@ class CasePage(Out):
     next_cursor: str | None
 
 
-class EventPayload(In):
-    """What an event needs: assign_investigator → investigator_id; return_for_investigation, reopen and
-    withdraw → reason; determine → optional deviation_reasons (respondent id → reason). Nothing else."""
+class NoPayload(In):
+    """The event takes nothing."""
 
-    investigator_id: Id | None = None
+
+class InvestigatorPayload(In):
+    investigator_id: Id
+
+
+class ReasonPayload(In):
     reason: Reason | None = None
-    deviation_reasons: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,9}$")], Reason] | None = None
 
 
-class EventIn(In):
-    event: Literal[tuple(TRIGGERS)]
-    payload: EventPayload = Field(default_factory=EventPayload)
+class DeterminePayload(In):
+    deviation_reasons: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,9}$")], Reason] | None = Field(
+        default=None, description="respondent id → why the decision departs from the recommendation")
+
+
+_REASONED = ("return_for_investigation", "reopen", "withdraw")
+
+
+class AssignInvestigatorEvent(In):
+    event: Literal["assign_investigator"]
+    payload: InvestigatorPayload
     expected_version: Version | None = None
+
+
+class ReasonedEvent(In):
+    event: Literal[_REASONED]
+    payload: ReasonPayload = Field(default_factory=ReasonPayload)
+    expected_version: Version | None = None
+
+
+class DetermineEvent(In):
+    event: Literal["determine"]
+    payload: DeterminePayload = Field(default_factory=DeterminePayload)
+    expected_version: Version | None = None
+
+
+class PlainEvent(In):
+    event: Literal[tuple(t for t in TRIGGERS if t not in {"assign_investigator", "determine", *_REASONED})]
+    payload: NoPayload = Field(default_factory=NoPayload)
+    expected_version: Version | None = None
+
+
+class EventIn(RootModel):
+    """An event and what it takes: assign_investigator → investigator_id; return_for_investigation, reopen
+    and withdraw → an optional reason; determine → optional deviation_reasons; the others nothing."""
+
+    root: Annotated[AssignInvestigatorEvent | ReasonedEvent | DetermineEvent | PlainEvent,
+                    Field(discriminator="event")]
 
 
 class RespondentStage(Out):
@@ -436,7 +494,7 @@ class AuditTrail(Out):
 # --- what-if evaluation (domain.md §9) --------------------------------------------------------------------
 
 class EvaluationStage(StageFactsIn):
-    stage: Annotated[str, Field(min_length=1, max_length=20)]
+    stage: Literal[STAGES]
     loan: Annotated[str, Field(max_length=40)] | None = None
 
 
@@ -445,12 +503,43 @@ class EvaluationRespondent(In):
     stages: list[EvaluationStage] = Field(min_length=1, max_length=50)
 
 
+class ToleranceWithin(In):
+    """Within tolerance or not, as you know it."""
+
+    within: bool
+
+
+class ToleranceOfBranch(In):
+    """The tolerance of a branch's subtree on a period end, from its loan book (or imported figures)."""
+
+    branch: Annotated[str, Field(min_length=1, max_length=32)]
+    period: DateText
+
+
+class ToleranceOfRatios(In):
+    """NPL ratios (fractions: 0.0501 is 5.01 %), optionally against a target."""
+
+    sme_npl_ratio: Number
+    all_npl_ratio: Number
+    target: Number | None = None
+
+
+class ToleranceOfBalances(In):
+    """Loan-book balances in yuan, optionally against a target."""
+
+    all_balance: Number
+    all_npl_balance: Number
+    sme_balance: Number
+    sme_npl_balance: Number
+    target: Number | None = None
+
+
 class EvaluationIn(In):
     """A what-if: facts per respondent and stage, a tolerance (ratios, balances, {"within": bool} or
     {"branch": code, "period": date}), and the rule set ("current" or a version)."""
 
     rule_set: Annotated[str, Field(min_length=1, max_length=40)] = "current"
-    tolerance: dict[str, Any] | None = None
+    tolerance: ToleranceWithin | ToleranceOfBranch | ToleranceOfRatios | ToleranceOfBalances | None = None
     respondents: list[EvaluationRespondent] = Field(min_length=1, max_length=100)
 
 

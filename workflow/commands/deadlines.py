@@ -25,10 +25,10 @@ def register_cli(app: Flask) -> None:
 
         Prints the summary as JSON; exits 1 only when something unexpected failed.
         """
-        from ..services import deadlines
+        from ..services import deadlines, jobs
 
         day: date | None = today.date() if today else None
-        summary = deadlines.tick(current_app.extensions["mianze.engine"], today=day,
+        summary = jobs.tick(current_app.extensions["mianze.engine"], today=day,
                                  mail=deadlines.MailSettings.from_config(current_app.config))
         click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=1))
         if summary.errors:

@@ -27,6 +27,8 @@ from ..models import (
     Loan,
     LoanStage,
     Respondent,
+    RuleSetVersion,
+    StageFact,
     User,
     Vote,
     utcnow,
@@ -34,6 +36,7 @@ from ..models import (
 from . import audit, deadlines, letters, queries, rulesets
 from .queries import (  # noqa: F401  (readers other modules and tests take from here)
     audit_events,
+    authorize,
     case_loans,
     determining_branch,
     get_case,
@@ -60,18 +63,6 @@ def guard_context(session: Session, case: Case, today: date | None = None,
 def decided_by_votes(session: Session, case: Case, respondent: Respondent, rs=None) -> str | None:
     """The outcome the valid votes carry for one respondent under the voting rule, or None."""
     return queries.aggregate(session, case).carried(respondent)
-
-
-def authorize(session: Session, case: Case, actor, action: str) -> queries.CaseAggregate:
-    """The case's aggregate, after the policy allowed `actor` to take `action` (PermissionDenied otherwise).
-
-    The system (`actor` None: the deadline tick) is not asked.
-    """
-    agg = queries.aggregate(session, case)
-    who = queries.actor_of(session, actor)
-    if who is not None:
-        policy.require(who, agg.view(), action)
-    return agg
 
 
 def _fire(session: Session, case: Case, trigger: str, actor, *, expected_version: int | None,
@@ -514,3 +505,40 @@ def file_statement(session: Session, case: Case, actor: User, text: str, *,
                  payload={"respondent_id": respondent.id, "statement": respondent.statement})
     return respondent
 
+
+def reevaluate(session: Session, case, actor, version_number: int, reason: str, *,
+               expected_version: int | None = None) -> dict:
+    """Explicitly re-judge every stage of an open case under another rule-set version (audited).
+
+    By default each stage is judged by the version in force on its date; this action overrides that for
+    the whole case, e.g. when a corrected list must apply. Votes cast so far are invalidated.
+    Raises ValidationFailed without a reason or for an unknown version, TransitionNotAllowed outside
+    investigation and review.
+    """
+    authorize(session, case, actor, "reevaluate")
+    if case.state not in ("investigating", "under_review"):
+        raise states.TransitionNotAllowed("a case can be re-evaluated only while it is investigated or under review",
+                                   state=case.state, event="reevaluate")
+    if not (reason or "").strip():
+        raise ValidationFailed("say why the case is re-evaluated under another rule-set version", field="reason")
+    row = session.exec(select(RuleSetVersion).where(RuleSetVersion.version == version_number,
+                                                    RuleSetVersion.status == "published")).first()
+    if row is None:
+        raise ValidationFailed(f"no published rule-set version {version_number}", field="version")
+    _touch(session, case, expected_version)
+    rs = rulesets.parsed(row)
+    before = {}
+    for f in session.exec(select(StageFact).join(Respondent, Respondent.id == StageFact.respondent_id)
+                          .where(Respondent.case_id == case.id)):
+        rulesets.validate_stage_facts(rs, f.stage, f.facts)  # the facts must be expressible in that version
+        before[f"{f.respondent_id}:{f.loan_id}:{f.stage}"] = f.rule_set_version_id
+        f.rule_set_version_id = row.id
+        session.add(f)
+    session.flush()
+    summary = recommend_case(session, case, actor, refreeze=False) if case.state == "under_review" else {}
+    if case.state == "under_review":
+        invalidate_votes(session, case, actor, reason="re-evaluated under another rule-set version")
+    audit.record(session, event="reevaluate", actor=actor, case_id=case.id,
+                 payload={"version": version_number, "reason": reason.strip(), "previous_versions": before,
+                          **summary})
+    return summary

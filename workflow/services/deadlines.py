@@ -13,15 +13,14 @@ from datetime import date, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from ..db import read_session, rows, unit_of_work
+from ..db import rows
 from ..domain.calendar import CalendarWarning, WorkingCalendar, year_not_covered_warning
-from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed
+from ..domain.errors import NotFound
 from ..domain.policy import has_role
 from ..domain.states import STATE_LABELS, TERMINAL_STATES
-from ..models import AuditEvent, Branch, CalendarOverride, Case, Notification, User, utcnow
+from ..models import AuditEvent, Branch, CalendarOverride, Case, Notification, User
 from . import audit, rulesets
 
 # Which time limit (rule-set key) runs in which state, counted from the moment the state was entered.
@@ -284,7 +283,7 @@ class MailSettings:
         return f"{user.username}@{self.domain}" if self.domain else None
 
 
-def _send_mail(settings: MailSettings, outgoing: list[tuple[int, str, str, str]]) -> list[int]:
+def send_mail(settings: MailSettings, outgoing: list[tuple[int, str, str, str]]) -> list[int]:
     """Send (notification id, address, subject, body) messages over one connection; the ids sent."""
     sent: list[int] = []
     with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
@@ -327,77 +326,3 @@ class TickSummary:
         return {"today": self.today.isoformat(), "moved": dict(self.moved), "already_moved": self.already_moved,
                 "refused": list(self.refused), "overdue": self.overdue, "notified": self.notified,
                 "mailed": self.mailed, "errors": list(self.errors)}
-
-
-def tick(engine, today: date | None = None, actor=None, *, mail: MailSettings | None = None) -> TickSummary:
-    """Move cases whose publicity or appeal window ended, mark overdue steps and notify who must act.
-
-    Each case is handled in its own unit of work as `actor` (None: the system actor). Safe to run twice
-    at once: the case row lock, the state guards and the optimistic version check let only one run move a
-    case; the other sees ConflictError or TransitionNotAllowed and counts the case as already moved.
-    Notifications have unique keys, so a rerun adds none. Mail is sent after the commit, only with `mail`.
-    Unexpected errors of one case are collected in `errors` and do not stop the others.
-    """
-    from . import cases  # cases imports this module
-
-    today = today or date.today()
-    summary = TickSummary(today=today)
-    verbs = {"end_publicity": cases.end_publicity, "close_appeal_window": cases.close_appeal_window}
-    with read_session(engine) as s:
-        due = []
-        for state, (trigger, column) in AUTOMATIC_MOVES.items():
-            ends = getattr(Case, column)
-            due += [(case_id, number, trigger) for case_id, number in s.exec(
-                select(Case.id, Case.number).where(Case.state == state, ends.is_not(None), ends < today))]
-    for case_id, number, trigger in sorted(due):
-        try:
-            with unit_of_work(engine) as s:
-                case = cases.get_case(s, case_id, for_update=True)
-                verbs[trigger](s, case, _attached(s, actor), today=today)
-            summary.moved[trigger] += 1
-        except (ConflictError, TransitionNotAllowed):
-            summary.already_moved += 1
-        except DomainError as exc:
-            summary.refused.append(f"{number}: {exc.message}")
-        except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others; reported
-            summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
-
-    with read_session(engine) as s:
-        late = [(case.id, case.number) for case, _ in overdue_cases(s, today)]
-    outgoing: list[tuple[int, str, str, str]] = []
-    for case_id, number in late:
-        try:
-            with unit_of_work(engine) as s:
-                case = cases.get_case(s, case_id, for_update=True)
-                created = mark_overdue(s, case, today, _attached(s, actor))
-                if mail is not None:
-                    for note in created:
-                        address = mail.address_of(s.get(User, note.user_id))
-                        if address:
-                            outgoing.append((note.id, address, f"[Mianze] {case.number}", note.message))
-            summary.overdue += 1
-            summary.notified += len(created)
-        except IntegrityError:
-            # Another run inserted the same notification key first: its notifications stand.
-            summary.overdue += 1
-        except Exception as exc:  # noqa: BLE001
-            summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
-
-    if mail is not None and outgoing:
-        try:
-            sent = _send_mail(mail, outgoing)
-        except (smtplib.SMTPException, OSError) as exc:
-            summary.errors.append(f"mail: {type(exc).__name__}: {exc}")
-            sent = []
-        if sent:
-            with unit_of_work(engine) as s:
-                for note in s.exec(select(Notification).where(Notification.id.in_(sent))):
-                    note.mailed_at = utcnow()
-                    s.add(note)
-            summary.mailed = len(sent)
-    return summary
-
-
-def _attached(session: Session, actor):
-    """The acting user loaded in this session (None stays None: the system actor)."""
-    return None if actor is None else session.get(User, actor.id)

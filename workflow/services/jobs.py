@@ -1,4 +1,4 @@
-"""Long jobs (exports and evidence bundles): authorised and logged, then streamed to a file.
+"""Long jobs: the deadline timer, exports and evidence bundles.
 
 Jobs are apart from the verbs: they run for a while, read in a snapshot of their own and report progress
 through a callback; the command line and the web start them alike.
@@ -6,16 +6,19 @@ through a callback; the command line and the web start them alike.
 
 from __future__ import annotations
 
+import smtplib
 import zipfile
 from contextlib import nullcontext
+from datetime import date
 from pathlib import Path
 
-from sqlmodel import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
 
 from ..db import read_session, unit_of_work
-from ..domain.errors import NotFound, ValidationFailed
-from ..models import User
-from . import bundle, export
+from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed, ValidationFailed
+from ..models import Case, Notification, User, utcnow
+from . import bundle, cases, deadlines, export
 
 
 def _actor(session, username: str) -> User:
@@ -83,3 +86,78 @@ def run_bundle(engine, *, out: str, username: str, filters: dict, full: bool, re
         with bar:
             return bundle.write_bundle(s, actor, out, f, evidence_dir=evidence_dir, full=full, reason=reason,
                                        progress=getattr(bar, "update", None), name=Path(out).name)
+
+
+# --- the deadline timer ----------------------------------------------------------------------------------
+
+def tick(engine, today: date | None = None, actor=None, *,
+         mail: deadlines.MailSettings | None = None) -> deadlines.TickSummary:
+    """Move cases whose publicity or appeal window ended, mark overdue steps and notify who must act.
+
+    Each case is handled in its own unit of work as `actor` (None: the system actor). Safe to run twice
+    at once: the case row lock, the state guards and the optimistic version check let only one run move a
+    case; the other sees ConflictError or TransitionNotAllowed and counts the case as already moved.
+    Notifications have unique keys, so a rerun adds none. Mail is sent after the commit, only with `mail`.
+    Unexpected errors of one case are collected in `errors` and do not stop the others.
+    """
+    today = today or date.today()
+    summary = deadlines.TickSummary(today=today)
+    verbs = {"end_publicity": cases.end_publicity, "close_appeal_window": cases.close_appeal_window}
+    with read_session(engine) as s:
+        due = []
+        for state, (trigger, column) in deadlines.AUTOMATIC_MOVES.items():
+            ends = getattr(Case, column)
+            due += [(case_id, number, trigger) for case_id, number in s.exec(
+                select(Case.id, Case.number).where(Case.state == state, ends.is_not(None), ends < today))]
+    for case_id, number, trigger in sorted(due):
+        try:
+            with unit_of_work(engine) as s:
+                case = cases.get_case(s, case_id, for_update=True)
+                verbs[trigger](s, case, _attached(s, actor), today=today)
+            summary.moved[trigger] += 1
+        except (ConflictError, TransitionNotAllowed):
+            summary.already_moved += 1
+        except DomainError as exc:
+            summary.refused.append(f"{number}: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others; reported
+            summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
+
+    with read_session(engine) as s:
+        late = [(case.id, case.number) for case, _ in deadlines.overdue_cases(s, today)]
+    outgoing: list[tuple[int, str, str, str]] = []
+    for case_id, number in late:
+        try:
+            with unit_of_work(engine) as s:
+                case = cases.get_case(s, case_id, for_update=True)
+                created = deadlines.mark_overdue(s, case, today, _attached(s, actor))
+                if mail is not None:
+                    for note in created:
+                        address = mail.address_of(s.get(User, note.user_id))
+                        if address:
+                            outgoing.append((note.id, address, f"[Mianze] {case.number}", note.message))
+            summary.overdue += 1
+            summary.notified += len(created)
+        except IntegrityError:
+            # Another run inserted the same notification key first: its notifications stand.
+            summary.overdue += 1
+        except Exception as exc:  # noqa: BLE001
+            summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
+
+    if mail is not None and outgoing:
+        try:
+            sent = deadlines.send_mail(mail, outgoing)
+        except (smtplib.SMTPException, OSError) as exc:
+            summary.errors.append(f"mail: {type(exc).__name__}: {exc}")
+            sent = []
+        if sent:
+            with unit_of_work(engine) as s:
+                for note in s.exec(select(Notification).where(Notification.id.in_(sent))):
+                    note.mailed_at = utcnow()
+                    s.add(note)
+            summary.mailed = len(sent)
+    return summary
+
+
+def _attached(session: Session, actor):
+    """The acting user loaded in this session (None stays None: the system actor)."""
+    return None if actor is None else session.get(User, actor.id)

@@ -29,7 +29,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import audit, cases, deadlines, rulesets
+from . import audit, deadlines, queries, rulesets
 
 BANK_NAME = os.environ.get("MIANZE_BANK_NAME", "示范商业银行")
 
@@ -154,11 +154,11 @@ def _respondent_data(session: Session, r: Respondent) -> dict:
 def _loans_data(session: Session, case: Case) -> list[dict]:
     enterprise = session.get(Enterprise, case.enterprise_id)
     return [{"loan_no": lo.loan_no, "enterprise": enterprise.name, "amount": _money(lo.amount),
-             "balance": _money(lo.balance)} for lo in cases.case_loans(session, case.id)]
+             "balance": _money(lo.balance)} for lo in queries.case_loans(session, case.id)]
 
 
 def _stages_of(session: Session, case: Case, r: Respondent) -> list[str]:
-    loan_ids = [lo.id for lo in cases.case_loans(session, case.id)]
+    loan_ids = [lo.id for lo in queries.case_loans(session, case.id)]
     rows = session.exec(select(LoanStage.stage).where(LoanStage.user_id == r.user_id,
                                                       LoanStage.loan_id.in_(loan_ids))).all()
     order = ("marketing", "acceptance", "pre_loan", "review", "approval", "disbursement", "post_loan")
@@ -234,14 +234,14 @@ def issue_determination_letters(session: Session, case: Case, actor, *, today: d
     Idempotent: a rerun issues only what is missing.
     """
     today = today or date.today()
-    cases.authorize(session, case, actor, "issue_letters")
+    queries.authorize(session, case, actor, "issue_letters")
     if case.state != "determined":
         raise ValidationFailed("determination letters are issued once the case is determined")
     # After a reopening the committee may decide differently: a changed letter is issued as a new version
     # naming the one it supersedes; an unchanged one is returned as stored.
     out = [_store(session, case, actor, "determination", determination_data(session, case, r, today),
                   respondent_id=r.id, today=today, correction_reason="重新认定 / re-determined")
-           for r in cases.respondents_of(session, case.id)]
+           for r in queries.respondents_of(session, case.id)]
     if case.batch_report:
         issue_case_summary(session, case, actor, today=today)
     return out
@@ -302,7 +302,7 @@ def case_summary_data(session: Session, case: Case) -> dict:
     branch = session.get(Branch, case.branch_id)
     enterprise = session.get(Enterprise, case.enterprise_id)
     respondents = []
-    for r in cases.respondents_of(session, case.id):
+    for r in queries.respondents_of(session, case.id):
         outcome = r.final_outcome or r.decided_outcome
         if outcome is None:
             raise ValidationFailed("a case summary needs every respondent's outcome")
@@ -311,7 +311,7 @@ def case_summary_data(session: Session, case: Case) -> dict:
                             "outcome": outcome, "liability_kind": r.liability_kind,
                             "doc_number": letter.doc_number if letter else None})
     events = [{"at": e.at[:10], "text": e.event if not e.to_state else f"{e.event} → {e.to_state}"}
-              for e in cases.audit_events(session, case.id) if e.from_state or e.event == "open_case"]
+              for e in queries.audit_events(session, case.id) if e.from_state or e.event == "open_case"]
     return {"bank": BANK_NAME, "branch": branch.name, "case_no": case.number,
             "committee": {"name": f"{branch.name}尽职免责评议委员会",
                           "decided_at": (case.determined_at or utcnow()).date().isoformat()},
@@ -327,7 +327,7 @@ def issue_case_summary(session: Session, case: Case, actor, *, today: date | Non
 def pending_for_case(session: Session, case: Case, today: date) -> list[PendingLetter]:
     """Numbered, not yet rendered letters a determined case still lacks (determinations; summary if batch)."""
     out = []
-    for r in cases.respondents_of(session, case.id):
+    for r in queries.respondents_of(session, case.id):
         p = prepare(session, case, "determination", determination_data(session, case, r, today),
                     respondent_id=r.id, today=today)
         if isinstance(p, PendingLetter):

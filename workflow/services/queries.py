@@ -321,6 +321,18 @@ def aggregate(session: Session, case: Case) -> CaseAggregate:
     return agg
 
 
+def authorize(session: Session, case: Case, actor, action: str) -> CaseAggregate:
+    """The case's aggregate, after the policy allowed `actor` to take `action` (PermissionDenied otherwise).
+
+    The system (`actor` None: the deadline tick) is not asked.
+    """
+    agg = aggregate(session, case)
+    who = actor_of(session, actor)
+    if who is not None:
+        policy.require(who, agg.view(), action)
+    return agg
+
+
 # --- readers kept for callers that need one part only ------------------------------------------------------
 
 def get_case(session: Session, case_id: int, *, for_update: bool = False) -> Case:

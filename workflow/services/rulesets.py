@@ -1,4 +1,4 @@
-"""Rule-set versions in the database: seeding, the version in force on a date, drafts, publishing, evaluation.
+"""Rule-set versions in the database: seeding, the version in force on a date, drafts, publishing.
 
 Drafts live in their own table (`RuleSetDraft`), so nothing that judges a case or a what-if evaluation ever
 reads one: only published `RuleSetVersion` rows are versions in force. Every change to a draft is audited in
@@ -17,7 +17,7 @@ from ..chain import canonical
 from ..db import rows
 from ..domain import rules
 from ..domain.errors import ConflictError, NotFound, ValidationFailed
-from ..models import Branch, Enterprise, RuleSetDraft, RuleSetVersion, utcnow
+from ..models import Enterprise, RuleSetDraft, RuleSetVersion, utcnow
 from . import audit
 from .accounts import _require_head_office_admin as require_head_office_admin
 
@@ -302,29 +302,3 @@ def publish_draft(session: Session, actor, draft_id: int, effective_from: date, 
     session.add(row)
     session.flush()
     return published
-
-
-def evaluate(session: Session, request) -> dict:
-    """The what-if evaluation (domain.md §9) with the current rule set and the loan book for tolerance."""
-    from . import tolerance
-
-    current = version_in_force(session, date.today())
-
-    def load(name: str) -> rules.RuleSet:
-        if name == "current":
-            return parsed(current)
-        for row in session.exec(select(RuleSetVersion).where(RuleSetVersion.status == "published")):
-            if str(row.version) == name or row.data.get("version") == name:
-                return parsed(row)
-        raise ValidationFailed(f"rule_set: unknown rule set {name!r}", field="rule_set")
-
-    def resolver(code: str, period: date):
-        branch = session.exec(select(Branch).where(Branch.code == code)).first()
-        if branch is None:
-            raise ValidationFailed(f"tolerance.branch: unknown branch {code!r}", field="tolerance.branch")
-        from ..domain.tolerance import ToleranceResult
-
-        snap = tolerance.for_branch(session, branch.id, period)
-        return ToleranceResult.from_dict(snap)
-
-    return rules.evaluate(request, load, resolver)

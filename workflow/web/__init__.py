@@ -102,10 +102,6 @@ def _unexpected_error(exc: Exception):
                         mimetype="text/html")
 
 
-# The session's copy of the user's session epoch (`User.session_epoch`), stored at sign-in.
-SESSION_EPOCH = "_epoch"
-
-
 def register(app: Flask) -> None:
     """Attach the web UI to the app."""
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "zh_CN")
@@ -154,7 +150,7 @@ def register(app: Flask) -> None:
         with app.extensions["mianze.engine"].connect() as conn:  # no ORM session: this runs on every request
             row = access.principal_row(conn, int(user_id))
             conn.rollback()
-        if row is None or row.session_epoch != session.get(SESSION_EPOCH):
+        if row is None or row.session_epoch != session.get(access.SESSION_EPOCH):
             return None  # the user signed out (anywhere) or changed their password since this session began
         principal = access.principal_from(row)
         if principal is not None:

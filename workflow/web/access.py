@@ -56,6 +56,9 @@ class Principal(UserMixin):
                             branch_level=self.branch_level)
 
 
+SESSION_EPOCH = "_epoch"  # the session key holding the user's session epoch when they signed in
+
+
 # Read on every request (the signed-in user): built once, with the user's unread notifications counted in the
 # same statement for the navigation badge.
 _UNREAD = (select(func.count()).select_from(Notification)

@@ -11,7 +11,8 @@ from flask_login import current_user, login_required, login_user, logout_user
 from ..db import unit_of_work
 from ..domain.errors import ValidationFailed
 from ..services import access_log, accounts
-from . import SESSION_EPOCH, access
+from . import access
+from .access import SESSION_EPOCH
 from .common import actor, engine, text_field
 from .i18n import BABEL_LOCALES
 from .messages import translate

@@ -35,7 +35,7 @@ from ..models import (
     StageFact,
     User,
 )
-from ..services import access_log, deadlines, investigation, letters, queries, recommendation, rulesets
+from ..services import access_log, deadlines, investigation, letters, queries, rulesets
 from ..services import cases as case_service
 from ..unit import session
 from . import access
@@ -496,7 +496,7 @@ REASON_ACTIONS = {
     "return": (lambda s, c, a, reason, v: case_service.return_for_investigation(s, c, a, reason, expected_version=v)),
     "reopen": (lambda s, c, a, reason, v: case_service.reopen(s, c, a, reason, expected_version=v)),
     "withdraw": (lambda s, c, a, reason, v: case_service.withdraw(s, c, a, reason, expected_version=v)),
-    "reevaluate": (lambda s, c, a, reason, v: recommendation.reevaluate(
+    "reevaluate": (lambda s, c, a, reason, v: case_service.reevaluate(
         s, c, a, int_field("rule_set_version") or 0, reason, expected_version=v)),
 }
 
