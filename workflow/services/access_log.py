@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
-from ..db import rows, unit_of_work
+from ..db import rows
 from ..domain.errors import ValidationFailed
 from ..models import AccessLog, utcnow
 
@@ -49,17 +49,6 @@ def _entry(user, action: str, target: str, case_id: int | None, details: dict | 
     return {"at": utcnow(), "user_id": getattr(user, "id", None),
             "username": getattr(user, "username", None) or SYSTEM, "action": action,
             "target": (target or "")[:200], "case_id": case_id, "details": _jsonable(details or {})}
-
-
-def record_now(engine, user, action: str, target: str = "", case_id: int | None = None,
-               details: dict | None = None) -> None:
-    """Append one entry in a short transaction of its own, committed before this returns.
-
-    Only until the case view records its entry in the request's unit of work (with `record`).
-    Raises ValidationFailed for an unknown action (nothing is written).
-    """
-    with unit_of_work(engine) as s:
-        record(s, user, action, target, case_id, details)
 
 
 @dataclass(frozen=True)
