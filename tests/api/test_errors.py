@@ -112,7 +112,8 @@ def test_the_what_if_evaluation_answers_the_worked_example(sqlite_api):
     assert sqlite_api.post("officer", "/api/v1/evaluations", json=body).json["respondents"][0]["outcome"] == "liable"
     body["respondents"][0]["stages"][0]["negative"] = ["X99"]
     r = sqlite_api.post("officer", "/api/v1/evaluations", json=body)
-    assert r.status_code == 400 and "X99" in r.json["message"]
+    assert r.status_code == 422 and r.json["code"] == "invalid_input" and "X99" in r.json["message"], \
+        "the document allows any code; the rule set has no X99"
 
 
 def test_the_openapi_document_and_its_explorer_are_served_without_external_resources(sqlite_api):
@@ -200,3 +201,43 @@ def test_an_oversized_or_non_json_body_answers_in_the_error_shape(sqlite_url):
     r = api.post("admin", "/api/v1/evaluations", data="x", content_type="text/plain")
     assert r.status_code == 415 and _error_shape(r)["code"] == "unsupported_media_type"
     engine_of(api.app).dispose()
+
+
+def test_what_the_document_refuses_is_400_and_what_only_the_data_refuses_is_422(sqlite_api):
+    from tests.factories import open_case
+
+    open_case(sqlite_api.bank)
+    shape = sqlite_api.post("admin", "/api/v1/cases", json={"loan_ids": [1], "colour": "red"})
+    assert shape.status_code == 400 and _error_shape(shape)["code"] == "invalid_input"
+    busy = sqlite_api.post("admin", "/api/v1/cases", json={"loan_ids": sqlite_api.bank.loans})
+    assert busy.status_code == 422 and _error_shape(busy)["code"] == "invalid_input"
+    assert "already in open case" in busy.json["message"]
+
+
+def test_each_event_takes_only_what_the_document_says_it_takes(sqlite_api):
+    from tests.factories import open_case
+
+    case_id = open_case(sqlite_api.bank)
+    url = f"/api/v1/cases/{case_id}/events"
+    for body in ({"event": "close", "payload": {"reason": "x"}}, {"event": "assign_investigator"},
+                 {"event": "assign_investigator", "payload": {"reason": "x"}}, {"event": "no_such_event"}):
+        r = sqlite_api.post("chair", url, json=body)
+        assert r.status_code == 400 and _error_shape(r)["code"] == "invalid_input", body
+    investigator = sqlite_api.bank.users["investigator"]
+    r = sqlite_api.post("chair", url, json={"event": "assign_investigator", "payload": {"investigator_id": float(investigator)}})
+    assert r.status_code == 200 and r.json["investigator_id"] == investigator, "JSON Schema's integers include 26.0"
+
+
+def test_any_cursor_the_document_allows_reads_as_a_page(sqlite_api):
+    assert sqlite_api.get("admin", "/api/v1/branches?cursor=2147483647").json == {"items": [], "next_cursor": None}
+    for bad in ("0", "abc", "12345678901", "-1"):
+        r = sqlite_api.get("admin", f"/api/v1/branches?cursor={bad}")
+        assert r.status_code == 400 and r.json["details"]["errors"][0]["field"] == "query.cursor", bad
+
+
+def test_a_period_is_a_date_not_a_number(sqlite_api):
+    branch = sqlite_api.get("admin", "/api/v1/branches").json["items"][0]["id"]
+    for bad in ("0", "20251231", "2025-02-30"):
+        r = sqlite_api.get("admin", f"/api/v1/branches/{branch}/loan-book?period={bad}")
+        assert r.status_code == 400, bad
+    assert sqlite_api.get("admin", f"/api/v1/branches/{branch}/loan-book?period=2025-12-31").status_code == 200

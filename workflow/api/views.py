@@ -11,7 +11,7 @@ from flask import Response, current_app, request
 from sqlmodel import select
 
 from ..domain import states
-from ..domain.errors import NotFound, PermissionDenied, ValidationFailed
+from ..domain.errors import NotFound, PermissionDenied
 from ..domain.policy import has_role
 from ..models import (
     Appeal,
@@ -40,7 +40,7 @@ from ..services import (
 from ..unit import reading, work
 from . import schemas as S
 from . import scope
-from .core import UnsupportedMediaType, operation, read_json_body
+from .core import MalformedRequest, UnsupportedMediaType, operation, read_json_body
 
 E_READ = (401, 404)
 E_WRITE = (400, 401, 403, 404, 409, 413, 415, 422)
@@ -315,7 +315,7 @@ def import_loans(user, query):
     elif mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None or set(request.files) != {"file"} or request.form:
-            raise ValidationFailed("send one file in the form field 'file'", field="file")
+            raise MalformedRequest("send one file in the form field 'file'", field="file")
         raw = upload.read()
         fmt = imports.format_of(upload.filename or "")
         rows = imports.read_file(raw, fmt)
