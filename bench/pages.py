@@ -1,15 +1,17 @@
 """Page latency benchmark (not a test): the inbox and the case page on a large SQLite database.
 
 Builds (or reuses) a database with 100,000 cases and 1,000,000 audit events by fast Core bulk inserts (then
-ANALYZE, as the demo load and imports do), serves the app as in production (gunicorn, one
-workflow.server.BalancedThreadWorker process per CPU, 4 threads each) on 127.0.0.1, signs in staff of
-several roles and measures concurrent requests at several concurrency levels. The load generator shares
-the machine's CPUs with the server, so it is kept light: each client is a thread with a libcurl (pycurl)
-handle and kept-alive connection per person it acts for, like browser tabs, and libcurl times each
-request.
+ANALYZE, as the demo load and imports do), serves the app as in production (gunicorn, one stock gthread
+worker process per CPU, 4 threads each) on 127.0.0.1, signs in staff of several roles and measures
+concurrent requests at several concurrency levels. The load generator shares the machine's CPUs with the
+server, so it is kept light: each client is a thread with a libcurl (pycurl) handle and kept-alive
+connection per person it acts for, like browser tabs, and libcurl times each request.
+
+A database given with --db is reused as it is (migrated to the current schema, then ANALYZE), so one build
+serves many runs; --clients runs only the levels named.
 
     .venv/bin/python bench/pages.py [--cases 100000] [--events 1000000] [--requests 400] [--clients 2,4,8]
-                                    [--worker-class balanced|gthread|sync] [--threads 4] [--keep-alive 2]
+                                    [--worker-class gthread|sync] [--threads 4] [--keep-alive 2]
                                     [--server-workers N] [--db bench/out/pages.sqlite3] [--rebuild]
 
 Goal: p95 <= 50 ms for both pages.
@@ -251,8 +253,7 @@ def connections_per_worker(server_pid: int, port: int) -> list[int]:
 
     A kept-alive connection stays with the worker that accepted it, and gunicorn's workers accept
     greedily, so an uneven split (say 6 + 2) makes one worker serve most clients while the other idles:
-    printed with the figures, it explains much of their spread from run to run. (The production worker,
-    workflow.server.BalancedThreadWorker, hands connections back to even it out.)
+    printed with the figures, it explains much of their spread from run to run.
     """
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -308,9 +309,9 @@ def main() -> None:
     ap.add_argument("--server-workers", type=int, default=len(os.sched_getaffinity(0)),
                     help="gunicorn worker processes (default: one per CPU, as docs/deployment.md advises)")
     ap.add_argument("--worker-class", default="gthread", choices=tuple(WORKER_CLASSES),
-                    help="balanced: workflow.server.BalancedThreadWorker, as served in production (default); "
-                         "gthread: gunicorn's own threaded worker; sync: one request at a time per process")
-    ap.add_argument("--threads", type=int, default=4, help="threads per worker process, balanced or gthread (default 4)")
+                    help="gthread: gunicorn's threaded worker, as served in production (default); "
+                         "sync: one request at a time per process")
+    ap.add_argument("--threads", type=int, default=4, help="threads per gthread worker process (default 4)")
     ap.add_argument("--keep-alive", type=int, default=2,
                     help="seconds the server keeps an idle connection open (gunicorn's default 2; 0 closes "
                          "each connection after its response, as behind a proxy without upstream keep-alive)")
@@ -322,7 +323,7 @@ def main() -> None:
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
     if args.rebuild and db.exists():
-        for suffix in ("", "-wal", "-shm", ".writer-lock"):
+        for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
     url = f"sqlite:///{db}"
     engine = make_engine(url)
