@@ -39,6 +39,42 @@ def _schema(model: type[BaseModel], components: dict, mode: str) -> dict:
     return {"$ref": _REF.format(model=model.__name__)}
 
 
+# Text may not hold NUL (PostgreSQL cannot store it; core refuses it with 400): every string of a request says so.
+NO_NUL = "^[^\\x00]*$"
+
+
+def _forbid_nul(schema, components: dict, seen: set[str]) -> None:
+    """Say in a request's schema what parsing enforces beyond pydantic's schema, in place: every string
+    without a pattern, enum or format is free of NUL, and a dict whose keys have a pattern has no other key."""
+    if isinstance(schema, list):
+        for item in schema:
+            _forbid_nul(item, components, seen)
+        return
+    if not isinstance(schema, dict):
+        return
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen:
+            seen.add(name)
+            _forbid_nul(components[name], components, seen)
+        return
+    types = schema.get("type")
+    if (types == "string" or (isinstance(types, list) and "string" in types)) and not (
+            {"pattern", "enum", "const", "format"} & set(schema)):
+        schema["pattern"] = NO_NUL
+    for key in ("properties", "patternProperties"):
+        for sub in schema.get(key, {}).values():
+            _forbid_nul(sub, components, seen)
+    for key in ("items", "additionalProperties", "propertyNames", "anyOf", "oneOf", "allOf", "prefixItems"):
+        if key in schema:
+            _forbid_nul(schema[key], components, seen)
+    if isinstance(schema.get("additionalProperties"), dict) and "propertyNames" not in schema:
+        schema["propertyNames"] = {"pattern": NO_NUL}
+    if "patternProperties" in schema and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False  # pydantic's dict[Annotated[str, pattern], ...]: no other key
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict]:
     generated = model.model_json_schema(ref_template=_REF, mode="validation")
     required = set(generated.get("required", []))
@@ -99,6 +135,13 @@ def document() -> dict:
         if op.auth:
             item["security"] = [{"bearer": []}]
         paths.setdefault("/api/v1" + op.path, {})[op.method] = item
+    seen: set[str] = set()
+    for item in paths.values():
+        for op in item.values():
+            for param in op.get("parameters", []):
+                _forbid_nul(param["schema"], components, seen)
+            if "requestBody" in op:
+                _forbid_nul(op["requestBody"]["content"].get("application/json", {}).get("schema"), components, seen)
     return {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION,

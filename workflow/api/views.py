@@ -298,7 +298,7 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
            extra_bodies={"text/csv": {"schema": {"type": "string"}},
                          _XLSX: {"schema": {"type": "string", "format": "binary"}},
                          "multipart/form-data": {"schema": {
-                             "type": "object", "required": ["file"],
+                             "type": "object", "required": ["file"], "additionalProperties": False,
                              "properties": {"file": {"type": "string", "format": "binary",
                                                      "description": "a .json, .csv or .xlsx file"}}}}})
 def import_loans(user, query):
@@ -565,9 +565,10 @@ def get_audit(user, case_id):
 
 
 @operation("POST", "/evaluations", summary="What-if evaluation (domain.md §9)", tag="rules",
-           body=S.EvaluationIn, response=S.EvaluationOut, errors=(400, 401, 413, 415))
+           body=S.EvaluationIn, response=S.EvaluationOut, errors=(400, 401, 413, 415, 422))
 def post_evaluation(user, body):
-    """The recommendation engine on facts you supply; nothing is stored. Unknown codes or stages → 400."""
+    """The recommendation engine on facts you supply; nothing is stored. A code the rule set does not have
+    → 422."""
     request_json = body.model_dump(exclude_unset=True)
     with reading() as s:
         return S.EvaluationOut(**evaluation.evaluate(s, request_json))
