@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.api.conftest import build_api
@@ -241,3 +243,10 @@ def test_a_period_is_a_date_not_a_number(sqlite_api):
         r = sqlite_api.get("admin", f"/api/v1/branches/{branch}/loan-book?period={bad}")
         assert r.status_code == 400, bad
     assert sqlite_api.get("admin", f"/api/v1/branches/{branch}/loan-book?period=2025-12-31").status_code == 200
+
+
+def test_an_uploaded_json_file_nested_thousands_deep_is_refused_not_a_server_error(sqlite_api):
+    nested = "[" * 100_000 + "]" * 100_000
+    r = sqlite_api.post("admin", "/api/v1/imports/loans?dry_run=true", content_type="multipart/form-data",
+                        data={"file": (io.BytesIO(nested.encode()), "loans.json")})
+    assert r.status_code == 422 and _error_shape(r)["details"]["field"] == "file"

@@ -315,6 +315,9 @@ def read_json(data: bytes | dict | list) -> list[tuple[int, dict]]:
             data = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValidationFailed(f"the file is not valid JSON: {exc}", field="file") from None
+        except RecursionError:  # the decoder recurses once per level of nesting
+            raise ValidationFailed("the file is not a loan import: its arrays and objects nest thousands of "
+                                   "levels deep", field="file") from None
     if isinstance(data, dict):
         if set(data) != {"loans"}:
             raise ValidationFailed('a JSON import is an object with one member, "loans" (a list of loans)',
