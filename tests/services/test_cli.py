@@ -43,7 +43,7 @@ def test_imported_tolerance_figures_replace_the_computed_ones_and_need_an_admin(
 
 def test_re_evaluation_from_the_command_line_is_audited(cli):
     runner, bank = cli
-    case_id = drive(bank, "under_review")
+    case_id = drive(bank, "investigating")
     with Session(bank.engine) as s:
         number = s.get(Case, case_id).number
     result = runner.invoke(args=["rules", "reevaluate", number, "1", "--as", "chair", "--reason", "复核适用版本"])

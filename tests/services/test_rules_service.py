@@ -13,7 +13,8 @@ from tests.factories import drive, open_case, record_all_facts
 from workflow import create_app, engine_of
 from workflow.db import unit_of_work
 from workflow.domain.errors import GuardFailed, OutOfScope, ValidationFailed
-from workflow.models import AuditEvent, Case, Loan, Respondent, RuleSetVersion, StageFact, Vote
+from workflow.domain.states import TransitionNotAllowed
+from workflow.models import AuditEvent, Case, Loan, Notification, Respondent, RuleSetVersion, StageFact, Vote
 from workflow.services import cases, investigation, rulesets
 
 
@@ -50,13 +51,18 @@ def test_each_stage_is_judged_by_the_rule_version_in_force_on_its_date(bank):
         assert row.facts["unperformed"][0]["duty"] == "PO04"
 
 
-def test_re_evaluating_an_open_case_under_another_version_is_audited_and_invalidates_votes(bank):
+def test_re_evaluation_waits_for_a_return_and_is_audited(bank):
     _publish_v2(bank, date(2030, 1, 1))
     case_id = drive(bank, "under_review")
     with unit_of_work(bank.engine) as s:
         case = s.get(Case, case_id)
         r = s.exec(select(Respondent).where(Respondent.case_id == case_id)).first()
         cases.record_vote(s, case, bank.user(s, "member1"), r.id, "exempt")
+    with pytest.raises(TransitionNotAllowed, match="facts lock"):
+        with unit_of_work(bank.engine) as s:
+            cases.reevaluate(s, s.get(Case, case_id), bank.user(s, "chair"), 2, "更正后的清单适用")
+    with unit_of_work(bank.engine) as s:
+        cases.return_for_investigation(s, s.get(Case, case_id), bank.user(s, "chair"), "适用版本待复核")
     with pytest.raises(ValidationFailed, match="why"):
         with unit_of_work(bank.engine) as s:
             cases.reevaluate(s, s.get(Case, case_id), bank.user(s, "chair"), 2, "")
@@ -86,23 +92,34 @@ def test_a_batch_report_is_refused_for_loans_above_the_threshold(bank):
             cases.open_case(s, bank.user(s, "admin"), bank.loans, batch_report=True)
 
 
-def test_changed_facts_under_review_recompute_the_recommendation_and_invalidate_votes(bank):
+def test_facts_lock_under_review_and_a_return_announces_the_voided_votes(bank):
     case_id = drive(bank, "under_review")
     with unit_of_work(bank.engine) as s:
         case = s.get(Case, case_id)
         officer = s.exec(select(Respondent).where(Respondent.user_id == bank.users["officer"])).first()
         assert officer.recommended_outcome == "exempt"
         cases.record_vote(s, case, bank.user(s, "member1"), officer.id, "exempt")
+    with pytest.raises(TransitionNotAllowed, match="return for investigation"):
+        with unit_of_work(bank.engine) as s:
+            officer = s.exec(select(Respondent).where(Respondent.user_id == bank.users["officer"])).first()
+            investigation.record_facts(s, s.get(Case, case_id), bank.user(s, "investigator"), officer.id,
+                                       bank.loans[0], "pre_loan", {"negative": ["N05"]})
+    with Session(bank.engine) as s:
+        assert all(v.invalidated_at is None for v in s.exec(select(Vote)))
+        assert s.exec(select(Notification).where(Notification.kind == "votes_voided")).first() is None
+    with unit_of_work(bank.engine) as s:
+        cases.return_for_investigation(s, s.get(Case, case_id), bank.user(s, "chair"), "贷前调查事实需补充")
     with unit_of_work(bank.engine) as s:
         officer = s.exec(select(Respondent).where(Respondent.user_id == bank.users["officer"])).first()
         investigation.record_facts(s, s.get(Case, case_id), bank.user(s, "investigator"), officer.id,
                                    bank.loans[0], "pre_loan", {"negative": ["N05"]})
     with Session(bank.engine) as s:
-        officer = s.exec(select(Respondent).where(Respondent.user_id == bank.users["officer"])).first()
-        assert officer.recommended_outcome == "liable"
         assert all(v.invalidated_at is not None for v in s.exec(select(Vote)))
+        told = {n.user_id: n.message for n in s.exec(select(Notification).where(Notification.kind == "votes_voided"))}
+        assert bank.users["member1"] in told and bank.users["officer"] in told and bank.users["chair"] in told
+        assert "已退回补充调查" in told[bank.users["member1"]]
         events = [e.event for e in cases.audit_events(s, case_id)]
-        assert events[-3:] == ["record_facts", "votes_invalidated", "recommendation"]
+        assert events[-3:] == ["return_for_investigation", "votes_invalidated", "record_facts"]
 
 
 def test_a_committee_deviation_needs_a_reason_and_is_shown_in_the_letter(bank):

@@ -47,7 +47,7 @@ CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
     "evidence": ("investigating", {"officer", "investigator"}),
     "facts": ("investigating", {"investigator"}),
     "submit": ("investigating", {"investigator"}),
-    "reevaluate": ("under_review", {"chair", "admin"}),
+    "reevaluate": ("investigating", {"chair", "admin"}),
     "withdraw": ("registered", {"chair", "admin"}),
     "legal_hold": ("registered", {"auditor", "admin", "t2_auditor"}),
     "vote": ("under_review", {"member1", "chair"}),

@@ -143,6 +143,10 @@ def test_a_chair_re_judges_a_case_under_another_rule_set_version_from_the_case_p
     set_passwords(bank.engine)
     client = app_for(bank.engine).test_client()
     login(client, "chair")
+    # Under review the facts are locked: re-judging is offered again only after a return for investigation.
+    assert "按其他规则集版本重新评议" not in client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert post(client, f"/cases/{case_id}/return", {"reason": "适用版本待复核",
+                "expected_version": version_of(bank.engine, case_id)}).status_code == 302
     assert "按其他规则集版本重新评议" in client.get(f"/cases/{case_id}").get_data(as_text=True)
     refused = post(client, f"/cases/{case_id}/reevaluate",
                    {"rule_set_version": "1", "reason": "", "expected_version": version_of(bank.engine, case_id)})

@@ -758,7 +758,8 @@ def _stories(ld: _Loader, npls: list[_Npl]) -> list[tuple[_Story, int]]:
     # final: reopened after a substantiated objection in publicity, re-determined, letters corrected
     st = to_publicity(story("LY", "liable"))
     st.then(2, ld.reopen("公示期间被评议人提交借款人伪造纳税凭证的公安笔录，原违规认定事实有误，异议成立"))
-    st.then(2, ld.facts(("minor",))).then(2, ld.votes()).then(1, ld.determine())
+    st.then(1, ld.return_("异议涉及的违规事实需重新调查核实")).then(2, ld.facts(("minor",))).then(1, ld.submit())
+    st.then(2, ld.votes()).then(1, ld.determine())
     st.then(1, ld.correct_letters("公示期异议成立，重新评议后变更认定结论")).then(0, ld.publicity())
     st.then(6, ld.end_publicity()).then(6, ld.close_window())
     out.append((st, 2))

@@ -68,16 +68,16 @@ TRIGGERS: list[str] = list(dict.fromkeys(t["trigger"] for t in TRANSITIONS))
 
 # The actions on a case that do not move it, and the states in which each is open (the actions that move it
 # are open where TRANSITIONS declares their trigger). Who may take them is `policy.why_not`.
-FACT_STATES = ("investigating", "under_review")
+FACT_STATES = ("investigating",)  # from under_review on, facts lock: only a return reopens them (domain.md §13)
 ACTION_STATES: dict[str, tuple[str, ...]] = {
     "statement": ("registered", "investigating"),
     "facts": FACT_STATES,
-    "evidence": ("registered", "investigating", "under_review", "appeal_window"),
+    "evidence": ("registered", "investigating", "appeal_window"),
     "vote": ("under_review",),
     "issue_letters": ("determined",),
     "appeal": ("appeal_window",),
     "decide_appeal": ("appeal_review",),
-    "reevaluate": ("investigating", "under_review"),
+    "reevaluate": ("investigating",),
     "legal_hold": tuple(STATE_CODES),
 }
 

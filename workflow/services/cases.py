@@ -33,7 +33,7 @@ from ..models import (
     Vote,
     utcnow,
 )
-from . import audit, deadlines, letters, queries, rulesets
+from . import audit, deadlines, letters, notifications, queries, rulesets
 from .queries import (  # noqa: F401  (readers other modules and tests take from here)
     audit_events,
     authorize,
@@ -226,9 +226,25 @@ def invalidate_votes(session: Session, case: Case, actor, reason: str) -> int:
             session.add(r)
     if votes:
         session.flush()
-        audit.record(session, event="votes_invalidated", actor=actor, case_id=case.id,
-                     payload={"count": len(votes), "reason": reason})
+        event = audit.record(session, event="votes_invalidated", actor=actor, case_id=case.id,
+                             payload={"count": len(votes), "reason": reason})
+        # Those whose votes no longer count, the respondents concerned and the deciding branch's chairs are told.
+        chairs = [m.id for m in agg.committee if "committee_chair" in m.roles]
+        notifications.tell(session, [v.member_id for v in votes] + [r.user_id for r in agg.respondents] + chairs,
+                           case_id=case.id, kind="votes_voided", key=f"votes-voided:{case.id}:{event['seq']}",
+                           zh=f"案件 {case.number} 的评议表决已作废（{_VOID_REASONS.get(reason, {}).get('zh', reason)}），"
+                              "需重新评议表决。",
+                           en=f"The votes on case {case.number} no longer count "
+                              f"({_VOID_REASONS.get(reason, {}).get('en', reason)}); the committee votes again.")
     return len(votes)
+
+
+_VOID_REASONS = {
+    "returned for investigation": {"zh": "已退回补充调查", "en": "returned for investigation"},
+    "reopened after an objection": {"zh": "公示期异议后重新评议", "en": "reopened after an objection"},
+    "re-evaluated under another rule-set version": {"zh": "适用另一版本规则重新评判",
+                                                    "en": "re-evaluated under another rule-set version"},
+}
 
 
 def record_vote(session: Session, case: Case, actor: User, respondent_id: int, outcome: str, reason: str = "", *,
@@ -516,8 +532,9 @@ def reevaluate(session: Session, case, actor, version_number: int, reason: str, 
     investigation and review.
     """
     authorize(session, case, actor, "reevaluate")
-    if case.state not in ("investigating", "under_review"):
-        raise states.TransitionNotAllowed("a case can be re-evaluated only while it is investigated or under review",
+    if case.state not in states.ACTION_STATES["reevaluate"]:
+        raise states.TransitionNotAllowed("a case can be re-evaluated only while it is investigated (facts lock "
+                                          "once it is submitted)",
                                    state=case.state, event="reevaluate")
     if not (reason or "").strip():
         raise ValidationFailed("say why the case is re-evaluated under another rule-set version", field="reason")

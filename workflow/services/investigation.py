@@ -33,11 +33,10 @@ def record_facts(session: Session, case, actor, respondent_id: int, loan_id: int
     Raises ValidationFailed for unknown codes, evidence of another case, or a stage the person did not hold.
     """
     from . import cases
-    from .recommendation import recommend_case
-
     cases.authorize(session, case, actor, "facts")
     if case.state not in FACT_STATES:
-        raise states.TransitionNotAllowed("facts can only be recorded while the case is investigated or reviewed",
+        raise states.TransitionNotAllowed("facts can only be recorded while the case is investigated: once it "
+                                          "is submitted they change only after a return for investigation",
                                           state=case.state, event="record_facts")
     respondent = session.get(Respondent, respondent_id)
     if respondent is None or respondent.case_id != case.id:
@@ -60,7 +59,6 @@ def record_facts(session: Session, case, actor, respondent_id: int, loan_id: int
     cases._touch(session, case, expected_version)
     row = session.exec(select(StageFact).where(StageFact.respondent_id == respondent_id,
                                                StageFact.loan_id == loan_id, StageFact.stage == stage)).first()
-    changed = row is None or row.facts != clean
     if row is None:
         row = StageFact(respondent_id=respondent_id, loan_id=loan_id, stage=stage, facts=clean,
                         rule_set_version_id=version.id, recorded_by_id=actor.id)
@@ -71,11 +69,6 @@ def record_facts(session: Session, case, actor, respondent_id: int, loan_id: int
     audit.record(session, event="record_facts", actor=actor, case_id=case.id,
                  payload={"respondent_id": respondent_id, "loan_id": loan_id, "stage": stage, "facts": clean,
                           "rule_set_version": version.version})
-    if case.state == "under_review" and changed:
-        cases.invalidate_votes(session, case, actor, reason="facts changed after the recommendation")
-        summary = recommend_case(session, case, actor)
-        audit.record(session, event="recommendation", actor=actor, case_id=case.id,
-                     payload={**summary, "reason": "facts changed"})
     return row
 
 
