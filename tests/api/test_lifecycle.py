@@ -150,3 +150,18 @@ def test_a_respondent_cannot_vote_and_gets_403(api):
     r = api.post("officer", f"/api/v1/cases/{cid}/votes",
                  json={"respondent_id": respondents[0]["id"], "outcome": "exempt"})
     assert r.status_code == 403 and r.json["code"] == "forbidden"
+
+
+def test_facts_are_locked_under_review_and_the_refusal_names_the_return(api):
+    from tests.factories import drive
+
+    cid = drive(api.bank, "under_review")
+    case = api.get("chair", f"/api/v1/cases/{cid}").json
+    respondent = api.get("chair", f"/api/v1/cases/{cid}/respondents").json["items"][0]
+    r = api.put("investigator", f"/api/v1/cases/{cid}/respondents/{respondent['id']}/facts",
+                json={"loan_id": api.bank.loans[0], "stage": "pre_loan", "expected_version": case["version"],
+                      "facts": {"positive": [], "mitigating": [], "negative": ["N05"], "violation": False,
+                                "unperformed": [], "dissented": False}})
+    assert r.status_code in (403, 409), r.json
+    assert "investigat" in r.json["message"]
+    assert api.get("chair", f"/api/v1/cases/{cid}").json["version"] == case["version"]
