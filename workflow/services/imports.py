@@ -19,11 +19,12 @@ import gc
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -56,6 +57,11 @@ class ImportRejected(DomainError):
     http_status = 422
 
 
+# Digits (ASCII only: no full-width digits, no underscores, no exponent), an optional thousands separator
+# in groups of three, and at most two decimals. re.ASCII keeps \d from matching other scripts' digits.
+_AMOUNT_TEXT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,2})?", re.ASCII)
+
+
 def _amount(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise ValueError("must be an amount in yuan, not true/false")
@@ -65,15 +71,11 @@ def _amount(value: Any) -> Decimal:
         value = str(value)
     if not isinstance(value, str):
         raise ValueError("must be an amount in yuan (a string such as \"800000.50\" or a number)")
-    text = value.strip().replace(",", "")
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not an amount") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"{value!r} is not a non-negative amount")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError(f"{value!r} has more than 2 decimal places")
+    text = value.strip()
+    if not _AMOUNT_TEXT.fullmatch(text):
+        raise ValueError(f"{value!r} is not an amount: digits, an optional thousands separator and at most "
+                         "2 decimals (no exponent, full-width digits or underscores)")
+    amount = Decimal(text.replace(",", ""))
     if amount > _MAX_AMOUNT:
         raise ValueError(f"{value!r} is too large")
     return amount.quantize(Decimal("0.01"))
@@ -231,11 +233,16 @@ def _check_header(header: list[str]) -> None:
 
 
 def read_csv(data: bytes) -> list[tuple[int, dict]]:
-    """(line, row) pairs of a UTF-8 CSV file (a BOM, as Excel writes it, is accepted)."""
+    """(line, row) pairs of a CSV file in UTF-8 (with or without a BOM) or GB18030/GBK (what Excel writes on
+    Chinese Windows); raises ValidationFailed when it is neither."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValidationFailed(f"the CSV file is not UTF-8 (byte {exc.start})", field="file") from None
+        try:  # GB18030 is a superset of GBK and GB 2312
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            raise ValidationFailed(f"the CSV file is neither UTF-8 nor GB18030/GBK (byte {exc.start})",
+                                   field="file") from None
     if "\x00" in text:
         raise ValidationFailed("the CSV file contains NUL characters", field="file")
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -284,7 +291,9 @@ def read_xlsx(data: bytes) -> list[tuple[int, dict]]:
         raise ValidationFailed(f"the file is not a readable XLSX workbook ({type(exc).__name__})",
                                field="file") from None
     try:
-        rows_iter = wb.worksheets[0].iter_rows(values_only=True)
+        sheet = wb.worksheets[0]
+        sheet.reset_dimensions()  # the stored dimension may understate the rows: read the rows themselves
+        rows_iter = sheet.iter_rows(values_only=True)
         try:
             header = [_cell(h) for h in next(rows_iter)]
         except StopIteration:
