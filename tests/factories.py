@@ -96,17 +96,22 @@ def make_bank(engine, n_loans: int = 2, loans_per_enterprise: int | None = None)
     return bank
 
 
+FINDINGS = "经查阅贷款档案并询问经办人员，本环节业务按规定办理，未发现违规或未履职情形。"
+
+
 def clean_facts(stage: str) -> dict:
+    """The facts of a stage where nothing is wrong, with their written findings (a stage is recorded only
+    with findings)."""
     return {"positive": [], "mitigating": [], "negative": [], "violation": False, "unperformed": [],
-            "dissented": False}
+            "dissented": False, "findings": FINDINGS}
 
 
-def open_case(bank: Bank, today: date = TODAY, loan_ids: list[int] | None = None) -> int:
-    """Register a case for `loan_ids` (default: every loan of the bank)."""
+def open_case(bank: Bank, today: date = TODAY, loan_ids: list[int] | None = None, batch: bool = False) -> int:
+    """Register a case for `loan_ids` (default: every loan of the bank); `batch`: with a batch report."""
     from workflow.services import cases
 
     with unit_of_work(bank.engine) as s:
-        case = cases.open_case(s, bank.user(s, "admin"), loan_ids or bank.loans, today=today)
+        case = cases.open_case(s, bank.user(s, "admin"), loan_ids or bank.loans, today=today, batch_report=batch)
         return case.id
 
 
@@ -120,6 +125,7 @@ def record_all_facts(bank: Bank, case_id: int, facts_for=None, today: date = TOD
             for a in s.exec(select(LoanStage).where(LoanStage.user_id == r.user_id,
                                                     LoanStage.loan_id.in_(loan_ids or bank.loans))):
                 facts = (facts_for or (lambda r, a: clean_facts(a.stage)))(r, a)
+                facts.setdefault("findings", FINDINGS)  # a stage is recorded only with its findings
                 investigation.record_facts(s, s.get(Case, case_id), inv, r.id, a.loan_id, a.stage, facts)
 
 
@@ -127,19 +133,38 @@ def liable_officer(r, a) -> dict:
     """Facts that make the pre-loan officer liable (a violation and a causal unperformed duty)."""
     facts = clean_facts(a.stage)
     if a.stage == "pre_loan":
-        facts.update(violation=True, unperformed=[{"duty": "PL03", "causal": True}])
+        facts.update(violation=True, unperformed=[{"duty": "PL03", "causal": True}],
+                     findings="经查，经办人未对照纳税记录和银行流水核实借款用途，借款资金被挪用于民间借贷。")
     return facts
 
 
+def serve_letters(bank: Bank, case_id: int, day: date = TODAY, method: str = "in_person") -> list[int]:
+    """Record the service of every current, unserved determination letter of the case on `day` (the chair
+    hands them over); returns the letter ids served."""
+    from workflow.services import letters
+
+    with unit_of_work(bank.engine) as s:
+        case = s.get(Case, case_id)
+        served = []
+        for w in letters.appeal_windows(s, case).values():
+            if w.letter_id is not None and w.service_id is None:
+                letters.record_service(s, case, bank.user(s, "chair"), w.letter_id, method, day,
+                                       served_by="周九", today=day)
+                served.append(w.letter_id)
+        return served
+
+
 def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: bool = True,
-          loan_ids: list[int] | None = None) -> int:
-    """Open a case for `loan_ids` (default: every loan) and drive it through the services to `target`."""
+          loan_ids: list[int] | None = None, existing: int | None = None) -> int:
+    """Open a case for `loan_ids` (default: every loan), or take the `existing` registered case, and drive it
+    through the services to `target`. Letters are served when publicity ends (the appeal windows run from
+    that day)."""
     from workflow.services import cases
 
     if target == "referred" and facts_for is None:
         facts_for = liable_officer
 
-    case_id = open_case(bank, today, loan_ids)
+    case_id = existing or open_case(bank, today, loan_ids)
     if target == "registered":
         return case_id
 
@@ -171,6 +196,7 @@ def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: 
     later = today + timedelta(days=14)
     with unit_of_work(bank.engine) as s:
         cases.end_publicity(s, s.get(Case, case_id), None, today=later)
+    serve_letters(bank, case_id, later)  # each respondent's window runs from the service of their letter
     if target == "appeal_window":
         return case_id
     if appeal:

@@ -312,18 +312,29 @@ class Appeal(SQLModel, table=True):
 
 
 class Letter(SQLModel, table=True):
-    """An issued letter: stored once, never rewritten; a correction is a new version."""
+    """An issued document: stored once, never rewritten; a correction is a new version.
+
+    Numbered per issuing organ (`branch_id`), number series (`series`, one per kind: 免认, 免复, …) and year.
+    `subject_key` names what the document is about without NULLs ("determination:12:34:0": kind, case,
+    respondent, appeal), so that (subject_key, version) is unique: two issuers can never both store a
+    version of the same document (a NULL respondent or appeal would defeat a constraint over the columns).
+    The current document of a subject is its highest version.
+    """
 
     __table_args__ = (
-        UniqueConstraint("branch_id", "year", "seq"),
-        UniqueConstraint("kind", "case_id", "respondent_id", "appeal_id", "version"),
+        UniqueConstraint("branch_id", "series", "year", "seq"),
+        UniqueConstraint("subject_key", "version"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=20)  # determination|appeal_record|appeal_decision|case_summary
+    # investigation_report|determination|publicity_notice|minutes|appeal_record|appeal_decision|referral|
+    # batch_report|service_record|case_summary
+    kind: str = Field(max_length=24)
     case_id: int = Field(foreign_key="case_file.id", index=True)
     respondent_id: int | None = Field(default=None, foreign_key="respondent.id")
     appeal_id: int | None = Field(default=None, foreign_key="appeal.id")
-    branch_id: int = Field(foreign_key="branch.id")
+    subject_key: str = Field(max_length=80)
+    branch_id: int = Field(foreign_key="branch.id")  # the issuing organ
+    series: str = Field(default="免认", max_length=8)
     year: int
     seq: int
     doc_number: str = Field(max_length=64, unique=True)
@@ -340,11 +351,69 @@ class Letter(SQLModel, table=True):
 
 
 class DocSequence(SQLModel, table=True):
-    """The last document number used per branch and year (gap-free, never reused)."""
+    """The last document number used per issuing organ, number series and year (gap-free, never reused)."""
 
     branch_id: int = Field(foreign_key="branch.id", primary_key=True)
+    series: str = Field(default="免认", max_length=8, primary_key=True)
     year: int = Field(primary_key=True)
     last_seq: int = 0
+
+
+class LetterService(SQLModel, table=True):
+    """The service (送达) of a determination letter to its respondent: how, when, by whom.
+
+    A letter is served once; its respondent's appeal window runs from `served_on` for the rule set's number
+    of working days (`appeal_deadline`, restated when a calendar change moves it). `receipt_id` is the
+    送达回证 issued for it.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    letter_id: int = Field(foreign_key="letter.id", unique=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int = Field(foreign_key="respondent.id", index=True)
+    method: str = Field(max_length=12)  # in_person|in_app|post
+    served_on: date
+    served_by: str = Field(default="", max_length=64)  # who handed it over (in person) or the post's reference
+    window_days: int
+    appeal_deadline: date
+    recorded_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    recorded_at: datetime = Field(default_factory=lambda: utcnow())
+    receipt_id: int | None = Field(default=None, foreign_key="letter.id")
+
+
+class AppealWaiver(SQLModel, table=True):
+    """A respondent's written waiver of their appeal (放弃申诉)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int = Field(foreign_key="respondent.id", unique=True)
+    statement: str = Field(sa_column=Column(Text, nullable=False))
+    waived_on: date
+    recorded_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    recorded_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class DocumentForm(SQLModel, table=True):
+    """The bank-wide form of its documents, set by a head-office administrator (one row, id 1)."""
+
+    id: int = Field(default=1, primary_key=True)
+    bank_name: str = Field(max_length=128)
+    cc: str = Field(default="人力资源部、合规部", max_length=255)  # 抄送, separated by 、
+    updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    updated_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class DocumentOrgan(SQLModel, table=True):
+    """How one branch's organs appear on the documents it issues (its committee and appeal committee)."""
+
+    branch_id: int = Field(foreign_key="branch.id", primary_key=True)
+    short_name: str = Field(max_length=16)  # in document numbers: 郑分 → 郑分免认〔2026〕12号
+    committee_name: str = Field(max_length=128)  # e.g. 郑州分行尽职免责评议委员会
+    appeal_committee_name: str = Field(max_length=128)  # e.g. 总行尽职免责申诉复核委员会
+    signatory: str = Field(default="", max_length=64)  # 签发人; empty: the person who issues
+    printed_by: str = Field(default="", max_length=128)  # the 印发 line's organ; empty: the branch's office
+    updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    updated_at: datetime = Field(default_factory=lambda: utcnow())
 
 
 class AuditEvent(SQLModel, table=True):
@@ -393,6 +462,16 @@ class CalendarOverride(SQLModel, table=True):
     working: bool
     note: str = Field(default="", max_length=200)
     created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+
+class CalendarYear(SQLModel, table=True):
+    """A year whose holiday schedule an administrator entered whole (the State Council's notice): the
+    calendar takes that year's overrides as complete and no longer warns that the package lacks it."""
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    source: str = Field(default="", max_length=200)  # e.g. 国办发明电〔2026〕N号
+    entered_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    entered_at: datetime = Field(default_factory=lambda: utcnow())
 
 
 class AccessLog(SQLModel, table=True):

@@ -19,9 +19,10 @@ class _Later(date):
 
 @pytest.fixture
 def clock(monkeypatch):
-    from workflow.services import cases
+    from workflow.services import cases, letters
 
     monkeypatch.setattr(cases, "date", _Later)
+    monkeypatch.setattr(letters, "date", _Later)
     _Later.offset = timedelta(0)
 
     def advance(days: int):
@@ -55,9 +56,11 @@ def test_a_case_runs_from_opening_to_closing_through_the_api_alone(api, clock):
     v = api.get("investigator", f"/api/v1/cases/{cid}").json["version"]
     for resp in respondents:
         for held in resp["stages"]:
-            facts = {"positive": [], "negative": [], "violation": False, "unperformed": [], "dissented": False}
+            facts = {"positive": [], "negative": [], "violation": False, "unperformed": [], "dissented": False,
+                     "findings": "经查阅贷款档案，本环节业务按规定办理。"}
             if resp["id"] == officer["id"] and held["stage"] == "pre_loan":
-                facts.update(violation=True, unperformed=[{"duty": "PL03", "causal": True}])
+                facts.update(violation=True, unperformed=[{"duty": "PL03", "causal": True}],
+                             findings="经查，未对照纳税记录核实借款用途。")
             r = api.put("investigator", f"/api/v1/cases/{cid}/respondents/{resp['id']}/facts",
                         json={"loan_id": held["loan_id"], "stage": held["stage"], "facts": facts,
                               "expected_version": v})
@@ -96,12 +99,19 @@ def test_a_case_runs_from_opening_to_closing_through_the_api_alone(api, clock):
     v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
     assert event(api, "admin", cid, "end_publicity", v).json["state"] == "appeal_window"
 
+    served_on = _Later.today().isoformat()
+    for lt in issued:  # the chair hands each letter over; the window of each respondent runs from that day
+        r = api.post("chair", f"/api/v1/letters/{lt['id']}/service", json={"method": "in_person",
+                                                                          "served_on": served_on})
+        assert r.status_code == 201, r.json
+        assert r.json["served_on"] == served_on and r.json["appeal_deadline"] > served_on
     r = api.post("officer", f"/api/v1/cases/{cid}/appeals", json={"grounds": "违规认定证据不足"})
     assert r.status_code == 201, r.json
     appeal_id = r.json["id"]
-    clock(14)
-    v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]
-    assert event(api, "admin", cid, "close_appeal_window", v).json["state"] == "appeal_review"
+    for who in ("reviewer", "approver"):  # the others waive their appeal: the window closes with the last
+        r = api.post(who, f"/api/v1/cases/{cid}/waiver", json={"statement": "放弃申诉"})
+        assert r.status_code == 201, r.json
+    assert api.get("chair", f"/api/v1/cases/{cid}").json["state"] == "appeal_review"
 
     r = api.post("appeal", f"/api/v1/cases/{cid}/appeals/{appeal_id}/decision",
                  json={"decision": "altered", "new_outcome": "reduced", "reason": "违规证据不足，减轻"})

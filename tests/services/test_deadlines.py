@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from tests.factories import Bank, drive, make_bank
+from tests.factories import Bank, drive, make_bank, serve_letters
 from workflow.db import unit_of_work
-from workflow.models import AuditEvent, Case, Enterprise, Loan, LoanStage, Notification
+from workflow.models import AuditEvent, Case, Enterprise, LetterService, Loan, LoanStage, Notification
 from workflow.services import accounts, audit, cases, deadlines, jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,16 +73,24 @@ def in_publicity_until(bank: Bank, tag: int, ends: date) -> int:
     with replaying_at(datetime.combine(started, time(9, 0), UTC)):
         case_id = drive(with_own_loan(bank, tag), "in_publicity", today=started)
     set_dates(bank.engine, case_id, publicity_ends=ends, due_date=ends)
+    serve_letters(bank, case_id, ends)  # the appeal window runs from the service of the letters
     return case_id
 
 
 def in_appeal_window_until(bank: Bank, tag: int, ends: date, *, appeal: bool) -> int:
+    """A case of one respondent in its appeal window, which ends on `ends`; with `appeal`, the respondent
+    appeals, and the case leaves the window at once (every respondent has appealed)."""
     case_id = drive(with_own_loan(bank, tag), "appeal_window")
     if appeal:
         with unit_of_work(bank.engine) as s:
             case = s.get(Case, case_id)
             cases.file_appeal(s, case, bank.user(s, "officer"), "我已尽职，证据见附件", today=case.publicity_ends)
+        return case_id
     set_dates(bank.engine, case_id, appeal_window_ends=ends, due_date=ends)
+    with unit_of_work(bank.engine) as s:  # each respondent's window (from their letter's service) ends then too
+        for service in s.exec(select(LetterService).where(LetterService.case_id == case_id)):
+            service.appeal_deadline = ends
+            s.add(service)
     return case_id
 
 
@@ -97,8 +105,9 @@ def load(engine, case_id: int) -> Case:
 
 
 def notifications(engine) -> list[Notification]:
+    """The notifications of the deadlines (not those telling a respondent their letter was served)."""
     with Session(engine) as s:
-        return list(s.exec(select(Notification).order_by(Notification.id)))
+        return list(s.exec(select(Notification).where(Notification.kind != "letter_served").order_by(Notification.id)))
 
 
 # --- automatic moves and the calendar ------------------------------------------------------------------
@@ -161,8 +170,8 @@ def test_a_closed_appeal_window_without_appeals_makes_the_case_final_and_with_on
     summary = jobs.tick(bank.engine, today=date(2026, 9, 30))
 
     assert load(bank.engine, quiet).state == "final"
-    assert load(bank.engine, appealed).state == "appeal_review"
-    assert summary.moved == {"end_publicity": 0, "close_appeal_window": 2}
+    assert load(bank.engine, appealed).state == "appeal_review"  # left the window when its respondent appealed
+    assert summary.moved == {"end_publicity": 0, "close_appeal_window": 1}
 
 
 # --- running twice ---------------------------------------------------------------------------------------
@@ -214,7 +223,7 @@ def test_two_timers_running_at_once_move_each_case_exactly_once(bank):
     assert failures == []
     assert [s.errors for s in summaries] == [[], []]
     assert sum(s.moved["end_publicity"] for s in summaries) == 1
-    assert sum(s.moved["close_appeal_window"] for s in summaries) == 2
+    assert sum(s.moved["close_appeal_window"] for s in summaries) == 1  # the appealed case left at the appeal
     assert sum(s.notified for s in summaries) == 1
     _assert_each_case_moved_once(bank, ids)
 

@@ -148,6 +148,24 @@ def test_the_demo_shows_the_notable_paths_of_the_lifecycle(demo_bank):
         assert corrected and all(lt.supersedes_id is not None for lt in corrected)
 
 
+def test_every_document_of_the_demo_is_fit_to_send_and_its_letters_are_served(demo_bank):
+    """The deny-list over the real output: the text of every document of every kind the demo issued holds no
+    step id, verification note, product name or English word (tests/letters_text.py)."""
+    from tests.letters_text import pdf_text, problems
+    from workflow.models import AppealWaiver, LetterService
+
+    engine, _ = demo_bank
+    with Session(engine) as s:
+        docs = s.exec(select(Letter).order_by(Letter.id)).all()
+        assert {lt.kind for lt in docs} >= {"investigation_report", "minutes", "determination", "publicity_notice",
+                                           "service_record", "appeal_record", "appeal_decision", "referral"}
+        found = {f"{lt.doc_number} ({lt.kind})": problems(pdf_text(lt.pdf)) for lt in docs}
+        assert set(s.exec(select(LetterService.method).distinct())) == {"in_person", "in_app"}
+        assert s.exec(select(AppealWaiver)).first() is not None
+        assert all(lt.doc_number.startswith(("郑分", "洛分", "新分", "济分", "总行")) for lt in docs)
+    assert {doc: p for doc, p in found.items() if p} == {}
+
+
 def test_the_demo_book_puts_some_branches_within_tolerance_and_some_outside(demo_bank):
     _, summary = demo_bank
     verdicts = {code: b["within"] for code, b in summary["tolerance"]["branches"].items()}

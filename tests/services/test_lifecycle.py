@@ -80,7 +80,8 @@ def test_the_whole_lifecycle_with_an_appeal_ends_closed_with_letters_and_a_valid
                          "conclude_appeals", "close"):
             assert expected in events
         kinds = {lt.kind for lt in s.exec(select(Letter).where(Letter.case_id == case_id))}
-        assert kinds == {"determination", "appeal_record", "appeal_decision"}
+        assert kinds == {"investigation_report", "minutes", "determination", "publicity_notice", "service_record",
+                         "appeal_record", "appeal_decision"}
         assert all(r.final_outcome == "exempt" for r in s.exec(select(Respondent)))
         assert audit.verify(s) > 20
 
@@ -173,7 +174,8 @@ def test_only_the_respondent_appeals_and_only_within_the_window(bank):
                               today=ends + timedelta(days=1))
 
 
-def test_a_late_end_of_publicity_still_leaves_the_full_appeal_window(bank):
+def test_a_late_end_of_publicity_never_shortens_a_window_that_runs_from_service(bank):
+    from tests.factories import serve_letters
     from workflow.services import deadlines
 
     case_id = drive(bank, "in_publicity")
@@ -182,15 +184,24 @@ def test_a_late_end_of_publicity_still_leaves_the_full_appeal_window(bank):
     late = publicity_ends + timedelta(days=20)
     with unit_of_work(bank.engine) as s:
         cases.end_publicity(s, s.get(Case, case_id), None, today=late)
+        assert s.get(Case, case_id).appeal_window_ends is None  # no letter served: no window has started
+    serve_letters(bank, case_id, late)
+    with Session(bank.engine) as s:
         assert s.get(Case, case_id).appeal_window_ends == deadlines.add_working_days(s, late, 5)
 
 
-def test_an_on_time_end_of_publicity_keeps_the_deadline_the_letter_states(bank):
+def test_the_case_window_ends_with_the_last_respondents_window(bank):
+    from workflow.services import deadlines, letters
+
     case_id = drive(bank, "in_publicity")
     with Session(bank.engine) as s:
         case = s.get(Case, case_id)
-        stated = s.exec(select(Letter).where(Letter.case_id == case_id)).first().data["appeal"]["deadline"]
         on_time = case.publicity_ends + timedelta(days=1)
-    with unit_of_work(bank.engine) as s:
+        first, *others = [w.letter_id for w in letters.appeal_windows(s, case).values()]
+    with unit_of_work(bank.engine) as s:  # one letter served during publicity, the others when it ends
+        letters.record_service(s, s.get(Case, case_id), bank.user(s, "chair"), first, "in_person", TODAY)
         cases.end_publicity(s, s.get(Case, case_id), None, today=on_time)
-        assert s.get(Case, case_id).appeal_window_ends.isoformat() == stated
+        for letter_id in others:
+            letters.record_service(s, s.get(Case, case_id), bank.user(s, "chair"), letter_id, "post", on_time,
+                                   today=on_time)
+        assert s.get(Case, case_id).appeal_window_ends == deadlines.add_working_days(s, on_time, 5)

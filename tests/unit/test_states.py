@@ -18,10 +18,11 @@ TODAY = date(2026, 11, 2)
 R = states.RespondentSnapshot(id=1, user_id=10, stages=("1:pre_loan",), stages_with_facts=frozenset({"1:pre_loan"}),
                               recommended="liable", decided="liable", final="liable")
 OPEN = states.GuardContext(today=TODAY, respondents=(R,), eligible_voters=3, votes_cast_by=frozenset({1, 2, 3}),
-                           publicity_ends=date(2026, 10, 1), appeal_window_ends=date(2026, 10, 9))
+                           publicity_ends=date(2026, 10, 1), appeal_window_ends=date(2026, 10, 9),
+                           respondents_settled=True)
 WITH_APPEAL = states.GuardContext(
     today=TODAY, respondents=(R,), eligible_voters=3, votes_cast_by=frozenset({1, 2, 3}),
-    publicity_ends=date(2026, 10, 1), appeal_window_ends=date(2026, 10, 9),
+    publicity_ends=date(2026, 10, 1), appeal_window_ends=date(2026, 10, 9), respondents_settled=True,
     appeals=(states.AppealSnapshot(id=1, respondent_id=1, appealed_outcome="liable", decided=True,
                                    new_outcome="reduced"),))
 KWARGS = {"investigator_id": 99, "reason": "理由", "chair_signed": True}
@@ -88,6 +89,15 @@ def test_an_appeal_that_worsens_the_outcome_blocks_concluding():
 def test_the_appeal_window_closes_to_final_without_appeals_and_to_review_with_them():
     assert states.fire(Holder("appeal_window"), "close_appeal_window", OPEN)[1] == "final"
     assert states.fire(Holder("appeal_window"), "close_appeal_window", WITH_APPEAL)[1] == "appeal_review"
+
+
+def test_the_appeal_window_stays_open_while_a_respondent_may_still_appeal():
+    from dataclasses import replace
+
+    from workflow.domain.errors import GuardFailed
+
+    with pytest.raises(GuardFailed, match="may still appeal"):
+        states.fire(Holder("appeal_window"), "close_appeal_window", replace(OPEN, respondents_settled=False))
 
 
 def test_accountability_referral_only_follows_a_final_determination():

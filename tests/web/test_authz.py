@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import date
 
 import pytest
 from sqlmodel import Session, SQLModel, select
@@ -63,6 +64,10 @@ CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
     "conclude": ("appeal_review", {"appeal"}),
     "refer": ("final", {"chair", "admin"}),
     "close": ("final", {"chair", "admin"}),
+    "record_service": ("in_publicity", {"chair", "admin"}),
+    "acknowledge": ("in_publicity", {"officer"}),
+    "waive_appeal": ("appeal_window", {"officer"}),
+    "preview_documents": ("determined", {"chair", "admin"}),
 }
 # action -> its web routes
 WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
@@ -88,6 +93,10 @@ WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
     "conclude": [("POST", "/cases/{case}/conclude")],
     "refer": [("POST", "/cases/{case}/refer")],
     "close": [("POST", "/cases/{case}/close")],
+    "record_service": [("POST", "/cases/{case}/letters/{det_letter}/service")],
+    "acknowledge": [("POST", "/cases/{case}/letters/{det_letter}/acknowledge")],
+    "waive_appeal": [("GET", "/cases/{case}/waive"), ("POST", "/cases/{case}/waive")],
+    "preview_documents": [("GET", "/cases/{case}/preview/minutes")],
 }
 # action -> the API's operation (method, path, body); {version} is a stale case version. Evidence, re-evaluation
 # and legal holds have no API operation.
@@ -112,6 +121,10 @@ API_CALLS: dict[str, tuple[str, str, dict | None]] = {
     "appeal": ("POST", "/api/v1/cases/{case}/appeals", {"grounds": "我已尽职", "expected_version": "{version}"}),
     "decide_appeal": ("POST", "/api/v1/cases/{case}/appeals/{appeal}/decision",
                       {"decision": "upheld", "reason": "事实清楚", "expected_version": "{version}"}),
+    "record_service": ("POST", "/api/v1/letters/{det_letter}/service",
+                       {"method": "in_person", "served_on": "{today}", "expected_version": "{version}"}),
+    "acknowledge": ("POST", "/api/v1/letters/{det_letter}/acknowledgement", {"expected_version": "{version}"}),
+    "waive_appeal": ("POST", "/api/v1/cases/{case}/waiver", {"statement": "放弃申诉", "expected_version": "{version}"}),
 }
 # Segregation of duties: (action, case, who, the policy's reason). "sod:<state>" cases are investigated by
 # `inv2` (who also chairs, sits on the committee and reviews appeals) and determined by `chair2` (who also
@@ -138,6 +151,7 @@ SOD = [
     ("close_appeal_window", "appeal_window", "auditor", "not_yours"),
     ("close_appeal_window", "appeal_window", "member1", "not_yours"),
     ("legal_hold", "registered", "officer", "own_case"),
+    ("record_service", "in_publicity", "approver", "own_case"),  # a respondent who chairs serves his own letter
 ]
 SOD_STAFF = ("approver", "inv2", "chair2")
 SOD_STATES = ("registered", "under_review", "in_publicity", "appeal_review")
@@ -174,6 +188,9 @@ MATRIX = [
     ("POST", "/admin/calendar", None, {"admin"}),
     ("GET", "/admin/tolerance", None, {"admin", "t2_admin"}),
     ("POST", "/admin/tolerance", None, {"admin", "t2_admin"}),
+    ("GET", "/admin/documents/", None, {"admin", "t2_admin"}),
+    ("POST", "/admin/documents/", None, {"admin"}),
+    ("POST", "/admin/documents/organs/{outlet}", None, {"admin"}),
     ("GET", "/audit/", None, {"auditor", "t2_auditor"}),
     ("GET", "/audit/export", None, {"auditor", "t2_auditor"}),
     ("POST", "/audit/export", None, {"auditor", "t2_auditor"}),
@@ -256,6 +273,8 @@ def world(tmp_path_factory):
             "outlet": bank.branches["OU"],
             "draft": draft_id,
             "investigator_id": bank.users["investigator"],
+            "today": date.today().isoformat(),
+            "det_letter": 0,
         }
         per_case = {}
         for key, case_id in cases.items():
@@ -265,9 +284,10 @@ def world(tmp_path_factory):
                            .join(CaseLoan, CaseLoan.loan_id == LoanStage.loan_id)
                            .where(CaseLoan.case_id == case_id)).first()
             appeal = s.exec(select(Appeal.id).where(Appeal.case_id == case_id)).first()
+            letter = letters.current(s, "determination", case_id, mine.id)
             per_case[key] = {"respondent": mine.id, "loan": stage.loan_id,
                              "facts": f"{mine.id}/{stage.loan_id}/pre_loan",
-                             **({"appeal": appeal} if appeal else {})}
+                             **({"appeal": appeal} if appeal else {}), **({"det_letter": letter.id} if letter else {})}
     yield {"engine": engine, "bank": bank, "cases": cases, "clients": clients, "fill": fill, "per_case": per_case,
            "app": app, "tokens": api_tokens, "tmp": tmp}
     app.extensions["mianze.engine"].dispose()
@@ -351,6 +371,11 @@ SERVICE_CALLS = {
     "conclude": lambda s, w, f, case, u: cases.conclude_appeals(s, case, u),
     "refer": lambda s, w, f, case, u: cases.refer_for_accountability(s, case, u),
     "close": lambda s, w, f, case, u: cases.close(s, case, u),
+    "record_service": lambda s, w, f, case, u: letters.record_service(s, case, u, f["det_letter"], "in_person",
+                                                                      date.today()),
+    "acknowledge": lambda s, w, f, case, u: letters.acknowledge(s, case, u, f["det_letter"]),
+    "waive_appeal": lambda s, w, f, case, u: cases.waive_appeal(s, case, u, "放弃申诉"),
+    "preview_documents": lambda s, w, f, case, u: letters.preview(s, case, u, "minutes"),
 }
 
 
@@ -432,11 +457,12 @@ def _refusal_on_page(response) -> str | None:
 @pytest.mark.parametrize("action", sorted(WEB_ROUTES))
 def test_each_web_refusal_gives_the_policys_reason_as_the_services_do(world, service_answers, action):
     state, allowed = CASE_MATRIX[action]
-    method, route = next((m, r) for m, r in WEB_ROUTES[action] if m == "POST")
+    method, route = next(((m, r) for m, r in WEB_ROUTES[action] if m == "POST"), WEB_ROUTES[action][0])
     url = _url(world, route, state)
     for name in set(EVERYONE) - allowed:
         client = world["clients"][name]
-        response = client.post(url, data={"csrf_token": client.csrf, "expected_version": str(_version(world, state) - 1)})
+        response = client.get(url) if method == "GET" else client.post(
+            url, data={"csrf_token": client.csrf, "expected_version": str(_version(world, state) - 1)})
         assert (response.status_code, _refusal_on_page(response)) == (403, service_answers[(action, state, name)]), name
 
 

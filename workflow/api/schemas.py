@@ -363,6 +363,11 @@ class StageFactsIn(In):
     violation: bool = False
     unperformed: list[UnperformedIn] = Field(default_factory=list, max_length=50)
     dissented: bool = False
+    findings: str = Field(default="", max_length=20_000,
+                          description="the written findings (查明事实), plain paragraphs; a stage counts as recorded "
+                                      "only with them")
+    findings_evidence: list[Id] = Field(default_factory=list, max_length=50,
+                                        description="evidence (ids of this case) the findings refer to")
 
 
 class FactsIn(In):
@@ -471,6 +476,45 @@ class LetterOut(Out):
 
 class LetterList(Out):
     items: list[LetterOut]
+
+
+class ServiceIn(In):
+    """How and when a determination letter was served (送达)."""
+
+    method: Literal["in_person", "post"] = Field(description="in person, or by post (day of receipt); in the app "
+                                                               "the respondent acknowledges it themselves")
+    served_on: DateText
+    served_by: Annotated[str, Field(max_length=64)] = ""
+    expected_version: Version | None = None
+
+
+class AcknowledgementIn(In):
+    expected_version: Version | None = None
+
+
+class WaiverIn(In):
+    statement: Annotated[str, Field(min_length=1, max_length=4000)]
+    expected_version: Version | None = None
+
+
+class WindowOut(Out):
+    """A respondent's appeal window: it runs from the service of their current determination letter."""
+
+    respondent_id: int
+    letter_id: int | None
+    doc_number: str | None
+    served_on: str | None
+    method: str | None
+    appeal_deadline: str | None = Field(description="the last day to appeal (served_on + the rule set's working days)")
+    final: bool
+    appealed: bool
+    waived: bool
+    open: bool
+    receipt_id: int | None = Field(description="the 送达回证 issued when the service was recorded")
+
+
+class WindowList(Out):
+    items: list[WindowOut]
 
 
 class AuditEventOut(Out):

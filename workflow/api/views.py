@@ -5,7 +5,8 @@ Permissions are the services' own (roles, segregation of duties); branch scope i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from urllib.parse import quote
 
 from flask import Response, current_app, request
 from sqlmodel import select
@@ -44,6 +45,7 @@ from .core import MalformedRequest, UnsupportedMediaType, operation, read_json_b
 
 E_READ = (401, 404)
 E_WRITE = (400, 401, 403, 404, 409, 413, 415, 422)
+E_ISSUE = (*E_WRITE, 503)  # operations that issue documents: 503 letter_font_missing when they cannot be rendered
 
 
 def _engine():
@@ -384,7 +386,7 @@ def _fire_event(s, case: Case, actor: User, body: S.EventIn) -> None:
 
 
 @operation("POST", "/cases/{case_id}/events", summary="Fire a lifecycle event", tag="cases", body=S.EventIn,
-           response=S.CaseOut, errors=E_WRITE)
+           response=S.CaseOut, errors=E_ISSUE)
 def post_event(user, case_id, body):
     """The matching service verb runs with your permissions. 409 when the event is not allowed in the
     current state, a guard does not hold, or `expected_version` is stale; `details` then has the case's
@@ -483,7 +485,7 @@ def list_appeals(user, case_id):
 
 
 @operation("POST", "/cases/{case_id}/appeals", summary="File your appeal", tag="appeals", body=S.AppealIn,
-           response=S.AppealOut, status=201, errors=E_WRITE)
+           response=S.AppealOut, status=201, errors=E_ISSUE)
 def post_appeal(user, case_id, body):
     """A respondent appeals their own outcome during the appeal window."""
     with work() as s:
@@ -493,7 +495,7 @@ def post_appeal(user, case_id, body):
 
 
 @operation("POST", "/cases/{case_id}/appeals/{appeal_id}/decision", summary="Decide an appeal", tag="appeals",
-           body=S.AppealDecisionIn, response=S.AppealOut, errors=E_WRITE)
+           body=S.AppealDecisionIn, response=S.AppealOut, errors=E_ISSUE)
 def post_appeal_decision(user, case_id, appeal_id, body):
     """Appeal reviewers who were not deciders: uphold, or alter to a less severe outcome (never worse)."""
     with work() as s:
@@ -512,18 +514,69 @@ def list_letters(user, case_id):
 
 
 @operation("POST", "/cases/{case_id}/letters", summary="Issue the determination letters", tag="letters",
-           response=S.LetterList, errors=E_WRITE)
+           response=S.LetterList, errors=E_ISSUE)
 def issue_letters(user, case_id):
-    """The deciding branch's chair or an administrator of its scope, once the case is determined; a rerun
-    issues only what is missing."""
+    """The deciding branch's chair or an administrator of its scope, once the case is determined: the meeting
+    minutes, every respondent's determination letter (and a batch case's report). A rerun, or a concurrent
+    request, issues only what is missing. 503 `letter_font_missing` when the server cannot render them
+    (nothing is stored)."""
     with work() as s:
         case = scope.visible_case(s, user, case_id)
-        cases.authorize(s, case, user, "issue_letters")
-        if case.state != "determined":
-            raise states.TransitionNotAllowed("determination letters are issued once the case is determined",
-                                              state=case.state, event="issue_letters")
         issued = letters.issue_determination_letters(s, case, _actor(s, user))
         return S.LetterList(items=[_letter(lt) for lt in issued])
+
+
+def _window(w) -> S.WindowOut:
+    return S.WindowOut(respondent_id=w.respondent_id, letter_id=w.letter_id, doc_number=w.doc_number,
+                       served_on=w.served_on.isoformat() if w.served_on else None, method=w.method,
+                       appeal_deadline=w.deadline.isoformat() if w.deadline else None, final=w.final,
+                       appealed=w.appealed, waived=w.waived, open=w.open(date.today()), receipt_id=w.receipt_id)
+
+
+@operation("GET", "/cases/{case_id}/appeal-windows", summary="Each respondent's service and appeal window",
+           tag="letters", response=S.WindowList, errors=E_READ)
+def list_windows(user, case_id):
+    """Per respondent: their current determination letter, when and how it was served, and the last day
+    to appeal (from that service, the rule set's working days), or whether they appealed or waived."""
+    with reading() as s:
+        case = scope.visible_case(s, user, case_id)
+        return S.WindowList(items=[_window(w) for w in letters.appeal_windows(s, case).values()])
+
+
+@operation("POST", "/letters/{letter_id}/service", summary="Record the service of a letter", tag="letters",
+           body=S.ServiceIn, response=S.WindowOut, status=201, errors=E_ISSUE)
+def post_service(user, letter_id, body):
+    """The deciding branch's chair or an administrator: the letter was served in person or by post on
+    `served_on`; the respondent's appeal window runs from that day, and the 送达回证 is issued."""
+    with work() as s:
+        lt = _visible_letter(s, user, letter_id)
+        case = cases.get_case(s, lt.case_id)
+        service = letters.record_service(s, case, _actor(s, user), lt.id, body.method,
+                                         date.fromisoformat(body.served_on), served_by=body.served_by,
+                                         expected_version=body.expected_version)
+        return _window(letters.appeal_windows(s, case)[service.respondent_id])
+
+
+@operation("POST", "/letters/{letter_id}/acknowledgement", summary="Acknowledge your letter (签收)",
+           tag="letters", body=S.AcknowledgementIn, response=S.WindowOut, status=201, errors=E_ISSUE)
+def post_acknowledgement(user, letter_id, body):
+    """The respondent the letter is addressed to acknowledges it in the app: it is served today."""
+    with work() as s:
+        lt = _visible_letter(s, user, letter_id)
+        case = cases.get_case(s, lt.case_id)
+        service = letters.acknowledge(s, case, _actor(s, user), lt.id, expected_version=body.expected_version)
+        return _window(letters.appeal_windows(s, case)[service.respondent_id])
+
+
+@operation("POST", "/cases/{case_id}/waiver", summary="Waive your appeal (放弃申诉)", tag="appeals",
+           body=S.WaiverIn, response=S.WindowOut, status=201, errors=E_ISSUE)
+def post_waiver(user, case_id, body):
+    """A respondent whose letter was served waives their appeal in writing; when every respondent has
+    appealed, waived or run out of time, the case leaves the appeal window."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        waiver = cases.waive_appeal(s, case, _actor(s, user), body.statement, expected_version=body.expected_version)
+        return _window(letters.appeal_windows(s, case)[waiver.respondent_id])
 
 
 def _visible_letter(s, user, letter_id: int) -> Letter:
@@ -548,10 +601,28 @@ def get_letter_pdf(user, letter_id):
     with work() as s:
         lt = _visible_letter(s, user, letter_id)
         access_log.record(s, user, "download_letter", lt.doc_number, lt.case_id, {"letter_id": lt.id, "via": "api"})
-        pdf, number = lt.pdf, lt.doc_number
-    safe = "".join(ch for ch in number if ch.isascii() and ch.isalnum()) or "letter"
+        pdf, number, kind = lt.pdf, lt.doc_number, lt.kind
+    digits = "".join(c if c.isdigit() else " " for c in number).split()
+    safe = "-".join([kind.replace("_", "-"), *digits])
     return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{safe}.pdf"'})
+                    headers={"Content-Disposition": f"attachment; filename=\"{safe}.pdf\"; "
+                                                    f"filename*=UTF-8''{quote(number)}.pdf"})
+
+
+@operation("GET", "/cases/{case_id}/case-file", summary="The case file (卷宗) as one PDF", tag="cases",
+           produces="application/pdf", errors=(401, 403, 404))
+def get_case_file(user, case_id):
+    """The case summary, every document as issued, the evidence list and the case's audit trail in one PDF,
+    in the user's language. Internal audit, the deciding branch's chair and administrators of its scope
+    (policy.why_not_case_file); the download is logged."""
+    from ..services import case_file
+
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        number, body = case_file.case_file_pdf(s, case.id, _actor(s, user), locale=user.locale or "zh")
+    safe = "".join(ch for ch in number if ch.isascii() and (ch.isalnum() or ch in "-_")) or "case"
+    return Response(body, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="case-file-{safe}.pdf"'})
 
 
 @operation("GET", "/cases/{case_id}/audit", summary="Audit trail of a case", tag="audit",

@@ -202,10 +202,12 @@ def register(app: Flask) -> None:
             actor = s.exec(select(User).where(User.username == username)).first()
             if branch is None or actor is None:
                 _fail("unknown branch or user", 2)
-            total = len(s.exec(select(Case.id).where(Case.branch_id == branch.id, Case.state == "determined")).all())
+            # Plain ids: the rows are detached once this read-only session ends (rolled back, expired).
+            branch_id, actor_id = branch.id, actor.id
+            total = len(s.exec(select(Case.id).where(Case.branch_id == branch_id, Case.state == "determined")).all())
         try:
             with tqdm(total=total, unit="case", desc="issuing letters") as bar:
-                summary = letters.issue_batch(_engine(), branch.id, actor.id, workers=workers,
+                summary = letters.issue_batch(_engine(), branch_id, actor_id, workers=workers,
                                               progress=lambda n: bar.update(1))
         except DomainError as exc:
             _fail(exc.message, 2)

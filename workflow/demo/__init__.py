@@ -53,7 +53,7 @@ from ..models import (
     User,
     replaying_at,
 )
-from ..services import accounts, audit, cases, investigation, letters, rulesets, tolerance
+from ..services import accounts, audit, cases, document_form, investigation, letters, rulesets, tolerance
 
 DEMO_PASSWORD = "mianze-demo"
 DEFAULT_SEED = 20261125
@@ -177,6 +177,43 @@ EVIDENCE_TEXT = {
     "AP02": "审批意见书：审查提出的追加保证人条件未列入审批条件。",
     "RV02": "审查报告：未对第一还款来源作出量化分析。",
 }
+
+
+DEMO_BANK_NAME = "中原示范商业银行股份有限公司"
+
+# The investigator's written findings (查明事实) of what each fact pattern establishes, per code.
+FINDINGS_TEXT = {
+    "PL02": "经调阅贷前调查档案，被评议人未留存企业主个人征信报告的查询结果，但企业征信报告已查询并记录。",
+    "PL03": "经核对银行流水与纳税记录，借款人申报经营收入与对公流水差异约46%，被评议人未作核实即按申报收入测算还款能力。",
+    "PO01": "经查贷后检查台账，第二、三季度现场检查记录缺失，被评议人称因借款人停产未能入场。",
+    "PO02": "经查资金流向明细，贷款发放后三日内60%的资金转入关联个人账户，被评议人未监测到该偏离。",
+    "PO03": "经查风险预警系统日志，预警信号出现后47天被评议人方才上报。",
+    "AP02": "经查审批意见书，审查提出的追加保证人条件未列入审批条件。",
+    "RV02": "经查审查报告，被评议人未对第一还款来源作出量化分析。",
+    "P02": "借款人所在园区于贷后第七个月遭受暴雨洪涝灾害被迫停产，被评议人于灾后次日报告风险并申请了财产保全。",
+    "N07": "风险预警信号出现后，被评议人既未按规定上报，也未采取催收和保全措施，致使借款人转移资产、损失扩大。",
+    "M02": "被评议人的资金用途监测迟延，但借款人系以虚假交易合同挪用资金，按时监测亦难以发现。",
+    "dissent": "审批会议记录显示，被评议人对该笔授信投了反对票，并书面说明第一还款来源不足的理由，后被证明正确。",
+    "violation": "被评议人明知借款人申报收入与流水严重不符，仍按申报收入发放贷款，违反了监管关于贷款“三查”的规定。",
+}
+
+
+def _findings(stage_zh: str, facts: dict) -> str:
+    """The written findings of one stage's facts (a clean stage: what was checked and that nothing was wrong)."""
+    lines = [FINDINGS_TEXT[c] for c in (*facts["positive"], *facts["mitigating"], *facts["negative"])]
+    lines += [FINDINGS_TEXT[u["duty"]] for u in facts["unperformed"]]
+    if facts["dissented"]:
+        lines.append(FINDINGS_TEXT["dissent"])
+    if facts["violation"]:
+        lines.append(FINDINGS_TEXT["violation"])
+    if not lines:
+        lines = [f"经调阅本笔贷款{stage_zh}环节的业务档案并询问经办人员，被评议人按规定履行了{stage_zh}职责，"
+                 "未发现违规或未履职情形。"]
+    return "\n".join(lines)
+
+
+STAGE_ZH = {"marketing": "营销", "acceptance": "受理", "pre_loan": "贷前调查", "review": "贷中审查", "approval": "审批",
+            "disbursement": "放款审核", "post_loan": "贷后管理"}
 
 
 # --- building blocks -------------------------------------------------------------------------------------
@@ -544,13 +581,16 @@ class _Loader:
                     facts = _facts() if facts is None else {**facts, "unperformed": [dict(u) for u in facts["unperformed"]]}
                     for u in facts["unperformed"]:
                         u["evidence"] = [self.evidence(s, case, investigator, r.id, u["duty"]).id]
+                    facts["findings"] = _findings(STAGE_ZH[a.stage], facts)
+                    facts["findings_evidence"] = [e for u in facts["unperformed"] for e in u["evidence"]]
                     investigation.record_facts(s, case, investigator, r.id, a.loan_id, a.stage, facts)
         return act
 
     def evidence(self, s, case, actor, respondent_id: int, duty: str):
         text = f"{case.number}\n{EVIDENCE_TEXT[duty]}\n（演示数据）\n"
         return investigation.add_evidence(
-            s, case, actor, filename=f"{duty}-核查记录.txt", content_type="text/plain", data=text.encode("utf-8"),
+            s, case, actor, filename=f"{EVIDENCE_TEXT[duty].split('：')[0]}.txt", content_type="text/plain",
+            data=text.encode("utf-8"),
             storage_dir=str(self.evidence_dir), description=EVIDENCE_TEXT[duty][:60], respondent_id=respondent_id)
 
     def submit(self):
@@ -611,9 +651,27 @@ class _Loader:
             cases.return_for_investigation(s, case, self.user(s, story.tier1["chair"]), reason, today=day)
         return act
 
-    def end_publicity(self):
+    def end_publicity(self, acknowledged: tuple[str, ...] = ("pre_loan",)):
+        """Publicity ends, and the letters are served: the holders of `acknowledged` stages acknowledge
+        theirs in the app, the chair hands the others over in person."""
         def act(s, story, case, day):
             cases.end_publicity(s, case, None, today=day)
+            chair = self.user(s, story.tier1["chair"])
+            in_app = {self.handler(s, story, stage).id for stage in acknowledged}
+            for r in cases.respondents_of(s, case.id):
+                window = letters.appeal_windows(s, case)[r.id]
+                if window.letter_id is None or window.service_id is not None:
+                    continue
+                if r.user_id in in_app:
+                    letters.acknowledge(s, case, s.get(User, r.user_id), window.letter_id, today=day)
+                else:
+                    letters.record_service(s, case, chair, window.letter_id, "in_person", day,
+                                           served_by=chair.name, today=day)
+        return act
+
+    def waive(self, stage: str, statement: str = "本人已收到认定书，对认定结论无异议，自愿放弃申诉。"):
+        def act(s, story, case, day):
+            cases.waive_appeal(s, case, self.handler(s, story, stage), statement, today=day)
         return act
 
     def appeal(self, stage: str, grounds: str):
@@ -740,7 +798,7 @@ def _stories(ld: _Loader, npls: list[_Npl]) -> list[tuple[_Story, int]]:
     # appeal_window: one appeal already filed
     out.append((to_window(story("LY", "liable")).then(1, ld.appeal("pre_loan", "违规认定所依据的流水差异系企业现金收入未入账所致，"
                                                                                "本人已按当时制度核实，请求复核。")), 0))
-    out.append((to_window(story("ZZ")), 1))
+    out.append((to_window(story("ZZ")).then(1, ld.waive("review")), 1))
     # appeal_review: two appeals, one decided
     st = to_window(story("XX", "minor", "dissent"))
     st.then(1, ld.appeal("pre_loan", "征信报告已查询，仅系归档遗漏，不应认定为未履职。"))
@@ -748,11 +806,11 @@ def _stories(ld: _Loader, npls: list[_Npl]) -> list[tuple[_Story, int]]:
     st.then(4, ld.close_window()).then(3, ld.decide("review", "upheld", None, "审查报告确未对还款来源作量化分析，维持原认定"))
     out.append((st, 1))
     st = to_window(story("LY", "causal")).then(2, ld.appeal("pre_loan", "贷款用途已通过实地走访核实，请求重新认定。"))
-    out.append((st.then(3, ld.close_window()), 2))
+    out.append((st.then(4, ld.close_window()), 2))
     # final: an appeal altered to a less severe outcome
     st = to_window(story("XX", "liable", min_loans=2))
     st.then(1, ld.appeal("pre_loan", "本人对流水差异已书面报告支行负责人（附报告），不存在故意违规。"))
-    st.then(4, ld.close_window())
+    st.then(5, ld.close_window())
     st.then(5, ld.decide("pre_loan", "altered", "reduced", "新提交的书面报告证明被评议人曾提示风险，违规情节较轻，改为减责"))
     out.append((st.then(1, ld.conclude()), 3))
     # final: reopened after a substantiated objection in publicity, re-determined, letters corrected
@@ -772,7 +830,7 @@ def _stories(ld: _Loader, npls: list[_Npl]) -> list[tuple[_Story, int]]:
     out.append((to_window(story("JY", "negative")).then(6, ld.close_window()).then(2, ld.refer()).then(15, ld.close()),
                 5))
     st = to_window(story("LY", "minor")).then(1, ld.appeal("pre_loan", "请求免责。"))
-    st.then(4, ld.close_window()).then(4, ld.decide("pre_loan", "upheld", None, "事实清楚，维持减责认定"))
+    st.then(5, ld.close_window()).then(4, ld.decide("pre_loan", "upheld", None, "事实清楚，维持减责认定"))
     st.then(1, ld.conclude()).then(2, ld.refer()).then(10, ld.close())
     out.append((st, 12))
     # withdrawn
@@ -803,6 +861,18 @@ def _load_master_data(engine, rng: random.Random, seed: int, today: date, cal: W
         # One hash serves every demo account: they share the documented password, and argon2 is slow on purpose.
         org = _build_org(s, rng, names, accounts.hash_password(DEMO_PASSWORD))
         npls = _build_book(s, rng, names, org, period)
+        # The form of the bank's documents, as its head-office administrator set it up.
+        admin = s.get(User, org.users["admin"])
+        document_form.save_form(s, admin, bank_name=DEMO_BANK_NAME, cc="人力资源部、内控合规部")
+        for t in org.tier1:
+            branch = s.get(Branch, t["id"])
+            document_form.save_organ(s, admin, branch.id, short_name=f"{branch.name[0]}分",
+                                     committee_name=f"{branch.name}尽职免责评议委员会",
+                                     appeal_committee_name=f"{branch.name}尽职免责申诉复核委员会",
+                                     printed_by=f"{branch.name}办公室")
+        document_form.save_organ(s, admin, org.head, short_name="总行",
+                                 committee_name="总行尽职免责评议委员会",
+                                 appeal_committee_name="总行尽职免责申诉复核委员会", printed_by="总行办公室")
         audit.record(s, event="import_master_data", actor=None, payload={
             "source": "demo", "seed": seed,
             "branches": s.exec(select(func.count()).select_from(Branch)).one(),

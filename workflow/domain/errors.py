@@ -56,3 +56,10 @@ class OutOfScope(DomainError):
 
     code = "out_of_scope"
     http_status = 422
+
+
+class DocumentsUnavailable(DomainError):
+    """Documents cannot be rendered on this server (e.g. the CJK font is missing): nothing was issued."""
+
+    code = "letter_font_missing"
+    http_status = 503

@@ -171,6 +171,10 @@ _TRIGGERS: dict[str, str | None] = {
     "end_publicity": "end_publicity",
     "close_appeal_window": "close_appeal_window",
     "appeal": None,
+    "waive_appeal": None,
+    "record_service": None,
+    "acknowledge": None,
+    "preview_documents": None,
     "decide_appeal": None,
     "conclude": "conclude_appeals",
     "refer": "refer_for_accountability",
@@ -201,7 +205,8 @@ CONFLICTED = N_("You may not review these appeals: %(why)s")
 
 _COMMITTEE_ACTIONS = {"return": ("committee_member", "committee_chair"), "vote": ("committee_member", "committee_chair"),
                       "determine": ("committee_chair",), "reopen": ("committee_chair",)}
-_CHAIR_OR_ADMIN = {"issue_letters", "start_publicity", "refer", "close", "withdraw", "reevaluate"}
+_CHAIR_OR_ADMIN = {"issue_letters", "start_publicity", "refer", "close", "withdraw", "reevaluate", "record_service",
+                   "preview_documents"}
 
 
 def _administers(actor: Actor, case: CaseView) -> bool:
@@ -221,7 +226,7 @@ def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
         return OUT_OF_SCOPE
     respondent = actor.id in case.respondent_user_ids
     investigator = actor.id == case.investigator_id
-    if action in ("statement", "appeal"):
+    if action in ("statement", "appeal", "waive_appeal", "acknowledge"):
         return None if respondent else ONLY_RESPONDENT
     if action == "evidence":
         return None if (respondent or investigator) else ONLY_INVOLVED

@@ -79,13 +79,20 @@ class Text(_Data):
 
 
 class ListItem(_Data):
-    """An item of the positive, mitigating or negative list; `stages` None means every stage."""
+    """An item of the positive, mitigating or negative list; `stages` None means every stage.
+
+    `source` is the regulatory anchor, `bank_rule` the bank's own citation (document and article of its
+    实施细则) that letters and forms show; `note` and `verified` say how far the wording was checked against
+    the official text, for administrators only (never printed).
+    """
 
     code: Code = Field(pattern=r"^[A-Z][A-Z0-9_]{1,15}$")
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
     source: str = Field(min_length=1)
     verified: bool
+    bank_rule: str = ""
+    note: str = ""
     stages: tuple[str, ...] | None = None
 
 
@@ -98,6 +105,8 @@ class DutyItem(_Data):
     en: str = Field(min_length=1)
     source: str = Field(min_length=1)
     verified: bool
+    bank_rule: str = ""  # the bank's own citation (see ListItem)
+    note: str = ""  # verification note, for administrators only
 
 
 class StageInfo(_Data):
@@ -110,13 +119,24 @@ class StageInfo(_Data):
 
 
 class Step(_Data):
-    """A precedence step's text and source (its logic is fixed in code, its words are data)."""
+    """A precedence step's text and source (its logic is fixed in code, its words are data).
+
+    `zh`/`en` describe the step for the rule-set view and explanations; `letter` is the sentence a letter
+    gives as the reason of a stage decided by this step (the description when absent); `bank_rule` the
+    bank's own citation.
+    """
 
     code: str
     yields: Outcome
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
     source: str = Field(min_length=1)
+    bank_rule: str = ""
+    letter: Text | None = None
+
+    def letter_text(self, lang: str) -> str:
+        """The reason a letter gives for a stage this step decided."""
+        return getattr(self.letter, lang) if self.letter else getattr(self, lang)
 
 
 class ToleranceRules(_Data):
@@ -240,6 +260,8 @@ class Sanction(_Data):
     source: str = Field(min_length=1)
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
+    bank_rule: str = ""
+    referral_recipient: Text | None = None  # who receives a referral (referred outcomes)
 
 
 class RuleSet(_Data):
@@ -266,6 +288,7 @@ class RuleSet(_Data):
     committee: CommitteeRules
     batch: BatchRules
     sanctions: dict[Outcome, Sanction]
+    bank_document: Text | None = None  # the bank's 实施细则 the `bank_rule` citations refer to
 
     # code -> (kind, item); kind in LIST_KINDS or "duty". Built once after validation.
     _index: dict[str, tuple[str, ListItem | DutyItem]] = _PrivateAttr(default_factory=dict)
@@ -413,6 +436,11 @@ class StageFacts(_Input):
     dissented: bool = False
     # Evidence ids behind each established list item (code -> ids); not used by the recommendation.
     evidence: dict[str, list[int]] = Field(default_factory=dict)
+    # The written findings (查明事实): plain paragraphs, and the evidence they refer to. Not used by the
+    # recommendation; a stage counts as recorded only with findings (the investigation report and the
+    # letters print them).
+    findings: str = Field(default="", max_length=20_000)
+    findings_evidence: list[int] = Field(default_factory=list)
 
 
 def _loc(loc: Sequence[Any]) -> str:

@@ -69,13 +69,21 @@ TRIGGERS: list[str] = list(dict.fromkeys(t["trigger"] for t in TRANSITIONS))
 # The actions on a case that do not move it, and the states in which each is open (the actions that move it
 # are open where TRANSITIONS declares their trigger). Who may take them is `policy.why_not`.
 FACT_STATES = ("investigating",)  # from under_review on, facts lock: only a return reopens them (domain.md §13)
+# Determination letters are served (送达) from their issue until the case ends (final determinations too).
+SERVICE_STATES = ("determined", "in_publicity", "appeal_window", "appeal_review", "final", "referred")
 ACTION_STATES: dict[str, tuple[str, ...]] = {
     "statement": ("registered", "investigating"),
     "facts": FACT_STATES,
     "evidence": ("registered", "investigating", "appeal_window"),
     "vote": ("under_review",),
     "issue_letters": ("determined",),
-    "appeal": ("appeal_window",),
+    # Letters are served from their issue on; a respondent's window runs from their own service, so they may
+    # appeal (or waive) during publicity too.
+    "record_service": SERVICE_STATES,
+    "acknowledge": SERVICE_STATES,
+    "preview_documents": ("determined", "final"),
+    "appeal": ("in_publicity", "appeal_window"),
+    "waive_appeal": ("in_publicity", "appeal_window"),
     "decide_appeal": ("appeal_review",),
     "reevaluate": ("investigating",),
     "legal_hold": tuple(STATE_CODES),
@@ -132,6 +140,8 @@ class GuardContext:
     letters_missing: int = 0
     publicity_ends: date | None = None
     appeal_window_ends: date | None = None
+    # Every respondent has appealed, waived their appeal or let their window (from their letter's service) pass.
+    respondents_settled: bool = False
     legal_hold: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -157,7 +167,7 @@ GUARDS: dict[str, tuple[Callable[[GuardContext, dict], bool], str]] = {
     "facts_complete": (
         lambda ctx, kw: bool(ctx.respondents)
         and all(set(r.stages) <= set(r.stages_with_facts) for r in ctx.respondents),
-        "every respondent needs recorded facts for each of their stages",
+        "every respondent needs recorded facts and written findings for each of their stages",
     ),
     "reason_given": (
         lambda ctx, kw: bool((kw.get("reason") or "").strip()),
@@ -187,8 +197,8 @@ GUARDS: dict[str, tuple[Callable[[GuardContext, dict], bool], str]] = {
         "the publicity period has not elapsed yet",
     ),
     "appeal_window_elapsed": (
-        lambda ctx, kw: ctx.appeal_window_ends is not None and ctx.today > ctx.appeal_window_ends,
-        "the appeal window has not elapsed yet",
+        lambda ctx, kw: ctx.respondents_settled,
+        "the appeal window has not elapsed yet: a respondent may still appeal, or their letter has not been served",
     ),
     "has_appeals": (
         lambda ctx, kw: bool(ctx.appeals),

@@ -38,13 +38,23 @@ from .fonts import (
     check_letter_fonts,
     letter_fonts,
 )
-from .models import KINDS, MODELS, AppealDecision, AppealRecord, CaseSummary, Determination, template_data
+from .models import (
+    DRAFT_NUMBER,
+    KINDS,
+    MODELS,
+    AppealDecision,
+    AppealRecord,
+    CaseSummary,
+    Determination,
+    template_data,
+)
 from .render import LetterURLFetcher, check_subsetter
 from .render import write_pdf as _write_pdf  # looked up at each call: tests without WeasyPrint replace it
 from .render import write_pdf_bare as render_html_bare
-from .templates import LETTERS_DIR, LOCALES, render_html, template_version
+from .templates import LETTERS_DIR, LOCALES, labels, render_html, template_version
 
 __all__ = [
+    "DRAFT_NUMBER",
     "FONTS_DIR",
     "KINDS",
     "LETTERS_DIR",
@@ -66,6 +76,7 @@ __all__ = [
     "LetterURLRefused",
     "RenderedLetter",
     "check_letter_fonts",
+    "labels",
     "letter_fonts",
     "letter_html",
     "render_html_bare",

@@ -36,6 +36,13 @@ LiabilityKind = Literal["compliance", "diligence", "management"]
 Stage = Literal["marketing", "acceptance", "pre_loan", "review", "approval", "disbursement", "post_loan"]
 Decision = Literal["upheld", "altered"]
 
+StatementStatus = Literal["filed", "declined", "not_filed"]
+ServiceMethod = Literal["in_person", "in_app", "post"]
+ListKind = Literal["positive", "mitigating", "negative"]
+
+#: What a draft (a preview) shows in place of its number.
+DRAFT_NUMBER = "（草稿，未编号）"
+
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 LIABILITY_KINDS: tuple[str, ...] = get_args(LiabilityKind)
 STAGES: tuple[str, ...] = get_args(Stage)
@@ -171,9 +178,24 @@ class Deviation(_Data):
 
 
 class AppealRight(_Data):
-    deadline: Date
+    """How and until when the respondent may appeal.
+
+    The window runs from the letter's service: `days` working days from `served_on`; `deadline` is known
+    once the letter is served (a letter issued before its service states the rule, and its 送达回证 the
+    date). Letters of older data give only `deadline`.
+    """
+
+    deadline: Date | None = None
+    days: Annotated[int, Strict(), Field(ge=1)] | None = None
+    served_on: Date | None = None
     body: Text  # the appeal committee of the level above, e.g. "××银行总行尽职免责申诉复核委员会"
-    channel: OptionalText = None  # how to file, e.g. "Mianze 申诉平台或书面提交至总行授信管理部"
+    channel: OptionalText = None  # how to file, e.g. "书面提交至总行授信管理部"
+
+    @model_validator(mode="after")
+    def _stated(self) -> AppealRight:
+        if self.deadline is None and self.days is None:
+            raise ValueError("appeal: give the deadline or the number of working days from service")
+        return self
 
 
 class Committee(_Data):
@@ -217,6 +239,14 @@ class Letter(_Data):
     supersedes: OptionalText = None  # doc_number of the letter this one corrects
     correction: OptionalText = None  # the reason for the correction, shown with ``supersedes``
     case_no: OptionalText = None
+    # The form banks use (configured by an administrator): the masthead over the red rule, 主送, 抄送,
+    # the 印发 line and the signatory (签发人). A draft (preview) is watermarked and carries no number.
+    masthead: OptionalText = None
+    main_to: OptionalItems[Text] = []
+    cc: OptionalItems[Text] = []
+    printed_by: OptionalText = None
+    signatory: OptionalText = None
+    draft: Annotated[bool, Strict()] = False
 
     @field_validator("version", mode="before")
     @classmethod
@@ -243,6 +273,9 @@ class Letter(_Data):
             problems.append(f"issued_at: {issued} is before the appeal was filed ({filed})")
         if deadline and deadline < issued:
             problems.append(f"appeal.deadline: {deadline} is before the letter is issued ({issued})")
+        if self.draft != self.doc_number.startswith(DRAFT_NUMBER):
+            problems.append(f"doc_number: a draft carries {DRAFT_NUMBER!r} instead of a number, an issued "
+                            "document its number")
         return problems
 
     @model_validator(mode="after")
@@ -256,8 +289,65 @@ class Letter(_Data):
         return self.model_dump()
 
 
+class CitedItem(_Data):
+    """A list item or duty as a letter cites it: its text and the bank's own rule (and regulatory anchor)."""
+
+    text: Text
+    citation: OptionalText = None
+    kind: ListKind | None = None
+
+
+class DutyFinding(CitedItem):
+    """A duty shown unperformed by evidence."""
+
+    causal: Annotated[bool, Strict()] = False
+    evidence: OptionalItems[Text] = []
+
+
+class StageReason(_Data):
+    """One stage of one loan in a determination: its outcome, the rule that decided it, what was found."""
+
+    loan_no: Text
+    stage: Stage
+    outcome: Outcome
+    rule: Text  # the deciding rule, as the rule set words it for letters
+    citation: OptionalText = None  # the bank's own rule (and the regulatory anchor)
+    established: OptionalItems[CitedItem] = []  # list items established
+    unperformed: OptionalItems[DutyFinding] = []
+    violation: Annotated[bool, Strict()] = False
+    findings: OptionalItems[Text] = []  # 经查: the investigator's written findings, paragraph by paragraph
+    evidence: OptionalItems[Text] = []  # the evidence the findings refer to
+
+
+class StageRef(_Data):
+    loan_no: Text
+    stage: Stage
+
+
+class Tally(_Data):
+    """表决情况: votes cast per outcome."""
+
+    exempt: Annotated[int, Strict(), Field(ge=0)] = 0
+    reduced: Annotated[int, Strict(), Field(ge=0)] = 0
+    liable: Annotated[int, Strict(), Field(ge=0)] = 0
+    cast: Annotated[int, Strict(), Field(ge=0)] = 0
+    eligible: Annotated[int, Strict(), Field(ge=0)] | None = None  # members not recused
+
+
+class AppealOutcome(_Data):
+    """The appeal decision a corrected (final) determination rests on."""
+
+    doc_number: Text
+    body: Text
+    decided_at: Date
+    decision: Decision
+    reasons: Paragraphs
+    previous_doc_number: OptionalText = None
+    previous_outcome: Outcome | None = None
+
+
 class Determination(Letter):
-    """认定书: one per respondent."""
+    """认定书: one per respondent; after an altered appeal, the final determination (no appeal rights)."""
 
     respondent: Respondent
     stages: Items[Stage] = Field(min_length=1)  # the respondent's stages
@@ -265,15 +355,32 @@ class Determination(Letter):
     outcome: Outcome
     liability_kind: LiabilityKind
     sanctions: OptionalItems[Text] = []  # removed (exempt), reduced (reduced) or referred (liable)
-    reasons: Items[Reason] = Field(min_length=1)  # the fired rules, in precedence order
+    consequences: OptionalItems[Text] = []  # the concrete consequences from the rule set's sanctions
+    reasons: OptionalItems[Reason] = []  # older letters: the fired rules, in precedence order
+    stage_reasons: OptionalItems[StageReason] = []  # per loan and stage
+    deciding: OptionalItems[StageRef] = []  # the stage(s) whose outcome is the respondent's (most severe)
+    recommended: Outcome | None = None  # the outcome the rules give (the committee may deviate, with reason)
     tolerance: Tolerance | None  # required: None when no tolerance figure applies
     deviation: Deviation | None = None
-    appeal: AppealRight
+    votes: Tally | None = None
+    appeal: AppealRight | None = None  # None only in a final determination
+    final: Annotated[bool, Strict()] = False
+    appeal_outcome: AppealOutcome | None = None
 
     def problems(self) -> list[str]:
         problems = super().problems()
         if self.deviation and self.deviation.decided != self.outcome:
             problems.insert(0, f"deviation.decided: {self.deviation.decided!r} differs from outcome {self.outcome!r}")
+        if not (self.reasons or self.stage_reasons or self.appeal_outcome):
+            problems.append("stage_reasons: missing (a determination gives its reasons)")
+        if self.final and self.appeal is not None:
+            problems.append("appeal: a final determination carries no appeal rights")
+        if not self.final and self.appeal is None:
+            problems.append("appeal: missing (a determination that is not final states the appeal rights)")
+        known = {(s.loan_no, s.stage) for s in self.stage_reasons}
+        for ref in self.deciding:
+            if (ref.loan_no, ref.stage) not in known:
+                problems.append(f"deciding: {ref.loan_no} {ref.stage} is not among the stage reasons")
         return problems
 
     def template_data(self) -> dict[str, Any]:
@@ -299,6 +406,12 @@ class AppealRecord(Letter):
         return d
 
 
+class PanelVote(_Data):
+    member: Text
+    outcome: Outcome  # the outcome the member voted for
+    reason: OptionalText = None
+
+
 class AppealDecision(Letter):
     """申诉复核决定书: the appeal committee's decision; it can only confirm or improve the outcome."""
 
@@ -311,6 +424,8 @@ class AppealDecision(Letter):
     filed_at: Date | None = None
     reasons: Items[Reason] = Field(min_length=1)
     reviewers: Items[Text] = Field(min_length=1)
+    panel: OptionalItems[PanelVote] = []  # the appeal committee's named votes, when it voted
+    tally: Tally | None = None
 
     def problems(self) -> list[str]:
         problems = []
@@ -351,11 +466,199 @@ class CaseSummary(Letter):
         return d
 
 
+class StatementRecord(_Data):
+    status: StatementStatus
+    text: OptionalItems[Text] = []
+    at: Date | None = None
+
+
+class ReportStage(_Data):
+    loan_no: Text
+    stage: Stage
+    performed_on: Date | None = None
+    findings: Paragraphs
+    evidence: OptionalItems[Text] = []
+    established: OptionalItems[CitedItem] = []
+    unperformed: OptionalItems[DutyFinding] = []
+    violation: Annotated[bool, Strict()] = False
+    dissented: Annotated[bool, Strict()] = False
+
+
+class ReportRespondent(_Data):
+    respondent: Respondent
+    statement: StatementRecord
+    stages: Items[ReportStage] = Field(min_length=1)
+
+
+class EvidenceItem(_Data):
+    no: Annotated[int, Strict(), Field(ge=1)]
+    name: Text
+    description: OptionalText = None
+
+
+class InvestigationReport(Letter):
+    """尽职调查报告: the investigator's report to the committee, per respondent, loan and stage."""
+
+    case_no: Text
+    enterprise: Text
+    loans: Items[Loan] = Field(min_length=1)
+    investigator: Text
+    respondents: Items[ReportRespondent] = Field(min_length=1)
+    evidence: OptionalItems[EvidenceItem] = []
+    tolerance: Tolerance | None = None
+
+    def template_data(self) -> dict[str, Any]:
+        d = super().template_data()
+        d["respondent"] = {"name": self.investigator}
+        return d
+
+
+class NoticeRespondent(_Data):
+    name: Text
+    branch: Text
+    outcome: Outcome
+    liability_kind: LiabilityKind | None = None
+
+
+class PublicityPeriod(_Data):
+    start: Date
+    end: Date
+    days: Annotated[int, Strict(), Field(ge=1)]
+
+
+class PublicityNotice(Letter):
+    """公示通知: the outcomes on public notice, the period, how and by when to object."""
+
+    case_no: Text
+    enterprise: Text
+    loans: Items[Loan] = Field(min_length=1)
+    respondents: Items[NoticeRespondent] = Field(min_length=1)
+    period: PublicityPeriod
+    objection_to: Text  # who receives objections
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.period.end < self.period.start:
+            problems.append(f"period.end: {self.period.end} is before its start ({self.period.start})")
+        return problems
+
+
+class Attendee(_Data):
+    name: Text
+    role: Literal["chair", "member"]
+
+
+class Recusal(_Data):
+    name: Text
+    reason: Text
+
+
+class MemberVote(_Data):
+    member: Text
+    outcome: Outcome
+    reason: OptionalText = None
+
+
+class RespondentVotes(_Data):
+    respondent: Text
+    recommended: Outcome | None = None
+    decided: Outcome
+    votes: OptionalItems[MemberVote] = []
+    tally: Tally
+    deviation_reason: OptionalText = None
+
+
+class Minutes(Letter):
+    """评议会议纪要: attendance, recusals and why, named votes and tally per respondent, deviations, the
+    chair's signature."""
+
+    case_no: Text
+    enterprise: Text
+    chair: Text
+    present: Items[Attendee] = Field(min_length=1)
+    absent: OptionalItems[Text] = []
+    recusals: OptionalItems[Recusal] = []
+    respondents: Items[RespondentVotes] = Field(min_length=1)
+    eligible: Annotated[int, Strict(), Field(ge=0)]
+
+    def template_data(self) -> dict[str, Any]:
+        d = super().template_data()
+        d["respondent"] = {"name": self.chair}
+        return d
+
+
+class ReferredRespondent(Respondent):
+    outcome: Outcome
+    liability_kind: LiabilityKind | None = None
+    doc_number: OptionalText = None
+    consequences: OptionalItems[Text] = []
+
+
+class Referral(Letter):
+    """移交问责函: to the department that runs the accountability procedure."""
+
+    case_no: Text
+    enterprise: Text
+    recipient: Text
+    respondents: Items[ReferredRespondent] = Field(min_length=1)
+    documents: OptionalItems[Text] = []  # the numbers of the documents referred with it
+
+    def template_data(self) -> dict[str, Any]:
+        d = super().template_data()
+        d["respondent"] = {"name": self.recipient}
+        return d
+
+
+class BatchReport(Letter):
+    """尽职评议报告（批量）: one duty-review report over a batch case's loans, each respondent's outcome."""
+
+    case_no: Text
+    enterprise: Text
+    loans: Items[Loan] = Field(min_length=1)
+    respondents: Items[SummaryRespondent] = Field(min_length=1)
+    tolerance: Tolerance | None = None
+
+    def template_data(self) -> dict[str, Any]:
+        d = super().template_data()
+        d["counts"] = {o: sum(1 for r in self.respondents if r.outcome == o) for o in OUTCOMES}
+        d["respondent"] = {"name": self.respondents[0].name}
+        return d
+
+
+class ServiceRecord(Letter):
+    """送达回证: how, when and by whom a document was served, and the appeal deadline it starts."""
+
+    respondent: Respondent
+    served_doc_number: Text
+    served_title: Text
+    method: ServiceMethod
+    served_on: Date
+    served_by: OptionalText = None
+    appeal: AppealRight | None = None  # None: the served document is final
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.appeal is not None and self.appeal.deadline is None:
+            problems.append("appeal.deadline: a service record states the deadline")
+        return problems
+
+    def template_data(self) -> dict[str, Any]:
+        d = super().template_data()
+        d["respondent"]["stages"] = []
+        return d
+
+
 #: The model of each kind of letter.
 MODELS: dict[str, type[Letter]] = {
+    "investigation_report": InvestigationReport,
     "determination": Determination,
+    "publicity_notice": PublicityNotice,
+    "minutes": Minutes,
     "appeal_record": AppealRecord,
     "appeal_decision": AppealDecision,
+    "referral": Referral,
+    "batch_report": BatchReport,
+    "service_record": ServiceRecord,
     "case_summary": CaseSummary,
 }
 KINDS = tuple(MODELS)

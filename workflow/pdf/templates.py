@@ -38,9 +38,15 @@ def render_html(kind: str, d: Mapping[str, Any], locale: str) -> str:
         "keywords": ", ".join(x for x in (d["doc_number"], d.get("case_no")) if x),
         "created": d["issued_at"].isoformat(),
         "template_version": template_version(kind),
+        "generator": f"letters/{kind}.html {template_version(kind)}",
     }
     template = _jinja().get_template(f"{kind}.html")
     return template.render(kind=kind, d=d, L=labels, locale=locale, meta=meta, t=_translator(labels))
+
+
+def labels(locale: str = "zh") -> dict[str, Any]:
+    """The letters' labels of a locale (labels.json), e.g. for texts a service composes from them."""
+    return _labels()[locale]
 
 
 def _labels() -> dict[str, dict[str, Any]]:

@@ -19,11 +19,11 @@ from ..models import (
     NPL_CLASSES,
     OUTCOMES,
     Appeal,
+    AppealWaiver,
     Branch,
     Case,
     CaseLoan,
     Evidence,
-    Letter,
     Loan,
     LoanStage,
     Respondent,
@@ -197,6 +197,7 @@ def submit_investigation(session: Session, case: Case, actor: User, *, expected_
     session.add(case)
     session.flush()
     audit.record(session, event="recommendation", actor=actor, case_id=case.id, payload=summary)
+    letters.issue_investigation_report(session, case, actor, today=today)
     return case
 
 
@@ -304,6 +305,8 @@ def start_publicity(session: Session, case: Case, actor: User, *, expected_versi
     case.publicity_ends = case.due_date = ends  # rolled back with the event if it is refused
     _fire(session, case, "start_publicity", actor, expected_version=expected_version, today=today,
           payload={"publicity_ends": ends.isoformat()})
+    letters.issue_publicity_notice(session, case, actor, today=today)
+    letters.refresh_window(session, case)
     return case
 
 
@@ -322,22 +325,64 @@ def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_v
 
 def end_publicity(session: Session, case: Case, actor=None, *, expected_version: int | None = None,
                   today: date | None = None) -> Case:
-    """The publicity period has elapsed: open the appeal window (working days from today)."""
+    """The publicity period has elapsed: the case is in its appeal window.
+
+    Each respondent's window runs from the service of their letter (domain.md §12), so it may have begun
+    during publicity; the case's window ends when the last of them does (unknown while a letter is not
+    served). When every respondent has already appealed, waived or run out of time, the window closes now.
+    """
     _begin(session, case, actor, "end_publicity", expected_version)
     today = today or date.today()
-    # Counted from the end of publicity, as the letters state it; but when the move comes late (the timer
-    # did not run), the respondent still gets the full window from today: a late move never shortens it.
-    days = rulesets.time_limit(rulesets.procedure_rules(session, case), "appeal_window")
-    stated = deadlines.add_working_days(session, case.publicity_ends or today, days)
-    # Never earlier than the deadline a determination letter states (its holder relies on it).
-    for letter in session.exec(select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination")):
-        stated = max(stated, date.fromisoformat(letter.data["appeal"]["deadline"]))
-    late = case.publicity_ends is not None and today > deadlines.add_working_days(session, case.publicity_ends, 1)
-    ends = max(stated, deadlines.add_working_days(session, today, days)) if late else stated
+    ends = letters.window_ends(letters.appeal_windows(session, case))
     case.appeal_window_ends = case.due_date = ends  # rolled back with the event if it is refused
     _fire(session, case, "end_publicity", actor, expected_version=expected_version, today=today,
-          payload={"appeal_window_ends": ends.isoformat()})
+          payload={"appeal_window_ends": ends.isoformat() if ends else None})
+    _close_when_settled(session, case, today)
     return case
+
+
+def _close_when_settled(session: Session, case: Case, today: date) -> None:
+    """Leave the appeal window as soon as every respondent has appealed, waived or run out of time."""
+    agg = queries.aggregate(session, case)
+    agg.changed("appeals", "waivers", "services", "letters")
+    if case.state == "appeal_window" and agg.respondents_settled(today):
+        close_appeal_window(session, case, None, today=today)
+
+
+def waive_appeal(session: Session, case: Case, actor: User, statement: str, *, expected_version: int | None = None,
+                 today: date | None = None) -> AppealWaiver:
+    """A respondent waives their appeal in writing (放弃申诉), once their letter has been served.
+
+    Raises PermissionDenied (not a respondent), TransitionNotAllowed (outside publicity and the appeal
+    window), ValidationFailed (no statement, letter not served, window over), ConflictError (already
+    appealed or waived). When every respondent has now appealed or waived, the appeal window closes.
+    """
+    agg = authorize(session, case, actor, "waive_appeal")
+    today = today or date.today()
+    if case.state not in states.ACTION_STATES["waive_appeal"]:
+        raise states.TransitionNotAllowed("an appeal can be waived during publicity and the appeal window",
+                                          state=case.state, event="waive_appeal")
+    respondent = agg.respondent_of_user(actor.id)
+    window = letters.appeal_windows(session, case)[respondent.id]
+    if window.appealed or window.waived:
+        raise ConflictError("you have already appealed or waived your appeal in this case")
+    if window.served_on is None:
+        raise ValidationFailed("your determination letter has not been served yet", field="statement")
+    if not window.open(today):
+        raise ValidationFailed(f"your appeal window ended on {window.deadline.isoformat()}", field="statement")
+    if not (statement or "").strip():
+        raise ValidationFailed("write that you waive your appeal", field="statement")
+    _touch(session, case, expected_version)
+    waiver = AppealWaiver(case_id=case.id, respondent_id=respondent.id, statement=statement.strip(), waived_on=today,
+                          recorded_by_id=actor.id)
+    session.add(waiver)
+    session.flush()
+    audit.record(session, event="waive_appeal", actor=actor, case_id=case.id,
+                 payload={"respondent_id": respondent.id, "statement": waiver.statement, "letter": window.doc_number})
+    agg.changed("waivers")
+    letters.refresh_window(session, case)
+    _close_when_settled(session, case, today)
+    return waiver
 
 
 def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expected_version: int | None = None,
@@ -349,13 +394,20 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
     """
     agg = authorize(session, case, actor, "appeal")
     today = today or date.today()
-    if case.state != "appeal_window":
+    if case.state not in states.ACTION_STATES["appeal"]:
         raise states.TransitionNotAllowed("appeals can only be filed during the appeal window",
                                           state=case.state, event="file_appeal")
-    if case.appeal_window_ends and today > case.appeal_window_ends:
-        raise states.GuardFailed(f"the appeal window ended on {case.appeal_window_ends.isoformat()}",
-                                 state=case.state, event="file_appeal")
     respondent = agg.respondent_of_user(actor.id)
+    # The respondent's own window: from the service of their letter, for the rule set's working days.
+    window = letters.appeal_windows(session, case)[respondent.id]
+    if window.waived:
+        raise ConflictError("you have waived your appeal in this case")
+    if window.served_on is None:
+        raise states.GuardFailed("your determination letter has not been served yet: the appeal window runs "
+                                 "from its service", state=case.state, event="file_appeal")
+    if window.deadline is not None and today > window.deadline:
+        raise states.GuardFailed(f"the appeal window ended on {window.deadline.isoformat()}",
+                                 state=case.state, event="file_appeal")
     if not (grounds or "").strip():
         raise ValidationFailed("the grounds of the appeal are required", field="grounds")
     if session.exec(select(Appeal).where(Appeal.respondent_id == respondent.id)).first():
@@ -377,6 +429,8 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
                  payload={"appeal_id": appeal.id, "respondent_id": respondent.id,
                           "appealed_outcome": appeal.appealed_outcome, "grounds": appeal.grounds})
     letters.issue_appeal_record(session, case, appeal, actor, today=today)
+    letters.refresh_window(session, case)
+    _close_when_settled(session, case, today)
     return appeal
 
 
@@ -451,11 +505,8 @@ def conclude_appeals(session: Session, case: Case, actor: User, *, expected_vers
     _fire(session, case, "conclude_appeals", actor, expected_version=expected_version, today=today)
     _finalise(session, case)
     for appeal in session.exec(select(Appeal).where(Appeal.case_id == case.id, Appeal.decision == "altered")):
-        original = session.exec(select(Letter).where(Letter.case_id == case.id, Letter.kind == "determination",
-                                                     Letter.respondent_id == appeal.respondent_id)
-                                .order_by(Letter.version.desc())).first()
-        if original is not None:
-            letters.correct_letter(session, original.id, actor, "申诉复核变更认定结论 / altered on appeal", today=today)
+        # The final determination cites the appeal decision, states the final outcome, has no appeal rights.
+        letters.issue_final_determination(session, case, appeal, actor, today=today)
     return case
 
 
@@ -466,6 +517,7 @@ def refer_for_accountability(session: Session, case: Case, actor: User, *, expec
     referred = [r.id for r in agg.respondents if r.final_outcome in ("liable", "reduced")]
     _fire(session, case, "refer_for_accountability", actor, expected_version=expected_version, today=today,
           payload={"respondents": referred})
+    letters.issue_referral(session, case, actor, today=today)
     return case
 
 

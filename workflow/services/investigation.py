@@ -28,8 +28,10 @@ def record_facts(session: Session, case, actor, respondent_id: int, loan_id: int
                  expected_version: int | None = None) -> StageFact:
     """Record (or replace) the facts of one respondent for one stage of one loan.
 
-    The facts are judged against the rule-set version in force on the stage's date. When the case is
-    already under review, the recommendation is recomputed and votes cast so far are invalidated.
+    `facts` holds the checklists (list items, unperformed duties, violation, dissent) and the written
+    findings (查明事实: `findings`, plain paragraphs, with `findings_evidence`, the evidence they refer to);
+    a stage counts as recorded only with its findings (the investigation report and the letters print them).
+    The facts are judged against the rule-set version in force on the stage's date.
     Raises ValidationFailed for unknown codes, evidence of another case, or a stage the person did not hold.
     """
     from . import cases
@@ -50,6 +52,7 @@ def record_facts(session: Session, case, actor, respondent_id: int, loan_id: int
     clean = rulesets.validate_stage_facts(rulesets.parsed(version), stage, facts)
     evidence_ids = {e for u in clean["unperformed"] for e in (u.get("evidence") or [])}
     evidence_ids |= {e for ids in clean.get("evidence", {}).values() for e in ids}
+    evidence_ids |= set(clean.get("findings_evidence") or [])
     if evidence_ids:
         known = {e.id for e in session.exec(select(Evidence).where(Evidence.case_id == case.id,
                                                                    Evidence.id.in_(evidence_ids)))}

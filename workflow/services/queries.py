@@ -22,12 +22,14 @@ from ..domain import policy, rules, states
 from ..domain.errors import NotFound
 from ..models import (
     Appeal,
+    AppealWaiver,
     AuditEvent,
     Branch,
     Case,
     CaseLoan,
     Enterprise,
     Letter,
+    LetterService,
     Loan,
     LoanStage,
     Respondent,
@@ -72,6 +74,10 @@ _FACTS = (select(StageFact).join(Respondent, Respondent.id == StageFact.responde
 _LETTERS = (select(Letter.id, Letter.kind, Letter.doc_number, Letter.version, Letter.issued_at, Letter.respondent_id,
                    Letter.supersedes_id, Letter.appeal_id).where(Letter.case_id == bindparam("case_id"))
             .order_by(Letter.id))
+_SERVICES = select(LetterService.id, LetterService.letter_id, LetterService.respondent_id, LetterService.method,
+                   LetterService.served_on, LetterService.appeal_deadline, LetterService.receipt_id) \
+    .where(LetterService.case_id == bindparam("case_id"))
+_WAIVERS = select(AppealWaiver.respondent_id).where(AppealWaiver.case_id == bindparam("case_id"))
 _DETERMINERS = select(AuditEvent.actor_id).where(AuditEvent.case_id == bindparam("case_id"),
                                                  AuditEvent.event == "determine")
 _EVENTS = (select(AuditEvent.seq, AuditEvent.actor_id, AuditEvent.actor, AuditEvent.at, AuditEvent.event,
@@ -165,6 +171,35 @@ class CaseAggregate:
         return rows(self.session, _LETTERS, {"case_id": self.case.id}).all()
 
     @cached_property
+    def services(self) -> list:
+        """The recorded services of the case's letters (rows: letter, respondent, appeal deadline)."""
+        return rows(self.session, _SERVICES, {"case_id": self.case.id}).all()
+
+    @cached_property
+    def waivers(self) -> frozenset[int]:
+        """The respondents who waived their appeal."""
+        return frozenset(rows(self.session, _WAIVERS, {"case_id": self.case.id}).scalars())
+
+    def respondents_settled(self, today: date) -> bool:
+        """Whether every respondent has appealed, waived, or let the window from their current
+        determination letter's service pass (a respondent whose letter is not served is not settled)."""
+        current: dict[int, tuple[int, int]] = {}
+        for lt in self.letters:
+            if lt.kind == "determination" and (lt.respondent_id not in current
+                                               or lt.version > current[lt.respondent_id][0]):
+                current[lt.respondent_id] = (lt.version, lt.id)
+        deadline = {sv.letter_id: sv.appeal_deadline for sv in self.services}
+        appealed = {a.respondent_id for a in self.appeals}
+        for r in self.respondents:
+            if r.id in appealed or r.id in self.waivers:
+                continue
+            letter = current.get(r.id)
+            due = deadline.get(letter[1]) if letter else None
+            if due is None or today <= due:
+                return False
+        return bool(self.respondents)
+
+    @cached_property
     def events(self) -> list:
         """The case's audit events (rows), oldest first: its timeline."""
         return rows(self.session, _EVENTS, {"case_id": self.case.id}).all()
@@ -247,7 +282,8 @@ class CaseAggregate:
         need_quorum = (needs is None or "quorum_reached" in needs) and case.state == "under_review"
         snaps = []
         if need_respondents:
-            have = {(f.respondent_id, f.loan_id, f.stage) for f in self.facts}
+            # A stage is recorded once its written findings are (domain.md §11: the report prints them).
+            have = {(f.respondent_id, f.loan_id, f.stage) for f in self.facts if (f.facts.get("findings") or "").strip()}
             for r in self.respondents:
                 mine = [(a.loan_id, a.stage) for a in self.assignments if a.user_id == r.user_id]
                 snaps.append(states.RespondentSnapshot(
@@ -274,6 +310,8 @@ class CaseAggregate:
             letters_missing=letters_missing,
             publicity_ends=case.publicity_ends,
             appeal_window_ends=case.appeal_window_ends,
+            respondents_settled=(case.state == "appeal_window" and (needs is None or "appeal_window_elapsed" in needs)
+                                 and self.respondents_settled(today or date.today())),
             legal_hold=case.legal_hold,
         )
 

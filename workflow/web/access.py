@@ -221,12 +221,30 @@ def _extra_reasons(agg: queries.CaseAggregate, p: Principal, action: str, today:
     case = agg.case
     if action == "evidence":
         return [] if policy.evidence_open(p.actor, agg.view()) else [str(_l("Evidence cannot be added at this stage."))]
-    if action == "appeal":
-        if case.appeal_window_ends and today > case.appeal_window_ends:
-            return [str(_l("The appeal window has ended."))]
+    if action in ("appeal", "waive_appeal", "acknowledge"):
+        # The respondent's own window runs from the service of their letter (services.letters.appeal_windows).
+        from ..services import letters
+
         mine = agg.respondent_of_user(p.id)
-        appealed = mine is not None and any(a.respondent_id == mine.id for a in agg.appeals)
-        return [str(_l("You have already appealed."))] if appealed else []
+        window = letters.appeal_windows(agg.session, case).get(mine.id) if mine else None
+        if window is None or window.letter_id is None:
+            return [str(_l("Your determination letter has not been issued yet."))]
+        if action == "acknowledge":
+            return [str(_l("Your letter has been served."))] if window.served_on else []
+        if window.appealed:
+            return [str(_l("You have already appealed."))]
+        if window.waived:
+            return [str(_l("You have waived your appeal."))]
+        if window.served_on is None:
+            return [str(_l("Your letter has not been served yet: the appeal window runs from its service."))]
+        if not window.open(today):
+            return [str(_l("The appeal window has ended."))]
+        return []
+    if action == "record_service":
+        from ..services import letters
+
+        unserved = [w for w in letters.appeal_windows(agg.session, case).values() if w.letter_id and not w.served_on]
+        return [] if unserved else [str(_l("Every letter has been served."))]
     if action == "decide_appeal":
         return [] if any(a.decision is None for a in agg.appeals) else [str(_l("Every appeal has been decided."))]
     if action == "issue_letters":

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import mimetypes
 from collections import Counter
+from datetime import date
 from io import BytesIO
 from types import SimpleNamespace
+from urllib.parse import quote
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -19,8 +21,8 @@ from sqlmodel import select
 
 from ..db import rows
 from ..domain import policy, rules
-from ..domain.errors import ConflictError, GuardFailed, ValidationFailed
-from ..domain.states import SEVERITY
+from ..domain.errors import ConflictError, DocumentsUnavailable, GuardFailed, ValidationFailed
+from ..domain.states import SERVICE_STATES, SEVERITY
 from ..models import (
     OUTCOMES,
     Appeal,
@@ -131,6 +133,9 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
         "respondent_by_id": {r.id: r for r in respondents},
         "investigator": users.get(case.investigator_id),
         "eligible_voters": agg.eligible_voters() if under_review else [],
+        "windows": letters.appeal_windows(s, case) if case.state in SERVICE_STATES else {},
+        "preview_kinds": [k for k, st in letters.PREVIEW_KINDS.items() if st == case.state
+                          and (k != "batch_report" or case.batch_report)],
     }
 
 
@@ -180,7 +185,18 @@ def download_letter(case_id: int, letter_id: int):
     pdf, name = letter.pdf, f"{letter.doc_number}.pdf"
     access_log.record(s, current_user, "download_letter", target=letter.doc_number, case_id=case.id,
                       details={"letter_id": letter.id, "sha256": letter.sha256})
-    return send_file(BytesIO(pdf), mimetype="application/pdf", as_attachment=False, download_name=name)
+    response = send_file(BytesIO(pdf), mimetype="application/pdf", as_attachment=False, download_name=name)
+    response.headers["Content-Disposition"] = (
+        f'inline; filename="{ascii_filename(letter.doc_number, letter.kind)}"; '
+        f"filename*=UTF-8''{quote(name)}")
+    return response
+
+
+def ascii_filename(doc_number: str, kind: str) -> str:
+    """An ASCII fallback name for a document (郑分免认〔2026〕12号 → determination-2026-12.pdf); the UTF-8 name
+    goes beside it in Content-Disposition (filename*)."""
+    digits = [part for part in "".join(c if c.isdigit() else " " for c in doc_number).split()]
+    return "-".join([kind.replace("_", "-"), *digits]) + ".pdf"
 
 
 # --- registration ------------------------------------------------------------------------------------------
@@ -364,7 +380,9 @@ def _facts_from_form(form, rs: rules.RuleSet, stage: str) -> dict:
                                 "evidence": [int(e) for e in form.getlist(f"evidence_{duty.code}") if e.isdigit()]})
     return {"positive": form.getlist("positive"), "mitigating": form.getlist("mitigating"),
             "negative": form.getlist("negative"), "violation": form.get("violation") == "1",
-            "dissented": form.get("dissented") == "1", "unperformed": unperformed}
+            "dissented": form.get("dissented") == "1", "unperformed": unperformed,
+            "findings": (form.get("findings") or "").strip(),
+            "findings_evidence": [int(e) for e in form.getlist("findings_evidence") if e.isdigit()]}
 
 
 def _items_for(items, stage: str):
@@ -398,6 +416,8 @@ def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
         version = expected_version()
         posted = _facts_from_form(request.form, rs, stage)
         try:
+            if not posted["findings"]:
+                raise ValidationFailed("write the findings", field="findings")
             with work() as s:
                 case, cf = load_case(s, case_id)
                 require(cf, "facts")
@@ -405,6 +425,8 @@ def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
                                            expected_version=version)
         except ValidationFailed as exc:
             errors = _errors_from(exc)
+            if exc.message == "write the findings":
+                errors = {"findings": _("Write the findings: a stage is recorded only with them.")}
         else:
             flash(_("The facts have been recorded."), "success")
             return _back(case_id, f"r{respondent_id}")
@@ -420,14 +442,20 @@ def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
 
 # --- simple state changes (one button) ------------------------------------------------------------------------
 
-def _button(case_id: int, action: str, call, done: str):
+def _button(case_id: int, action: str, call, done: str, anchor: str = ""):
     version = expected_version()
-    with work() as s:
-        case, cf = load_case(s, case_id)
-        require(cf, action)
-        call(s, case, actor(s), version)
+    try:
+        with work() as s:
+            case, cf = load_case(s, case_id)
+            require(cf, action)
+            call(s, case, actor(s), version)
+    except DocumentsUnavailable:
+        # Nothing was stored (the step was rolled back); the user reads why on the case page.
+        flash(_("The documents cannot be produced on this server because the Chinese letter font is missing. "
+                "Nothing was issued or changed; ask the administrator to run scripts/setup."), "error")
+        return _back(case_id, anchor)
     flash(done, "success")
-    return _back(case_id)
+    return _back(case_id, anchor)
 
 
 @bp.post("/<int:case_id>/submit")
@@ -443,9 +471,100 @@ def issue_letters(case_id: int):
     def call(s, case, me, version):
         if case.version != version:  # issuing letters does not change the case, so compare here
             raise ConflictError("the case was changed by someone else in the meantime; reload and try again")
-        letters.issue_determination_letters(s, case, me)
+        letters.issue_determination_letters(s, case, me, today=today())
 
-    return _button(case_id, "issue_letters", call, _("The determination letters have been issued."))
+    return _button(case_id, "issue_letters", call, _("The minutes and the determination letters have been issued."),
+                   "letters")
+
+
+@bp.post("/<int:case_id>/letters/<int:letter_id>/service")
+@login_required
+def record_service(case_id: int, letter_id: int):
+    """The chair (or an administrator) records how and when a determination letter was served."""
+    method = request.form.get("method", "")
+    served_by = text_field("served_by")
+    try:
+        served_on = date.fromisoformat(text_field("served_on"))
+    except ValueError:
+        served_on = None
+
+    def call(s, case, me, version):
+        if served_on is None:
+            raise ValidationFailed("give the day of service", field="served_on")
+        letters.record_service(s, case, me, letter_id, method, served_on, served_by=served_by,
+                               expected_version=version, today=today())
+
+    return _form_button(case_id, "record_service", call, _("The service of the letter has been recorded."),
+                        "letters")
+
+
+@bp.post("/<int:case_id>/letters/<int:letter_id>/acknowledge")
+@login_required
+def acknowledge(case_id: int, letter_id: int):
+    """A respondent acknowledges their letter in the app (签收): it is served today."""
+    return _form_button(case_id, "acknowledge", lambda s, c, a, v: letters.acknowledge(
+        s, c, a, letter_id, expected_version=v, today=today()),
+        _("You have acknowledged your letter; your appeal window runs from today."), "letters")
+
+
+def _form_button(case_id: int, action: str, call, done: str, anchor: str):
+    """A small form on the case page: a refused input is flashed there (nothing is changed)."""
+    try:
+        return _button(case_id, action, call, done, anchor)
+    except (ValidationFailed, ConflictError) as exc:
+        flash(translate(exc.message), "error")
+        return _back(case_id, anchor)
+
+
+@bp.route("/<int:case_id>/waive", methods=["GET", "POST"])
+@login_required
+def waive_appeal(case_id: int):
+    """A respondent waives their appeal in writing (放弃申诉)."""
+    errors: dict[str, str] = {}
+    statement = text_field("statement")
+    if request.method == "POST":
+        version = expected_version()
+        if not statement:
+            errors["statement"] = _("Write that you waive your appeal.")
+        else:
+            try:
+                with work() as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, "waive_appeal")
+                    case_service.waive_appeal(s, case, actor(s), statement, expected_version=version, today=today())
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "statement")
+            else:
+                flash(_("Your waiver of appeal has been recorded."), "success")
+                return _back(case_id, "windows")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "waive_appeal")
+        _ensure_ready_for_form(s, case, "waive_appeal")
+        mine = _my_respondent(s, case)
+        window = letters.appeal_windows(s, case).get(mine.id) if mine else None
+    return render_template("cases/waive.html", case=case, window=window,
+                           statement=statement or _("I have received my determination letter, accept its outcome and "
+                                                    "waive my right to appeal."),
+                           errors=errors), (400 if errors else 200)
+
+
+@bp.get("/<int:case_id>/preview/<kind>")
+@login_required
+def preview(case_id: int, kind: str):
+    """A document as it would be issued now: watermarked 草稿, unnumbered, stored nowhere."""
+    respondent_id = request.args.get("respondent", type=int)
+    try:
+        with reading() as s:
+            case, cf = load_case(s, case_id)
+            require(cf, "preview_documents")
+            rendered = letters.preview(s, case, actor(s), kind, respondent_id=respondent_id, today=today())
+    except DocumentsUnavailable:
+        flash(_("The documents cannot be produced on this server because the Chinese letter font is missing. "
+                "Nothing was issued or changed; ask the administrator to run scripts/setup."), "error")
+        return _back(case_id, "letters")
+    return send_file(BytesIO(rendered.pdf), mimetype="application/pdf", as_attachment=False,
+                     download_name=f"draft-{kind}.pdf")
 
 
 @bp.post("/<int:case_id>/publicity")
@@ -671,8 +790,9 @@ def appeal(case_id: int):
         require(cf, "appeal")
         _ensure_ready_for_form(s, case, "appeal")
         mine = _my_respondent(s, case)
-    return render_template("cases/appeal.html", case=case, respondent=mine, grounds=grounds, errors=errors), \
-        (400 if errors else 200)
+        window = letters.appeal_windows(s, case).get(mine.id) if mine else None
+    return render_template("cases/appeal.html", case=case, respondent=mine, window=window, grounds=grounds,
+                           errors=errors), (400 if errors else 200)
 
 
 @bp.route("/<int:case_id>/appeals/<int:appeal_id>/decide", methods=["GET", "POST"])

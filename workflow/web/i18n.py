@@ -152,7 +152,10 @@ STAGE_LABELS = {
 LIABILITY_LABELS = {"compliance": _l("Compliance liability"), "diligence": _l("Diligence liability"),
                     "management": _l("Management liability")}
 LETTER_LABELS = {"determination": _l("Determination letter"), "appeal_record": _l("Appeal record"),
-                 "appeal_decision": _l("Appeal decision"), "case_summary": _l("Case summary")}
+                 "appeal_decision": _l("Appeal decision"), "case_summary": _l("Case summary"),
+                 "investigation_report": _l("Investigation report"), "publicity_notice": _l("Publicity notice"),
+                 "minutes": _l("Meeting minutes"), "referral": _l("Referral letter"),
+                 "batch_report": _l("Batch duty-review report"), "service_record": _l("Certificate of service")}
 EVENT_LABELS = {
     "open_case": _l("Case registered"), "assign_investigator": _l("Investigator assigned"),
     "file_statement": _l("Statement filed"), "record_facts": _l("Facts recorded"),
@@ -165,6 +168,8 @@ EVENT_LABELS = {
     "decide_appeal": _l("Appeal decided"), "conclude_appeals": _l("Appeals concluded"),
     "refer_for_accountability": _l("Referred for accountability"), "close": _l("Closed"),
     "withdraw": _l("Withdrawn"), "legal_hold": _l("Legal hold placed"), "legal_hold_lifted": _l("Legal hold lifted"),
+    "serve_letter": _l("Letter served"), "waive_appeal": _l("Appeal waived"),
+    "appeal_deadline_moved": _l("Appeal deadline moved"),
 }
 STEP_LABELS = {"negative_list": _l("Negative list"), "positive_list": _l("Positive list"),
                "no_evidence_of_fault": _l("No evidence of fault"), "tolerance_presumption": _l("Tolerance presumption"),
@@ -174,6 +179,7 @@ CLASSIFICATION_LABELS = {"normal": _l("Normal"), "special_mention": _l("Special 
 EVIDENCE_KIND_LABELS = {"document": _l("Document"), "investigation": _l("Investigation"),
                         "statement": _l("Statement"), "appeal": _l("Appeal")}
 LEVEL_LABELS = {0: _l("Head office"), 1: _l("Tier-1 branch"), 2: _l("Sub-branch"), 3: _l("Outlet")}
+SERVICE_METHOD_LABELS = {"in_person": _l("In person"), "in_app": _l("Acknowledged in the app"), "post": _l("By post")}
 ACTION_LABELS = {
     "assign": _l("Assign investigator"), "statement": _l("File my statement"), "facts": _l("Record facts"),
     "evidence": _l("Upload evidence"), "submit": _l("Submit the investigation"),
@@ -183,7 +189,9 @@ ACTION_LABELS = {
     "close_appeal_window": _l("Close the appeal window"), "appeal": _l("File an appeal"),
     "decide_appeal": _l("Decide"), "conclude": _l("Conclude the appeals"),
     "refer": _l("Refer for accountability"), "close": _l("Close the case"), "withdraw": _l("Withdraw"),
-    "legal_hold": _l("Legal hold"),
+    "legal_hold": _l("Legal hold"), "record_service": _l("Record the service of a letter"),
+    "acknowledge": _l("Acknowledge my letter"), "waive_appeal": _l("Waive my appeal"),
+    "preview_documents": _l("Preview the documents"),
 }
 
 
@@ -209,4 +217,4 @@ def register_filters(app) -> None:
     )
     app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, action_labels=ACTION_LABELS,
                                  classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,
-                                 level_labels=LEVEL_LABELS)
+                                 level_labels=LEVEL_LABELS, service_methods=SERVICE_METHOD_LABELS)

@@ -10,7 +10,7 @@ from .i18n import _l
 
 _KNOWN = [
     _l("the investigator must be named and may not be a respondent of the case"),
-    _l("every respondent needs recorded facts for each of their stages"),
+    _l("every respondent needs recorded facts and written findings for each of their stages"),
     _l("a reason must be given"),
     _l("the committee quorum has not been reached"),
     _l("every respondent needs an outcome carried by the voting rule"),
@@ -18,7 +18,7 @@ _KNOWN = [
     _l("the committee chair must sign the determination"),
     _l("every respondent's determination letter must be issued first"),
     _l("the publicity period has not elapsed yet"),
-    _l("the appeal window has not elapsed yet"),
+    _l("the appeal window has not elapsed yet: a respondent may still appeal, or their letter has not been served"),
     _l("no appeal was filed"),
     _l("every appeal must be decided first"),
     _l("an appeal may never worsen the appealed outcome"),
@@ -54,6 +54,24 @@ _KNOWN = [
     _l("determination letters are issued once the case is determined"),
     _l("a correction needs a reason"),
     _l("the appeal has not been decided yet"),
+    # letters, service, waivers (services/letters.py, services/cases.py)
+    _l("documents cannot be rendered on this server: the Chinese letter font is missing; an administrator must "
+       "run scripts/setup"),
+    _l("letters are served once they are issued and until the case is final"),
+    _l("the day of service cannot be in the future"),
+    _l("give the day of service"),
+    _l("your determination letter has not been served yet"),
+    _l("your determination letter has not been served yet: the appeal window runs from its service"),
+    _l("write that you waive your appeal"),
+    _l("you have already appealed or waived your appeal in this case"),
+    _l("you have waived your appeal in this case"),
+    _l("an appeal can be waived during publicity and the appeal window"),
+    _l("the appeal decision has not been issued"),
+    _l("no respondent's final outcome is reduced or liable: nothing to refer"),
+    _l("bank_name is required"),
+    _l("short_name is required"),
+    _l("committee_name is required"),
+    _l("appeal_committee_name is required"),
     _l("the password needs at least 10 characters"),
     _l("the password is too easy to guess: avoid common passwords, words, names, dates, keyboard patterns and "
        "repeated characters"),
