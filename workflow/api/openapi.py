@@ -27,6 +27,8 @@ _ERROR_TEXT = {
     413: "The request body is larger than the configured limit",
     415: "Unsupported content type",
     422: "Semantically invalid (e.g. an import with bad rows; a loan outside the exemption scope)",
+    503: "The server cannot render documents (code letter_font_missing: the Chinese letter font is missing); "
+         "nothing was issued or changed",
 }
 
 
