@@ -527,3 +527,33 @@ def test_flask_letters_issue_batch_run_as_a_command_issues_what_is_missing(sqlit
     assert summary == {"cases": 2, "letters_issued": 4, "cases_already_complete": 1}
     with Session(bank.engine) as s:
         assert len(s.exec(select(Letter).where(Letter.kind == "determination")).all()) == 6
+
+
+def test_a_calendar_change_restates_a_running_deadline_in_a_new_certificate_and_tells_the_respondent(bank):
+    from workflow.models import CalendarOverride, Notification
+
+    case_id = drive(bank, "in_publicity")
+    serve_letters(bank, case_id, TODAY)
+    with Session(bank.engine) as s:
+        service = s.exec(select(LetterService)).first()
+        before, receipt = service.appeal_deadline, s.get(Letter, service.receipt_id)
+        # A working day inside the window becomes a holiday.
+        holiday = next(d for d in (TODAY + timedelta(days=n) for n in range(1, 10))
+                       if deadlines.add_working_days(s, d - timedelta(days=1), 1) == d and d <= before)
+    with unit_of_work(bank.engine) as s:
+        s.add(CalendarOverride(day=holiday, working=False, note="临时调休"))
+        s.flush()
+        moved = letters.restate_deadlines(s, s.get(Case, case_id), bank.user(s, "chair"))
+        assert len(moved) == 3
+    with Session(bank.engine) as s:
+        service = s.get(LetterService, service.id)
+        assert service.appeal_deadline == deadlines.add_working_days(s, before, 1)
+        restated = s.get(Letter, service.receipt_id)
+        assert restated.version == 2 and restated.supersedes_id == receipt.id
+        new = service.appeal_deadline
+        assert f"{new.year}年{new.month}月{new.day}日止" in _flat(pdf_text(restated.pdf))
+        told = s.exec(select(Notification).where(Notification.kind == "deadline_moved")).all()
+        assert len(told) == 3
+        assert s.get(Case, case_id).appeal_window_ends == new
+    with unit_of_work(bank.engine) as s:  # counted again, nothing moves
+        assert letters.restate_deadlines(s, s.get(Case, case_id), bank.user(s, "chair")) == []
