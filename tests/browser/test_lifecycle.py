@@ -120,10 +120,12 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
     assert len(links) == 8
     for href in links:
         page.goto(base + href)
+        page.fill("#findings", "经调阅贷款档案并询问经办人员，本环节业务按规定办理。")
         if f"/facts/{officer_rid}/" in href and href.endswith("/pre_loan"):
             page.check("#duty-PL03-unperformed")
             page.check("#causal-PL03")
             page.check("#violation")
+            page.fill("#findings", "经查，被评议人未对照纳税记录和银行流水核实借款用途。")
             investigator.shot("02-investigator-facts")
         page.click("#save-facts")
         page.wait_for_selector("#respondents")
@@ -144,7 +146,8 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
     page.click("#sign-determination")
     assert "已认定" in page.inner_text("h1")
     page.click("#action-issue-letters")
-    assert page.locator("#letters a").count() == 3
+    # The investigation report, the minutes and three determination letters.
+    assert page.locator("#letters a[href$='.pdf']").count() == 5
     page.click("#action-start-publicity")
     assert "公示中" in page.inner_text("h1")
     chair.shot("03-chair-publicity")
@@ -152,6 +155,8 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
     _later(engine, case_id, cases.end_publicity, 14)
 
     page = officer.case(case_id)
+    page.click("#acknowledge")  # 签收: the letter is served today, the officer's window runs from today
+    assert "系统签收" in page.inner_text(f"#window-{officer_rid}")
     page.click("#action-appeal")
     page.fill("#grounds", "违规情节系系统故障所致，已补充材料，请求变更为减责。")
     evidence = tmp_path / "补充材料.pdf"
@@ -160,6 +165,14 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
     page.click("#file-appeal")
     assert "违规情节系系统故障所致" in page.inner_text("#appeals")
     officer.shot("04-officer-appeal")
+    page = chair.case(case_id)  # the chair hands the other respondents their letters in person
+    with Session(engine) as s:
+        others = s.exec(select(Respondent.id).where(Respondent.case_id == case_id,
+                                                    Respondent.id != officer_rid)).all()
+    for rid in others:
+        page.click(f"#serve-{rid}")
+        page.wait_for_selector(f"#window-{rid}")
+        assert "直接送达" in page.inner_text(f"#window-{rid}")
 
     _later(engine, case_id, cases.close_appeal_window, 30)
 
