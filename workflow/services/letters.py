@@ -67,6 +67,8 @@ PREVIEW_KINDS = {"minutes": "determined", "determination": "determined", "batch_
                  "publicity_notice": "determined", "referral": "final"}
 
 TITLES = {"determination": "尽职免责认定书"}
+# Why a document of the determination is issued again: the committee determined anew after a reopening.
+REDETERMINED = "重新评议认定"
 # Why a member recused, as a letter says it (the policy's reasons are the UI's English catalogue messages).
 _RECUSAL_ZH = {
     policy.RECUSAL["respondent"]: "系本案被评议人",
@@ -132,8 +134,10 @@ def lock_case(session: Session, case: Case) -> None:
     session.exec(select(Case.id).where(Case.id == case.id).with_for_update()).first()
 
 
-# Keys that differ between two issues of the same document without changing what it says.
-_UNNUMBERED = ("doc_number", "issued_at", "version", "supersedes", "correction", "signatory", "draft")
+# Keys that differ between two issues of the same document without changing what it says: numbering and the
+# form (an administrator's new bank name or 抄送 list is no reason to issue a document again).
+_UNNUMBERED = ("doc_number", "issued_at", "version", "supersedes", "correction", "signatory", "draft", "bank",
+               "masthead", "cc", "printed_by")
 
 
 @dataclass
@@ -674,14 +678,17 @@ def issue_determination_letters(session: Session, case: Case, actor, *, today: d
         raise states.TransitionNotAllowed("determination letters are issued once the case is determined",
                                           state=case.state, event="issue_letters")
     lock_case(session, case)
-    _store(session, case, actor, "minutes", minutes_data(session, case, actor), today=today)
+    # After a reopening the committee met again: its new minutes are a new version (the same ones are kept).
+    _store(session, case, actor, "minutes", minutes_data(session, case, actor), today=today,
+           correction_reason=REDETERMINED)
     # After a reopening the committee may decide differently: a changed letter is issued as a new version
     # naming the one it supersedes; an unchanged one is returned as stored.
     out = [_store(session, case, actor, "determination", determination_data(session, case, r, today, actor=actor),
-                  respondent_id=r.id, today=today, correction_reason="重新评议认定")
+                  respondent_id=r.id, today=today, correction_reason=REDETERMINED)
            for r in queries.aggregate(session, case).respondents]
     if case.batch_report:
-        _store(session, case, actor, "batch_report", batch_report_data(session, case, actor), today=today)
+        _store(session, case, actor, "batch_report", batch_report_data(session, case, actor), today=today,
+               correction_reason=REDETERMINED)
     return out
 
 
@@ -1010,7 +1017,8 @@ def pending_for_case(session: Session, case: Case, today: date, actor=None) -> l
     if case.batch_report:
         wanted.append(("batch_report", batch_report_data(session, case, actor), None))
     for kind, data, respondent_id in wanted:
-        p = prepare(session, case, kind, data, respondent_id=respondent_id, today=today)
+        p = prepare(session, case, kind, data, respondent_id=respondent_id, today=today,
+                    correction_reason=REDETERMINED)
         if isinstance(p, PendingLetter):
             out.append(p)
     return out
