@@ -557,3 +557,38 @@ def test_a_calendar_change_restates_a_running_deadline_in_a_new_certificate_and_
         assert s.get(Case, case_id).appeal_window_ends == new
     with unit_of_work(bank.engine) as s:  # counted again, nothing moves
         assert letters.restate_deadlines(s, s.get(Case, case_id), bank.user(s, "chair")) == []
+
+
+def test_the_rendering_processes_end_with_their_parent(tmp_path):
+    """A batch killed mid-way leaves no rendering process behind (PR_SET_PDEATHSIG in each worker)."""
+    import signal
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from multiprocessing import get_context\n"
+        "from workflow.services import letters\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(2, mp_context=get_context('spawn'), initializer=letters._worker_start)\n"
+        "    list(pool.map(int, [1, 2]))\n"
+        "    print(' '.join(str(p.pid) for p in pool._processes.values()), flush=True)\n"
+        "    time.sleep(60)\n", encoding="utf-8")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert len(workers) == 2
+        parent.send_signal(signal.SIGKILL)  # no shutdown, no clean-up: the parent is simply gone
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        alive = set(workers)
+        while alive and time.monotonic() < deadline:
+            alive = {pid for pid in alive if Path(f"/proc/{pid}").exists()
+                     and "Z" not in (Path(f"/proc/{pid}/stat").read_text().split()[2:3] or ["Z"])}
+            time.sleep(0.1)
+        assert alive == set()
+    finally:
+        parent.kill()
+        parent.stdout.close()
