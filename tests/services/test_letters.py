@@ -592,3 +592,19 @@ def test_the_rendering_processes_end_with_their_parent(tmp_path):
     finally:
         parent.kill()
         parent.stdout.close()
+
+
+def test_correcting_a_final_determination_keeps_it_final(lifecycle):
+    bank, case_id, _ = lifecycle
+    with Session(bank.engine) as s:
+        officer = _respondent(s, bank, "officer", case_id)
+        final = _current(s, "determination", case_id, officer.id)
+    from workflow.db import writer
+
+    with Session(writer(bank.engine)) as s:  # rolled back: the module's lifecycle stays as it is
+        try:
+            corrected = letters.correct_letter(s, final.id, bank.user(s, "chair"), "更正被评议人工号")
+            assert corrected.version == 3 and corrected.data["final"] is True and corrected.data["appeal"] is None
+            assert corrected.data["appeal_outcome"]["doc_number"] == final.data["appeal_outcome"]["doc_number"]
+        finally:
+            s.rollback()

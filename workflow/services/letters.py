@@ -731,7 +731,12 @@ def correct_letter(session: Session, letter_id: int, actor, reason: str, *, toda
     case = session.get(Case, old.case_id)
     queries.authorize(session, case, actor, "issue_letters")
     r = session.get(Respondent, old.respondent_id)
-    data = determination_data(session, case, r, today, outcome=r.final_outcome or r.decided_outcome, actor=actor)
+    appeal = next((a for a in queries.aggregate(session, case).appeals
+                   if a.respondent_id == r.id and a.decision == "altered"), None)
+    if old.data.get("final") and appeal is not None:  # a final determination stays final, citing its decision
+        data = final_determination_data(session, case, r, appeal, actor)
+    else:
+        data = determination_data(session, case, r, today, outcome=r.final_outcome or r.decided_outcome, actor=actor)
     return _store(session, case, actor, old.kind, data, respondent_id=r.id, today=today,
                   correction_reason=reason.strip(), force=True)
 
