@@ -464,16 +464,6 @@ class CalendarOverride(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
 
 
-class CalendarYear(SQLModel, table=True):
-    """A year whose holiday schedule an administrator entered whole (the State Council's notice): the
-    calendar takes that year's overrides as complete and no longer warns that the package lacks it."""
-
-    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    source: str = Field(default="", max_length=200)  # e.g. 国办发明电〔2026〕N号
-    entered_by_id: int | None = Field(default=None, foreign_key="app_user.id")
-    entered_at: datetime = Field(default_factory=lambda: utcnow())
-
-
 class AccessLog(SQLModel, table=True):
     """Who looked at what: case views, letter downloads, exports (visible to auditors)."""
 

@@ -609,22 +609,6 @@ def get_letter_pdf(user, letter_id):
                                                     f"filename*=UTF-8''{quote(number)}.pdf"})
 
 
-@operation("GET", "/cases/{case_id}/case-file", summary="The case file (卷宗) as one PDF", tag="cases",
-           produces="application/pdf", errors=(401, 403, 404))
-def get_case_file(user, case_id):
-    """The case summary, every document as issued, the evidence list and the case's audit trail in one PDF,
-    in the user's language. Internal audit, the deciding branch's chair and administrators of its scope
-    (policy.why_not_case_file); the download is logged."""
-    from ..services import case_file
-
-    with work() as s:
-        case = scope.visible_case(s, user, case_id)
-        number, body = case_file.case_file_pdf(s, case.id, _actor(s, user), locale=user.locale or "zh")
-    safe = "".join(ch for ch in number if ch.isascii() and (ch.isalnum() or ch in "-_")) or "case"
-    return Response(body, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="case-file-{safe}.pdf"'})
-
-
 @operation("GET", "/cases/{case_id}/audit", summary="Audit trail of a case", tag="audit",
            response=S.AuditTrail, errors=E_READ)
 def get_audit(user, case_id):
