@@ -8,8 +8,11 @@ rolled back otherwise; side effects outside the database (files, mail) belong af
 form can be shown again with its errors and nothing half-done is committed.
 
 On SQLite a request that will write takes the write lock when its transaction begins (BEGIN IMMEDIATE):
-every non-GET request, and GET requests whose view says so (`session(write=True)` before anything else,
-e.g. a case view that records its access-log entry).
+every non-GET request, and GET requests whose view says so (`session(write=True)` before anything else).
+A page that reads, renders and then appends one row (a case view and its access-log entry) calls
+`write_now()` after rendering instead: its reads do not hold the database's one write lock, so concurrent
+case views render side by side and queue only for the one-row insert. The entry is still written by the
+request's unit of work, committed with it in one place, and never if the view fails.
 """
 
 from __future__ import annotations
@@ -42,6 +45,23 @@ def session(*, write: bool = False) -> Session:
         setattr(g, _SESSION, s)
     elif write and not s.info.get("mianze.writes"):
         raise RuntimeError("session(write=True) must be the request's first use of its session")
+    return s
+
+
+def write_now() -> Session:
+    """The request's session, now ready to write though the request began as a read.
+
+    The read transaction ends first (it wrote nothing; rows already loaded stay usable): on SQLite, a
+    transaction that has read and then writes fails at once (SQLITE_BUSY_SNAPSHOT) if another writer
+    committed in between, while one that begins with its write waits for the lock in the busy handler.
+    """
+    s = session()
+    if not s.info.get("mianze.writes"):
+        if s.new or s.dirty or s.deleted:
+            raise RuntimeError("write_now() must come before the request's first change")
+        s.commit()
+        s.bind = writer(current_app.extensions["mianze.engine"])
+        s.info["mianze.writes"] = True
     return s
 
 

@@ -39,7 +39,7 @@ from ..models import (
 )
 from ..services import access_log, deadlines, investigation, letters, queries, rulesets
 from ..services import cases as case_service
-from ..unit import session
+from ..unit import session, write_now
 from . import access
 from .common import (
     actor,
@@ -147,20 +147,22 @@ ACTION_STATES = {k: v[0] for k, v in access.ACTIONS.items()}
 def show(case_id: int):
     me = current_user._get_current_object()
     day = today()
-    s = session(write=True)  # the view's access-log entry is written in the same unit of work
+    s = session()
     _ = queries.load(s, case_id).events  # the timeline, which also says who signed (the policy's view reads it)
     case, view = load_case(s, case_id)
     data = case_page_data(s, case, view)
     data["deadline"] = deadlines.deadline_info(s, case, day)
     actions = access.case_actions(s, case, me, view, day)
-    access_log.record(s, me, "view_case", target=case.number, case_id=case.id)
-    return render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES)
+    page = render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES)
+    # the view's access-log entry, in the request's unit of work, once the page is made (not if it fails)
+    access_log.record(write_now(), me, "view_case", target=case.number, case_id=case.id)
+    return page
 
 
 @bp.get("/<int:case_id>/evidence/<int:evidence_id>")
 @login_required
 def download_evidence(case_id: int, evidence_id: int):
-    s = session(write=True)  # the download's access-log entry is written in the same unit of work
+    s = session()
     case, cf = load_case(s, case_id)
     ev = s.get(Evidence, evidence_id)
     if ev is None or ev.case_id != case.id:
@@ -168,7 +170,7 @@ def download_evidence(case_id: int, evidence_id: int):
     path = investigation.evidence_path(current_app.config["EVIDENCE_DIR"], ev)
     if not path.exists():
         not_found(_("The file of this evidence is missing from the evidence store; tell the administrator."))
-    access_log.record(s, current_user, "download_evidence", target=ev.filename, case_id=case.id,
+    access_log.record(write_now(), current_user, "download_evidence", target=ev.filename, case_id=case.id,
                       details={"evidence_id": ev.id, "sha256": ev.sha256})
     return send_file(BytesIO(path.read_bytes()), mimetype=ev.content_type, as_attachment=True,
                      download_name=ev.filename)
@@ -177,13 +179,13 @@ def download_evidence(case_id: int, evidence_id: int):
 @bp.get("/<int:case_id>/letters/<int:letter_id>.pdf")
 @login_required
 def download_letter(case_id: int, letter_id: int):
-    s = session(write=True)  # the download's access-log entry is written in the same unit of work
+    s = session()
     case, cf = load_case(s, case_id)
     letter = s.get(Letter, letter_id)
     if letter is None or letter.case_id != case.id:
         not_found()
     pdf, name = letter.pdf, f"{letter.doc_number}.pdf"
-    access_log.record(s, current_user, "download_letter", target=letter.doc_number, case_id=case.id,
+    access_log.record(write_now(), current_user, "download_letter", target=letter.doc_number, case_id=case.id,
                       details={"letter_id": letter.id, "sha256": letter.sha256})
     response = send_file(BytesIO(pdf), mimetype="application/pdf", as_attachment=False, download_name=name)
     response.headers["Content-Disposition"] = (
