@@ -47,6 +47,23 @@ def postgres_available() -> bool:
     return _PG_OK
 
 
+@pytest.fixture(scope="session")
+def audit_key(tmp_path_factory):
+    """One demonstration audit signing key for the run (made once: key generation is cheap, but files add up)."""
+    from workflow.services import anchor
+
+    path = tmp_path_factory.mktemp("audit-key") / "demo_audit_signing_key.pem"
+    anchor.create_demo_key(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _audit_checkpoints_per_test(tmp_path, audit_key, monkeypatch):
+    """Every app a test creates writes its audit checkpoints into that test's own directory."""
+    monkeypatch.setenv("MIANZE_AUDIT_SIGNING_KEY", str(audit_key))
+    monkeypatch.setenv("MIANZE_AUDIT_CHECKPOINT_DIR", str(tmp_path / "audit_checkpoints"))
+
+
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'mianze.sqlite3'}"

@@ -26,6 +26,12 @@ def create_app(config: dict | None = None):
     check_database_url(app.config["DATABASE_URL"])  # ConfigurationError: one line naming what is wrong
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["mianze.engine"] = engine
+    from .services import anchor
+
+    audit_anchor = anchor.Anchor.from_config(app.config)
+    if audit_anchor is not None and audit_anchor.demo:
+        anchor.create_demo_key(audit_anchor.key_file)  # development only: a real bank configures its own
+    anchor.attach(engine, audit_anchor)
 
     from . import commands
 

@@ -72,6 +72,12 @@ def from_environment() -> dict:
         "SMTP_PASSWORD": os.environ.get("MIANZE_SMTP_PASSWORD"),
         "SMTP_STARTTLS": os.environ.get("MIANZE_SMTP_STARTTLS", "0"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
+        # The audit chain's checkpoints: signed with this Ed25519 key (PEM; never in the database) and
+        # appended to files in this directory (outside the database). Outside production a demonstration key
+        # is made in instance/ on first use (its name says "demo", and so does every checkpoint it signs).
+        "AUDIT_SIGNING_KEY": os.environ.get("MIANZE_AUDIT_SIGNING_KEY")
+        or (None if env == "production" else str(INSTANCE / "demo_audit_signing_key.pem")),
+        "AUDIT_CHECKPOINT_DIR": os.environ.get("MIANZE_AUDIT_CHECKPOINT_DIR", str(INSTANCE / "audit_checkpoints")),
         # How many proxies in front of the app append to X-Forwarded-For (0: none; the header is ignored):
         # the client address, which sign-in throttling counts by, is taken from that many hops back.
         "PROXY_FIX_X_FOR": int(os.environ.get("MIANZE_PROXY_FIX_X_FOR") or 0),

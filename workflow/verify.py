@@ -141,11 +141,29 @@ def verify(path: str | Path) -> Report:
 
         chain_file = audit_info.get("file")
         report.head = audit_info.get("head")
+        checkpoint = audit_info.get("checkpoint") or {}
+        at_checkpoint: list[str] = []
+
+        def watched(events):
+            for event in events:
+                if event.get("seq") == checkpoint.get("seq"):
+                    at_checkpoint.append(event.get("hash"))
+                yield event
+
         if chain_file not in names:
             report.problems.append(f"{chain_file}: the audit chain file is missing")
         else:
             try:
-                report.events = chain.verify_events(_events(zf, chain_file, report), report.head)
+                report.events = chain.verify_events(watched(_events(zf, chain_file, report)), report.head)
+                if checkpoint.get("seq") and at_checkpoint != [checkpoint.get("hash")]:
+                    report.problems.append(
+                        f"audit event seq={checkpoint['seq']}: does not match the bank's signed checkpoint "
+                        f"of {checkpoint.get('at')} ({checkpoint.get('hash')}): the chain was rewritten")
+                elif checkpoint:
+                    report.notes.append(
+                        f"the chain matches the bank's signed checkpoint at seq {checkpoint['seq']} "
+                        f"({checkpoint.get('at')}); its Ed25519 signature is checked with the bank's public key "
+                        "in the manifest (audit.checkpoint_key) by `flask audit verify` or any Ed25519 tool")
             except chain.ChainBroken as exc:
                 report.problems.append(f"audit event seq={exc.seq}: {exc.reason}")
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, UnicodeDecodeError) as exc:

@@ -30,10 +30,14 @@ from workflow.services import accounts, audit, rulesets
 
 
 @pytest.fixture(scope="module")
-def demo_bank(tmp_path_factory):
-    """One demo bank on SQLite for the whole module (loading it renders ~70 letters)."""
+def demo_bank(tmp_path_factory, audit_key):
+    """One demo bank on SQLite for the whole module (loading it renders ~70 letters), its audit chain
+    checkpointed as the app does it (signed, outside the database)."""
+    from workflow.services import anchor
+
     tmp = tmp_path_factory.mktemp("demo")
     engine = make_engine(f"sqlite:///{tmp / 'demo.sqlite3'}")
+    anchor.attach(engine, anchor.Anchor(audit_key, tmp / "audit_checkpoints"))
     SQLModel.metadata.create_all(engine)
     with unit_of_work(engine) as s:
         rulesets.ensure_default(s)
@@ -131,6 +135,19 @@ def test_the_demo_has_cases_in_every_state_and_its_audit_chain_verifies(demo_ban
         assert stamps == sorted(stamps)
 
 
+def test_the_demo_verifies_against_its_signed_checkpoints_and_its_tables_agree_with_its_events(demo_bank):
+    """No false alarm over every path of the demo (reopenings, voided votes, altered appeals, corrections)."""
+    from workflow.services import anchor, integrity
+
+    engine, summary = demo_bank
+    anchor.checkpoint(engine)
+    with Session(engine) as s:
+        found = integrity.verify(s, anchor.of(engine))
+    assert found.problems == []
+    assert found.events == summary["audit_events"] and found.checkpoint["seq"] == summary["audit_events"]
+    assert found.rows > summary["letters"]
+
+
 def test_the_demo_shows_the_notable_paths_of_the_lifecycle(demo_bank):
     engine, _ = demo_bank
     with Session(engine) as s:
@@ -160,6 +177,7 @@ def test_every_document_of_the_demo_is_fit_to_send_and_its_letters_are_served(de
         assert {lt.kind for lt in docs} >= {"investigation_report", "minutes", "determination", "publicity_notice",
                                            "service_record", "appeal_record", "appeal_decision", "referral"}
         found = {f"{lt.doc_number} ({lt.kind})": problems(pdf_text(lt.pdf)) for lt in docs}
+        assert all(lt.data.get("checkpoint") for lt in docs)  # each prints the chain's latest checkpoint
         assert set(s.exec(select(LetterService.method).distinct())) == {"in_person", "in_app"}
         assert s.exec(select(AppealWaiver)).first() is not None
         assert all(lt.doc_number.startswith(("郑分", "洛分", "新分", "济分", "总行")) for lt in docs)

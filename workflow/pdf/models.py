@@ -227,6 +227,13 @@ class Event(_Data):
 # Letters
 
 
+class ChainCheckpoint(_Data):
+    """The latest signed checkpoint of the audit chain when the document was issued (printed at its end)."""
+
+    seq: Annotated[int, Strict(), Field(ge=0)]
+    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class Letter(_Data):
     """What every letter has."""
 
@@ -247,6 +254,7 @@ class Letter(_Data):
     printed_by: OptionalText = None
     signatory: OptionalText = None
     draft: Annotated[bool, Strict()] = False
+    checkpoint: ChainCheckpoint | None = None
 
     @field_validator("version", mode="before")
     @classmethod

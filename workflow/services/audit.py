@@ -9,7 +9,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from ..chain import GENESIS, ChainBroken, link_hash, verify_stored
-from ..models import AuditEvent, AuditHead, utcnow
+from ..models import AuditEvent, AuditHead, utcnow  # noqa: F401  (AuditHead: re-exported)
 
 SYSTEM_ACTOR = "system"
 

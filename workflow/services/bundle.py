@@ -29,7 +29,7 @@ from sqlmodel import Session
 from ..chain import GENESIS, canonical
 from ..db import read_session
 from ..models import AuditHead, Evidence, Letter
-from . import audit, export
+from . import anchor, audit, export
 from .investigation import evidence_path
 
 FORMAT = "mianze-evidence-bundle"
@@ -54,6 +54,20 @@ over: that comparison ties the bundle to the live records.
 核验方法：python -m workflow.verify {name}（仅需 Python 标准库）。核验内容：清单哈希、每个文件的 SHA-256、文书与证据的
 原始哈希、审计哈希链及其链头。
 """
+
+
+def _checkpoint(session: Session, head: dict) -> dict:
+    """The latest signed checkpoint at or before the bundle's head, with the public key that verifies it."""
+    import base64
+
+    found = anchor.of(session)
+    if found is None:
+        return {}
+    cps = [cp for _, _, cp in found.read() if cp and isinstance(cp.get("seq"), int) and cp["seq"] <= head["seq"]]
+    if not cps:
+        return {}
+    return {"checkpoint": max(cps, key=lambda c: c["seq"]),
+            "checkpoint_key": {"algorithm": "Ed25519", "public_key": base64.b64encode(found.public_key).decode()}}
 
 
 class _HashingWriter:
@@ -204,7 +218,8 @@ def write_bundle(session: Session, actor, out, f: export.ExportFilter, *, eviden
             "full_values_reason": ((reason or "").strip() or None) if full else None,
             "masking": "identity and phone numbers masked" if not full else "full values (reason logged)",
             "audit": {"file": AUDIT_FILE, "head": head, "events": n_events,
-                      "note": "the whole chain from seq 1 to the head, verbatim; each line is canonical JSON"},
+                      "note": "the whole chain from seq 1 to the head, verbatim; each line is canonical JSON",
+                      **_checkpoint(session, head)},
             "counts": counts, "missing_evidence": missing, "files": bw.files,
         }
         body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")

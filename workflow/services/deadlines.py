@@ -321,8 +321,9 @@ class TickSummary:
     notified: int = 0
     mailed: int = 0
     errors: list[str] = field(default_factory=list)
+    checkpoint: int | None = None  # the seq of the audit chain's latest signed checkpoint
 
     def to_dict(self) -> dict:
         return {"today": self.today.isoformat(), "moved": dict(self.moved), "already_moved": self.already_moved,
                 "refused": list(self.refused), "overdue": self.overdue, "notified": self.notified,
-                "mailed": self.mailed, "errors": list(self.errors)}
+                "mailed": self.mailed, "errors": list(self.errors), "checkpoint": self.checkpoint}

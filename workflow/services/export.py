@@ -45,7 +45,7 @@ from ..models import (
     User,
     Vote,
 )
-from . import access_log, audit
+from . import access_log, anchor, audit
 
 CST = timezone(timedelta(hours=8), "CST")  # the bank's calendar day, for the period filter
 FORMATS = ("csv", "xlsx", "jsonl")
@@ -673,9 +673,11 @@ _ILLEGAL_XLSX = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 _XLSX_MAX_CELL = 32767
 
 
-def write_xlsx(target, sheets: Iterable[tuple[str, Iterable[tuple]]], *, progress=None) -> None:
+def write_xlsx(target, sheets: Iterable[tuple[str, Iterable[tuple]]], *, progress=None,
+               checkpoint: dict | None = None) -> None:
     """An XLSX workbook (openpyxl write-only mode), one sheet per record type: header row frozen and bold,
-    columns sized, dates as dates, amounts as numbers. `target` is a path or a binary file."""
+    columns sized, dates as dates, amounts as numbers. `target` is a path or a binary file. With the audit
+    chain's `checkpoint` a last sheet 审计链检查点 states it."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
@@ -727,7 +729,19 @@ def write_xlsx(target, sheets: Iterable[tuple[str, Iterable[tuple]]], *, progres
                 n = 0
         if progress and n:
             progress(n)
+    if checkpoint:
+        ws = wb.create_sheet(title=CHECKPOINT_TITLE)
+        for label, value in checkpoint_lines(checkpoint):
+            ws.append([label, value])
     wb.save(target)
+
+
+CHECKPOINT_TITLE = "审计链检查点"
+
+
+def checkpoint_lines(checkpoint: dict) -> list[tuple[str, str | int]]:
+    """The audit chain's checkpoint as an export states it (label, value)."""
+    return [("审计链检查点序号", checkpoint["seq"]), ("审计链检查点哈希（SHA-256）", checkpoint["hash"])]
 
 
 def _xlsx_text(value: str, ws):
@@ -778,6 +792,8 @@ def authorize(session: Session, actor, *, kind: str, fmt: str, f: ExportFilter, 
     details = {"kind": kind, "format": fmt, "filters": f.describe(), "full_values": bool(full)}
     if full:
         details["reason"] = reason
+    if (checkpoint := anchor.for_letter(session)) is not None:
+        details["checkpoint"] = checkpoint  # the export states it (anchored: the records are as of then)
     access_log.record(session, actor, "export", target or f"export:{kind}", None, details)
     if full:
         audit.record(session, event="export_full_values", actor=actor,

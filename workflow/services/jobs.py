@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from ..db import read_session, unit_of_work
 from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed, ValidationFailed
 from ..models import Case, Notification, User, utcnow
-from . import bundle, cases, deadlines, export
+from . import anchor, bundle, cases, deadlines, export
 
 
 def _actor(session, username: str) -> User:
@@ -44,7 +44,8 @@ def run_export(engine, *, kind: str, fmt: str, out: str, username: str, filters:
         raise ValidationFailed(f"{fmt.upper()} holds one record type per file: give --out FILE.zip for "
                                f"{len(names)} record types, or choose one with --records", field="out")
     with unit_of_work(engine) as s:
-        export.authorize(s, _actor(s, username), kind=kind, fmt=fmt, f=f, full=full, reason=reason)
+        details = export.authorize(s, _actor(s, username), kind=kind, fmt=fmt, f=f, full=full, reason=reason)
+    checkpoint = details.get("checkpoint")
     counts: dict[str, int] = {}
     with read_session(engine) as s:
         total = sum(export.count(s, n, f) for n in names) if progress is not None else None
@@ -59,9 +60,12 @@ def run_export(engine, *, kind: str, fmt: str, out: str, username: str, filters:
 
         with bar:
             if fmt == "xlsx":
-                export.write_xlsx(out, [(n, counted(n)) for n in names], progress=tick)
+                export.write_xlsx(out, [(n, counted(n)) for n in names], progress=tick, checkpoint=checkpoint)
             elif to_zip:
                 with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                    if checkpoint:
+                        zf.writestr("checkpoint.txt", "".join(f"{label}：{value}\r\n" for label, value
+                                                             in export.checkpoint_lines(checkpoint)))
                     for n in names:
                         with zf.open(f"{n}.{fmt}", "w", force_zip64=True) as fh:
                             for chunk in export.chunks(fmt, n, counted(n), progress=tick):
@@ -155,6 +159,11 @@ def tick(engine, today: date | None = None, actor=None, *,
                     note.mailed_at = utcnow()
                     s.add(note)
             summary.mailed = len(sent)
+    try:  # the timer's run anchors the chain: a signed checkpoint of the head, outside the database
+        cp = anchor.checkpoint(engine)
+        summary.checkpoint = cp["seq"] if cp else None
+    except anchor.AnchorError as exc:
+        summary.errors.append(f"audit checkpoint: {exc}")
     return summary
 
 

@@ -51,7 +51,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import audit, deadlines, document_form, notifications, queries, rulesets
+from . import anchor, audit, deadlines, document_form, notifications, queries, rulesets
 
 #: The number series of each kind: the word between the organ's short form and the year.
 SERIES = {
@@ -137,7 +137,7 @@ def lock_case(session: Session, case: Case) -> None:
 # Keys that differ between two issues of the same document without changing what it says: numbering and the
 # form (an administrator's new bank name or 抄送 list is no reason to issue a document again).
 _UNNUMBERED = ("doc_number", "issued_at", "version", "supersedes", "correction", "signatory", "draft", "bank",
-               "masthead", "cc", "printed_by")
+               "masthead", "cc", "printed_by", "checkpoint")
 
 
 @dataclass
@@ -184,6 +184,8 @@ def prepare(session: Session, case: Case, kind: str, data: dict, *, respondent_i
             "version": (latest.version + 1) if latest else 1,
             "supersedes": latest.doc_number if latest else None,
             "correction": correction_reason if latest else None}
+    if (checkpoint := anchor.for_letter(session)) is not None:
+        data["checkpoint"] = checkpoint  # printed at the end of the document
     return PendingLetter(kind=kind, case_id=case.id, respondent_id=respondent_id, appeal_id=appeal_id,
                          branch_id=issuer.id, series=SERIES[kind], year=today.year, seq=seq, data=data,
                          locale=locale, supersedes_id=latest.id if latest else None,
@@ -222,6 +224,7 @@ def persist(session: Session, pending: PendingLetter, rendered: pdf.RenderedLett
                           "respondent_id": letter.respondent_id, "appeal_id": letter.appeal_id,
                           "correction_reason": pending.correction_reason})
     queries.aggregate(session, session.get(Case, pending.case_id)).changed("letters")
+    anchor.due(session)  # a checkpoint of the head once this is committed
     return letter
 
 

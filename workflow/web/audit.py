@@ -137,15 +137,18 @@ def export_download():
     f = export.ExportFilter.parse(**_filters(p))
     if fmt in ("csv", "jsonl") and len(names) == 1:
         with unit_of_work(_engine()) as s:
-            export.authorize(s, s.get(User, current_user.id), kind=kind, fmt=fmt, f=f, full=full,
-                             reason=p["reason"])
+            details = export.authorize(s, s.get(User, current_user.id), kind=kind, fmt=fmt, f=f, full=full,
+                                       reason=p["reason"])
         name = names[0]
 
         def generate():
             with read_session(_engine()) as s:
                 yield from export.chunks(fmt, name, export.rows(s, name, f, full=full))
 
-        return _download(stream_with_context(generate()), fmt, export.filename(name.replace("_", "-"), fmt))
+        response = _download(stream_with_context(generate()), fmt, export.filename(name.replace("_", "-"), fmt))
+        if details.get("checkpoint"):  # a single CSV or JSON Lines file has no room of its own for it
+            response.headers["X-Audit-Checkpoint"] = "seq={seq} sha256={hash}".format(**details["checkpoint"])
+        return response
     out_fmt = "xlsx" if fmt == "xlsx" else "zip"
     path = _temp_path("." + out_fmt)
     try:
