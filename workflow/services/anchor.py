@@ -249,12 +249,19 @@ def checkpoint(engine: Engine) -> dict | None:
 
 
 def for_letter(session) -> dict | None:
-    """The checkpoint a document prints: {"seq", "hash"} of the latest one (one of the committed head is
-    written first when there is none yet). None without an anchor."""
+    """The checkpoint a document prints: {"seq", "hash"} of the latest one. None without an anchor.
+
+    Read from the files only: the caller's transaction holds its connection, and the committed head cannot
+    be read through it. Before any checkpoint exists, one of the empty chain (seq 0) is written: true of
+    every database, and followed by one of the real head once the document is committed."""
     anchor = of(session)
     if anchor is None:
         return None
-    cp = anchor.latest() or checkpoint(anchor_engine(session))
+    cp = anchor.latest()
+    if cp is None:
+        from .audit import now_iso
+
+        cp = anchor.write(0, GENESIS, now_iso())
     return {"seq": cp["seq"], "hash": cp["hash"]}
 
 
@@ -279,9 +286,20 @@ def due(session) -> None:
     session.info[_DUE] = True
 
 
+_COMMITTED = "mianze.checkpoint_committed"
+
+
 @event.listens_for(Session, "after_commit")
-def _checkpoint_after_commit(session) -> None:
-    if not session.info.pop(_DUE, False):
+def _committed(session) -> None:
+    if session.info.pop(_DUE, False):
+        session.info[_COMMITTED] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _checkpoint_after_commit(session, transaction) -> None:
+    """Once the session has given its connection back (so that the checkpoint's read never waits for a
+    second connection from a pool its own holds one of)."""
+    if transaction.parent is not None or not session.info.pop(_COMMITTED, False):
         return
     engine = anchor_engine(session)
     if of(engine) is None:
