@@ -12,7 +12,9 @@ every non-GET request, and GET requests whose view says so (`session(write=True)
 A page that reads, renders and then appends one row (a case view and its access-log entry) calls
 `write_now()` after rendering instead: its reads do not hold the database's one write lock, so concurrent
 case views render side by side and queue only for the one-row insert. The entry is still written by the
-request's unit of work, committed with it in one place, and never if the view fails.
+request's unit of work, committed with it in one place, and never if the view fails. On SQLite that commit
+does not wait for the disk (`db.writer(lazy_sync=True)`): the write lock is then held for the insert alone, not for
+an fsync per page view; decisions and every other write commit with a full sync.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def session(*, write: bool = False) -> Session:
 
 
 def write_now() -> Session:
-    """The request's session, now ready to write though the request began as a read.
+    """The request's session, now ready to write its access-log entry though the request began as a read.
 
     The read transaction ends first (it wrote nothing; rows already loaded stay usable): on SQLite, a
     transaction that has read and then writes fails at once (SQLITE_BUSY_SNAPSHOT) if another writer
@@ -60,7 +62,7 @@ def write_now() -> Session:
         if s.new or s.dirty or s.deleted:
             raise RuntimeError("write_now() must come before the request's first change")
         s.commit()
-        s.bind = writer(current_app.extensions["mianze.engine"])
+        s.bind = writer(current_app.extensions["mianze.engine"], lazy_sync=True)
         s.info["mianze.writes"] = True
     return s
 

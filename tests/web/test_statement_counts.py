@@ -82,3 +82,36 @@ def test_determining_a_case_runs_at_most_twenty_five_statements(chair_on_a_voted
     with Session(bank.engine) as s:
         assert s.get(Case, case_id).state == "determined"
     assert len(statements) <= DETERMINE, "\n".join(statements)
+
+
+@contextmanager
+def synchronous_at_commit(app):
+    """SQLite's `synchronous` setting of every transaction that commits a write (1 NORMAL, 2 FULL)."""
+    seen: list[int] = []
+
+    def at_commit(conn):
+        if conn.connection.driver_connection.in_transaction:
+            seen.append(conn.connection.driver_connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    engine = engine_of(app)
+    event.listen(engine, "commit", at_commit)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "commit", at_commit)
+
+
+def test_a_case_view_logs_itself_without_an_fsync_and_a_decision_commits_with_one(chair_on_a_voted_case, bank):
+    """The case view's access-log entry is the only commit that does not wait for the disk (it would hold
+    SQLite's one write lock for an fsync per page view); the determination waits for it (FULL)."""
+    app, client, case_id = chair_on_a_voted_case
+    if bank.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's synchronous setting; PostgreSQL commits every transaction alike")
+    with synchronous_at_commit(app) as seen:
+        assert client.get(f"/cases/{case_id}").status_code == 200
+    assert seen[-1] == 1  # NORMAL: the access-log entry's commit
+    with synchronous_at_commit(app) as seen:
+        response = post(client, f"/cases/{case_id}/determine",
+                        {"expected_version": str(version_of(bank.engine, case_id))})
+    assert response.status_code == 302
+    assert seen and set(seen) == {2}  # FULL for the decision
