@@ -60,7 +60,7 @@ def test_a_branch_administrator_is_not_offered_the_auditor_role_and_cannot_creat
     bank, app = web
     client = _signed_in(app, "t1_admin")
     page = client.get("/admin/users").get_data(as_text=True)
-    assert 'value="auditor"' not in page and 'value="investigator"' in page
+    assert 'id="role-auditor"' not in page and 'id="role-investigator"' in page  # the add form's checkboxes
     response = post(client, "/admin/users", _new_user(bank, username="new_auditor", branch="SB", roles=["auditor"]))
     assert response.status_code == 403
     assert "只有总行管理员可以授予或撤销全行范围的内审人员角色" in response.get_data(as_text=True)

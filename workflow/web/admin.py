@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -14,8 +15,19 @@ from sqlmodel import select
 from ..domain import policy, rules
 from ..domain.errors import ConflictError, DomainError, PermissionDenied, ValidationFailed
 from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
-from ..services import accounts, deadlines, rulesets, tolerance
-from .common import actor, deny, expected_version, int_field, not_found, reading, text_field, today, work
+from ..services import accounts, deadlines, rulesets, staff, tolerance
+from .common import (
+    actor,
+    bad_request,
+    deny,
+    expected_version,
+    int_field,
+    not_found,
+    reading,
+    text_field,
+    today,
+    work,
+)
 from .i18n import _l
 from .messages import translate
 
@@ -96,35 +108,93 @@ def _refused(exc: PermissionDenied) -> dict[str, str]:
     return {"roles" if roles else "branch_id": translate(exc.message)}
 
 
-@bp.route("/users", methods=["GET", "POST"])
-def users():
-    errors: dict[str, str] = {}
-    status = 400
-    if request.method == "POST":
-        try:
-            with work() as s:
-                accounts.create_user(s, actor(s), username=text_field("username"), name=text_field("name"),
-                                     employee_no=text_field("employee_no"), branch_id=int_field("branch_id") or 0,
-                                     roles=request.form.getlist("roles"), password=request.form.get("password", ""),
-                                     locale=request.form.get("locale", "zh"),
-                                     hasher=current_app.extensions["mianze.hasher"])
-        except ValidationFailed as exc:
-            errors = _errors_from(exc, "username")
-        except PermissionDenied as exc:  # roles or a branch beyond the administrator's own scope
-            errors, status = _refused(exc), 403
-        else:
-            flash(_("The user has been created."), "success")
-            return redirect(url_for("admin.users"))
-    q = (request.args.get("q") or "").strip()
+# What the HR import says of a bad row, in the UI language (services/staff.py ROW_REASONS, by code).
+_ROW_MESSAGES = {
+    "header": _l("The header row is wrong (unknown columns: %(unknown)s; missing columns: %(missing)s; repeated "
+                 "columns: %(repeated)s)."),
+    "fields": _l("The row has %(found)d fields, the header has %(expected)d."),
+    "beyond_header": _l("The row has values beyond the last column of the header."),
+    "required": _l("%(column)s is required."),
+    "too_long": _l("%(column)s may have at most %(max)d characters."),
+    "username": _l("The username may contain letters, digits, “.”, “-” and “_” only."),
+    "unknown_branch": _l("There is no branch with the code %(branch)s."),
+    "unknown_role": _l("Unknown role(s): %(roles)s."),
+    "active": _l("active must be yes or no, not “%(value)s”."),
+    "locale": _l("locale must be zh or en, not “%(value)s”."),
+    "repeated_employee_no": _l("Employee number %(employee_no)s is already on line %(other)d."),
+    "repeated_username": _l("Username %(username)s is already on line %(other)d."),
+    "username_taken": _l("The username %(username)s belongs to employee %(other)s."),
+    "own_account": _l("You cannot remove your own administrator role or deactivate yourself."),
+}
+
+
+def _row_message(error: dict) -> str:
+    """A bad row of the HR file, in the UI language."""
+    if error["code"] == "refused":
+        return translate(error["values"]["refusal"])
+    return str(_ROW_MESSAGES[error["code"]]) % error["values"]
+
+
+def _users_page(errors: dict[str, str] | None = None, status: int = 200, import_errors: list[dict] | None = None):
+    """The users list (paged, natural order, filtered by branch, role and status) with its two forms."""
+    errors = errors or {}
+    args = {k: (request.args.get(k) or "").strip() for k in ("q", "branch", "role", "status", "sort", "order")}
+    page = int(request.args["page"]) if (request.args.get("page") or "").isdigit() else 1
     with reading() as s:
         branch_rows = _subtree(s)
-        query = select(User).where(User.branch_id.in_([b.id for b in branch_rows])).order_by(User.username)
-        if q:
-            query = query.where((User.username.like(f"%{q}%")) | (User.name.like(f"%{q}%")))
-        rows = list(s.exec(query.limit(500)))
-    return render_template("admin/users.html", users=rows, branches={b.id: b for b in branch_rows},
-                           branch_list=branch_rows, roles=ROLES, grantable=_grantable(), errors=errors,
-                           form=request.form, q=q), (status if errors else 200)
+        try:
+            result = staff.list_staff(s, current_user.branch_path, q=args["q"],
+                                      branch_id=int(args["branch"]) if args["branch"].isdigit() else None,
+                                      role=args["role"], status=args["status"], sort=args["sort"] or "username",
+                                      descending=args["order"] == "desc", page=page)
+        except ValidationFailed:
+            bad_request(_("Unknown filter or sort."))
+    shown = {k: v for k, v in args.items() if v}
+    return render_template("admin/users.html", result=result, users=result.users, args=shown,
+                           branches={b.id: b for b in branch_rows}, branch_list=branch_rows, roles=ROLES,
+                           statuses=staff.STATUSES, sorts=staff.SORTS, grantable=_grantable(), errors=errors,
+                           incompatible=policy.INCOMPATIBLE_ROLES, form=request.form, q=args["q"],
+                           import_errors=[(e["line"], e["employee_no"], _row_message(e)) for e in import_errors or []],
+                           columns=staff.COLUMNS), (status if errors or import_errors else 200)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+def users():
+    if request.method == "GET":
+        return _users_page()
+    try:
+        with work() as s:
+            accounts.create_user(s, actor(s), username=text_field("username"), name=text_field("name"),
+                                 employee_no=text_field("employee_no"), branch_id=int_field("branch_id") or 0,
+                                 roles=request.form.getlist("roles"), password=request.form.get("password", ""),
+                                 locale=request.form.get("locale", "zh"),
+                                 hasher=current_app.extensions["mianze.hasher"])
+    except ValidationFailed as exc:
+        return _users_page(_errors_from(exc, "username"), 400)
+    except PermissionDenied as exc:  # roles or a branch beyond the administrator's own scope
+        return _users_page(_refused(exc), 403)
+    flash(_("The user has been created."), "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/import")
+def import_users():
+    """Create and update staff from an HR file (CSV or XLSX): every row is checked first, all or nothing."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _users_page({"file": _("Choose an HR file (.csv or .xlsx).")}, 400)
+    data = upload.read()
+    try:
+        rows = staff.read_hr_file(data, upload.filename)
+        with work() as s:
+            result = staff.import_staff(s, actor(s), rows, source_sha256=hashlib.sha256(data).hexdigest())
+    except staff.StaffImportRejected as exc:
+        return _users_page(import_errors=exc.details["errors"], status=422)
+    except ValidationFailed as exc:
+        return _users_page({"file": translate(exc.message)}, 400)
+    flash(_("The HR file has been imported: %(created)d staff added, %(updated)d updated, %(unchanged)d unchanged.",
+            created=result.created, updated=result.updated, unchanged=result.unchanged), "success")
+    return redirect(url_for("admin.users"))
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
