@@ -6,7 +6,7 @@ bad row is reported with its line and the reason, and nothing is written unless 
 row's roles are checked against the policy for the administrator importing it (scope, the bank-wide auditor
 role, roles held together), exactly as if they were granted one by one on the user's page.
 
-Staff created by an import have no password: they are invited (services/invitations.py) to set their own.
+Staff created by an import have no password (they cannot sign in) until one is set for them.
 """
 
 from __future__ import annotations
