@@ -177,6 +177,7 @@ MATRIX = [
     ("POST", "/admin/users/{officer}", None, {"admin"}),
     ("POST", "/admin/branches/{outlet}", None, {"admin"}),
     ("POST", "/admin/users", None, {"admin", "t2_admin"}),
+    ("POST", "/admin/users/import", None, {"admin", "t2_admin"}),  # no file: 400, nothing imported
     ("GET", "/admin/rulesets", None, {"admin", "t2_admin"}),
     ("GET", "/admin/rulesets/1", None, {"admin", "t2_admin"}),
     ("POST", "/admin/rulesets/drafts", None, {"admin"}),
