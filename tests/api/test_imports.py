@@ -125,6 +125,7 @@ def test_the_api_imports_a_csv_upload(sqlite_api):
     data = to_csv([loan_record(n) for n in range(3)])
     r = sqlite_api.post("admin", "/api/v1/imports/loans?dry_run=true", data=data, content_type="text/csv")
     assert r.status_code == 200 and r.json["created"] == 3 and r.json["dry_run"] is True
+    assert r.json["encoding"] == "UTF-8"
     r = sqlite_api.post("admin", "/api/v1/imports/loans", data={"file": (io.BytesIO(data), "loans.csv")},
                         content_type="multipart/form-data")
     assert r.status_code == 200 and r.json["created"] == 3

@@ -31,8 +31,43 @@ def test_thousands_separators_and_two_decimals_are_accepted(bank):
 def test_a_gbk_csv_as_excel_writes_it_on_chinese_windows_imports(bank):
     records = [loan_record(n) for n in range(5)]
     data = to_csv(records).decode("utf-8").encode("gbk")
-    run_import(bank.engine, data)
+    result = run_import(bank.engine, data)
+    assert (result.created, result.encoding) == (5, "GB18030")
     assert imports.read_file(data, "csv")[0][1]["enterprise"]["name"] == "企业0"
+
+
+@pytest.mark.parametrize(("bom", "said"), [(b"", "UTF-8"), (b"\xef\xbb\xbf", "UTF-8 with BOM")])
+def test_a_utf8_csv_with_or_without_a_bom_imports_and_says_which(sqlite_engine, bom, said):
+    from tests.factories import make_bank
+
+    bank = make_bank(sqlite_engine)
+    result = run_import(bank.engine, bom + to_csv([loan_record(n) for n in range(2)]))
+    assert (result.created, result.encoding) == (2, said)
+
+
+@pytest.fixture
+def runner(sqlite_url):
+    from tests.factories import make_bank
+    from workflow import create_app, engine_of
+    from workflow.db import unit_of_work
+    from workflow.migrate import upgrade
+    from workflow.services import rulesets
+
+    upgrade(sqlite_url)
+    app = create_app({"DATABASE_URL": sqlite_url, "TESTING": True})
+    with unit_of_work(engine_of(app)) as s:
+        rulesets.ensure_default(s)
+    make_bank(engine_of(app))
+    yield app.test_cli_runner()
+    engine_of(app).dispose()
+
+
+def test_the_cli_says_which_encoding_it_read_a_gbk_csv_in(tmp_path, runner):
+    path = tmp_path / "loans.csv"
+    path.write_bytes(to_csv([loan_record(n) for n in range(3)]).decode("utf-8").encode("gbk"))
+    out = runner.invoke(args=["import", "loans", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "imported 3 rows: 3 created" in out.output and "read as GB18030 (which includes GBK)" in out.output
 
 
 def test_a_csv_in_neither_utf8_nor_gb18030_is_refused():

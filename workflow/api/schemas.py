@@ -187,6 +187,8 @@ class ImportResultOut(Out):
     handlers_removed: int
     dry_run: bool
     sha256: str | None
+    encoding: str | None = Field(None, description='how a CSV file was read: "UTF-8", "UTF-8 with BOM" or '
+                                                   '"GB18030" (which includes GBK); null for JSON and XLSX')
 
 
 class PeriodQuery(Query):

@@ -63,6 +63,9 @@ def register_cli(app: Flask) -> None:
                    f"{summary['unchanged']} unchanged; enterprises {summary['enterprises_created']} created, "
                    f"{summary['enterprises_updated']} updated; stage handlers +{summary['handlers_added']} "
                    f"-{summary['handlers_removed']}")
+        if summary["encoding"]:
+            click.echo(f"the CSV file was read as {summary['encoding']}"
+                       + (" (which includes GBK)" if summary["encoding"] == "GB18030" else ""))
 
     @app.cli.group("tokens")
     def tokens_group():

@@ -14,6 +14,7 @@ stage, a column `<stage>` with the handlers' employee numbers separated by "|" a
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import hashlib
@@ -177,6 +178,7 @@ class ImportResult:
     handlers_removed: int = 0
     dry_run: bool = False
     sha256: str | None = None
+    encoding: str | None = None  # how a CSV file was read: "UTF-8", "UTF-8 with BOM" or "GB18030"
     errors: list[RowError] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -232,14 +234,22 @@ def _check_header(header: list[str]) -> None:
                              errors=[{"line": 1, "loan_no": None, "reason": "; ".join(problems)}])
 
 
-def read_csv(data: bytes) -> list[tuple[int, dict]]:
+class Rows(list):
+    """The (line, row) pairs of a file, and the encoding it was read in (CSV only; None otherwise)."""
+
+    encoding: str | None = None
+
+
+def read_csv(data: bytes) -> Rows:
     """(line, row) pairs of a CSV file in UTF-8 (with or without a BOM) or GB18030/GBK (what Excel writes on
-    Chinese Windows); raises ValidationFailed when it is neither."""
+    Chinese Windows); raises ValidationFailed when it is neither. `.encoding` says which it was."""
     try:
         text = data.decode("utf-8-sig")
+        encoding = "UTF-8 with BOM" if data.startswith(codecs.BOM_UTF8) else "UTF-8"
     except UnicodeDecodeError as exc:
         try:  # GB18030 is a superset of GBK and GB 2312
             text = data.decode("gb18030")
+            encoding = "GB18030"
         except UnicodeDecodeError:
             raise ValidationFailed(f"the CSV file is neither UTF-8 nor GB18030/GBK (byte {exc.start})",
                                    field="file") from None
@@ -253,7 +263,8 @@ def read_csv(data: bytes) -> list[tuple[int, dict]]:
     except csv.Error as exc:
         raise ValidationFailed(f"the CSV header cannot be read: {exc}", field="file") from None
     _check_header(header)
-    rows = []
+    rows = Rows()
+    rows.encoding = encoding
     try:
         for values in reader:
             if not any(v.strip() for v in values):
@@ -501,7 +512,8 @@ def _import_loans(session: Session, actor, rows: list[tuple[int, dict]], *, dry_
         raise ImportRejected(f"{len(errors)} bad row(s), nothing was imported: {shown}{more}",
                              errors=[asdict(e) for e in errors])
 
-    result = ImportResult(rows=len(rows), dry_run=dry_run, sha256=source_sha256)
+    result = ImportResult(rows=len(rows), dry_run=dry_run, sha256=source_sha256,
+                          encoding=getattr(rows, "encoding", None))
     new_ents, changed_ents, changed_usccs = {}, [], set()
     for row, _, _ in planned:
         e = row.enterprise
