@@ -68,6 +68,7 @@ CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
     "acknowledge": ("in_publicity", {"officer"}),
     "waive_appeal": ("appeal_window", {"officer"}),
     "preview_documents": ("determined", {"chair", "admin"}),
+    "urge": ("investigating", {"chair", "admin"}),  # the branch's chair (or one above) and head office
 }
 # action -> its web routes
 WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
@@ -97,6 +98,7 @@ WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
     "acknowledge": [("POST", "/cases/{case}/letters/{det_letter}/acknowledge")],
     "waive_appeal": [("GET", "/cases/{case}/waive"), ("POST", "/cases/{case}/waive")],
     "preview_documents": [("GET", "/cases/{case}/preview/minutes")],
+    "urge": [("GET", "/cases/{case}/urge"), ("POST", "/cases/{case}/urge")],
 }
 # action -> the API's operation (method, path, body); {version} is a stale case version. Evidence, re-evaluation
 # and legal holds have no API operation.
@@ -125,6 +127,7 @@ API_CALLS: dict[str, tuple[str, str, dict | None]] = {
                        {"method": "in_person", "served_on": "{today}", "expected_version": "{version}"}),
     "acknowledge": ("POST", "/api/v1/letters/{det_letter}/acknowledgement", {"expected_version": "{version}"}),
     "waive_appeal": ("POST", "/api/v1/cases/{case}/waiver", {"statement": "放弃申诉", "expected_version": "{version}"}),
+    "urge": ("POST", "/api/v1/cases/{case}/urges", {"message": "请尽快办理。"}),
 }
 # Segregation of duties: (action, case, who, the policy's reason). "sod:<state>" cases are investigated by
 # `inv2` (who also chairs, sits on the committee and reviews appeals) and determined by `chair2` (who also
@@ -152,6 +155,7 @@ SOD = [
     ("close_appeal_window", "appeal_window", "member1", "not_yours"),
     ("legal_hold", "registered", "officer", "own_case"),
     ("record_service", "in_publicity", "approver", "own_case"),  # a respondent who chairs serves his own letter
+    ("urge", "registered", "approver", "own_case"),  # a respondent who chairs urges his own case
 ]
 SOD_STAFF = ("approver", "inv2", "chair2")
 SOD_STATES = ("registered", "under_review", "in_publicity", "appeal_review")
@@ -377,6 +381,7 @@ SERVICE_CALLS = {
     "acknowledge": lambda s, w, f, case, u: letters.acknowledge(s, case, u, f["det_letter"]),
     "waive_appeal": lambda s, w, f, case, u: cases.waive_appeal(s, case, u, "放弃申诉"),
     "preview_documents": lambda s, w, f, case, u: letters.preview(s, case, u, "minutes"),
+    "urge": lambda s, w, f, case, u: cases.urge(s, case, u, "请尽快办理。"),
 }
 
 

@@ -261,6 +261,9 @@ class CaseOut(Out):
     updated_at: str
     loan_ids: list[int]
     allowed_events: list[str] = Field(description="events declared from the current state (guards not evaluated)")
+    one_year_limit: date | None = Field(
+        default=None, description="the day the whole case must be determined with effect by (金规〔2024〕11号); "
+                                  "null once it is final, referred, closed or withdrawn")
 
 
 class CasePage(Out):
@@ -345,6 +348,20 @@ class RespondentList(Out):
 class StatementIn(In):
     statement: Annotated[str, Field(min_length=1, max_length=20000)]
     expected_version: Version | None = None
+
+
+class UrgeIn(In):
+    """A 督办: what the supervisor urges (sent to the person whose step it is)."""
+
+    message: Annotated[str, Field(min_length=1, max_length=400)]
+
+
+class UrgeOut(Out):
+    seq: int = Field(description="the urge's audit event")
+    case_id: int
+    at: str
+    message: str
+    to: list[str] = Field(description="the usernames of the people whose step it is, who were told")
 
 
 class UnperformedIn(In):

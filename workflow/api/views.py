@@ -32,6 +32,7 @@ from ..services import (
     access_log,
     audit,
     cases,
+    deadlines,
     evaluation,
     imports,
     investigation,
@@ -114,6 +115,7 @@ def _loans(session, loans: list[Loan]) -> list[S.LoanOut]:
 
 def _cases(session, rows: list[Case]) -> list[S.CaseOut]:
     ids = [c.id for c in rows]
+    limits = {c.id: deadlines.one_year(session, c) for c in rows}
     loans: dict[int, list[int]] = {i: [] for i in ids}
     if ids:
         for cl in session.exec(select(CaseLoan).where(CaseLoan.case_id.in_(ids)).order_by(CaseLoan.loan_id)):
@@ -125,7 +127,8 @@ def _cases(session, rows: list[Case]) -> list[S.CaseOut]:
         due_date=c.due_date, publicity_ends=c.publicity_ends, appeal_window_ends=c.appeal_window_ends,
         submitted_at=_iso(c.submitted_at), determined_at=_iso(c.determined_at), final_at=_iso(c.final_at),
         closed_at=_iso(c.closed_at), updated_at=_iso(c.updated_at), loan_ids=loans[c.id],
-        allowed_events=states.allowed_triggers(c.state)) for c in rows]
+        allowed_events=states.allowed_triggers(c.state),
+        one_year_limit=limits[c.id]["limit"] if limits[c.id] else None) for c in rows]
 
 
 def _respondent(session, case: Case, r: Respondent) -> S.RespondentOut:
@@ -414,6 +417,19 @@ def file_statement(user, case_id, body):
         case = scope.visible_case(s, user, case_id)
         r = cases.file_statement(s, case, _actor(s, user), body.statement, expected_version=body.expected_version)
         return _respondent(s, case, r)
+
+
+@operation("POST", "/cases/{case_id}/urges", summary="Urge the case's current step (督办)", tag="cases",
+           body=S.UrgeIn, response=S.UrgeOut, status=201, errors=E_WRITE)
+def post_urge(user, case_id, body):
+    """A committee chair of the case's branch or a branch above it, or a head-office administrator, urges an
+    overdue step (or a case near or past its one-year limit): recorded in the case's audit trail and sent to
+    the person whose step it is. The case does not change."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        event = cases.urge(s, case, _actor(s, user), body.message)
+        return S.UrgeOut(seq=event["seq"], case_id=case.id, at=event["at"], message=event["payload"]["message"],
+                         to=event["payload"]["to"])
 
 
 @operation("GET", "/cases/{case_id}/respondents/{respondent_id}/facts", summary="Facts of a respondent",

@@ -21,7 +21,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
                   help="run as if today were this date (YYYY-MM-DD); default: today")
     def deadlines_tick(today):
-        """Move cases whose publicity or appeal window ended, mark overdue steps, notify (idempotent).
+        """Move cases whose publicity or appeal window ended, mark overdue steps and the one-year limit, notify.
 
         Prints the summary as JSON; exits 1 only when something unexpected failed.
         """

@@ -182,6 +182,7 @@ _TRIGGERS: dict[str, str | None] = {
     "withdraw": "withdraw",
     "reevaluate": None,
     "legal_hold": None,
+    "urge": None,
 }
 
 # action -> (states in which it can be taken, the machine's trigger if it changes the state)
@@ -200,6 +201,9 @@ HANDLER_ASSIGNS = Refusal("handler", N_("A person who handled the case's loans m
 NOT_COMMITTEE = Refusal("not_committee", N_("Only the deciding branch's committee may do this."))
 NOT_HEAD_OFFICE_ADMIN = Refusal("not_head_office_admin",
                                 N_("Only an administrator whose scope covers the case may do this."))
+NOT_SUPERVISOR = Refusal("not_supervisor",
+                         N_("Only a committee chair of the case's branch or a branch above it, or a head-office "
+                            "administrator, may urge a step."))
 RECUSED = N_("You are recused from this case: %(why)s")
 CONFLICTED = N_("You may not review these appeals: %(why)s")
 
@@ -258,7 +262,17 @@ def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
         return Refusal("conflicted", CONFLICTED, detail=why) if why else None
     if action == "legal_hold":
         return None if actor.has("auditor") or _administers(actor, case) else NOT_YOURS
+    if action == "urge":
+        return None if supervises(actor, case) else NOT_SUPERVISOR
     raise KeyError(action)  # pragma: no cover - every action of ACTIONS is answered above
+
+
+def supervises(actor: Actor, case: CaseView) -> bool:
+    """Who may urge (督办) a case's step: a committee chair of the case's branch or of a branch above it, or a
+    head-office chair or administrator (the branch above supervises the one below, head office all)."""
+    if actor.has("committee_chair") and in_subtree(case.branch_path, actor.branch_path):
+        return True
+    return actor.head_office and actor.has("admin", "committee_chair")
 
 
 def evidence_open(actor: Actor, case: CaseView) -> bool:

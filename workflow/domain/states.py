@@ -34,6 +34,12 @@ STATE_CODES = [s[0] for s in STATES]
 STATE_LABELS = {code: {"zh": zh, "en": en} for code, zh, en in STATES}
 INITIAL_STATE = "registered"
 TERMINAL_STATES = {"closed", "withdrawn"}
+# The states in which a case is still being determined: the one-year limit (金规〔2024〕11号) runs in them,
+# and each has a step someone must take. From `final` on the determination is done.
+OPEN_STATES: tuple[str, ...] = ("registered", "investigating", "under_review", "determined", "in_publicity",
+                                "appeal_window", "appeal_review")
+# A case this many calendar days or fewer before its one-year limit is listed as near it (issue 19, domain.md §13).
+LIMIT_WARNING_DAYS = 30
 
 # Each transition: trigger, source(s), dest, conditions (guards that must hold), unless (guards that must not).
 TRANSITIONS: list[dict] = [
@@ -87,7 +93,23 @@ ACTION_STATES: dict[str, tuple[str, ...]] = {
     "decide_appeal": ("appeal_review",),
     "reevaluate": ("investigating",),
     "legal_hold": tuple(STATE_CODES),
+    # 督办: a supervisor urges the person whose step it is, while the case is still being determined.
+    "urge": OPEN_STATES,
 }
+
+
+def limit_position(limit: date, today: date) -> str:
+    """Where a case stands against its one-year limit: "past" (the limit has passed), "near" (within
+    LIMIT_WARNING_DAYS calendar days of it, the limit day included) or "ok"."""
+    if today > limit:
+        return "past"
+    return "near" if (limit - today).days <= LIMIT_WARNING_DAYS else "ok"
+
+
+def urgeable(state: str, step_overdue: bool, position: str) -> bool:
+    """Whether a step may be urged (督办): the case is still being determined and its current step is
+    overdue, or the case is near or past its one-year limit."""
+    return state in OPEN_STATES and (step_overdue or position in ("near", "past"))
 
 
 def sources_of(transition: dict) -> list[str]:

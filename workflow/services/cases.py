@@ -555,6 +555,46 @@ def set_legal_hold(session: Session, case: Case, actor: User, hold: bool, reason
     return case
 
 
+URGE_MAX = 400  # characters of a 督办 message (a notification holds 500)
+
+
+def urge(session: Session, case: Case, actor: User, message: str, *, today: date | None = None) -> dict:
+    """A supervisor urges (督办) the case's current step: recorded in the timeline and delivered to the person
+    (or people) whose step it is. Only an overdue step, or a case near or past its one-year limit, is urged.
+
+    Does not change the case (its version stays). Returns the audit event's fields; raises PermissionDenied
+    (the policy), TransitionNotAllowed (a case already determined with effect), ValidationFailed (no message,
+    too long, nothing to urge).
+    """
+    authorize(session, case, actor, "urge")
+    today = today or date.today()
+    if case.state not in states.ACTION_STATES["urge"]:
+        raise states.TransitionNotAllowed("only a case still being determined can be urged",
+                                          state=case.state, event="urge")
+    text = (message or "").strip()
+    if not text:
+        raise ValidationFailed("write what you urge", field="message")
+    if len(text) > URGE_MAX:
+        raise ValidationFailed("the message may be at most 400 characters long", field="message")
+    limit = deadlines.one_year(session, case, today)
+    step_overdue = case.due_date is not None and case.due_date < today
+    if not states.urgeable(case.state, step_overdue, limit["position"]):
+        raise ValidationFailed("only an overdue step, or a case near or past its one-year limit, can be urged",
+                               field="message")
+    people = deadlines.concerned_users(session, case)
+    if not people:
+        raise ValidationFailed("nobody holds the case's current step: assign it first", field="message")
+    event = audit.record(session, event="urge", actor=actor, case_id=case.id, from_state=case.state,
+                         payload={"message": text, "to": sorted(u.username for u in people),
+                                  "due": case.due_date, "limit": limit["limit"], "position": limit["position"]})
+    label = states.STATE_LABELS[case.state]
+    notifications.tell(
+        session, [u.id for u in people], case_id=case.id, kind="urge", key=f"urge:{case.id}:{event['seq']}",
+        zh=f"督办：{actor.name} 督促办理案件 {case.number}（{label['zh']}）：{text}",
+        en=f"Urged by {actor.name}: case {case.number} ({label['en'].lower()}): {text}")
+    return event
+
+
 def file_statement(session: Session, case: Case, actor: User, text: str, *,
                    expected_version: int | None = None) -> Respondent:
     """A respondent files (or replaces) their exemption statement while the case is being investigated."""

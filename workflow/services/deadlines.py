@@ -9,18 +9,18 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import event
+from sqlalchemy import and_, event, false, or_
 from sqlmodel import Session, select
 
 from ..db import rows
 from ..domain.calendar import CalendarWarning, WorkingCalendar, year_not_covered_warning
 from ..domain.errors import NotFound
 from ..domain.policy import has_role
-from ..domain.states import STATE_LABELS, TERMINAL_STATES
-from ..models import AuditEvent, Branch, CalendarOverride, Case, Notification, User
+from ..domain.states import LIMIT_WARNING_DAYS, OPEN_STATES, STATE_LABELS, TERMINAL_STATES, limit_position
+from ..models import AuditEvent, Branch, CalendarOverride, Case, Notification, RuleSetVersion, User
 from . import audit, rulesets
 
 # Which time limit (rule-set key) runs in which state, counted from the moment the state was entered.
@@ -155,6 +155,110 @@ def deadline_info(session: Session, case: Case, today: date | None = None) -> di
         "regulatory_limit": limit,
         "warnings": [_warning_dict(w, counts.get(w.year, 0)) for w in cal.warnings],
     }
+
+
+# --- the one-year limit ----------------------------------------------------------------------------------
+
+def one_year(session: Session, case: Case, today: date | None = None) -> dict | None:
+    """Where an open case stands against its one-year limit (金规〔2024〕11号): the limit's date, the
+    calendar days left (negative once past it), its position ("ok", "near", "past") and the rule's source.
+    None for a case whose determination is done (final, referred, closed) or withdrawn."""
+    if case.state not in OPEN_STATES:
+        return None
+    today = today or date.today()
+    rs = rulesets.procedure_rules(session, case)
+    limit = regulatory_limit(case, rs)
+    tl = rs.time_limits["total_case"]
+    return {"limit": limit, "days_left": (limit - today).days, "position": limit_position(limit, today),
+            "label": {"zh": tl.zh, "en": tl.en}, "source": tl.source}
+
+
+def limit_days(session: Session) -> dict[int, int]:
+    """The one-year limit in days of every published rule-set version, by version id."""
+    versions = session.exec(select(RuleSetVersion.id).where(RuleSetVersion.status == "published")).all()
+    return {v: rulesets.time_limit(rulesets.parsed_by_id(session, v), "total_case") for v in versions}
+
+
+def near_limit_clause(session: Session, today: date):
+    """The SQL condition "the case is still being determined and within LIMIT_WARNING_DAYS of its one-year
+    limit, or past it": per rule-set version (each case's limit is its procedure rules'), exact."""
+    by_days: dict[int, list[int]] = {}
+    for version_id, days in limit_days(session).items():
+        by_days.setdefault(days, []).append(version_id)
+    per_version = [and_(Case.rule_set_version_id.in_(ids),
+                        Case.opened_at < datetime.combine(
+                            today - timedelta(days=days - LIMIT_WARNING_DAYS - 1), time.min, UTC))
+                   for days, ids in sorted(by_days.items())]
+    return and_(Case.state.in_(OPEN_STATES), or_(*per_version) if per_version else false())
+
+
+def near_limit_cases(session: Session, today: date, scope: Branch | None = None) -> list[dict]:
+    """Open cases within LIMIT_WARNING_DAYS of their one-year limit or past it, nearest (most overdue) first.
+
+    `scope` limits them to a branch's subtree (None: the whole bank). Each entry: case, branch, limit,
+    days_left, position.
+    """
+    query = (select(Case, Branch).join(Branch, Branch.id == Case.branch_id)
+             .where(near_limit_clause(session, today)))
+    if scope is not None:
+        query = query.where(Branch.path.startswith(scope.path))
+    out = []
+    for case, branch in session.exec(query.order_by(Case.opened_at, Case.id)):
+        info = one_year(session, case, today)
+        out.append({"case": case, "branch": branch, "limit": info["limit"], "days_left": info["days_left"],
+                    "position": info["position"]})
+    return sorted(out, key=lambda e: (e["limit"], e["case"].id))
+
+
+def limit_watchers(session: Session, case: Case) -> list[User]:
+    """Who hears that a case crossed a line of its one-year limit: the chairs of its branch and head office's
+    administrators and chairs (active staff only)."""
+    branch_ids = [case.branch_id] + list(session.exec(select(Branch.id).where(Branch.level == 0)))
+    users = session.exec(select(User).where(User.branch_id.in_(branch_ids), User.active.is_(True))
+                         .order_by(User.id)).all()
+    return [u for u in users if (u.branch_id == case.branch_id and has_role(u.role_set, "committee_chair"))
+            or (u.branch_id != case.branch_id and has_role(u.role_set, "admin", "committee_chair"))]
+
+
+def _limit_message(case: Case, limit: date, position: str, locale: str) -> str:
+    if locale == "en":
+        if position == "past":
+            return (f"Case {case.number} is past its one-year limit ({limit.isoformat()}) and is not yet "
+                    f"determined with effect.")
+        return f"Case {case.number} reaches its one-year limit on {limit.isoformat()}."
+    if position == "past":
+        return f"案件 {case.number} 已超过一年办理时限（{limit.isoformat()}），认定尚未生效。"
+    return f"案件 {case.number} 将于 {limit.isoformat()} 届满一年办理时限。"
+
+
+def mark_limit(session: Session, case: Case, today: date, actor=None) -> list[Notification]:
+    """Record that an open case crossed a line of its one-year limit (near, past; audited once per line)
+    and tell its chairs and head office, once per line and person. Returns the notifications created now.
+    The caller holds the case row locked (`get_case(for_update=True)`)."""
+    info = one_year(session, case, today)
+    if info is None or info["position"] == "ok":
+        return []
+    position, limit = info["position"], info["limit"]
+    marker = f"one_year:{case.id}:{position}"
+    seen = {e.payload.get("marker") for e in session.exec(
+        select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.event == "one_year_limit"))}
+    people = limit_watchers(session, case)
+    if marker not in seen:
+        audit.record(session, event="one_year_limit", actor=actor, case_id=case.id, from_state=case.state,
+                     payload={"marker": marker, "position": position, "limit": limit, "today": today,
+                              "notified": sorted(u.username for u in people)})
+    keys = {f"{marker}:{u.id}": u for u in people}
+    existing = set(session.exec(select(Notification.key).where(Notification.key.in_(list(keys))))) if keys else set()
+    created = []
+    for key, user in keys.items():
+        if key in existing:
+            continue
+        note = Notification(user_id=user.id, case_id=case.id, kind="one_year_limit", key=key,
+                            message=_limit_message(case, limit, position, user.locale)[:500])
+        session.add(note)
+        created.append(note)
+    session.flush()
+    return created
 
 
 # --- escalation --------------------------------------------------------------------------------------------
@@ -318,6 +422,7 @@ class TickSummary:
     already_moved: int = 0
     refused: list[str] = field(default_factory=list)
     overdue: int = 0
+    one_year: int = 0  # open cases near or past their one-year limit
     notified: int = 0
     mailed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -325,5 +430,5 @@ class TickSummary:
 
     def to_dict(self) -> dict:
         return {"today": self.today.isoformat(), "moved": dict(self.moved), "already_moved": self.already_moved,
-                "refused": list(self.refused), "overdue": self.overdue, "notified": self.notified,
-                "mailed": self.mailed, "errors": list(self.errors), "checkpoint": self.checkpoint}
+                "refused": list(self.refused), "overdue": self.overdue, "one_year": self.one_year,
+                "notified": self.notified, "mailed": self.mailed, "errors": list(self.errors), "checkpoint": self.checkpoint}

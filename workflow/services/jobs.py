@@ -96,7 +96,8 @@ def run_bundle(engine, *, out: str, username: str, filters: dict, full: bool, re
 
 def tick(engine, today: date | None = None, actor=None, *,
          mail: deadlines.MailSettings | None = None) -> deadlines.TickSummary:
-    """Move cases whose publicity or appeal window ended, mark overdue steps and notify who must act.
+    """Move cases whose publicity or appeal window ended, mark overdue steps and cases near or past their
+    one-year limit, and notify who must act (the chairs and head office for the one-year limit).
 
     Each case is handled in its own unit of work as `actor` (None: the system actor). Safe to run twice
     at once: the case row lock, the state guards and the optimistic version check let only one run move a
@@ -128,24 +129,28 @@ def tick(engine, today: date | None = None, actor=None, *,
 
     with read_session(engine) as s:
         late = [(case.id, case.number) for case, _ in deadlines.overdue_cases(s, today)]
+        near_limit = [(e["case"].id, e["case"].number) for e in deadlines.near_limit_cases(s, today)]
     outgoing: list[tuple[int, str, str, str]] = []
-    for case_id, number in late:
-        try:
-            with unit_of_work(engine) as s:
-                case = cases.get_case(s, case_id, for_update=True)
-                created = deadlines.mark_overdue(s, case, today, _attached(s, actor))
-                if mail is not None:
-                    for note in created:
-                        address = mail.address_of(s.get(User, note.user_id))
-                        if address:
-                            outgoing.append((note.id, address, f"[Mianze] {case.number}", note.message))
-            summary.overdue += 1
-            summary.notified += len(created)
-        except IntegrityError:
-            # Another run inserted the same notification key first: its notifications stand.
-            summary.overdue += 1
-        except Exception as exc:  # noqa: BLE001
-            summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
+    # overdue steps, then cases near or past their one-year limit: each case in a unit of work of its own
+    for marker, counter, found in ((deadlines.mark_overdue, "overdue", late),
+                                   (deadlines.mark_limit, "one_year", near_limit)):
+        for case_id, number in found:
+            try:
+                with unit_of_work(engine) as s:
+                    case = cases.get_case(s, case_id, for_update=True)
+                    created = marker(s, case, today, _attached(s, actor))
+                    if mail is not None:
+                        for note in created:
+                            address = mail.address_of(s.get(User, note.user_id))
+                            if address:
+                                outgoing.append((note.id, address, f"[Mianze] {case.number}", note.message))
+                setattr(summary, counter, getattr(summary, counter) + 1)
+                summary.notified += len(created)
+            except IntegrityError:
+                # Another run inserted the same notification key first: its notifications stand.
+                setattr(summary, counter, getattr(summary, counter) + 1)
+            except Exception as exc:  # noqa: BLE001
+                summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
 
     if mail is not None and outgoing:
         try:

@@ -247,6 +247,14 @@ def _extra_reasons(agg: queries.CaseAggregate, p: Principal, action: str, today:
         return [] if unserved else [str(_l("Every letter has been served."))]
     if action == "decide_appeal":
         return [] if any(a.decision is None for a in agg.appeals) else [str(_l("Every appeal has been decided."))]
+    if action == "urge":
+        from ..services import deadlines
+
+        limit = deadlines.one_year(agg.session, case, today)
+        overdue = case.due_date is not None and case.due_date < today
+        if limit is None or not states.urgeable(case.state, overdue, limit["position"]):
+            return [str(_l("Only an overdue step, or a case near or past its one-year limit, can be urged."))]
+        return []
     if action == "issue_letters":
         issued = {lt.respondent_id for lt in agg.letters if lt.kind == "determination"}
         missing = [r for r in agg.respondents if r.id not in issued]

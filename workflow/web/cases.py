@@ -152,6 +152,7 @@ def show(case_id: int):
     case, view = load_case(s, case_id)
     data = case_page_data(s, case, view)
     data["deadline"] = deadlines.deadline_info(s, case, day)
+    data["one_year"] = deadlines.one_year(s, case, day)
     actions = access.case_actions(s, case, me, view, day)
     page = render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES)
     # the view's access-log entry, in the request's unit of work, once the page is made (not if it fails)
@@ -687,6 +688,43 @@ def reason_step(case_id: int, step: str):
                                .order_by(RuleSetVersion.version))) if action == "reevaluate" else []
     return render_template("cases/reason.html", case=case, step=step, texts=_reason_texts(action, case),
                            reason=reason, errors=errors, versions=versions), (400 if errors else 200)
+
+
+# --- 督办 -------------------------------------------------------------------------------------------------------
+
+@bp.route("/<int:case_id>/urge", methods=["GET", "POST"])
+@login_required
+def urge(case_id: int):
+    """A supervisor urges (督办) the case's current step, with a message to the person whose step it is."""
+    errors: dict[str, str] = {}
+    message = text_field("message")
+    if request.method == "POST":
+        if not message:
+            errors["message"] = _("Write what you urge.")
+        else:
+            try:
+                with work() as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, "urge")
+                    case_service.urge(s, case, actor(s), message, today=today())
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "message")
+            else:
+                flash(_("The urge has been recorded and sent to the person whose step it is."), "success")
+                return _back(case_id, "timeline")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, "urge")
+        _ensure_ready(s, case, "urge")
+        reasons = access._extra_reasons(queries.aggregate(s, case), current_user, "urge", today())
+        if reasons:
+            raise GuardFailed("not possible now", reasons=reasons)
+        people = deadlines.concerned_users(s, case)
+        deadline = deadlines.deadline_info(s, case, today())
+        limit = deadlines.one_year(s, case, today())
+    return render_template("cases/urge.html", case=case, people=people, deadline=deadline, one_year=limit,
+                           message=message, errors=errors, max_length=case_service.URGE_MAX), \
+        (400 if errors else 200)
 
 
 # --- committee ------------------------------------------------------------------------------------------------

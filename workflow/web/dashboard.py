@@ -147,10 +147,15 @@ def index():
                     for b in s.exec(select(Branch).where(Branch.path.startswith(scope_path)).order_by(Branch.path))]
         user = s.get(User, current_user.id)
         overdue = deadlines.overdue_for_supervisor(s, user)
+        near_limit = [{"case_id": e["case"].id, "number": e["case"].number, "state": e["case"].state,
+                       "branch_name": e["branch"].name, "branch_name_en": e["branch"].name_en or e["branch"].name,
+                       "limit": e["limit"], "days_left": e["days_left"], "position": e["position"]}
+                      for e in deadlines.near_limit_cases(s, date.today(), branch)]
         warnings = deadlines.calendar_warnings(s) if has_role(_roles(current_user), "admin") else []
     summary = [(en, summary_label(en), value, kind) for _zh, en, value, kind in metrics.summary_rows(figures)]
     return render_template("dashboard/index.html", figures=figures, charts=_charts(figures), summary=summary,
-                           branches=branches, start=start, end=end, overdue=overdue, calendar_warnings=warnings,
+                           branches=branches, start=start, end=end, overdue=overdue, near_limit=near_limit,
+                           calendar_warnings=warnings,
                            case_link="cases.show" in current_app.view_functions)
 
 

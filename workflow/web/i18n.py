@@ -170,6 +170,8 @@ EVENT_LABELS = {
     "withdraw": _l("Withdrawn"), "legal_hold": _l("Legal hold placed"), "legal_hold_lifted": _l("Legal hold lifted"),
     "serve_letter": _l("Letter served"), "waive_appeal": _l("Appeal waived"),
     "appeal_deadline_moved": _l("Appeal deadline moved"),
+    "urge": _l("Step urged"), "one_year_limit": _l("One-year limit reached"),
+    "deadline_missed": _l("Deadline missed"),
 }
 STEP_LABELS = {"negative_list": _l("Negative list"), "positive_list": _l("Positive list"),
                "no_evidence_of_fault": _l("No evidence of fault"), "tolerance_presumption": _l("Tolerance presumption"),
@@ -191,7 +193,7 @@ ACTION_LABELS = {
     "refer": _l("Refer for accountability"), "close": _l("Close the case"), "withdraw": _l("Withdraw"),
     "legal_hold": _l("Legal hold"), "record_service": _l("Record the service of a letter"),
     "acknowledge": _l("Acknowledge my letter"), "waive_appeal": _l("Waive my appeal"),
-    "preview_documents": _l("Preview the documents"),
+    "preview_documents": _l("Preview the documents"), "urge": _l("Urge"),
 }
 
 

@@ -247,10 +247,10 @@ def filtered(s, p: Principal, args, day: date):
     f = {"tab": args.get("tab", "waiting"), "state": args.get("state", ""), "branch": args.get("branch", ""),
          "period_from": args.get("from", ""), "period_to": args.get("to", ""), "outcome": args.get("outcome", ""),
          "q": (args.get("q") or "").strip()[:100], "sort": args.get("sort", "")}
-    if f["tab"] not in ("waiting", "all"):
+    if f["tab"] not in ("waiting", "all", "limit"):
         f["tab"] = "waiting"
-    if f["sort"] not in SORTS:  # what waits for me: most urgent first; everything: newest first
-        f["sort"] = "due" if f["tab"] == "waiting" else "opened"
+    if f["sort"] not in SORTS:  # what waits for me: most urgent first; the one-year limit: the oldest first
+        f["sort"] = {"waiting": "due", "limit": "opened_asc"}.get(f["tab"], "opened")
     where = [scope_clause(s, p)]
     # A search's matches come from indexes (numbers, the trigram index of names, the copied loan numbers).
     # Within a branch scope they are counted and paged in one pass (a window count over the scope's
@@ -261,6 +261,8 @@ def filtered(s, p: Principal, args, day: date):
         clause, costly = _waiting(s, p, day)
         where.append(clause)
         f["costly"] = f["costly"] or costly
+    if f["tab"] == "limit":  # near (within 30 days of) or past the one-year limit
+        where.append(deadlines.near_limit_clause(s, day))
     if f["state"] in STATE_CODES:
         where.append(Case.state == f["state"])
     else:
@@ -377,6 +379,7 @@ def _page_of_ids(s, where, sort: str, page: int, size: int, *, one_pass: bool) -
 
 # Built once: what a page of the inbox shows of its cases, and the branches to filter by.
 _ROWS = (select(Case.id, Case.number, Case.state, Case.legal_hold, Case.opened_at, Case.due_date,
+                Case.rule_set_version_id,
                 Enterprise.name.label("enterprise"), Branch.name.label("branch_name"),
                 Branch.name_en.label("branch_name_en"))
          .join(Enterprise, Enterprise.id == Case.enterprise_id).join(Branch, Branch.id == Case.branch_id)
@@ -414,11 +417,16 @@ def index():
         rows = [found[i] for i in ids if i in found]
         cal = deadlines.calendar(s)
         left = {row.id: cal.remaining(row.due_date, day) for row in rows if row.due_date}
+        limits = {}
+        if f["tab"] == "limit":
+            days = deadlines.limit_days(s)
+            limits = {row.id: row.opened_at.date() + timedelta(days=days[row.rule_set_version_id]) for row in rows
+                      if row.rule_set_version_id in days}
         if sees_everything(p):
             branches = read_rows(s, _TOP_BRANCHES).all()
         else:
             branches = read_rows(s, _SUBTREE_BRANCHES, {"path_prefix": p.branch_path + "%"}).all()
     args = {k: v for k, v in request.args.items() if k != "page"}
     case_link = url_for("cases.show", case_id=0).removesuffix("0")  # built once, not for each of 25 rows
-    return render_template("inbox/index.html", rows=rows, case_link=case_link, left=left, total=total, page=page, pages=pages, f=f, args=args,
+    return render_template("inbox/index.html", rows=rows, case_link=case_link, left=left, limits=limits, total=total, page=page, pages=pages, f=f, args=args,
                            branches=branches, states=STATE_CODES, outcomes=OUTCOMES, today=day)

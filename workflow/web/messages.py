@@ -97,6 +97,14 @@ _KNOWN = [
     _l("Only a head-office administrator may grant or remove the bank-wide auditor role."),
     _l("An internal auditor may not also sit on the committee, investigate or review appeals: internal audit "
        "stays independent of the work it audits."),
+    # 督办 (services/cases.py urge, domain/policy.py)
+    _l("only a case still being determined can be urged"),
+    _l("write what you urge"),
+    _l("the message may be at most 400 characters long"),
+    _l("only an overdue step, or a case near or past its one-year limit, can be urged"),
+    _l("nobody holds the case's current step: assign it first"),
+    _l("Only a committee chair of the case's branch or a branch above it, or a head-office administrator, may "
+       "urge a step."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
