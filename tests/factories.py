@@ -62,6 +62,8 @@ def make_bank(engine, n_loans: int = 2, loans_per_enterprise: int | None = None)
             ("member2", "孙八", t1, "committee_member"),
             ("chair", "周九", t1, "committee_chair"),
             ("appeal", "吴十", ho, "appeal_reviewer"),
+            ("appeal2", "陈复", ho, "appeal_reviewer"),
+            ("appeal_chair", "韩主任", ho, "appeal_chair"),
             ("auditor", "郑审", ho, "auditor"),
             ("admin", "管理员", ho, "admin"),
             ("other_member", "冯委", t2, "committee_member"),
@@ -154,6 +156,19 @@ def serve_letters(bank: Bank, case_id: int, day: date = TODAY, method: str = "in
         return served
 
 
+PANEL = ("appeal", "appeal2", "appeal_chair")
+
+
+def decide_appeal_by_panel(bank: Bank, s: Session, case, appeal_id: int, decision: str, new_outcome: str | None,
+                           reason: str, *, today: date | None = None, panel=PANEL):
+    """The head-office appeal panel votes (each member the same way) and its chair signs what the votes carry."""
+    from workflow.services import cases
+
+    for member in panel:
+        cases.record_appeal_vote(s, case, bank.user(s, member), appeal_id, decision, new_outcome, reason)
+    return cases.decide_appeal(s, case, bank.user(s, "appeal_chair"), appeal_id, reason, today=today)
+
+
 def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: bool = True,
           loan_ids: list[int] | None = None, existing: int | None = None) -> int:
     """Open a case for `loan_ids` (default: every loan), or take the `existing` registered case, and drive it
@@ -213,7 +228,7 @@ def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: 
     with unit_of_work(bank.engine) as s:
         case = s.get(Case, case_id)
         for a in s.exec(select(Appeal).where(Appeal.case_id == case_id)):
-            cases.decide_appeal(s, case, bank.user(s, "appeal"), a.id, "upheld", None, "事实清楚，维持原认定")
+            decide_appeal_by_panel(bank, s, case, a.id, "upheld", None, "事实清楚，维持原认定")
         cases.conclude_appeals(s, case, bank.user(s, "appeal"), today=later + timedelta(days=20))
     if target == "final":
         return case_id

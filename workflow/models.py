@@ -20,7 +20,7 @@ from .db import Money
 
 ROLES = (
     "credit_officer", "investigator", "committee_member", "committee_chair",
-    "appeal_reviewer", "auditor", "admin",
+    "appeal_reviewer", "appeal_chair", "auditor", "admin",
 )
 BRANCH_LEVELS = {0: "head_office", 1: "tier1_branch", 2: "sub_branch", 3: "outlet"}
 CLASSIFICATIONS = ("normal", "special_mention", "substandard", "doubtful", "loss")
@@ -309,6 +309,24 @@ class Appeal(SQLModel, table=True):
     decision_reason: str | None = Field(default=None, sa_column=Column(Text))
     decided_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     decided_at: datetime | None = None
+
+
+class AppealVote(SQLModel, table=True):
+    """A member of the appeal panel's vote on one appeal: uphold, or alter to `new_outcome` (never worse).
+
+    `outcome` is the outcome the vote stands for (the appealed one when upheld), so that the panel's majority
+    is counted as the committee's is. A later vote of the same member replaces the earlier one.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    appeal_id: int = Field(foreign_key="appeal.id", index=True)
+    member_id: int = Field(foreign_key="app_user.id", index=True)
+    decision: str = Field(max_length=10)  # upheld|altered
+    outcome: str = Field(max_length=10)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    cast_at: datetime = Field(default_factory=lambda: utcnow())
+    invalidated_at: datetime | None = None
 
 
 class Letter(SQLModel, table=True):

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from tests.factories import TODAY, drive, liable_officer, make_bank, open_case, serve_letters
+from tests.factories import (
+    TODAY,
+    decide_appeal_by_panel,
+    drive,
+    liable_officer,
+    make_bank,
+    open_case,
+    serve_letters,
+)
 from tests.letters_text import pdf_text, problems
 from workflow.db import unit_of_work
 from workflow.domain.errors import ConflictError, PermissionDenied, ValidationFailed
@@ -70,9 +78,9 @@ def lifecycle(tmp_path_factory):
     with unit_of_work(engine) as s:
         case = s.get(Case, case_id)
         appeal = s.exec(select(Appeal).where(Appeal.case_id == case_id)).one()
-        cases.decide_appeal(s, case, bank.user(s, "appeal"), appeal.id, "altered", "reduced",
-                            "补充提交的书面报告证明被评议人曾提示风险，违规情节较轻，改为减责。",
-                            today=LATER + timedelta(days=15))
+        decide_appeal_by_panel(bank, s, case, appeal.id, "altered", "reduced",
+                               "补充提交的书面报告证明被评议人曾提示风险，违规情节较轻，改为减责。",
+                               today=LATER + timedelta(days=15))
         cases.conclude_appeals(s, case, bank.user(s, "appeal"), today=LATER + timedelta(days=16))
     with unit_of_work(engine) as s:
         cases.refer_for_accountability(s, s.get(Case, case_id), bank.user(s, "chair"), today=LATER + timedelta(days=17))

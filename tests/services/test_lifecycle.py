@@ -157,8 +157,8 @@ def test_an_appeal_may_never_worsen_the_outcome(bank):
         appeal = s.exec(select(Appeal).where(Appeal.case_id == case_id)).first()
     with pytest.raises(DomainError, match="never worsen"):
         with unit_of_work(bank.engine) as s:
-            cases.decide_appeal(s, s.get(Case, case_id), bank.user(s, "appeal"), appeal.id, "altered", "liable",
-                                "加重")
+            cases.record_appeal_vote(s, s.get(Case, case_id), bank.user(s, "appeal"), appeal.id, "altered",
+                                     "liable", "加重")
 
 
 def test_only_the_respondent_appeals_and_only_within_the_window(bank):

@@ -29,7 +29,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import Session, select
 
-from tests.factories import Bank, drive, liable_officer
+from tests.factories import Bank, decide_appeal_by_panel, drive, liable_officer
 from workflow.db import unit_of_work
 from workflow.models import Appeal, Case, Enterprise, Loan, LoanStage, Respondent
 from workflow.services import cases, metrics
@@ -101,7 +101,7 @@ def nine_cases(bank) -> Bank:
     with unit_of_work(bank.engine) as s:
         case = s.get(Case, b)
         [appeal] = s.exec(select(Appeal).where(Appeal.case_id == b)).all()
-        cases.decide_appeal(s, case, bank.user(s, "appeal"), appeal.id, "altered", "reduced", "损失与违规无直接因果关系")
+        decide_appeal_by_panel(bank, s, case, appeal.id, "altered", "reduced", "损失与违规无直接因果关系")
         cases.conclude_appeals(s, case, bank.user(s, "appeal"))
     settle(bank, b, opened=date(2026, 2, 1), determined=date(2026, 3, 13), final=date(2026, 4, 20),
            outcomes={"officer": ("liable", "liable", "reduced"), "reviewer": ("exempt", "exempt", "exempt")})

@@ -29,7 +29,7 @@ from workflow.domain.errors import DomainError, PermissionDenied
 from workflow.models import Appeal, AuditHead, Case, CaseLoan, Evidence, Letter, LoanStage, Respondent, User
 from workflow.services import cases, investigation, letters, rulesets, tokens
 
-OWN = ("officer", "investigator", "member1", "chair", "appeal", "auditor", "admin")
+OWN = ("officer", "investigator", "member1", "chair", "appeal", "appeal_chair", "auditor", "admin")
 OTHER = ("t2_officer", "t2_investigator", "other_member", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin")
 EVERYONE = OWN + OTHER
 OTHER_STAFF = [("t2_officer", "credit_officer"), ("t2_investigator", "investigator"), ("t2_chair", "committee_chair"),
@@ -38,7 +38,7 @@ STATES = ("registered", "investigating", "under_review", "determined", "in_publi
           "appeal_review", "final")
 
 VIEWERS = set(OWN) | {"t2_auditor"}
-DASHBOARD = {"chair", "appeal", "auditor", "admin", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin"}
+DASHBOARD = {"chair", "appeal", "appeal_chair", "auditor", "admin", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin"}
 # (method, route template, state of the case used, who is allowed). {case}, {facts}, {appeal}, {evidence},
 # {letter} are filled in from that case.
 # action -> (state of the case it is tried on, who may take it)
@@ -60,8 +60,9 @@ CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
     "end_publicity": ("in_publicity", {"admin"}),
     "appeal": ("appeal_window", {"officer"}),
     "close_appeal_window": ("appeal_window", {"admin"}),
-    "decide_appeal": ("appeal_review", {"appeal"}),
-    "conclude": ("appeal_review", {"appeal"}),
+    "appeal_vote": ("appeal_review", {"appeal", "appeal_chair"}),
+    "decide_appeal": ("appeal_review", {"appeal_chair"}),
+    "conclude": ("appeal_review", {"appeal", "appeal_chair"}),
     "refer": ("final", {"chair", "admin"}),
     "close": ("final", {"chair", "admin"}),
     "record_service": ("in_publicity", {"chair", "admin"}),
@@ -89,6 +90,8 @@ WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
     "end_publicity": [("POST", "/cases/{case}/end-publicity")],
     "appeal": [("GET", "/cases/{case}/appeal"), ("POST", "/cases/{case}/appeal")],
     "close_appeal_window": [("POST", "/cases/{case}/close-appeal-window")],
+    "appeal_vote": [("GET", "/cases/{case}/appeals/{appeal}/vote"),
+                    ("POST", "/cases/{case}/appeals/{appeal}/vote")],
     "decide_appeal": [("GET", "/cases/{case}/appeals/{appeal}/decide"),
                       ("POST", "/cases/{case}/appeals/{appeal}/decide")],
     "conclude": [("POST", "/cases/{case}/conclude")],
@@ -121,8 +124,10 @@ API_CALLS: dict[str, tuple[str, str, dict | None]] = {
              {"respondent_id": "{respondent}", "outcome": "exempt", "expected_version": "{version}"}),
     "issue_letters": ("POST", "/api/v1/cases/{case}/letters", None),
     "appeal": ("POST", "/api/v1/cases/{case}/appeals", {"grounds": "我已尽职", "expected_version": "{version}"}),
+    "appeal_vote": ("POST", "/api/v1/cases/{case}/appeals/{appeal}/votes",
+                    {"decision": "upheld", "reason": "事实清楚", "expected_version": "{version}"}),
     "decide_appeal": ("POST", "/api/v1/cases/{case}/appeals/{appeal}/decision",
-                      {"decision": "upheld", "reason": "事实清楚", "expected_version": "{version}"}),
+                      {"reason": "事实清楚", "expected_version": "{version}"}),
     "record_service": ("POST", "/api/v1/letters/{det_letter}/service",
                        {"method": "in_person", "served_on": "{today}", "expected_version": "{version}"}),
     "acknowledge": ("POST", "/api/v1/letters/{det_letter}/acknowledgement", {"expected_version": "{version}"}),
@@ -147,6 +152,10 @@ SOD = [
     ("decide_appeal", "sod:appeal_review", "chair2", "conflicted"),
     ("decide_appeal", "sod:appeal_review", "inv2", "conflicted"),
     ("decide_appeal", "appeal_review", "approver", "own_case"),
+    ("appeal_vote", "sod:appeal_review", "chair2", "conflicted"),  # signed the determination: recused
+    ("appeal_vote", "sod:appeal_review", "inv2", "conflicted"),
+    ("appeal_vote", "appeal_review", "approver", "own_case"),
+    ("decide_appeal", "appeal_review", "appeal", "not_panel_chair"),  # a reviewer alone never signs
     ("end_publicity", "in_publicity", "officer", "own_case"),  # a respondent, an auditor or a member
     ("end_publicity", "in_publicity", "auditor", "not_yours"),  # ends publicity or closes the appeal window
     ("end_publicity", "in_publicity", "member1", "not_yours"),
@@ -372,7 +381,8 @@ SERVICE_CALLS = {
     "end_publicity": lambda s, w, f, case, u: cases.end_publicity(s, case, u),
     "appeal": lambda s, w, f, case, u: cases.file_appeal(s, case, u, "我已尽职"),
     "close_appeal_window": lambda s, w, f, case, u: cases.close_appeal_window(s, case, u),
-    "decide_appeal": lambda s, w, f, case, u: cases.decide_appeal(s, case, u, f["appeal"], "upheld", None, "事实清楚"),
+    "appeal_vote": lambda s, w, f, case, u: cases.record_appeal_vote(s, case, u, f["appeal"], "upheld", None, "事实清楚"),
+    "decide_appeal": lambda s, w, f, case, u: cases.decide_appeal(s, case, u, f["appeal"], "事实清楚"),
     "conclude": lambda s, w, f, case, u: cases.conclude_appeals(s, case, u),
     "refer": lambda s, w, f, case, u: cases.refer_for_accountability(s, case, u),
     "close": lambda s, w, f, case, u: cases.close(s, case, u),

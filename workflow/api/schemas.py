@@ -450,9 +450,24 @@ class AppealIn(In):
     expected_version: Version | None = None
 
 
-class AppealDecisionIn(In):
+class AppealVoteIn(In):
     decision: Literal["upheld", "altered"]
     new_outcome: Outcome | None = None
+    reason: Annotated[str, Field(max_length=4000)] = ""
+    expected_version: Version | None = None
+
+
+class AppealVoteOut(Out):
+    id: int
+    appeal_id: int
+    member_id: int
+    decision: str
+    outcome: str
+    reason: str
+    cast_at: str
+
+
+class AppealDecisionIn(In):
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
     expected_version: Version | None = None
 
@@ -468,6 +483,7 @@ class AppealOut(Out):
     decision_reason: str | None
     decided_by_id: int | None
     decided_at: str | None
+    votes: list[AppealVoteOut] = []
 
 
 class AppealList(Out):

@@ -16,6 +16,7 @@ from ..domain.errors import NotFound, PermissionDenied
 from ..domain.policy import has_role
 from ..models import (
     Appeal,
+    AppealVote,
     Branch,
     Case,
     CaseLoan,
@@ -37,6 +38,7 @@ from ..services import (
     imports,
     investigation,
     letters,
+    queries,
     tolerance,
 )
 from ..unit import reading, work
@@ -151,11 +153,19 @@ def _vote(v: Vote) -> S.VoteOut:
                      reason=v.reason, cast_at=_iso(v.cast_at), valid=v.invalidated_at is None)
 
 
-def _appeal(a: Appeal) -> S.AppealOut:
+def _appeal_vote(v: AppealVote) -> S.AppealVoteOut:
+    return S.AppealVoteOut(id=v.id, appeal_id=v.appeal_id, member_id=v.member_id, decision=v.decision,
+                           outcome=v.outcome, reason=v.reason, cast_at=_iso(v.cast_at))
+
+
+def _appeal(a: Appeal, s=None) -> S.AppealOut:
+    """An appeal; with the session, the panel's named votes too (for the chair who signed the decision)."""
+    votes = [] if s is None else [_appeal_vote(v) for v in queries.aggregate(s, s.get(Case, a.case_id))
+                                  .panel_votes(a.id)]
     return S.AppealOut(id=a.id, respondent_id=a.respondent_id, appealed_outcome=a.appealed_outcome, grounds=a.grounds,
                        filed_at=_iso(a.filed_at), decision=a.decision, new_outcome=a.new_outcome,
                        decision_reason=a.decision_reason, decided_by_id=a.decided_by_id,
-                       decided_at=_iso(a.decided_at))
+                       decided_at=_iso(a.decided_at), votes=votes)
 
 
 def _letter(lt: Letter) -> S.LetterOut:
@@ -510,14 +520,28 @@ def post_appeal(user, case_id, body):
                                          expected_version=body.expected_version))
 
 
-@operation("POST", "/cases/{case_id}/appeals/{appeal_id}/decision", summary="Decide an appeal", tag="appeals",
-           body=S.AppealDecisionIn, response=S.AppealOut, errors=E_ISSUE)
-def post_appeal_decision(user, case_id, appeal_id, body):
-    """Appeal reviewers who were not deciders: uphold, or alter to a less severe outcome (never worse)."""
+@operation("POST", "/cases/{case_id}/appeals/{appeal_id}/votes", summary="Vote on an appeal", tag="appeals",
+           body=S.AppealVoteIn, response=S.AppealVoteOut, status=201, errors=E_ISSUE)
+def post_appeal_vote(user, case_id, appeal_id, body):
+    """Members of the appeal committee of the level above, not recused (original deciders, stage handlers,
+    respondents, the investigator): uphold, or alter to a less severe outcome (never worse). A later vote
+    replaces your earlier one."""
     with work() as s:
         case = scope.visible_case(s, user, case_id)
-        return _appeal(cases.decide_appeal(s, case, _actor(s, user), appeal_id, body.decision, body.new_outcome,
-                                           body.reason, expected_version=body.expected_version))
+        vote = cases.record_appeal_vote(s, case, _actor(s, user), appeal_id, body.decision, body.new_outcome,
+                                        body.reason, expected_version=body.expected_version)
+        return _appeal_vote(vote)
+
+
+@operation("POST", "/cases/{case_id}/appeals/{appeal_id}/decision", summary="Sign an appeal decision",
+           tag="appeals", body=S.AppealDecisionIn, response=S.AppealOut, errors=E_ISSUE)
+def post_appeal_decision(user, case_id, appeal_id, body):
+    """The chair of the appeal committee signs the decision its panel's votes carry, once they reach the
+    quorum and a majority (409 before): upheld, or altered to the outcome the majority voted for."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        return _appeal(cases.decide_appeal(s, case, _actor(s, user), appeal_id, body.reason,
+                                           expected_version=body.expected_version), s)
 
 
 @operation("GET", "/cases/{case_id}/letters", summary="Letters of a case", tag="letters",

@@ -83,7 +83,7 @@ TIER1 = [
 DEMO_USERS = [
     ("admin", "admin", "head office", "系统管理员"),
     ("auditor{n}", "auditor", "head office", "内审部审计员"),
-    ("appeal{n}", "appeal_reviewer", "head office", "总行申诉复核委员会委员"),
+    ("appeal{n}", "appeal_reviewer", "head office", "总行申诉复核委员会委员（appeal1 兼主任: appeal_chair）"),
     ("chair{n}", "committee_chair", "tier-1 branch", "分行尽职免责评议委员会主任"),
     ("member{n}", "committee_member", "tier-1 branch", "分行尽职免责评议委员会委员"),
     ("investigator{n}", "investigator", "tier-1 branch", "分行尽职调查人员"),
@@ -306,8 +306,9 @@ def _build_org(s: Session, rng: random.Random, names: _Names, password_hash: str
     person("admin", "admin", head, "410105")
     person("auditor{n}", "auditor", head, "410105")
     person("auditor{n}", "auditor", head, "410105", locale="en")
-    for _ in range(3):
-        person("appeal{n}", "appeal_reviewer", head, "410105")
+    # Head office's appeal committee: appeal1 chairs it (and votes), appeal2 and appeal3 sit on it.
+    for n in range(3):
+        person("appeal{n}", "appeal_reviewer appeal_chair" if n == 0 else "appeal_reviewer", head, "410105")
     for t in TIER1:
         t1 = _add_branch(s, t["code"], t["name"], t["en"], 1, head)
         region = t["subs"][0][4]
@@ -691,8 +692,10 @@ class _Loader:
             uid = self.handler(s, story, stage).id
             appeal = s.exec(select(Appeal).join(Respondent, Respondent.id == Appeal.respondent_id)
                             .where(Appeal.case_id == case.id, Respondent.user_id == uid)).one()
-            cases.decide_appeal(s, case, self.user(s, "appeal1"), appeal.id, decision, new_outcome, reason,
-                                today=day)
+            # The panel votes (each member as the panel decided), then its chair signs what the votes carry.
+            for member in ("appeal1", "appeal2", "appeal3"):
+                cases.record_appeal_vote(s, case, self.user(s, member), appeal.id, decision, new_outcome, reason)
+            cases.decide_appeal(s, case, self.user(s, "appeal1"), appeal.id, reason, today=day)
         return act
 
     def conclude(self):

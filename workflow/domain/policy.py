@@ -63,6 +63,7 @@ class CaseView:
     respondent_user_ids: frozenset[int] = frozenset()
     handler_ids: frozenset[int] = frozenset()  # handled a credit stage of one of the case's loans
     decider_ids: frozenset[int] = frozenset()  # voted on the case (valid or not) or signed its determination
+    appeal_branch_id: int | None = None  # whose appeal committee reviews the case's appeals (the level above)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ RECUSAL = {
 APPEAL_CONFLICT = {
     "respondent": N_("a respondent may not review appeals in their own case"),
     "decider": N_("the original deciders may not review the appeal"),
+    "handler": N_("a member who handled a stage of the case's loans may not review its appeals"),
     "investigator": N_("the case's investigator may not review its appeals"),
 }
 
@@ -137,15 +139,29 @@ def recusal_reason(user_id: int, *, respondent_ids: Collection[int], investigato
 
 
 def appeal_reviewer_conflict(user_id: int, *, respondent_ids: Collection[int], decider_ids: Collection[int],
-                             investigator_id: int | None) -> str | None:
-    """Why a user may not review the case's appeals, or None if they may."""
+                             investigator_id: int | None, loan_handler_ids: Collection[int] = ()) -> str | None:
+    """Why a user may not review (vote on, decide, conclude) the case's appeals, or None if they may: a
+    respondent, an original decider (voted or signed), a handler of a stage of its loans, its investigator."""
     if user_id in respondent_ids:
         return APPEAL_CONFLICT["respondent"]
     if user_id in decider_ids:
         return APPEAL_CONFLICT["decider"]
+    if user_id in loan_handler_ids:
+        return APPEAL_CONFLICT["handler"]
     if investigator_id is not None and user_id == investigator_id:
         return APPEAL_CONFLICT["investigator"]
     return None
+
+
+APPEAL_PANEL_ROLES = ("appeal_reviewer", "appeal_chair")
+
+
+def appeal_body_of(branch_path: str) -> int:
+    """The branch whose appeal committee reviews the appeals of a case decided at the branch with this
+    materialised path: the level above (上一级, domain.md §13), so head office for a tier-1 branch committee
+    and the tier-1 branch for a sub-branch committee; head office's own decisions go to its appeal committee."""
+    ids = [int(part) for part in branch_path.strip("/").split("/") if part]
+    return ids[-2] if len(ids) > 1 else ids[-1]
 
 
 # --- actions on a case ------------------------------------------------------------------------------------
@@ -175,6 +191,7 @@ _TRIGGERS: dict[str, str | None] = {
     "record_service": None,
     "acknowledge": None,
     "preview_documents": None,
+    "appeal_vote": None,
     "decide_appeal": None,
     "conclude": "conclude_appeals",
     "refer": "refer_for_accountability",
@@ -204,6 +221,9 @@ NOT_HEAD_OFFICE_ADMIN = Refusal("not_head_office_admin",
 NOT_SUPERVISOR = Refusal("not_supervisor",
                          N_("Only a committee chair of the case's branch or a branch above it, or a head-office "
                             "administrator, may urge a step."))
+NOT_APPEAL_PANEL = Refusal("not_appeal_panel",
+                           N_("Only the appeal committee of the level above the deciding committee may do this."))
+NOT_PANEL_CHAIR = Refusal("not_panel_chair", N_("Only the chair of the appeal committee signs the appeal decision."))
 RECUSED = N_("You are recused from this case: %(why)s")
 CONFLICTED = N_("You may not review these appeals: %(why)s")
 
@@ -254,12 +274,20 @@ def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
         return NOT_YOURS
     if action in ("end_publicity", "close_appeal_window"):
         return None if _administers(actor, case) else NOT_YOURS
-    if action in ("decide_appeal", "conclude"):
-        if not actor.has("appeal_reviewer"):
+    if action in ("appeal_vote", "decide_appeal", "conclude"):
+        # The appeal committee of the level above: its members vote, its chair signs (and concludes too).
+        if not actor.has(*APPEAL_PANEL_ROLES):
             return NOT_YOURS
         why = appeal_reviewer_conflict(actor.id, respondent_ids=case.respondent_user_ids,
-                                       decider_ids=case.decider_ids, investigator_id=case.investigator_id)
-        return Refusal("conflicted", CONFLICTED, detail=why) if why else None
+                                       decider_ids=case.decider_ids, investigator_id=case.investigator_id,
+                                       loan_handler_ids=case.handler_ids)
+        if why:
+            return Refusal("conflicted", CONFLICTED, detail=why)
+        if case.appeal_branch_id is not None and actor.branch_id != case.appeal_branch_id:
+            return NOT_APPEAL_PANEL
+        if action == "decide_appeal" and not actor.has("appeal_chair"):
+            return NOT_PANEL_CHAIR
+        return None
     if action == "legal_hold":
         return None if actor.has("auditor") or _administers(actor, case) else NOT_YOURS
     if action == "urge":
@@ -318,7 +346,7 @@ BANK_WIDE_ROLES = frozenset({"auditor"})
 # Internal audit stays independent of the work it audits: an auditor neither decides, investigates nor
 # reviews appeals (each pair is refused together, whoever grants it).
 INCOMPATIBLE_ROLES = (("auditor", "committee_member"), ("auditor", "committee_chair"), ("auditor", "investigator"),
-                      ("auditor", "appeal_reviewer"))
+                      ("auditor", "appeal_reviewer"), ("auditor", "appeal_chair"))
 
 NOT_ADMIN = Refusal("not_admin", N_("this action needs the administrator role"))
 OUTSIDE_SUBTREE = Refusal("outside_subtree",

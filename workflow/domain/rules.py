@@ -241,6 +241,13 @@ class CommitteeRules(_Data):
         return _parse_fraction(self.majority)
 
 
+class AppealCommitteeRules(CommitteeRules):
+    """The appeal committee of the level above (上一级): its quorum and majority, and the fewest members who
+    must vote (`min_votes`): a panel is a body, so one reviewer alone never decides an appeal."""
+
+    min_votes: int = Field(default=3, ge=2)
+
+
 class BatchRules(_Data):
     """Loans under this amount (yuan), with clear responsibility, may share one duty-review report."""
 
@@ -286,6 +293,8 @@ class RuleSet(_Data):
     scope: ScopeRules
     time_limits: dict[str, TimeLimit]
     committee: CommitteeRules
+    # Absent in versions published before appeal panels: the committee's quorum and majority, three votes.
+    appeal_committee: AppealCommitteeRules | None = None
     batch: BatchRules
     sanctions: dict[Outcome, Sanction]
     bank_document: Text | None = None  # the bank's 实施细则 the `bank_rule` citations refer to
@@ -950,16 +959,36 @@ def appeal_outcome_allowed(appealed: str, new: str) -> bool:
     return SEVERITY[_check_outcome(new, "new")] <= SEVERITY[_check_outcome(appealed, "appealed")]
 
 
-def quorum_reached(present: int, eligible: int, rule_set: RuleSet) -> bool:
-    """Whether enough non-recused members are present (at least the quorum share of them)."""
+def quorum_reached(present: int, eligible: int, rule_set: RuleSet, body: CommitteeRules | None = None) -> bool:
+    """Whether enough non-recused members are present (at least the quorum share of them, and for an appeal
+    panel at least its `min_votes`). `body`: the committee whose rules apply (default: the deciding one)."""
     if present < 0 or eligible < 0 or present > eligible:
         raise ValidationFailed("present must be between 0 and the number of eligible members")
     if eligible == 0:
         return False
-    return Fraction(present, eligible) >= rule_set.committee.quorum_fraction
+    body = body or rule_set.committee
+    if present < getattr(body, "min_votes", 1):
+        return False
+    return Fraction(present, eligible) >= body.quorum_fraction
 
 
-def decide_by_votes(votes: Sequence[str], cast: int | None, rule_set: RuleSet) -> str | None:
+def appeal_rules(rule_set: RuleSet) -> AppealCommitteeRules:
+    """The appeal committee's rules: the rule set's own, or (for a version without them) the deciding
+    committee's quorum and majority with the default fewest votes."""
+    if rule_set.appeal_committee is not None:
+        return rule_set.appeal_committee
+    return AppealCommitteeRules(**rule_set.committee.model_dump())
+
+
+def appeal_votes_needed(eligible: int, rule_set: RuleSet) -> int:
+    """How many of the `eligible` panel members must vote for the appeal panel's quorum."""
+    body = appeal_rules(rule_set)
+    needed = -(-body.quorum_fraction.numerator * eligible // body.quorum_fraction.denominator)
+    return max(needed, body.min_votes)
+
+
+def decide_by_votes(votes: Sequence[str], cast: int | None, rule_set: RuleSet,
+                    body: CommitteeRules | None = None) -> str | None:
     """The outcome carrying the committee's majority of the votes cast, or None if none does.
 
     `votes` are the outcomes voted for; `cast` the number of votes cast (None: len(votes); more than
@@ -973,7 +1002,7 @@ def decide_by_votes(votes: Sequence[str], cast: int | None, rule_set: RuleSet) -
         raise ValidationFailed(f"cast must be a whole number at least {len(votes)}, got {cast!r}")
     if cast == 0:
         return None
-    committee = rule_set.committee
+    committee = body or rule_set.committee
     needed = committee.majority_fraction
     carried = [
         outcome for outcome in OUTCOMES
@@ -982,3 +1011,34 @@ def decide_by_votes(votes: Sequence[str], cast: int | None, rule_set: RuleSet) -
     ]
     # Two outcomes can both reach a non-strict half: then no outcome carries the majority.
     return carried[0] if len(carried) == 1 else None
+
+
+@dataclass(frozen=True)
+class PanelTally:
+    """Where an appeal panel's votes stand: who may vote, how many voted and must, what the votes carry."""
+
+    eligible: int
+    voted: int
+    needed: int
+    counts: dict[str, int]
+    carried: str | None  # the outcome the majority carries once the quorum is reached, else None
+
+    @property
+    def quorum(self) -> bool:
+        return self.eligible > 0 and self.voted >= self.needed
+
+
+def appeal_panel_tally(outcomes: Sequence[str], eligible: int, rule_set: RuleSet) -> PanelTally:
+    """The tally of an appeal panel: `outcomes` are the outcomes its non-recused members voted for (one each:
+    the appealed outcome for "uphold"), `eligible` how many non-recused members it has.
+
+    The votes carry an outcome only when the quorum is reached (at least the quorum share of the eligible
+    members and at least `min_votes` of them) and one outcome has the majority of the votes cast.
+    """
+    body = appeal_rules(rule_set)
+    needed = appeal_votes_needed(eligible, rule_set)
+    voted = len(outcomes)
+    counts = {o: sum(1 for v in outcomes if v == o) for o in OUTCOMES}
+    quorum = eligible > 0 and voted >= needed and quorum_reached(voted, eligible, rule_set, body)
+    carried = decide_by_votes(list(outcomes), None, rule_set, body) if quorum else None
+    return PanelTally(eligible=eligible, voted=voted, needed=needed, counts=counts, carried=carried)

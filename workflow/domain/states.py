@@ -90,6 +90,7 @@ ACTION_STATES: dict[str, tuple[str, ...]] = {
     "preview_documents": ("determined", "final"),
     "appeal": ("in_publicity", "appeal_window"),
     "waive_appeal": ("in_publicity", "appeal_window"),
+    "appeal_vote": ("appeal_review",),
     "decide_appeal": ("appeal_review",),
     "reevaluate": ("investigating",),
     "legal_hold": tuple(STATE_CODES),

@@ -19,6 +19,7 @@ from ..models import (
     NPL_CLASSES,
     OUTCOMES,
     Appeal,
+    AppealVote,
     AppealWaiver,
     Branch,
     Case,
@@ -460,25 +461,33 @@ def _finalise(session: Session, case: Case) -> None:
     session.flush()
 
 
-def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, decision: str,
-                  new_outcome: str | None, reason: str, *, expected_version: int | None = None,
-                  today: date | None = None) -> Appeal:
-    """The appeal committee upholds an appeal's outcome or alters it to a less severe one (never worse)."""
-    from ..domain.rules import appeal_outcome_allowed
-
-    agg = authorize(session, case, actor, "decide_appeal")
+def _undecided_appeal(agg: queries.CaseAggregate, case: Case, appeal_id: int, event: str) -> Appeal:
     if case.state != "appeal_review":
         raise states.TransitionNotAllowed("appeals are decided while the case is in appeal review",
-                                          state=case.state, event="decide_appeal")
+                                          state=case.state, event=event)
     appeal = next((a for a in agg.appeals if a.id == appeal_id), None)
     if appeal is None:
         raise NotFound(f"appeal {appeal_id} is not part of case {case.number}")
     if appeal.decision is not None:
         raise ConflictError("this appeal has already been decided")
+    return appeal
+
+
+def record_appeal_vote(session: Session, case: Case, actor: User, appeal_id: int, decision: str,
+                       new_outcome: str | None, reason: str = "", *, expected_version: int | None = None) -> AppealVote:
+    """A member of the appeal committee of the level above votes on one appeal: uphold the appealed outcome,
+    or alter it to `new_outcome`, which may never be more severe. A later vote replaces the member's earlier one.
+
+    Raises PermissionDenied (not on the panel, or recused: an original decider, a stage handler, a respondent,
+    the investigator), TransitionNotAllowed outside appeal review, NotFound, ConflictError (already decided,
+    or the case changed), ValidationFailed (unknown decision, no or a worse new outcome).
+    """
+    from ..domain.rules import appeal_outcome_allowed
+
+    agg = authorize(session, case, actor, "appeal_vote")
+    appeal = _undecided_appeal(agg, case, appeal_id, "appeal_vote")
     if decision not in ("upheld", "altered"):
         raise ValidationFailed("decision must be 'upheld' or 'altered'", field="decision")
-    if not (reason or "").strip():
-        raise ValidationFailed("the reason for the appeal decision is required", field="reason")
     if decision == "upheld":
         new_outcome = appeal.appealed_outcome
     elif new_outcome not in OUTCOMES or new_outcome == appeal.appealed_outcome:
@@ -487,13 +496,66 @@ def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, dec
         raise ValidationFailed(f"an appeal may never worsen the outcome ({appeal.appealed_outcome} → {new_outcome})",
                                field="new_outcome")
     _touch(session, case, expected_version)
+    for old in agg.panel_votes(appeal.id):
+        if old.member_id == actor.id:
+            old.invalidated_at = utcnow()
+            session.add(old)
+    vote = AppealVote(case_id=case.id, appeal_id=appeal.id, member_id=actor.id, decision=decision,
+                      outcome=new_outcome, reason=(reason or "").strip())
+    session.add(vote)
+    session.flush()
+    agg.appeal_votes.append(vote)
+    audit.record(session, event="appeal_vote", actor=actor, case_id=case.id,
+                 payload={"appeal_id": appeal.id, "decision": decision, "outcome": new_outcome,
+                          "reason": vote.reason})
+    return vote
+
+
+def appeal_tally(session: Session, case: Case, appeal: Appeal):
+    """Where the panel's votes on an appeal stand (rules.PanelTally): only non-recused members count."""
+    from ..domain.rules import appeal_panel_tally
+
+    agg = queries.aggregate(session, case)
+    eligible = {m.id for m in agg.eligible_panel()}
+    votes = [v.outcome for v in agg.panel_votes(appeal.id) if v.member_id in eligible]
+    return appeal_panel_tally(votes, len(eligible), agg.procedure)
+
+
+def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, reason: str, *,
+                  expected_version: int | None = None, today: date | None = None) -> Appeal:
+    """The chair of the appeal committee signs the decision its panel's votes carry: upheld, or altered to
+    the less severe outcome the majority voted for (never worse). No single reviewer decides alone.
+
+    Raises PermissionDenied (not the panel's chair, or recused), TransitionNotAllowed outside appeal review,
+    NotFound, ConflictError (already decided), GuardFailed (quorum not reached, or no outcome has the
+    majority), ValidationFailed (no reason).
+    """
+    agg = authorize(session, case, actor, "decide_appeal")
+    appeal = _undecided_appeal(agg, case, appeal_id, "decide_appeal")
+    tally = appeal_tally(session, case, appeal)
+    if not tally.quorum:
+        raise states.GuardFailed("the appeal panel has not reached its quorum: no single reviewer decides alone",
+                                 state=case.state, event="decide_appeal", voted=tally.voted,
+                                 eligible=tally.eligible, needed=tally.needed)
+    if tally.carried is None:
+        raise states.GuardFailed("no outcome has the appeal panel's majority yet", state=case.state,
+                                 event="decide_appeal")
+    if not (reason or "").strip():
+        raise ValidationFailed("the reason for the appeal decision is required", field="reason")
+    new_outcome = tally.carried
+    decision = "upheld" if new_outcome == appeal.appealed_outcome else "altered"
+    _touch(session, case, expected_version)
     appeal.decision, appeal.new_outcome, appeal.decision_reason = decision, new_outcome, reason.strip()
     appeal.decided_by_id, appeal.decided_at = actor.id, utcnow()
     session.add(appeal)
     session.flush()
+    eligible = {m.id for m in agg.eligible_panel()}
+    votes = [{"member_id": v.member_id, "decision": v.decision, "outcome": v.outcome}
+             for v in agg.panel_votes(appeal.id) if v.member_id in eligible]
     audit.record(session, event="decide_appeal", actor=actor, case_id=case.id,
                  payload={"appeal_id": appeal.id, "decision": decision, "appealed_outcome": appeal.appealed_outcome,
-                          "new_outcome": new_outcome, "reason": appeal.decision_reason})
+                          "new_outcome": new_outcome, "reason": appeal.decision_reason, "votes": votes,
+                          "eligible": tally.eligible})
     letters.issue_appeal_decision(session, case, appeal, actor, today=today)
     return appeal
 

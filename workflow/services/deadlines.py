@@ -16,6 +16,7 @@ from sqlalchemy import and_, event, false, or_
 from sqlmodel import Session, select
 
 from ..db import rows
+from ..domain import policy
 from ..domain.calendar import CalendarWarning, WorkingCalendar, year_not_covered_warning
 from ..domain.errors import NotFound
 from ..domain.policy import has_role
@@ -299,11 +300,9 @@ def concerned_users(session: Session, case: Case) -> list[User]:
     elif case.state == "under_review":
         people = with_role([case.branch_id], "committee_chair", "committee_member")
     elif case.state == "appeal_review":
-        # The appeal committee is the level above; the nearest ancestor that has reviewers decides.
-        branch, people = session.get(Branch, case.branch_id), []
-        while branch is not None and branch.parent_id is not None and not people:
-            branch = session.get(Branch, branch.parent_id)
-            people = with_role([branch.id], "appeal_reviewer")
+        # The appeal committee of the level above the deciding committee: its members vote, its chair signs.
+        people = with_role([policy.appeal_body_of(session.get(Branch, case.branch_id).path)], "appeal_reviewer",
+                           "appeal_chair")
     else:
         people = with_role([case.branch_id], "committee_chair")
     return [u for u in people if u is not None and u.active]

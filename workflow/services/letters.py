@@ -82,10 +82,9 @@ _RECUSAL_ZH = {
 def issuer_of(session: Session, case: Case, kind: str) -> Branch:
     """The branch whose organ issues a document of `kind`: the appeal committee of the level above for
     appeal documents, the deciding branch's committee for the others."""
-    branch = session.get(Branch, case.branch_id)
-    if kind in APPEAL_KINDS and branch.parent_id is not None:
-        return session.get(Branch, branch.parent_id)
-    return branch
+    if kind in APPEAL_KINDS:
+        return session.get(Branch, queries.aggregate(session, case).appeal_branch_id)
+    return session.get(Branch, case.branch_id)
 
 
 def next_number(session: Session, branch: Branch, year: int, kind: str = "determination") -> tuple[int, str]:
@@ -441,7 +440,8 @@ def determination_data(session: Session, case: Case, r: Respondent, today: date,
 def _appeal_panel(session: Session, appeal: Appeal) -> list[dict]:
     """The appeal committee's named votes on an appeal: its panel votes when the appeal has them (a list of
     rows or dicts with the member and the outcome voted for), otherwise the reviewer who decided."""
-    return panel_votes(session, getattr(appeal, "votes", None), appeal)
+    case = session.get(Case, appeal.case_id)
+    return panel_votes(session, queries.aggregate(session, case).panel_votes(appeal.id), appeal)
 
 
 def panel_votes(session: Session, votes, appeal: Appeal) -> list[dict]:

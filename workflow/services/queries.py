@@ -22,6 +22,7 @@ from ..domain import policy, rules, states
 from ..domain.errors import NotFound
 from ..models import (
     Appeal,
+    AppealVote,
     AppealWaiver,
     AuditEvent,
     Branch,
@@ -68,6 +69,7 @@ _ASSIGNMENTS = (select(LoanStage).join(CaseLoan, CaseLoan.loan_id == LoanStage.l
                 .where(CaseLoan.case_id == bindparam("case_id")).order_by(LoanStage.loan_id, LoanStage.id))
 _VOTES = select(Vote).where(Vote.case_id == bindparam("case_id")).order_by(Vote.id)
 _VALID_VOTES = select(Vote).where(Vote.case_id == bindparam("case_id"), Vote.invalidated_at.is_(None))
+_APPEAL_VOTES = select(AppealVote).where(AppealVote.case_id == bindparam("case_id")).order_by(AppealVote.id)
 _APPEALS = select(Appeal).where(Appeal.case_id == bindparam("case_id")).order_by(Appeal.id)
 _FACTS = (select(StageFact).join(Respondent, Respondent.id == StageFact.respondent_id)
           .where(Respondent.case_id == bindparam("case_id")))
@@ -162,6 +164,11 @@ class CaseAggregate:
         return self._all(_APPEALS)
 
     @cached_property
+    def appeal_votes(self) -> list[AppealVote]:
+        """Every appeal panel vote on the case's appeals, valid or replaced, in the order cast."""
+        return self._all(_APPEAL_VOTES)
+
+    @cached_property
     def facts(self) -> list[StageFact]:
         return self._all(_FACTS)
 
@@ -227,6 +234,33 @@ class CaseAggregate:
         out = [Committee(u.id, u.name, frozenset(u.roles.split())) for u in staff]
         return [m for m in out if policy.has_role(m.roles, "committee_member", "committee_chair")]
 
+    @property
+    def appeal_branch_id(self) -> int:
+        """The branch whose appeal committee reviews this case's appeals (the level above the deciding one)."""
+        return policy.appeal_body_of(self.branch_path)
+
+    @cached_property
+    def appeal_panel(self) -> list[Committee]:
+        """The appeal committee: active appeal reviewers and chairs whose home branch is the appeal branch."""
+        staff = rows(self.session, _BRANCH_STAFF, {"branch_id": self.appeal_branch_id}).all()
+        out = [Committee(u.id, u.name, frozenset(u.roles.split())) for u in staff]
+        return [m for m in out if policy.has_role(m.roles, *policy.APPEAL_PANEL_ROLES)]
+
+    def appeal_conflict(self, user_id: int) -> str | None:
+        """Why a member of the appeal committee recuses from this case's appeals, or None."""
+        view = self.view()
+        return policy.appeal_reviewer_conflict(user_id, respondent_ids=view.respondent_user_ids,
+                                               decider_ids=view.decider_ids, investigator_id=view.investigator_id,
+                                               loan_handler_ids=view.handler_ids)
+
+    def eligible_panel(self) -> list[Committee]:
+        """Appeal committee members not recused from this case's appeals."""
+        return [m for m in self.appeal_panel if self.appeal_conflict(m.id) is None]
+
+    def panel_votes(self, appeal_id: int) -> list[AppealVote]:
+        """The valid panel votes on one appeal, in the order cast."""
+        return [v for v in self.appeal_votes if v.appeal_id == appeal_id and v.invalidated_at is None]
+
     def changed(self, *parts: str) -> None:
         """Forget parts a verb changed (read again when next asked for)."""
         for part in parts:
@@ -258,7 +292,8 @@ class CaseAggregate:
             case_id=self.case.id, state=self.case.state, branch_id=self.case.branch_id, branch_path=self.branch_path,
             investigator_id=self.case.investigator_id, respondent_user_ids=self.respondent_user_ids,
             handler_ids=self.handler_ids,
-            decider_ids=frozenset([*(v.member_id for v in self.votes), *self.determiners]))
+            decider_ids=frozenset([*(v.member_id for v in self.votes), *self.determiners]),
+            appeal_branch_id=policy.appeal_body_of(self.branch_path))
 
     def eligible_voters(self) -> list[Committee]:
         """Committee members not recused from this case."""

@@ -245,7 +245,7 @@ def _extra_reasons(agg: queries.CaseAggregate, p: Principal, action: str, today:
 
         unserved = [w for w in letters.appeal_windows(agg.session, case).values() if w.letter_id and not w.served_on]
         return [] if unserved else [str(_l("Every letter has been served."))]
-    if action == "decide_appeal":
+    if action in ("appeal_vote", "decide_appeal"):
         return [] if any(a.decision is None for a in agg.appeals) else [str(_l("Every appeal has been decided."))]
     if action == "urge":
         from ..services import deadlines

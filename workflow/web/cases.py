@@ -835,19 +835,67 @@ def appeal(case_id: int):
                            errors=errors), (400 if errors else 200)
 
 
-@bp.route("/<int:case_id>/appeals/<int:appeal_id>/decide", methods=["GET", "POST"])
+def _appeal_page(s, case: Case, cf, appeal_id: int, action: str) -> dict:
+    """What the appeal panel's pages show: the appeal, its grounds and evidence, the panel and its votes."""
+    require(cf, action)
+    _ensure_ready_for_form(s, case, action)
+    the_appeal = s.get(Appeal, appeal_id)
+    if the_appeal is None or the_appeal.case_id != case.id:
+        not_found()
+    agg = queries.aggregate(s, case)
+    respondent = s.get(Respondent, the_appeal.respondent_id)
+    votes = agg.panel_votes(the_appeal.id)
+    mine = next((v for v in votes if v.member_id == current_user.id), None)
+    return {"case": case, "appeal": the_appeal, "respondent": respondent, "person": s.get(User, respondent.user_id),
+            "better": [o for o in OUTCOMES if SEVERITY[o] < SEVERITY[the_appeal.appealed_outcome]],
+            "evidence": list(s.exec(select(Evidence).where(Evidence.appeal_id == the_appeal.id))),
+            "panel": agg.appeal_panel, "recusals": {m.id: agg.appeal_conflict(m.id) for m in agg.appeal_panel},
+            "votes": votes, "mine": mine, "tally": case_service.appeal_tally(s, case, the_appeal),
+            # The tally is shown to a member once they have voted; the chair sees it throughout.
+            "show_tally": mine is not None or policy.has_role(current_user.roles, "appeal_chair")}
+
+
+@bp.route("/<int:case_id>/appeals/<int:appeal_id>/vote", methods=["GET", "POST"])
 @login_required
-def decide_appeal(case_id: int, appeal_id: int):
+def appeal_vote(case_id: int, appeal_id: int):
+    """A member of the appeal committee votes on one appeal: uphold, or alter to a less severe outcome."""
     errors: dict[str, str] = {}
     if request.method == "POST":
         version = expected_version()
         decision = request.form.get("decision", "")
         new_outcome = request.form.get("new_outcome") or None
-        reason = text_field("reason")
         if decision not in ("upheld", "altered"):
             errors["decision"] = _("Choose whether to uphold or alter the outcome.")
         if decision == "altered" and not new_outcome:
             errors["new_outcome"] = _("Choose the new, less severe outcome.")
+        if not errors:
+            try:
+                with work() as s:
+                    case, cf = load_case(s, case_id)
+                    require(cf, "appeal_vote")
+                    case_service.record_appeal_vote(s, case, actor(s), appeal_id, decision,
+                                                    new_outcome if decision == "altered" else None,
+                                                    text_field("reason"), expected_version=version)
+            except ValidationFailed as exc:
+                errors = _errors_from(exc, "decision")
+            else:
+                flash(_("Your vote on the appeal has been recorded."), "success")
+                return _back(case_id, "appeals")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        data = _appeal_page(s, case, cf, appeal_id, "appeal_vote")
+    return render_template("cases/appeal_vote.html", **data, errors=errors, form=request.form), \
+        (400 if errors else 200)
+
+
+@bp.route("/<int:case_id>/appeals/<int:appeal_id>/decide", methods=["GET", "POST"])
+@login_required
+def decide_appeal(case_id: int, appeal_id: int):
+    """The chair of the appeal committee signs the decision the panel's votes carry."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        version = expected_version()
+        reason = text_field("reason")
         if not reason:
             errors["reason"] = _("Give the reason for the decision.")
         if not errors:
@@ -855,25 +903,14 @@ def decide_appeal(case_id: int, appeal_id: int):
                 with work() as s:
                     case, cf = load_case(s, case_id)
                     require(cf, "decide_appeal")
-                    case_service.decide_appeal(s, case, actor(s), appeal_id, decision,
-                                               new_outcome if decision == "altered" else None, reason,
-                                               expected_version=version)
+                    case_service.decide_appeal(s, case, actor(s), appeal_id, reason, expected_version=version)
             except ValidationFailed as exc:
                 errors = _errors_from(exc, "reason")
             else:
-                flash(_("The appeal has been decided."), "success")
+                flash(_("The appeal decision has been signed."), "success")
                 return _back(case_id, "appeals")
     with reading() as s:
         case, cf = load_case(s, case_id)
-        require(cf, "decide_appeal")
-        _ensure_ready_for_form(s, case, "decide_appeal")
-        the_appeal = s.get(Appeal, appeal_id)
-        if the_appeal is None or the_appeal.case_id != case.id:
-            not_found()
-        respondent = s.get(Respondent, the_appeal.respondent_id)
-        person = s.get(User, respondent.user_id)
-        better = [o for o in OUTCOMES if SEVERITY[o] < SEVERITY[the_appeal.appealed_outcome]]
-        evidence_rows = list(s.exec(select(Evidence).where(Evidence.appeal_id == the_appeal.id)))
-    return render_template("cases/decide_appeal.html", case=case, appeal=the_appeal, respondent=respondent,
-                           person=person, better=better, evidence=evidence_rows, errors=errors,
-                           form=request.form), (400 if errors else 200)
+        data = _appeal_page(s, case, cf, appeal_id, "decide_appeal")
+    return render_template("cases/decide_appeal.html", **data, errors=errors, form=request.form), \
+        (400 if errors else 200)

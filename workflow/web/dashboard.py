@@ -1,7 +1,7 @@
 """The management dashboard (/dashboard): figures per branch subtree and period, SVG charts, XLSX download.
 
-`bp` is registered by the application. Signed-in users with the role committee_chair, admin, auditor or
-appeal_reviewer see the subtree of their home branch (auditors: the whole bank); anyone else gets 403.
+`bp` is registered by the application. Signed-in users with the role committee_chair, admin, auditor,
+appeal_reviewer or appeal_chair see the subtree of their home branch (auditors: the whole bank); anyone else gets 403.
 The figures come from `services.metrics`; the charts are SVG written in the template (no script, no
 external URL). The page extends the web UI's base.html; its texts are translated with Flask-Babel, the headline
 figures' labels through SUMMARY_LABELS (the Chinese catalogue matches the labels of the XLSX download).
@@ -25,7 +25,7 @@ from .i18n import _l
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
-DASHBOARD_ROLES = ("committee_chair", "admin", "auditor", "appeal_reviewer")
+DASHBOARD_ROLES = ("committee_chair", "admin", "auditor", "appeal_reviewer", "appeal_chair")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 OUTCOME_COLOURS = {"exempt": "#2f7d32", "reduced": "#b7791f", "liable": "#c53030"}
 

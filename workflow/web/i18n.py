@@ -142,7 +142,8 @@ DECISION_LABELS = {"upheld": _l("Upheld"), "altered": _l("Altered")}
 ROLE_LABELS = {
     "credit_officer": _l("Credit officer"), "investigator": _l("Investigator"),
     "committee_member": _l("Committee member"), "committee_chair": _l("Committee chair"),
-    "appeal_reviewer": _l("Appeal reviewer"), "auditor": _l("Internal auditor"), "admin": _l("Administrator"),
+    "appeal_reviewer": _l("Appeal reviewer"), "appeal_chair": _l("Appeal committee chair"),
+    "auditor": _l("Internal auditor"), "admin": _l("Administrator"),
 }
 STAGE_LABELS = {
     "marketing": _l("Marketing"), "acceptance": _l("Acceptance"), "pre_loan": _l("Pre-loan investigation"),
@@ -165,7 +166,7 @@ EVENT_LABELS = {
     "issue_letter": _l("Letter issued"), "start_publicity": _l("Publicity started"),
     "reopen": _l("Reopened after an objection"), "end_publicity": _l("Publicity ended"),
     "file_appeal": _l("Appeal filed"), "close_appeal_window": _l("Appeal window closed"),
-    "decide_appeal": _l("Appeal decided"), "conclude_appeals": _l("Appeals concluded"),
+    "appeal_vote": _l("Appeal panel vote cast"), "decide_appeal": _l("Appeal decided"), "conclude_appeals": _l("Appeals concluded"),
     "refer_for_accountability": _l("Referred for accountability"), "close": _l("Closed"),
     "withdraw": _l("Withdrawn"), "legal_hold": _l("Legal hold placed"), "legal_hold_lifted": _l("Legal hold lifted"),
     "serve_letter": _l("Letter served"), "waive_appeal": _l("Appeal waived"),
@@ -189,7 +190,8 @@ ACTION_LABELS = {
     "issue_letters": _l("Issue the determination letters"), "start_publicity": _l("Start publicity"),
     "reopen": _l("Reopen after an objection"), "end_publicity": _l("End publicity"),
     "close_appeal_window": _l("Close the appeal window"), "appeal": _l("File an appeal"),
-    "decide_appeal": _l("Decide"), "conclude": _l("Conclude the appeals"),
+    "appeal_vote": _l("Vote on the appeal"), "decide_appeal": _l("Sign the appeal decision"),
+    "conclude": _l("Conclude the appeals"),
     "refer": _l("Refer for accountability"), "close": _l("Close the case"), "withdraw": _l("Withdraw"),
     "legal_hold": _l("Legal hold"), "record_service": _l("Record the service of a letter"),
     "acknowledge": _l("Acknowledge my letter"), "waive_appeal": _l("Waive my appeal"),

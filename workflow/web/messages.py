@@ -41,6 +41,8 @@ _KNOWN = [
     _l("this appeal has already been decided"),
     _l("decision must be 'upheld' or 'altered'"),
     _l("the reason for the appeal decision is required"),
+    _l("the appeal panel has not reached its quorum: no single reviewer decides alone"),
+    _l("no outcome has the appeal panel's majority yet"),
     _l("an altered appeal needs a different outcome"),
     _l("a reason is required"),
     _l("statements can be filed until the investigation is submitted"),
