@@ -113,9 +113,17 @@ def test_a_case_runs_from_opening_to_closing_through_the_api_alone(api, clock):
         assert r.status_code == 201, r.json
     assert api.get("chair", f"/api/v1/cases/{cid}").json["state"] == "appeal_review"
 
-    r = api.post("appeal", f"/api/v1/cases/{cid}/appeals/{appeal_id}/decision",
-                 json={"decision": "altered", "new_outcome": "reduced", "reason": "违规证据不足，减轻"})
+    r = api.post("appeal_chair", f"/api/v1/cases/{cid}/appeals/{appeal_id}/decision",
+                 json={"reason": "违规证据不足，减轻"})
+    assert r.status_code == 409 and "quorum" in r.json["message"], r.json  # no single reviewer decides alone
+    for who in ("appeal", "appeal2", "appeal_chair"):
+        r = api.post(who, f"/api/v1/cases/{cid}/appeals/{appeal_id}/votes",
+                     json={"decision": "altered", "new_outcome": "reduced", "reason": "情节较轻"})
+        assert r.status_code == 201 and r.json["outcome"] == "reduced", r.json
+    r = api.post("appeal_chair", f"/api/v1/cases/{cid}/appeals/{appeal_id}/decision",
+                 json={"reason": "违规证据不足，减轻"})
     assert r.status_code == 200, r.json
+    assert (r.json["decision"], r.json["new_outcome"], len(r.json["votes"])) == ("altered", "reduced", 3)
     v = api.get("appeal", f"/api/v1/cases/{cid}").json["version"]
     assert event(api, "appeal", cid, "conclude_appeals", v).json["state"] == "final"
     v = api.get("chair", f"/api/v1/cases/{cid}").json["version"]

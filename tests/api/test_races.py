@@ -56,12 +56,15 @@ def test_two_decisions_of_one_appeal_at_once_record_one_and_the_other_gets_409(a
     case_id = drive(api.bank, "appeal_review")
     with Session(api.bank.engine) as s:
         appeal_id = s.exec(select(Appeal.id).where(Appeal.case_id == case_id)).one()
-    won, lost = _at_once(api, "appeal", f"/api/v1/cases/{case_id}/appeals/{appeal_id}/decision",
-                         {"decision": "upheld", "reason": "事实清楚，维持原认定"})
+    for who in ("appeal", "appeal2", "appeal_chair"):
+        assert api.post(who, f"/api/v1/cases/{case_id}/appeals/{appeal_id}/votes",
+                        json={"decision": "upheld"}).status_code == 201
+    won, lost = _at_once(api, "appeal_chair", f"/api/v1/cases/{case_id}/appeals/{appeal_id}/decision",
+                         {"reason": "事实清楚，维持原认定"})
     assert won.status_code == 200 and won.json["decision"] == "upheld", won.json
     _lost(lost, "appeal_review")
-    later = api.post("appeal", f"/api/v1/cases/{case_id}/appeals/{appeal_id}/decision",
-                     json={"decision": "altered", "new_outcome": "reduced", "reason": "改判"})
+    later = api.post("appeal_chair", f"/api/v1/cases/{case_id}/appeals/{appeal_id}/decision",
+                     json={"reason": "改判"})
     _lost(later, "appeal_review")
     assert "already been decided" in later.json["message"]
     assert api.get("appeal", f"/api/v1/cases/{case_id}/appeals").json["items"][0]["decision"] == "upheld"

@@ -176,13 +176,19 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
 
     _later(engine, case_id, cases.close_appeal_window, 30)
 
-    reviewer = Person(browser, base, "appeal")
-    page = reviewer.case(case_id)
     with Session(engine) as s:
         appeal_id = s.exec(select(Appeal.id).where(Appeal.case_id == case_id)).one()
-    page.click(f"#decide-{appeal_id}")
-    page.check("#altered")
-    page.select_option("#new_outcome", "reduced")
+    for member in ("appeal", "appeal2", "appeal_chair"):  # the panel votes, each on its own page
+        reviewer = Person(browser, base, member)
+        page = reviewer.case(case_id)
+        page.click(f"#appeal-vote-{appeal_id}")
+        page.check("#altered")
+        page.select_option("#new_outcome", "reduced")
+        page.fill("#reason", "情节轻微")
+        page.click("#vote")
+        if member != "appeal_chair":
+            reviewer.close()
+    page.click(f"#decide-{appeal_id}")  # the chair signs what the votes carry
     page.fill("#reason", "违规系系统故障所致，情节轻微，变更为减责。")
     page.click("#decide")
     page.click("#action-conclude")

@@ -88,7 +88,7 @@ def test_an_upload_whose_content_does_not_match_its_type_is_refused_next_to_the_
         assert s.exec(select(Evidence)).all() == []
 
 
-def test_the_appeal_decision_offers_only_outcomes_less_severe_than_the_appealed_one(bank, app_for):
+def test_the_appeal_vote_offers_only_outcomes_less_severe_than_the_appealed_one(bank, app_for):
     from tests.factories import liable_officer
 
     case_id = drive(bank, "appeal_review", facts_for=liable_officer)
@@ -96,8 +96,38 @@ def test_the_appeal_decision_offers_only_outcomes_less_severe_than_the_appealed_
     with Session(bank.engine) as s:
         appeal = s.exec(select(Appeal).where(Appeal.case_id == case_id)).one()
     assert appeal.appealed_outcome == "liable"
-    page = client.get(f"/cases/{case_id}/appeals/{appeal.id}/decide").get_data(as_text=True)
+    page = client.get(f"/cases/{case_id}/appeals/{appeal.id}/vote").get_data(as_text=True)
     assert 'value="reduced"' in page and 'value="exempt"' in page and 'option value="liable"' not in page
+
+
+def test_the_panel_votes_on_its_pages_and_the_chair_signs_once_the_quorum_is_reached(bank, app_for):
+    from tests.factories import liable_officer
+
+    case_id = drive(bank, "appeal_review", facts_for=liable_officer)
+    with Session(bank.engine) as s:
+        appeal = s.exec(select(Appeal).where(Appeal.case_id == case_id)).one()
+    chair = _signed_in(bank, app_for, "appeal_chair")
+    decide = f"/cases/{case_id}/appeals/{appeal.id}/decide"
+    page = chair.get(decide).get_data(as_text=True)
+    assert 'id="no-quorum"' in page and 'id="decide" disabled' in page
+    refused = post(chair, decide, {"expected_version": str(version_of(bank.engine, case_id)), "reason": "维持"})
+    assert refused.status_code == 409  # the chair alone cannot decide
+    for member in ("appeal", "appeal2", "appeal_chair"):
+        client = chair if member == "appeal_chair" else _signed_in(bank, app_for, member)
+        vote = f"/cases/{case_id}/appeals/{appeal.id}/vote"
+        if member == "appeal":  # a member sees nobody's vote before voting
+            assert 'id="panel-tally"' not in client.get(vote).get_data(as_text=True)
+        response = post(client, vote, {"expected_version": str(version_of(bank.engine, case_id)),
+                                       "decision": "altered", "new_outcome": "reduced", "reason": "情节较轻"})
+        assert response.status_code == 302, member
+    page = chair.get(decide).get_data(as_text=True)
+    assert 'id="panel-tally"' in page and 'id="no-quorum"' not in page
+    response = post(chair, decide, {"expected_version": str(version_of(bank.engine, case_id)),
+                                    "reason": "经复核，改为减责。"})
+    assert response.status_code == 302
+    with Session(bank.engine) as s:
+        decided = s.get(Appeal, appeal.id)
+        assert (decided.decision, decided.new_outcome) == ("altered", "reduced")
 
 
 def test_a_credit_officer_sees_the_case_waiting_for_their_statement_and_then_no_more(bank, app_for):
