@@ -532,7 +532,7 @@ class RuleSetDraft(SQLModel, table=True):
     """
 
     id: int | None = Field(default=None, primary_key=True)
-    status: str = Field(default="draft", max_length=16, index=True)  # draft|published|discarded
+    status: str = Field(default="draft", max_length=16, index=True)  # draft|submitted|published|discarded
     based_on_id: int | None = Field(default=None, foreign_key="rulesetversion.id")
     data: dict = json_field()
     note: str = Field(default="", max_length=500)
@@ -542,6 +542,16 @@ class RuleSetDraft(SQLModel, table=True):
     updated_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     updated_at: datetime = Field(default_factory=lambda: utcnow())
     published_version_id: int | None = Field(default=None, foreign_key="rulesetversion.id")
+    # Maker-checker: the author submits the draft with the date it should take effect (and, for a date before
+    # the day of submission, the reason); a second head-office administrator approves (publishing it) or
+    # rejects it with a reason (it is a draft again).
+    effective_from: date | None = Field(default=None)
+    backdate_reason: str = Field(default="", max_length=500)
+    submitted_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    submitted_at: datetime | None = Field(default=None)
+    reviewed_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    reviewed_at: datetime | None = Field(default=None)
+    rejection_reason: str = Field(default="", max_length=500)
 
     @declared_attr.directive
     def __mapper_args__(cls):  # every UPDATE checks and bumps `revision`

@@ -140,47 +140,174 @@ def test_a_draft_never_judges_anything(bank):
             evaluation.evaluate(s, {**request, "rule_set": "current"})
 
 
-def test_publishing_a_draft_goes_through_publish_with_one_audit_event_in_the_same_transaction(bank):
+def _second_admin(bank, username="admin2") -> None:
+    """A second head-office administrator, the checker of the maker-checker rule."""
+    with unit_of_work(bank.engine) as s:
+        s.add(User(username=username, name="复核管理员", employee_no=f"E9{username[-1]}02", branch_id=bank.branches["HO"],
+                   roles="admin"))
+    with Session(bank.engine) as s:
+        bank.users[username] = s.exec(select(User.id).where(User.username == username)).one()
+
+
+def _submit(bank, draft_id, effective, reason="", user="admin", revision=None) -> RuleSetDraft:
+    with unit_of_work(bank.engine) as s:
+        if revision is None:
+            revision = s.get(RuleSetDraft, draft_id).revision
+        return rulesets.submit_draft(s, bank.user(s, user), draft_id, effective, reason=reason,
+                                     expected_revision=revision)
+
+
+def _approve(bank, draft_id, user="admin2"):
+    with unit_of_work(bank.engine) as s:
+        revision = s.get(RuleSetDraft, draft_id).revision
+        return rulesets.publish_draft(s, bank.user(s, user), draft_id, expected_revision=revision)
+
+
+def test_publishing_needs_a_second_administrator_who_approves_what_the_author_submitted(bank):
+    _second_admin(bank)
     draft = _create(bank)
     draft = _update(bank, draft.id, _edited(draft))
     effective = date.today() + timedelta(days=30)
-    with unit_of_work(bank.engine) as s:
-        version = rulesets.publish_draft(s, bank.user(s, "admin"), draft.id, effective, expected_revision=2)
+    submitted = _submit(bank, draft.id, effective)
+    assert (submitted.status, submitted.effective_from, submitted.submitted_by_id) == \
+        ("submitted", effective, bank.users["admin"])
+    with pytest.raises(ConflictError, match="submitted"):  # a submitted draft is frozen
+        _update(bank, draft.id, _edited(draft, "bank-x"))
+    before = _head(bank)
+    with pytest.raises(PermissionDenied) as exc:  # the author alone is refused, with the policy's reason
+        _approve(bank, draft.id, user="admin")
+    assert exc.value.details["reason"] == "own_draft" and "second head-office administrator" in exc.value.message
+    with pytest.raises(PermissionDenied) as exc, unit_of_work(bank.engine) as s:
+        rulesets.reject_draft(s, bank.user(s, "admin"), draft.id, "no", expected_revision=submitted.revision)
+    assert exc.value.details["reason"] == "own_draft"
+    assert _head(bank) == before
+    with Session(bank.engine) as s:
+        assert len(s.exec(select(RuleSetVersion)).all()) == 1
+
+    version = _approve(bank, draft.id)
     with Session(bank.engine) as s:
         row = s.get(RuleSetDraft, draft.id)
         v2 = s.get(RuleSetVersion, version.id)
-        assert (row.status, row.published_version_id) == ("published", v2.id)
+        assert (row.status, row.published_version_id, row.reviewed_by_id) == ("published", v2.id, bank.users["admin2"])
         assert (v2.version, v2.status, v2.effective_from, v2.note) == (2, "published", effective, "adds PO04")
+        assert (v2.created_by_id, v2.published_by_id) == (bank.users["admin"], bank.users["admin2"])
         assert v2.data["effective_from"] == effective.isoformat() and v2.data["duties"][-1]["code"] == "PO04"
         assert rulesets.open_drafts(s) == []
         assert rulesets.version_in_force(s, effective).version == 2
         assert rulesets.version_in_force(s, date.today()).version == 1
         audit.verify(s)
+    [submit] = _events(bank, "submit_rule_set_draft")
+    assert (submit.actor, submit.payload["effective_from"], submit.payload["backdated"]) == \
+        ("admin", effective.isoformat(), False)
+    [approve] = _events(bank, "approve_rule_set_draft")
+    assert approve.actor == "admin2"
+    assert (approve.payload["requested_by"], approve.payload["approved_by"]) == (bank.users["admin"],
+                                                                                  bank.users["admin2"])
     [event] = [e for e in _events(bank, "publish_rule_set") if e.payload["version"] == 2]
-    assert event.payload == {"version": 2, "label": "bank-2025.1", "effective_from": effective.isoformat(),
-                             "note": "adds PO04", "draft": draft.id}
+    assert event.actor == "admin2" and event.payload == {
+        "version": 2, "label": "bank-2025.1", "effective_from": effective.isoformat(), "note": "adds PO04",
+        "draft": draft.id}
+    assert approve.seq < event.seq
 
     other = _create(bank)
     other = _update(bank, other.id, _edited(other, label="bank-2025.2"))
+    other = _submit(bank, other.id, effective)
     before = _head(bank)
     with pytest.raises(RuntimeError), unit_of_work(bank.engine) as s:
-        rulesets.publish_draft(s, bank.user(s, "admin"), other.id, effective, expected_revision=2)
+        rulesets.publish_draft(s, bank.user(s, "admin2"), other.id, expected_revision=other.revision)
         raise RuntimeError("failed before the commit")
     with Session(bank.engine) as s:
-        assert s.get(RuleSetDraft, other.id).status == "draft"
+        assert s.get(RuleSetDraft, other.id).status == "submitted"
         assert len(s.exec(select(RuleSetVersion)).all()) == 2
     assert _head(bank) == before
+
+
+def test_the_last_editor_may_not_approve_either(bank):
+    _second_admin(bank)
+    draft = _create(bank)
+    draft = _update(bank, draft.id, _edited(draft), user="admin2")  # admin created, admin2 edited last
+    _submit(bank, draft.id, date.today())
+    with pytest.raises(PermissionDenied) as exc:
+        _approve(bank, draft.id, user="admin2")
+    assert exc.value.details["reason"] == "own_draft"
+    with pytest.raises(PermissionDenied):
+        _approve(bank, draft.id, user="admin")
+    _second_admin(bank, "admin3")
+    assert _approve(bank, draft.id, user="admin3").version == 2
+
+
+def test_a_past_effective_date_needs_a_reason_and_both_approvals_are_recorded(bank):
+    _second_admin(bank)
+    draft = _create(bank)
+    draft = _update(bank, draft.id, _edited(draft))
+    past = date.today() - timedelta(days=10)
+    before = _head(bank)
+    with pytest.raises(ValidationFailed, match="needs a stated reason") as exc:
+        _submit(bank, draft.id, past, reason="  ")
+    assert exc.value.details["field"] == "reason"
+    assert _head(bank) == before
+    with Session(bank.engine) as s:
+        assert s.get(RuleSetDraft, draft.id).status == "draft"
+    _submit(bank, draft.id, past, reason="监管通知自上月起执行")
+    version = _approve(bank, draft.id)
+    assert version.effective_from == past
+    [submit] = _events(bank, "submit_rule_set_draft")
+    assert (submit.actor, submit.payload["backdated"], submit.payload["reason"]) == ("admin", True, "监管通知自上月起执行")
+    [approve] = _events(bank, "approve_rule_set_draft")
+    assert (approve.actor, approve.payload["reason"], approve.payload["effective_from"]) == \
+        ("admin2", "监管通知自上月起执行", past.isoformat())
+
+
+def test_a_rejected_draft_is_a_draft_again_with_the_reason(bank):
+    _second_admin(bank)
+    draft = _create(bank)
+    draft = _update(bank, draft.id, _edited(draft))
+    submitted = _submit(bank, draft.id, date.today())
+    with pytest.raises(ValidationFailed) as exc, unit_of_work(bank.engine) as s:
+        rulesets.reject_draft(s, bank.user(s, "admin2"), draft.id, " ", expected_revision=submitted.revision)
+    assert exc.value.details["field"] == "rejection_reason"
+    with unit_of_work(bank.engine) as s:
+        row = rulesets.reject_draft(s, bank.user(s, "admin2"), draft.id, "PO04 的出处不对",
+                                    expected_revision=submitted.revision)
+    assert (row.status, row.rejection_reason, row.reviewed_by_id) == ("draft", "PO04 的出处不对", bank.users["admin2"])
+    [event] = _events(bank, "reject_rule_set_draft")
+    assert (event.actor, event.payload["reason"], event.payload["requested_by"]) == \
+        ("admin2", "PO04 的出处不对", bank.users["admin"])
+    with pytest.raises(ConflictError, match="not been submitted"):
+        _approve(bank, draft.id)
+    _update(bank, draft.id, {**draft.data, "version": "bank-2025.9"})  # the author can edit and submit again
+    _submit(bank, draft.id, date.today())
+    assert _approve(bank, draft.id).version == 2
+
+
+def test_the_diff_shows_items_added_changed_and_retired_field_by_field(bank):
+    draft = _create(bank)
+    data = _edited(draft)
+    changed = data["positive"][0]
+    old_en = changed["en"]
+    changed["en"] = "a new English text"
+    retired = data["negative"].pop()
+    with Session(bank.engine) as s:
+        in_force = rulesets.version_in_force(s, date.today())
+    changes = rulesets.diff_documents(in_force.data, data)
+    by_code = {(c["section"], c["code"]): c for c in changes}
+    assert by_code[("duties", "PO04")]["kind"] == "added" and by_code[("duties", "PO04")]["zh"] == PO04["zh"]
+    assert by_code[("positive", changed["code"])]["kind"] == "changed"
+    assert by_code[("positive", changed["code"])]["fields"] == [("en", old_en, "a new English text")]
+    assert by_code[("negative", retired["code"])]["kind"] == "retired"
+    assert by_code[("version", None)]["fields"] == [("version", in_force.data["version"], "bank-2025.1")]
+    assert rulesets.diff_documents(in_force.data, in_force.data) == []
 
 
 def test_publishing_needs_a_note_and_a_label_no_version_uses(bank):
     draft = _create(bank)
     draft = _update(bank, draft.id, {**draft.data, "duties": [*draft.data["duties"], PO04]})  # same label as v1
-    with pytest.raises(ValidationFailed, match="already used by version 1") as exc, unit_of_work(bank.engine) as s:
-        rulesets.publish_draft(s, bank.user(s, "admin"), draft.id, date.today(), expected_revision=2)
+    with pytest.raises(ValidationFailed, match="already used by version 1") as exc:
+        _submit(bank, draft.id, date.today())
     assert exc.value.details["field"] == "data"
     draft = _update(bank, draft.id, {**draft.data, "version": "bank-2025.1"}, note="")
-    with pytest.raises(ValidationFailed) as exc, unit_of_work(bank.engine) as s:
-        rulesets.publish_draft(s, bank.user(s, "admin"), draft.id, date.today(), expected_revision=3)
+    with pytest.raises(ValidationFailed) as exc:
+        _submit(bank, draft.id, date.today())
     assert exc.value.details["field"] == "note"
     with Session(bank.engine) as s:
         assert s.get(RuleSetDraft, draft.id).status == "draft"
@@ -195,8 +322,8 @@ def test_a_stale_or_closed_draft_is_refused_as_a_conflict_and_nothing_changes(ba
         _update(bank, draft.id, _edited(draft, "bank-x"), revision=1)
     with pytest.raises(ConflictError), unit_of_work(bank.engine) as s:
         rulesets.discard_draft(s, bank.user(s, "admin"), draft.id, expected_revision=1)
-    with pytest.raises(ConflictError), unit_of_work(bank.engine) as s:
-        rulesets.publish_draft(s, bank.user(s, "admin"), draft.id, date.today(), expected_revision=1)
+    with pytest.raises(ConflictError):
+        _submit(bank, draft.id, date.today(), revision=1)
     assert _head(bank) == before
     with unit_of_work(bank.engine) as s:
         discarded = rulesets.discard_draft(s, bank.user(s, "admin"), draft.id, expected_revision=2)
@@ -205,8 +332,8 @@ def test_a_stale_or_closed_draft_is_refused_as_a_conflict_and_nothing_changes(ba
     assert event.payload["draft"] == draft.id and event.payload["label"] == "bank-2025.1"
     with pytest.raises(ConflictError, match="discarded"):
         _update(bank, draft.id, _edited(draft, "bank-y"), revision=3)
-    with pytest.raises(ConflictError, match="discarded"), unit_of_work(bank.engine) as s:
-        rulesets.publish_draft(s, bank.user(s, "admin"), draft.id, date.today(), expected_revision=3)
+    with pytest.raises(ConflictError, match="discarded"):
+        _submit(bank, draft.id, date.today(), revision=3)
     with Session(bank.engine) as s:
         assert rulesets.open_drafts(s) == [] and s.get(RuleSetDraft, draft.id).data["version"] == "bank-2025.1"
         assert len(s.exec(select(RuleSetVersion)).all()) == 1
@@ -227,6 +354,8 @@ def test_only_head_office_administrators_work_on_drafts(bank):
             _update(bank, draft.id, _edited(draft), user=user)
         with pytest.raises(PermissionDenied), unit_of_work(bank.engine) as s:
             rulesets.discard_draft(s, bank.user(s, user), draft.id, expected_revision=1)
+        with pytest.raises(PermissionDenied):
+            _submit(bank, draft.id, date.today(), user=user, revision=1)
         with pytest.raises(PermissionDenied), unit_of_work(bank.engine) as s:
-            rulesets.publish_draft(s, bank.user(s, user), draft.id, date.today(), expected_revision=1)
+            rulesets.publish_draft(s, bank.user(s, user), draft.id, expected_revision=1)
     assert _head(bank) == before

@@ -196,7 +196,9 @@ MATRIX = [
     ("POST", "/admin/rulesets/drafts", None, {"admin"}),
     ("GET", "/admin/rulesets/drafts/{draft}", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts/{draft}/submit", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}/publish", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts/{draft}/reject", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}/discard", None, {"admin"}),
     ("GET", "/admin/calendar", None, {"admin", "t2_admin"}),
     ("POST", "/admin/calendar", None, {"admin"}),
@@ -531,6 +533,37 @@ def test_only_a_head_office_administrator_removes_a_calendar_override(world):
     assert client.post("/admin/calendar/2031-01-02/delete", data={"csrf_token": client.csrf}).status_code == 302
     with Session(world["engine"]) as s:
         assert s.get(CalendarOverride, date(2031, 1, 2)) is None
+
+
+def test_the_author_of_a_rule_set_draft_may_not_approve_or_reject_it_and_the_page_says_why(world):
+    """Maker-checker (policy.why_not_review_rule_set): publishing needs a second head-office administrator."""
+    with unit_of_work(world["engine"]) as s:
+        admin = world["bank"].user(s, "admin")
+        draft = rulesets.create_draft(s, admin, note="只改标签")
+        draft = rulesets.update_draft(s, admin, draft.id, {**draft.data, "version": "authz-2031"}, "只改标签",
+                                      expected_revision=1)
+        draft = rulesets.submit_draft(s, admin, draft.id, date(2031, 1, 1), expected_revision=draft.revision)
+        draft_id, revision = draft.id, draft.revision
+    before = _snapshot(world["engine"])
+    client = world["clients"]["admin"]
+    page = client.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert 'id="approve-draft"' not in page and 'id="review-refusal"' in page
+    for action, data in (("publish", {}), ("reject", {"rejection_reason": "不同意"})):
+        response = client.post(f"/admin/rulesets/drafts/{draft_id}/{action}",
+                               data={"csrf_token": client.csrf, "expected_version": str(revision), **data})
+        assert response.status_code == 403, action
+        assert "须由另一位总行管理员审批" in response.get_data(as_text=True)
+    for name in EVERYONE:
+        if name == "admin":
+            continue
+        client = world["clients"][name]
+        status = client.post(f"/admin/rulesets/drafts/{draft_id}/publish",
+                             data={"csrf_token": client.csrf, "expected_version": str(revision)}).status_code
+        assert status == 403, name
+    with pytest.raises(PermissionDenied) as exc, unit_of_work(world["engine"]) as s:
+        rulesets.publish_draft(s, world["bank"].user(s, "admin"), draft_id, expected_revision=revision)
+    assert exc.value.details["reason"] == "own_draft"
+    assert _snapshot(world["engine"]) == before
 
 
 def test_the_case_page_offers_an_action_only_to_those_allowed_to_take_it(world):

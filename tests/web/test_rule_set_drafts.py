@@ -1,5 +1,6 @@
 """Rule-set drafts in the administration pages: create, edit (errors next to the field, nothing saved), list
-with who and when, discard, publish with an effective date; CSRF on every form; both languages."""
+with who and when, discard, submit with an effective date and have a second administrator approve (publish)
+or reject it, with the changes against the version in force; CSRF on every form; both languages."""
 
 from __future__ import annotations
 
@@ -19,9 +20,22 @@ PO04 = {"code": "PO04", "stage": "post_loan", "zh": "按月核查抵押物状态
 
 @pytest.fixture
 def admin(bank, app_for):
+    from workflow.db import unit_of_work
+    from workflow.models import User
+
+    with unit_of_work(bank.engine) as s:  # the checker: a second head-office administrator
+        s.add(User(username="admin2", name="复核管理员", employee_no="E9002", branch_id=bank.branches["HO"],
+                   roles="admin"))
     set_passwords(bank.engine)
     client = app_for(bank.engine).test_client()
     assert login(client, "admin").status_code == 302
+    return client
+
+
+@pytest.fixture
+def checker(bank, app_for, admin):
+    client = app_for(bank.engine).test_client()
+    assert login(client, "admin2").status_code == 302
     return client
 
 
@@ -55,7 +69,7 @@ def _edited(admin, draft_id, label="bank-2025.1") -> dict:
     return {**data, "version": label, "duties": [*data["duties"], PO04]}
 
 
-def test_an_administrator_creates_edits_and_publishes_a_draft(bank, admin):
+def test_an_administrator_creates_edits_and_submits_a_draft_and_a_second_one_publishes_it(bank, admin, checker):
     page = admin.get("/admin/rulesets").get_data(as_text=True)
     assert 'id="new-draft"' in page and "暂无草稿" in page
 
@@ -78,25 +92,72 @@ def test_an_administrator_creates_edits_and_publishes_a_draft(bank, admin):
         event = s.exec(select(AuditEvent).where(AuditEvent.event == "update_rule_set_draft")).one()
         assert event.actor == "admin" and event.payload["changed"] == ["duties", "version"]
 
-    missing_date = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+    page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    changes = re.search(r'<section class="card" id="changes">(.*?)</section>', page, re.S).group(1)
+    assert "PO04" in changes and "按月核查抵押物状态" in changes and "新增" in changes and "bank-2025.1" in changes
+
+    missing_date = post(admin, f"/admin/rulesets/drafts/{draft_id}/submit",
                         {"expected_version": "2", "effective_from": ""})
     assert missing_date.status_code == 400 and 'id="error-effective_from"' in missing_date.get_data(as_text=True)
+    past = post(admin, f"/admin/rulesets/drafts/{draft_id}/submit",
+                {"expected_version": "2", "effective_from": (date.today() - timedelta(days=3)).isoformat()})
+    assert past.status_code == 400
+    assert "早于今天的生效日期须说明理由" in re.search(r'id="error-reason">(.*?)</span>', past.get_data(as_text=True),
+                                                      re.S).group(1)
+    assert _draft(bank, draft_id).status == "draft"
 
     effective = date.today() + timedelta(days=10)
-    published = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+    submitted = post(admin, f"/admin/rulesets/drafts/{draft_id}/submit",
                      {"expected_version": "2", "effective_from": effective.isoformat()})
+    assert submitted.status_code == 302 and _draft(bank, draft_id).status == "submitted"
+    mine = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert 'id="edit-draft"' not in mine and 'id="approve-draft"' not in mine
+    assert "须由另一位总行管理员审批" in re.search(r'id="review-refusal">(.*?)</p>', mine, re.S).group(1)
+    alone = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish", {"expected_version": "3"})
+    assert alone.status_code == 403 and "须由另一位总行管理员审批" in alone.get_data(as_text=True)
+    assert _draft(bank, draft_id).status == "submitted"
+
+    approval = checker.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert 'id="approve-draft"' in approval and "PO04" in approval and "管理员" in approval
+    published = post(checker, f"/admin/rulesets/drafts/{draft_id}/publish", {"expected_version": "3"})
     assert published.status_code == 302 and published.headers["Location"].endswith("/admin/rulesets/2")
     with Session(bank.engine) as s:
         v2 = s.exec(select(RuleSetVersion).where(RuleSetVersion.version == 2)).one()
         assert (v2.effective_from, v2.note, v2.data["version"]) == (effective, "增加 PO04", "bank-2025.1")
         event = s.exec(select(AuditEvent).where(AuditEvent.event == "publish_rule_set")
                        .order_by(AuditEvent.seq.desc())).first()
-        assert event.payload["draft"] == draft_id and event.payload["version"] == 2
+        assert event.payload["draft"] == draft_id and event.payload["version"] == 2 and event.actor == "admin2"
+        steps = [e.event for e in s.exec(select(AuditEvent).where(AuditEvent.event.like("%rule_set%"))
+                                          .order_by(AuditEvent.seq))][1:]
+        assert steps == ["create_rule_set_draft", "update_rule_set_draft", "submit_rule_set_draft",
+                         "approve_rule_set_draft", "publish_rule_set"]
     assert _draft(bank, draft_id).status == "published"
     listing = admin.get("/admin/rulesets").get_data(as_text=True)
     assert f'id="draft-{draft_id}"' not in listing and "bank-2025.1" in listing
     closed = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
     assert 'id="edit-draft"' not in closed and "/admin/rulesets/2" in closed
+
+
+def test_a_second_administrator_rejects_a_draft_with_a_reason_and_it_is_a_draft_again(bank, admin, checker):
+    draft_id = _create(admin)
+    post(admin, f"/admin/rulesets/drafts/{draft_id}",
+         {"expected_version": "1", "data": json.dumps(_edited(admin, draft_id)), "note": "增加 PO04"})
+    past = (date.today() - timedelta(days=5)).isoformat()
+    assert post(admin, f"/admin/rulesets/drafts/{draft_id}/submit",
+                {"expected_version": "2", "effective_from": past, "reason": "监管通知自本月起执行"}).status_code == 302
+    approval = checker.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert "监管通知自本月起执行" in approval
+    no_reason = post(checker, f"/admin/rulesets/drafts/{draft_id}/reject", {"expected_version": "3"})
+    assert no_reason.status_code == 400 and 'id="error-rejection_reason"' in no_reason.get_data(as_text=True)
+    rejected = post(checker, f"/admin/rulesets/drafts/{draft_id}/reject",
+                    {"expected_version": "3", "rejection_reason": "出处不对"})
+    assert rejected.status_code == 302
+    draft = _draft(bank, draft_id)
+    assert (draft.status, draft.rejection_reason) == ("draft", "出处不对")
+    page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert 'id="edit-draft"' in page and "出处不对" in re.search(r'id="rejected">(.*?)</p>', page, re.S).group(1)
+    with Session(bank.engine) as s:
+        assert len(s.exec(select(RuleSetVersion)).all()) == 1
 
 
 @pytest.mark.parametrize("change,shown", [
@@ -122,15 +183,15 @@ def test_an_invalid_document_is_shown_next_to_the_field_and_nothing_is_saved(ban
     assert (draft.revision, draft.note) == (1, "增加贷后抵押物核查") and _head(bank) == before
 
 
-def test_publishing_refuses_a_label_already_used_and_a_missing_note_next_to_the_field(bank, admin):
+def test_submitting_refuses_a_label_already_used_and_a_missing_note_next_to_the_field(bank, admin):
     draft_id = _create(admin, note="")
-    response = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+    response = post(admin, f"/admin/rulesets/drafts/{draft_id}/submit",
                     {"expected_version": "1", "effective_from": date.today().isoformat()})
     assert response.status_code == 400 and 'id="error-note"' in response.get_data(as_text=True)
     post(admin, f"/admin/rulesets/drafts/{draft_id}",
          {"expected_version": "1", "data": _text(admin.get(f"/admin/rulesets/drafts/{draft_id}")
                                                  .get_data(as_text=True)), "note": "只改说明"})
-    response = post(admin, f"/admin/rulesets/drafts/{draft_id}/publish",
+    response = post(admin, f"/admin/rulesets/drafts/{draft_id}/submit",
                     {"expected_version": "2", "effective_from": date.today().isoformat()})
     page = response.get_data(as_text=True)
     assert response.status_code == 400
@@ -149,7 +210,7 @@ def test_discarding_a_draft_keeps_it_on_record_and_removes_it_from_the_list(bank
         assert event.payload["draft"] == draft_id and event.actor == "admin"
     assert f'id="draft-{draft_id}"' not in admin.get("/admin/rulesets").get_data(as_text=True)
     page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
-    assert "此草稿已被放弃" in page and 'id="publish-draft"' not in page
+    assert "此草稿已被放弃" in page and 'id="submit-draft"' not in page
 
 
 def test_a_stale_form_is_refused_and_keeps_the_text_the_administrator_typed(bank, admin):
@@ -162,7 +223,7 @@ def test_a_stale_form_is_refused_and_keeps_the_text_the_administrator_typed(bank
     response = post(admin, f"/admin/rulesets/drafts/{draft_id}", {"expected_version": "1", "data": mine, "note": "乙"})
     assert response.status_code == 409 and _text(response.get_data(as_text=True)) == mine
     assert "其他人" in response.get_data(as_text=True)
-    for action in ("publish", "discard"):
+    for action in ("submit", "discard"):
         stale = post(admin, f"/admin/rulesets/drafts/{draft_id}/{action}",
                      {"expected_version": "1", "effective_from": date.today().isoformat()})
         assert stale.status_code == 302 and stale.headers["Location"].endswith(f"/admin/rulesets/drafts/{draft_id}")
@@ -174,8 +235,10 @@ def test_every_draft_form_needs_the_csrf_token(bank, admin):
     before = _head(bank)
     forms = [("/admin/rulesets/drafts", {"based_on": "1"}),
              (f"/admin/rulesets/drafts/{draft_id}", {"expected_version": "1", "data": "{}", "note": "x"}),
-             (f"/admin/rulesets/drafts/{draft_id}/publish", {"expected_version": "1",
-                                                            "effective_from": date.today().isoformat()}),
+             (f"/admin/rulesets/drafts/{draft_id}/submit", {"expected_version": "1",
+                                                           "effective_from": date.today().isoformat()}),
+             (f"/admin/rulesets/drafts/{draft_id}/publish", {"expected_version": "1"}),
+             (f"/admin/rulesets/drafts/{draft_id}/reject", {"expected_version": "1", "rejection_reason": "x"}),
              (f"/admin/rulesets/drafts/{draft_id}/discard", {"expected_version": "1"})]
     for url, data in forms:
         assert admin.post(url, data=data).status_code == 400, url

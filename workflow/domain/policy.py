@@ -392,3 +392,33 @@ def require_grant(actor: Actor, roles: Collection[str], *, branch_path: str, bef
     refusal = why_not_grant(actor, roles, branch_path=branch_path, before=before)
     if refusal is not None:
         raise refuse(refusal)
+
+
+# --- rule sets --------------------------------------------------------------------------------------------
+
+# Maker-checker: a rule-set version is published only when a second head-office administrator approves the
+# draft its author submitted. Whoever wrote the draft (its creator, its last editor, the one who submitted
+# it) may neither approve nor reject it.
+NOT_BANK_ADMIN = Refusal("not_bank_admin", N_("only head-office administrators change bank-wide settings"))
+OWN_RULE_SET_DRAFT = Refusal("own_draft",
+                             N_("A second head-office administrator must approve a rule set: its author and its "
+                                "last editor may not approve or reject it."))
+
+
+def why_not_review_rule_set(actor: Actor, *, author_ids: Collection[int | None]) -> Refusal | None:
+    """Why the actor may not approve (and publish) or reject a submitted rule-set draft, or None when they may.
+
+    `author_ids` are the draft's creator, its last editor and the administrator who submitted it.
+    """
+    if not (actor.has("admin") and actor.head_office):
+        return NOT_BANK_ADMIN
+    if actor.id in set(author_ids):
+        return OWN_RULE_SET_DRAFT
+    return None
+
+
+def require_review_rule_set(actor: Actor, *, author_ids: Collection[int | None]) -> None:
+    """Raise PermissionDenied (with the refusal) unless the actor may approve or reject the draft."""
+    refusal = why_not_review_rule_set(actor, author_ids=author_ids)
+    if refusal is not None:
+        raise refuse(refusal)

@@ -2,7 +2,9 @@
 
 Drafts live in their own table (`RuleSetDraft`), so nothing that judges a case or a what-if evaluation ever
 reads one: only published `RuleSetVersion` rows are versions in force. Every change to a draft is audited in
-the caller's transaction; publishing a draft goes through `publish`.
+the caller's transaction. Maker-checker: the author submits a draft with its effective date (a date before
+today needs a reason); a second head-office administrator approves it (publishing it through `publish`) or
+rejects it with a reason (policy.why_not_review_rule_set keeps the author and the last editor out).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from sqlmodel import Session, select
 
 from ..chain import canonical
 from ..db import rows
-from ..domain import rules
+from ..domain import policy, rules
 from ..domain.errors import ConflictError, NotFound, ValidationFailed
 from ..models import Enterprise, RuleSetDraft, RuleSetVersion, utcnow
 from . import audit
+from .accounts import _policy_actor
 from .accounts import _require_head_office_admin as require_head_office_admin
 
 
@@ -164,7 +167,7 @@ def publish(session: Session, actor, data: dict, effective_from: date, note: str
 
 # --- drafts -------------------------------------------------------------------------------------------------
 
-DRAFT_STATUSES = ("draft", "published", "discarded")
+DRAFT_STATUSES = ("draft", "submitted", "published", "discarded")
 NOTE_MAX = 500
 # Drafts are checked with this stand-in for the effective date, which is only chosen when publishing.
 _ANY_DATE = "2000-01-01"
@@ -198,8 +201,8 @@ def _clean_note(note: str | None) -> str:
 
 
 def open_drafts(session: Session) -> list[RuleSetDraft]:
-    """The drafts not yet published or discarded, most recently edited first."""
-    return list(session.exec(select(RuleSetDraft).where(RuleSetDraft.status == "draft")
+    """The drafts not yet published or discarded (including those awaiting approval), most recently edited first."""
+    return list(session.exec(select(RuleSetDraft).where(RuleSetDraft.status.in_(("draft", "submitted")))
                              .order_by(RuleSetDraft.updated_at.desc(), RuleSetDraft.id.desc())))
 
 
@@ -280,15 +283,12 @@ def discard_draft(session: Session, actor, draft_id: int, *, expected_revision: 
     return row
 
 
-def publish_draft(session: Session, actor, draft_id: int, effective_from: date, *,
-                  expected_revision: int) -> RuleSetVersion:
-    """Publish a draft as the next version effective from a date, through `publish` (one audited event).
+REASON_MAX = 500
 
-    The draft needs a note saying what changed (field "note") and a label no published version uses
-    (field "data"), so that versions can be told apart by label.
-    """
-    require_head_office_admin(session, actor)
-    row = _open_draft(session, draft_id, expected_revision)
+
+def _check_publishable(session: Session, row: RuleSetDraft) -> None:
+    """A draft needs a note saying what changed (field "note") and a label no published version uses (field
+    "data"), so that versions can be told apart by label."""
     if not row.note.strip():
         raise ValidationFailed("say what changed in this version", field="note")
     label = row.data.get("version")
@@ -296,9 +296,147 @@ def publish_draft(session: Session, actor, draft_id: int, effective_from: date, 
         if data.get("version") == label:
             raise ValidationFailed(f"the label {label!r} is already used by version {version}; give the draft a "
                                    "label of its own (the \"version\" field)", field="data", label=label, used_by=version)
-    published = publish(session, actor, row.data, effective_from, row.note, draft_id=row.id)
-    row.status, row.published_version_id = "published", published.id
-    row.updated_by_id, row.updated_at = actor.id, utcnow()
+
+
+def _clean_reason(reason: str | None, field: str) -> str:
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX:
+        raise ValidationFailed(f"the reason may have at most {REASON_MAX} characters", field=field,
+                               max_length=REASON_MAX)
+    return reason
+
+
+def submit_draft(session: Session, actor, draft_id: int, effective_from: date, *, reason: str = "",
+                 expected_revision: int, today: date | None = None) -> RuleSetDraft:
+    """The author's request to publish a draft from a date: the draft waits for a second administrator.
+
+    A date before today needs a stated reason (field "reason"): it changes the rules of stages already past.
+    The submitted draft can no longer be edited; approving publishes it, rejecting makes it a draft again.
+    """
+    require_head_office_admin(session, actor)
+    row = _open_draft(session, draft_id, expected_revision)
+    _check_publishable(session, row)
+    reason = _clean_reason(reason, "reason")
+    backdated = effective_from < (today or date.today())
+    if backdated and not reason:
+        raise ValidationFailed("an effective date before today needs a stated reason", field="reason")
+    now = utcnow()
+    row.status, row.effective_from, row.backdate_reason = "submitted", effective_from, reason if backdated else ""
+    row.submitted_by_id, row.submitted_at, row.rejection_reason = actor.id, now, ""
+    row.reviewed_by_id = row.reviewed_at = None
     session.add(row)
     session.flush()
+    audit.record(session, event="submit_rule_set_draft", actor=actor,
+                 payload={"draft": row.id, "label": row.data.get("version"), "sha256": _digest(row.data),
+                          "effective_from": effective_from.isoformat(), "backdated": backdated,
+                          "reason": row.backdate_reason})
+    return row
+
+
+def _submitted_draft(session: Session, actor, draft_id: int, expected_revision: int) -> RuleSetDraft:
+    """The submitted draft, locked; refused (policy) to its author and last editor."""
+    require_head_office_admin(session, actor)
+    row = session.get(RuleSetDraft, draft_id, with_for_update=True, populate_existing=True)
+    if row is None:
+        raise NotFound(f"rule-set draft {draft_id} does not exist")
+    if row.status != "submitted":
+        raise ConflictError("the draft has not been submitted for approval" if row.status == "draft"
+                            else f"the draft has already been {row.status}")
+    if row.revision != expected_revision:
+        raise ConflictError("the draft was changed by someone else in the meantime; reload it and try again")
+    policy.require_review_rule_set(_policy_actor(session, actor),
+                                   author_ids=(row.created_by_id, row.updated_by_id, row.submitted_by_id))
+    return row
+
+
+def publish_draft(session: Session, actor, draft_id: int, *, expected_revision: int,
+                  today: date | None = None) -> RuleSetVersion:
+    """A second head-office administrator approves a submitted draft: it is published through `publish` as
+    the next version, from the date its author asked for; the approval and the publication are audited
+    in this transaction.
+
+    The author, the last editor and the submitter are refused (policy.why_not_review_rule_set). A date that
+    has passed since the submission needs the author's reason too: without one the draft must be rejected.
+    """
+    row = _submitted_draft(session, actor, draft_id, expected_revision)
+    _check_publishable(session, row)
+    effective_from = row.effective_from
+    if effective_from < (today or date.today()) and not row.backdate_reason:
+        raise ValidationFailed("an effective date before today needs a stated reason", field="reason")
+    now = utcnow()
+    audit.record(session, event="approve_rule_set_draft", actor=actor,
+                 payload={"draft": row.id, "label": row.data.get("version"), "sha256": _digest(row.data),
+                          "effective_from": effective_from.isoformat(), "requested_by": row.submitted_by_id,
+                          "approved_by": actor.id, "reason": row.backdate_reason})
+    published = publish(session, actor, row.data, effective_from, row.note, draft_id=row.id)
+    published.created_by_id = row.submitted_by_id
+    row.status, row.published_version_id = "published", published.id
+    row.reviewed_by_id, row.reviewed_at = actor.id, now
+    session.add_all([row, published])
+    session.flush()
     return published
+
+
+def reject_draft(session: Session, actor, draft_id: int, reason: str, *, expected_revision: int) -> RuleSetDraft:
+    """A second head-office administrator sends a submitted draft back with a reason: it is a draft again."""
+    row = _submitted_draft(session, actor, draft_id, expected_revision)
+    reason = _clean_reason(reason, "rejection_reason")
+    if not reason:
+        raise ValidationFailed("say why the draft is rejected", field="rejection_reason")
+    row.status, row.rejection_reason = "draft", reason
+    row.reviewed_by_id, row.reviewed_at = actor.id, utcnow()
+    session.add(row)
+    session.flush()
+    audit.record(session, event="reject_rule_set_draft", actor=actor,
+                 payload={"draft": row.id, "label": row.data.get("version"), "sha256": _digest(row.data),
+                          "requested_by": row.submitted_by_id, "reason": reason})
+    return row
+
+
+# --- the difference between a draft and the version in force ------------------------------------------------
+
+ITEM_SECTIONS = ("stages", "positive", "mitigating", "negative", "duties", "steps")
+
+
+def _flat(value, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def diff_documents(old: dict, new: dict) -> list[dict]:
+    """What a draft changes against a version, field by field, in document order.
+
+    Items of the lists (by code) are "added", "changed" or "retired"; the other sections' settings are
+    "changed" (or added / removed). Each entry: section, code (None for a setting), kind, the item's Chinese
+    and English texts, and fields as (name, old value, new value).
+    """
+    out: list[dict] = []
+    old, new = draft_document(old or {}), draft_document(new or {})
+    for section in [k for k in new if k in old] + [k for k in new if k not in old] + [k for k in old if k not in new]:
+        before, after = old.get(section), new.get(section)
+        if before == after:
+            continue
+        if section in ITEM_SECTIONS and isinstance(before or [], list) and isinstance(after or [], list):
+            was = {i.get("code"): i for i in before or [] if isinstance(i, dict)}
+            now = {i.get("code"): i for i in after or [] if isinstance(i, dict)}
+            for code in [c for c in now] + [c for c in was if c not in now]:
+                a, b = was.get(code), now.get(code)
+                if a == b:
+                    continue
+                item = b or a
+                kind = "added" if a is None else "retired" if b is None else "changed"
+                fa, fb = _flat(a or {}), _flat(b or {})
+                fields = [(f, fa.get(f), fb.get(f)) for f in [*fb, *(f for f in fa if f not in fb)]
+                          if fa.get(f) != fb.get(f) and f != "code"]
+                out.append({"section": section, "code": code, "kind": kind, "zh": item.get("zh", ""),
+                            "en": item.get("en", ""), "fields": fields})
+            continue
+        fa, fb = _flat(before if before is not None else {}, section), _flat(after if after is not None else {},
+                                                                            section)
+        fields = [(f, fa.get(f), fb.get(f)) for f in [*fb, *(f for f in fa if f not in fb)] if fa.get(f) != fb.get(f)]
+        out.append({"section": section, "code": None, "kind": "changed", "zh": "", "en": "", "fields": fields})
+    return out

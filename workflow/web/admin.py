@@ -242,6 +242,12 @@ _DRAFT_MESSAGES = {
            "it again."),
     "the draft has already been published": _l("This draft has already been published."),
     "the draft has already been discarded": _l("This draft has already been discarded."),
+    "the draft has already been submitted": _l("This draft has been submitted for approval: it can no longer be "
+                                               "edited until it is approved or rejected."),
+    "the draft has not been submitted for approval": _l("This draft has not been submitted for approval."),
+    "an effective date before today needs a stated reason": _l("An effective date before today needs a stated "
+                                                                "reason."),
+    "say why the draft is rejected": _l("Say why the draft is rejected."),
 }
 
 
@@ -251,6 +257,8 @@ def _draft_message(exc: DomainError) -> str:
         return _("The label “%(label)s” is already used by version %(n)d. Give the draft a label of its own (the "
                  "“version” field).", label=details.get("label"), n=details["used_by"])
     if "max_length" in details:
+        if details.get("field") != "note":
+            return _("The reason may have at most %(n)d characters.", n=details["max_length"])
         return _("The note may have at most %(n)d characters.", n=details["max_length"])
     if details.get("field") == "based_on":
         return _("Choose a published version to start from.")
@@ -258,6 +266,17 @@ def _draft_message(exc: DomainError) -> str:
         return _("The rule set is not valid: %(problems)s", problems=exc.message.removeprefix("invalid rule set: "))
     known = _DRAFT_MESSAGES.get(exc.message)
     return str(known) if known is not None else translate(exc.message)
+
+
+# The rule-set document's sections, as the changes against the version in force name them.
+SECTION_NAMES = {
+    "version": _l("Label"), "name": _l("Name"), "outcomes": _l("Outcomes"), "liability_kinds": _l("Kinds of liability"),
+    "stages": _l("Credit stages"), "positive": _l("Positive list"), "mitigating": _l("Mitigating list"),
+    "negative": _l("Negative list"), "duties": _l("Duties"), "steps": _l("Procedure steps"),
+    "tolerance": _l("Tolerance"), "scope": _l("Scope"), "time_limits": _l("Time limits"),
+    "committee": _l("Committee"), "batch": _l("Batch cases"), "sanctions": _l("Sanctions"),
+    "bank_document": _l("The bank's own rules"),
+}
 
 
 def _people(s, ids) -> dict[int, User]:
@@ -315,7 +334,8 @@ def create_rule_set_draft():
 
 
 def _draft_page(draft_id: int, errors: dict[str, str] | None = None, *, text: str | None = None,
-                note: str | None = None, effective: str | None = None, status: int = 200):
+                note: str | None = None, effective: str | None = None, reason: str = "", rejection: str = "",
+                status: int = 200):
     """The draft's page: its document and note to edit, publishing with a date, discarding."""
     errors = errors or {}
     with reading() as s:
@@ -324,12 +344,20 @@ def _draft_page(draft_id: int, errors: dict[str, str] | None = None, *, text: st
             not_found()
         based_on = s.get(RuleSetVersion, row.based_on_id) if row.based_on_id else None
         published = s.get(RuleSetVersion, row.published_version_id) if row.published_version_id else None
-        people = _people(s, (row.created_by_id, row.updated_by_id))
+        people = _people(s, (row.created_by_id, row.updated_by_id, row.submitted_by_id, row.reviewed_by_id))
+        in_force = rulesets.version_in_force(s, today())
+        changes = rulesets.diff_documents(in_force.data, row.data)
+        reviewer = actor(s)
+        refusal = policy.why_not_review_rule_set(
+            accounts._policy_actor(s, reviewer),
+            author_ids=(row.created_by_id, row.updated_by_id, row.submitted_by_id)) if reviewer else None
     if text is None:
         text = json.dumps(_in_field_order(row.data), ensure_ascii=False, indent=2)
     return render_template("admin/ruleset_draft.html", draft=row, based_on=based_on, published=published,
                            people=people, text=text, note=row.note if note is None else note,
-                           effective=effective or today().isoformat(), errors=errors), \
+                           effective=effective or (row.effective_from or today()).isoformat(), reason=reason,
+                           rejection=rejection, in_force=in_force, changes=changes, section_names=SECTION_NAMES, today=today(),
+                           review_refusal=translate(refusal.message) if refusal else None, errors=errors), \
         (status if status != 200 else (400 if errors else 200))
 
 
@@ -357,27 +385,69 @@ def rule_set_draft(draft_id: int):
     return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
 
 
-@bp.post("/rulesets/drafts/<int:draft_id>/publish")
-def publish_rule_set_draft(draft_id: int):
-    """Publish the draft as the next version, effective from a date (it may lie in the past or the future)."""
+@bp.post("/rulesets/drafts/<int:draft_id>/submit")
+def submit_rule_set_draft(draft_id: int):
+    """The author asks for the draft to be published from a date (a date in the past needs a reason)."""
     _head_office_only()
     revision = expected_version()
-    effective = request.form.get("effective_from", "")
+    effective, reason = request.form.get("effective_from", ""), request.form.get("reason", "")
     try:
         effective_from = date.fromisoformat(effective)
     except ValueError:
         return _draft_page(draft_id, {"effective_from": _("Enter the date from which the version applies.")},
-                           effective=effective)
+                           effective=effective, reason=reason)
     try:
         with work() as s:
-            version = rulesets.publish_draft(s, actor(s), draft_id, effective_from, expected_revision=revision).version
+            rulesets.submit_draft(s, actor(s), draft_id, effective_from, reason=reason, expected_revision=revision,
+                                  today=today())
     except ValidationFailed as exc:
-        return _draft_page(draft_id, {exc.details.get("field") or "_": _draft_message(exc)}, effective=effective)
+        return _draft_page(draft_id, {exc.details.get("field") or "_": _draft_message(exc)}, effective=effective,
+                           reason=reason)
     except ConflictError as exc:
         flash(_draft_message(exc), "error")
         return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
-    flash(_("Version %(n)d has been published.", n=version), "success")
+    flash(_("The draft has been submitted: a second head-office administrator approves or rejects it."), "success")
+    return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+
+
+@bp.post("/rulesets/drafts/<int:draft_id>/publish")
+def publish_rule_set_draft(draft_id: int):
+    """A second head-office administrator approves the submitted draft: it is published as the next version."""
+    _head_office_only()
+    revision = expected_version()
+    try:
+        with work() as s:
+            version = rulesets.publish_draft(s, actor(s), draft_id, expected_revision=revision,
+                                             today=today()).version
+    except PermissionDenied as exc:
+        return _draft_page(draft_id, {"_": translate(exc.message)}, status=403)
+    except ValidationFailed as exc:
+        return _draft_page(draft_id, {exc.details.get("field") or "_": _draft_message(exc)})
+    except ConflictError as exc:
+        flash(_draft_message(exc), "error")
+        return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+    flash(_("Version %(n)d has been approved and published.", n=version), "success")
     return redirect(url_for("admin.rule_set", version=version))
+
+
+@bp.post("/rulesets/drafts/<int:draft_id>/reject")
+def reject_rule_set_draft(draft_id: int):
+    """A second head-office administrator sends the submitted draft back to its author with a reason."""
+    _head_office_only()
+    revision = expected_version()
+    reason = request.form.get("rejection_reason", "")
+    try:
+        with work() as s:
+            rulesets.reject_draft(s, actor(s), draft_id, reason, expected_revision=revision)
+    except PermissionDenied as exc:
+        return _draft_page(draft_id, {"_": translate(exc.message)}, rejection=reason, status=403)
+    except ValidationFailed as exc:
+        return _draft_page(draft_id, {exc.details.get("field") or "_": _draft_message(exc)}, rejection=reason)
+    except ConflictError as exc:
+        flash(_draft_message(exc), "error")
+        return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+    flash(_("The draft has been rejected and is a draft again."), "success")
+    return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
 
 
 @bp.post("/rulesets/drafts/<int:draft_id>/discard")

@@ -107,6 +107,10 @@ _KNOWN = [
     _l("nobody holds the case's current step: assign it first"),
     _l("Only a committee chair of the case's branch or a branch above it, or a head-office administrator, may "
        "urge a step."),
+    # maker-checker for rule sets (services/rulesets.py, domain/policy.py)
+    _l("only head-office administrators change bank-wide settings"),
+    _l("A second head-office administrator must approve a rule set: its author and its last editor may not "
+       "approve or reject it."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
