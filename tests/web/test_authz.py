@@ -196,6 +196,8 @@ MATRIX = [
     ("POST", "/admin/rulesets/drafts", None, {"admin"}),
     ("GET", "/admin/rulesets/drafts/{draft}", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts/{draft}/items", None, {"admin"}),
+    ("POST", "/admin/rulesets/drafts/{draft}/items/retire", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}/submit", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}/publish", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}/reject", None, {"admin"}),

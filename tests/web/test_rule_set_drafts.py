@@ -271,3 +271,58 @@ def test_a_branch_administrator_sees_versions_but_no_drafts(bank, app_for):
     page = client.get("/admin/rulesets")
     assert page.status_code == 200
     assert 'id="drafts"' not in page.get_data(as_text=True) and 'id="new-draft"' not in page.get_data(as_text=True)
+
+
+def _item(**fields) -> dict:
+    return {"section": "duties", "code": "PO04", "stage": "post_loan", "zh": "按月核查抵押物状态",
+            "en": "checked the collateral monthly", "source": "本行2025年制度", "bank_rule": "", "note": "",
+            "original_code": "", **fields}
+
+
+def test_an_item_is_added_edited_and_retired_in_the_form_and_the_changes_show_it(bank, admin):
+    draft_id = _create(admin)
+    page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    assert 'id="item-form"' in page and 'id="items-positive"' in page
+
+    missing = post(admin, f"/admin/rulesets/drafts/{draft_id}/items", {"expected_version": "1", **_item(en=" ")})
+    assert missing.status_code == 400
+    assert "请填写此项" in re.search(r'id="error-item_en">(.*?)</span>', missing.get_data(as_text=True), re.S).group(1)
+    unknown_stage = post(admin, f"/admin/rulesets/drafts/{draft_id}/items",
+                         {"expected_version": "1", **_item(stage="no_such_stage")})
+    assert unknown_stage.status_code == 400 and 'id="error-item_stage"' in unknown_stage.get_data(as_text=True)
+    assert _draft(bank, draft_id).revision == 1
+
+    added = post(admin, f"/admin/rulesets/drafts/{draft_id}/items", {"expected_version": "1", **_item()})
+    assert added.status_code == 302
+    draft = _draft(bank, draft_id)
+    assert draft.revision == 2 and draft.data["duties"][-1] == {
+        "code": "PO04", "stage": "post_loan", "zh": "按月核查抵押物状态", "en": "checked the collateral monthly",
+        "source": "本行2025年制度", "bank_rule": "", "note": "", "verified": False}
+    again = post(admin, f"/admin/rulesets/drafts/{draft_id}/items", {"expected_version": "2", **_item()})
+    assert again.status_code == 400 and "已在此清单中使用" in again.get_data(as_text=True)
+
+    edit_page = admin.get(f"/admin/rulesets/drafts/{draft_id}?edit=duties:PO04").get_data(as_text=True)
+    assert 'name="original_code" value="PO04"' in edit_page and 'value="checked the collateral monthly"' in edit_page
+    edited = post(admin, f"/admin/rulesets/drafts/{draft_id}/items",
+                  {"expected_version": "2", **_item(original_code="PO04", en="checks the collateral every month",
+                                                    bank_rule="《贷后管理办法》第12条", verified="1")})
+    assert edited.status_code == 302
+    duty = _draft(bank, draft_id).data["duties"][-1]
+    assert (duty["en"], duty["bank_rule"], duty["verified"]) == ("checks the collateral every month",
+                                                                 "《贷后管理办法》第12条", True)
+
+    positive = _draft(bank, draft_id).data["positive"][0]["code"]
+    retired = post(admin, f"/admin/rulesets/drafts/{draft_id}/items/retire",
+                   {"expected_version": "3", "section": "positive", "code": positive})
+    assert retired.status_code == 302
+    assert positive not in [i["code"] for i in _draft(bank, draft_id).data["positive"]]
+
+    page = admin.get(f"/admin/rulesets/drafts/{draft_id}").get_data(as_text=True)
+    changes = re.search(r'<section class="card" id="changes">(.*?)</section>', page, re.S).group(1)
+    assert "PO04" in changes and "新增" in changes and positive in changes and "停用" in changes
+    with Session(bank.engine) as s:
+        items = [e.payload["item"] for e in s.exec(select(AuditEvent).where(AuditEvent.event == "update_rule_set_draft")
+                                                   .order_by(AuditEvent.seq))]
+    assert items == [{"section": "duties", "code": "PO04", "action": "added"},
+                     {"section": "duties", "code": "PO04", "action": "changed"},
+                     {"section": "positive", "code": positive, "action": "retired"}]

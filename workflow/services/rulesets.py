@@ -248,7 +248,7 @@ def create_draft(session: Session, actor, *, based_on: int | None = None, note: 
 
 
 def update_draft(session: Session, actor, draft_id: int, data, note: str | None, *,
-                 expected_revision: int) -> RuleSetDraft:
+                 expected_revision: int, item: dict | None = None) -> RuleSetDraft:
     """Replace a draft's document and note; checked first, so an invalid document saves nothing; audited.
 
     Raises ValidationFailed (field "data" or "note") and ConflictError (stale revision, draft closed).
@@ -267,8 +267,84 @@ def update_draft(session: Session, actor, draft_id: int, data, note: str | None,
     session.flush()
     audit.record(session, event="update_rule_set_draft", actor=actor,
                  payload={"draft": row.id, "label": doc.get("version"), "sha256": _digest(doc), "changed": changed,
-                          "note": note})
+                          "note": note, **({"item": item} if item else {})})
     return row
+
+
+# --- the draft's list items, edited one at a time ---------------------------------------------------------
+
+ITEM_LISTS = ("positive", "mitigating", "negative", "duties")
+ITEM_TEXT_FIELDS = ("code", "zh", "en", "source", "bank_rule", "note")
+_REQUIRED = ("code", "zh", "en", "source")
+
+
+def _item_error(exc: ValidationFailed, section: str) -> ValidationFailed:
+    """The document's check, next to the item field it concerns (when it names one)."""
+    for error in exc.details.get("errors") or []:
+        parts = str(error.get("field", "")).replace("[", ".").replace("]", "").split(".")
+        if section in parts and parts[-1] in (*ITEM_TEXT_FIELDS, "stage", "verified"):
+            return ValidationFailed(exc.message, field=parts[-1], errors=exc.details.get("errors"))
+    return exc
+
+
+def save_item(session: Session, actor, draft_id: int, section: str, item: dict, *, original_code: str | None = None,
+              expected_revision: int) -> RuleSetDraft:
+    """Add an item to one of the draft's lists, or change the item `original_code` (its texts in Chinese and
+    English, its citations, whether it was verified); saved through `update_draft` (checked, audited).
+
+    ValidationFailed names the form field ("section", "code", "zh", "en", "source", "stage", ...).
+    """
+    require_head_office_admin(session, actor)
+    if section not in ITEM_LISTS:
+        raise ValidationFailed("choose the list the item belongs to", field="section")
+    row = _open_draft(session, draft_id, expected_revision)
+    clean = {k: str(item.get(k) or "").strip() for k in ITEM_TEXT_FIELDS}
+    if section == "duties":
+        clean["stage"] = str(item.get("stage") or "").strip()
+    for name in (*_REQUIRED, *(("stage",) if section == "duties" else ())):
+        if not clean[name]:
+            raise ValidationFailed("this field is required", field=name)
+    if section == "duties" and clean["stage"] not in {st.get("code") for st in row.data.get("stages") or []}:
+        raise ValidationFailed(f"the rule set has no stage {clean['stage']}", field="stage", stage=clean["stage"])
+    clean["verified"] = bool(item.get("verified"))
+    items = [dict(i) for i in row.data.get(section) or []]
+    codes = [i.get("code") for i in items]
+    if original_code is None:
+        if clean["code"] in codes:
+            raise ValidationFailed(f"the code {clean['code']} is already used in this list", field="code",
+                                   code=clean["code"])
+        items.append(clean)
+        action = "added"
+    else:
+        if original_code not in codes:
+            raise ValidationFailed(f"the item {original_code} is not in this list", field="section")
+        at = codes.index(original_code)
+        if clean["code"] != original_code and clean["code"] in codes:
+            raise ValidationFailed(f"the code {clean['code']} is already used in this list", field="code",
+                                   code=clean["code"])
+        items[at] = {**items[at], **clean}
+        action = "changed"
+    try:
+        return update_draft(session, actor, draft_id, {**row.data, section: items}, row.note,
+                            expected_revision=expected_revision,
+                            item={"section": section, "code": clean["code"], "action": action})
+    except ValidationFailed as exc:
+        raise _item_error(exc, section) from None
+
+
+def retire_item(session: Session, actor, draft_id: int, section: str, code: str, *,
+                expected_revision: int) -> RuleSetDraft:
+    """Take an item out of one of the draft's lists (the versions already published keep it); checked, audited."""
+    require_head_office_admin(session, actor)
+    if section not in ITEM_LISTS:
+        raise ValidationFailed("choose the list the item belongs to", field="section")
+    row = _open_draft(session, draft_id, expected_revision)
+    items = [i for i in row.data.get(section) or [] if i.get("code") != code]
+    if len(items) == len(row.data.get(section) or []):
+        raise ValidationFailed(f"the item {code} is not in this list", field="section")
+    return update_draft(session, actor, draft_id, {**row.data, section: items}, row.note,
+                        expected_revision=expected_revision, item={"section": section, "code": code,
+                                                                   "action": "retired"})
 
 
 def discard_draft(session: Session, actor, draft_id: int, *, expected_revision: int) -> RuleSetDraft:

@@ -335,7 +335,7 @@ def create_rule_set_draft():
 
 def _draft_page(draft_id: int, errors: dict[str, str] | None = None, *, text: str | None = None,
                 note: str | None = None, effective: str | None = None, reason: str = "", rejection: str = "",
-                status: int = 200):
+                item: dict | None = None, status: int = 200):
     """The draft's page: its document and note to edit, publishing with a date, discarding."""
     errors = errors or {}
     with reading() as s:
@@ -353,11 +353,17 @@ def _draft_page(draft_id: int, errors: dict[str, str] | None = None, *, text: st
             author_ids=(row.created_by_id, row.updated_by_id, row.submitted_by_id)) if reviewer else None
     if text is None:
         text = json.dumps(_in_field_order(row.data), ensure_ascii=False, indent=2)
+    if item is None:  # "?edit=duties:PO04" fills the item form with that item
+        section, _sep, code = request.args.get("edit", "").partition(":")
+        found = [i for i in row.data.get(section) or [] if i.get("code") == code] \
+            if section in rulesets.ITEM_LISTS else []
+        item = {**found[0], "section": section, "original_code": code} if found else {"section": "positive"}
     return render_template("admin/ruleset_draft.html", draft=row, based_on=based_on, published=published,
                            people=people, text=text, note=row.note if note is None else note,
                            effective=effective or (row.effective_from or today()).isoformat(), reason=reason,
                            rejection=rejection, in_force=in_force, changes=changes, section_names=SECTION_NAMES, today=today(),
-                           review_refusal=translate(refusal.message) if refusal else None, errors=errors), \
+                           review_refusal=translate(refusal.message) if refusal else None, item=item,
+                           item_lists=rulesets.ITEM_LISTS, errors=errors), \
         (status if status != 200 else (400 if errors else 200))
 
 
@@ -382,6 +388,61 @@ def rule_set_draft(draft_id: int):
     except ConflictError as exc:
         return _draft_page(draft_id, {"_": _draft_message(exc)}, text=text, note=note, status=409)
     flash(_("The draft has been saved."), "success")
+    return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+
+
+_ITEM_MESSAGES = {
+    "this field is required": _l("Fill in this field."),
+    "choose the list the item belongs to": _l("Choose the list the item belongs to."),
+}
+
+
+def _item_message(exc: ValidationFailed) -> str:
+    details = exc.details or {}
+    if "code" in details and details.get("field") == "code":
+        return _("The code %(code)s is already used in this list.", code=details["code"])
+    if "stage" in details and details.get("field") == "stage":
+        return _("The rule set has no stage %(stage)s.", stage=details["stage"])
+    if exc.message.startswith("the item "):
+        return _("The item is no longer in this list: reload the draft.")
+    known = _ITEM_MESSAGES.get(exc.message)
+    return str(known) if known is not None else _draft_message(exc)
+
+
+@bp.post("/rulesets/drafts/<int:draft_id>/items")
+def save_rule_set_item(draft_id: int):
+    """Add an item to one of the draft's lists or change one, in a form (checked like every save)."""
+    _head_office_only()
+    revision = expected_version()
+    form = {k: request.form.get(k, "") for k in (*rulesets.ITEM_TEXT_FIELDS, "stage", "section", "original_code")}
+    form["verified"] = bool(request.form.get("verified"))
+    try:
+        with work() as s:
+            rulesets.save_item(s, actor(s), draft_id, form["section"], form,
+                               original_code=form["original_code"] or None, expected_revision=revision)
+    except ValidationFailed as exc:
+        return _draft_page(draft_id, {f"item_{exc.details.get('field') or 'code'}": _item_message(exc)}, item=form)
+    except ConflictError as exc:
+        return _draft_page(draft_id, {"_": _draft_message(exc)}, item=form, status=409)
+    flash(_("The item %(code)s has been saved in the draft.", code=form["code"].strip()), "success")
+    return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+
+
+@bp.post("/rulesets/drafts/<int:draft_id>/items/retire")
+def retire_rule_set_item(draft_id: int):
+    """Take an item out of one of the draft's lists (published versions keep it)."""
+    _head_office_only()
+    revision = expected_version()
+    section, code = request.form.get("section", ""), request.form.get("code", "")
+    try:
+        with work() as s:
+            rulesets.retire_item(s, actor(s), draft_id, section, code, expected_revision=revision)
+    except ValidationFailed as exc:
+        return _draft_page(draft_id, {"_": _item_message(exc)})
+    except ConflictError as exc:
+        flash(_draft_message(exc), "error")
+        return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
+    flash(_("The item %(code)s has been retired from the draft.", code=code), "success")
     return redirect(url_for("admin.rule_set_draft", draft_id=draft_id))
 
 
