@@ -77,7 +77,33 @@ def create_app(config: dict | None = None):
     from .web import register as register_web
 
     register_web(app)
+    _start_timer_when_serving(app)
     return app
+
+
+def _start_timer_when_serving(app) -> None:
+    """With TIMER_INTERVAL (seconds; MIANZE_TIMER_INTERVAL, set by scripts/run) the process that serves
+    requests runs the deadline timer in a thread of its own, started by its first request (so that
+    command-line invocations, which build the app too, never tick). Production runs it from cron."""
+    interval = float(app.config.get("TIMER_INTERVAL") or 0)
+    if interval <= 0 or app.config.get("TESTING"):
+        return
+    import threading
+
+    lock, started = threading.Lock(), []
+
+    @app.before_request
+    def _timer():
+        if started:
+            return
+        with lock:
+            if not started:
+                from .services import deadlines, jobs
+
+                thread = jobs.TimerThread(engine_of(app), interval, deadlines.MailSettings.from_config(app.config))
+                thread.start()
+                started.append(thread)
+                app.extensions["mianze.timer"] = thread
 
 
 def ready_to_serve(app):

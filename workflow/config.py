@@ -72,6 +72,9 @@ def from_environment() -> dict:
         "SMTP_PASSWORD": os.environ.get("MIANZE_SMTP_PASSWORD"),
         "SMTP_STARTTLS": os.environ.get("MIANZE_SMTP_STARTTLS", "0"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
+        # Seconds between runs of the deadline timer inside the serving process (0: off; production runs
+        # `flask deadlines tick` from cron). scripts/run, the embedded default, sets it.
+        "TIMER_INTERVAL": float(os.environ.get("MIANZE_TIMER_INTERVAL") or 0),
         # The audit chain's checkpoints: signed with this Ed25519 key (PEM; never in the database) and
         # appended to files in this directory (outside the database). Outside production a demonstration key
         # is made in instance/ on first use (its name says "demo", and so does every checkpoint it signs).

@@ -556,3 +556,20 @@ class RuleSetDraft(SQLModel, table=True):
     @declared_attr.directive
     def __mapper_args__(cls):  # every UPDATE checks and bumps `revision`
         return {"version_id_col": cls.__table__.c.revision}
+
+
+class TimerRun(SQLModel, table=True):
+    """One run of the deadline timer (`deadlines tick`): when, started by what, and what it did.
+
+    `trigger` is "cron" (the command line), "timer" (the app's own timer thread in the embedded default) or
+    "admin" (an administrator's "run now"). The administrators' pages warn when the latest run is more than a
+    day old: without the timer, publicity and appeal windows do not move on and nobody hears of delays.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = Field(index=True)
+    finished_at: datetime
+    trigger: str = Field(max_length=16)
+    day: date  # the day the timer ran as (`--today`)
+    ok: bool  # nothing unexpected failed
+    summary: dict = json_field()

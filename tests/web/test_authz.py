@@ -202,6 +202,8 @@ MATRIX = [
     ("POST", "/admin/rulesets/drafts/{draft}/publish", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}/reject", None, {"admin"}),
     ("POST", "/admin/rulesets/drafts/{draft}/discard", None, {"admin"}),
+    ("GET", "/admin/timer", None, {"admin", "t2_admin"}),
+    ("POST", "/admin/timer", None, {"admin"}),  # head office only: the timer acts on the whole bank
     ("GET", "/admin/calendar", None, {"admin", "t2_admin"}),
     ("POST", "/admin/calendar", None, {"admin"}),
     ("GET", "/admin/tolerance", None, {"admin", "t2_admin"}),

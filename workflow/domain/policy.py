@@ -316,6 +316,14 @@ def why_not_register(actor: Actor) -> Refusal | None:
     return None if actor.has("admin", "committee_chair") else NOT_YOURS
 
 
+TIMER_HEAD_OFFICE = Refusal("head_office_only", N_("Only a head-office administrator may run the deadline timer."))
+
+
+def why_not_run_timer(actor: Actor) -> Refusal | None:
+    """Who starts the deadline timer by hand: it moves and notifies cases of the whole bank."""
+    return None if actor.has("admin") and actor.head_office else TIMER_HEAD_OFFICE
+
+
 def refuse(refusal: Refusal) -> PermissionDenied:
     """The PermissionDenied a service raises for a refusal (its code is in `details["reason"]`)."""
     exc = PermissionDenied(refusal.text(), reason=refusal.code)

@@ -6,19 +6,25 @@ through a callback; the command line and the web start them alike.
 
 from __future__ import annotations
 
+import logging
 import smtplib
+import threading
 import zipfile
 from contextlib import nullcontext
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from ..db import read_session, unit_of_work
+from ..domain import policy
 from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed, ValidationFailed
-from ..models import Case, Notification, User, utcnow
-from . import anchor, bundle, cases, deadlines, export
+from ..models import Case, Notification, TimerRun, User, utcnow
+from . import anchor, bundle, cases, deadlines, export, queries
+
+log = logging.getLogger(__name__)
 
 
 def _actor(session, username: str) -> User:
@@ -95,7 +101,7 @@ def run_bundle(engine, *, out: str, username: str, filters: dict, full: bool, re
 # --- the deadline timer ----------------------------------------------------------------------------------
 
 def tick(engine, today: date | None = None, actor=None, *,
-         mail: deadlines.MailSettings | None = None) -> deadlines.TickSummary:
+         mail: deadlines.MailSettings | None = None, started_by: str = "cron") -> deadlines.TickSummary:
     """Move cases whose publicity or appeal window ended, mark overdue steps and cases near or past their
     one-year limit, and notify who must act (the chairs and head office for the one-year limit).
 
@@ -103,8 +109,10 @@ def tick(engine, today: date | None = None, actor=None, *,
     at once: the case row lock, the state guards and the optimistic version check let only one run move a
     case; the other sees ConflictError or TransitionNotAllowed and counts the case as already moved.
     Notifications have unique keys, so a rerun adds none. Mail is sent after the commit, only with `mail`.
-    Unexpected errors of one case are collected in `errors` and do not stop the others.
+    Unexpected errors of one case are collected in `errors` and do not stop the others. Each run is recorded
+    (`TimerRun`, started by `started_by`: "cron", "timer" or "admin") so that administrators see when it last ran.
     """
+    started = utcnow()
     today = today or date.today()
     summary = deadlines.TickSummary(today=today)
     verbs = {"end_publicity": cases.end_publicity, "close_appeal_window": cases.close_appeal_window}
@@ -169,7 +177,58 @@ def tick(engine, today: date | None = None, actor=None, *,
         summary.checkpoint = cp["seq"] if cp else None
     except anchor.AnchorError as exc:
         summary.errors.append(f"audit checkpoint: {exc}")
+    with unit_of_work(engine) as s:
+        s.add(TimerRun(started_at=started, finished_at=utcnow(), trigger=started_by, day=today,
+                       ok=not summary.errors, summary=summary.to_dict()))
     return summary
+
+
+def run_timer_now(engine, actor_user, *, mail: deadlines.MailSettings | None = None) -> deadlines.TickSummary:
+    """An administrator runs the timer by hand (head office only: it acts on the whole bank); recorded as a
+    run started by "admin". Raises PermissionDenied otherwise."""
+    with read_session(engine) as s:
+        refusal = policy.why_not_run_timer(queries.actor_of(s, actor_user))
+    if refusal is not None:
+        raise policy.refuse(refusal)
+    return tick(engine, mail=mail, started_by="admin")
+
+
+TIMER_STALE_AFTER = timedelta(days=1)  # a timer that has not run for longer is reported to administrators
+
+
+def timer_runs(session: Session, *, limit: int = 50, offset: int = 0) -> list[TimerRun]:
+    """The timer's runs, newest first."""
+    return list(session.exec(select(TimerRun).order_by(TimerRun.started_at.desc(), TimerRun.id.desc())
+                             .offset(offset).limit(limit)))
+
+
+def timer_status(session: Session, now: datetime | None = None) -> dict:
+    """The latest run of the timer and whether it is stale (never ran, or more than a day ago)."""
+    now = now or utcnow()
+    last = session.exec(select(TimerRun).order_by(TimerRun.started_at.desc(), TimerRun.id.desc())).first()
+    return {"last": last, "stale": last is None or now - last.started_at > TIMER_STALE_AFTER,
+            "runs": session.exec(select(func.count()).select_from(TimerRun)).one()}
+
+
+class TimerThread(threading.Thread):
+    """The embedded default's timer: runs `tick` in the app process every `interval` seconds (the first run
+    at once). Production runs `flask deadlines tick` from cron instead (docs/deployment.md)."""
+
+    def __init__(self, engine, interval: float, mail: deadlines.MailSettings | None = None):
+        super().__init__(name="mianze-timer", daemon=True)
+        self.engine, self.interval, self.mail = engine, interval, mail
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                tick(self.engine, mail=self.mail, started_by="timer")
+            except Exception:  # noqa: BLE001 - the timer keeps running; the failure is logged
+                log.exception("the deadline timer failed")
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 def _attached(session: Session, actor):

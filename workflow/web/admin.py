@@ -15,7 +15,8 @@ from sqlmodel import select
 from ..domain import policy, rules
 from ..domain.errors import ConflictError, DomainError, PermissionDenied, ValidationFailed
 from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
-from ..services import accounts, deadlines, rulesets, staff, tolerance
+from ..services import accounts, deadlines, jobs, rulesets, staff, tolerance
+from . import access
 from .common import (
     actor,
     bad_request,
@@ -56,7 +57,44 @@ def _errors_from(exc: ValidationFailed, default: str = "_") -> dict[str, str]:
 
 @bp.get("/")
 def index():
-    return render_template("admin/index.html")
+    with reading() as s:
+        timer = jobs.timer_status(s)
+    return render_template("admin/index.html", timer=timer)
+
+
+# --- the deadline timer -----------------------------------------------------------------------------------------
+
+TIMER_PAGE = 50
+
+
+@bp.get("/timer")
+def timer():
+    """The deadline timer's runs, newest first (50 a page), and whether it is stale."""
+    page = request.args.get("page", "1")
+    page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
+    with reading() as s:
+        status = jobs.timer_status(s)
+        runs = jobs.timer_runs(s, limit=TIMER_PAGE, offset=(page - 1) * TIMER_PAGE)
+    pages = max(1, (status["runs"] + TIMER_PAGE - 1) // TIMER_PAGE)
+    return render_template("admin/timer.html", timer=status, runs=runs, page=page, pages=pages,
+                           may_run=policy.why_not_run_timer(current_user.actor) is None)
+
+
+@bp.post("/timer")
+def run_timer():
+    """Run the timer now (head-office administrators): it moves and notifies cases of the whole bank."""
+    refusal = policy.why_not_run_timer(current_user.actor)
+    if refusal is not None:
+        deny(access.refusal_text(refusal), refusal.code)
+    summary = jobs.run_timer_now(current_app.extensions["mianze.engine"], current_user,
+                                 mail=deadlines.MailSettings.from_config(current_app.config))
+    if summary.errors:
+        flash(_("The timer ran, but %(n)d case(s) could not be handled: see the run below.", n=len(summary.errors)),
+              "error")
+    else:
+        flash(_("The timer ran: %(moved)d case(s) moved on, %(notified)d notification(s).",
+                moved=sum(summary.moved.values()), notified=summary.notified), "success")
+    return redirect(url_for("admin.timer"))
 
 
 # --- branches -----------------------------------------------------------------------------------------------

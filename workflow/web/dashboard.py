@@ -20,7 +20,7 @@ from ..db import read_session, unit_of_work
 from ..domain.errors import ValidationFailed
 from ..domain.policy import has_role
 from ..models import Branch, User
-from ..services import deadlines, metrics
+from ..services import deadlines, jobs, metrics
 from .i18n import _l
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -151,11 +151,13 @@ def index():
                        "branch_name": e["branch"].name, "branch_name_en": e["branch"].name_en or e["branch"].name,
                        "limit": e["limit"], "days_left": e["days_left"], "position": e["position"]}
                       for e in deadlines.near_limit_cases(s, date.today(), branch)]
-        warnings = deadlines.calendar_warnings(s) if has_role(_roles(current_user), "admin") else []
+        is_admin = has_role(_roles(current_user), "admin")
+        warnings = deadlines.calendar_warnings(s) if is_admin else []
+        timer = jobs.timer_status(s) if is_admin else None
     summary = [(en, summary_label(en), value, kind) for _zh, en, value, kind in metrics.summary_rows(figures)]
     return render_template("dashboard/index.html", figures=figures, charts=_charts(figures), summary=summary,
                            branches=branches, start=start, end=end, overdue=overdue, near_limit=near_limit,
-                           calendar_warnings=warnings,
+                           calendar_warnings=warnings, timer=timer,
                            case_link="cases.show" in current_app.view_functions)
 
 

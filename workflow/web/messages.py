@@ -111,6 +111,7 @@ _KNOWN = [
     _l("only head-office administrators change bank-wide settings"),
     _l("A second head-office administrator must approve a rule set: its author and its last editor may not "
        "approve or reject it."),
+    _l("Only a head-office administrator may run the deadline timer."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
