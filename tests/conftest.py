@@ -57,10 +57,22 @@ def audit_key(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def letter_certificate(tmp_path_factory):
+    """One demonstration CA and letter signing certificate (PKCS#12) for the run."""
+    from workflow.pdf import create_demo_certificate
+
+    path = tmp_path_factory.mktemp("letter-certificate") / "demo_letter_signing.p12"
+    create_demo_certificate(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _audit_checkpoints_per_test(tmp_path, audit_key, monkeypatch):
-    """Every app a test creates writes its audit checkpoints into that test's own directory."""
+def _audit_checkpoints_per_test(tmp_path, audit_key, letter_certificate, monkeypatch):
+    """Every app a test creates writes its audit checkpoints into that test's own directory, and signs its
+    letters with the run's demonstration certificate."""
     monkeypatch.setenv("MIANZE_AUDIT_SIGNING_KEY", str(audit_key))
+    monkeypatch.setenv("MIANZE_LETTER_SIGNING_P12", str(letter_certificate))
     monkeypatch.setenv("MIANZE_AUDIT_CHECKPOINT_DIR", str(tmp_path / "audit_checkpoints"))
 
 

@@ -32,6 +32,9 @@ def create_app(config: dict | None = None):
     if audit_anchor is not None and audit_anchor.demo:
         anchor.create_demo_key(audit_anchor.key_file)  # development only: a real bank configures its own
     anchor.attach(engine, audit_anchor)
+    from .services import letters
+
+    letters.attach_signer(engine, letters.signer_from_config(app.config))
 
     from . import commands
 

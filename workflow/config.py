@@ -42,11 +42,29 @@ def generated_secret(key_file: Path) -> str:
 
 
 def check(config) -> None:
-    """Raise ConfigurationError when the configuration must not serve (production without SECRET_KEY)."""
+    """Raise ConfigurationError when the configuration must not serve (production without SECRET_KEY or
+    without the bank's letter signing certificate)."""
     if config.get("MIANZE_ENV") == "production" and not config.get("SECRET_KEY"):
         raise ConfigurationError("SECRET_KEY is not set: in production (MIANZE_ENV=production) set it in the "
                                  "environment to a long random value shared by every worker, e.g. the output of "
                                  "`python3 -c 'import secrets; print(secrets.token_hex(32))'`")
+    if config.get("MIANZE_ENV") == "production" and not config.get("LETTER_SIGNING_P12"):
+        raise ConfigurationError("LETTER_SIGNING_P12 is not set: in production (MIANZE_ENV=production) letters "
+                                 "are signed with the bank's certificate; set MIANZE_LETTER_SIGNING_P12 to its "
+                                 "PKCS#12 file (and MIANZE_LETTER_SIGNING_PASSWORD to its passphrase), "
+                                 "docs/deployment.md")
+
+
+def letter_signing(env=None) -> tuple[str | None, str | None]:
+    """The letter signing certificate the environment names: (PKCS#12 file, passphrase). Outside production
+    the demonstration certificate in instance/ (made by scripts/setup or on first use) when none is named."""
+    env = os.environ if env is None else env
+    production = env.get("MIANZE_ENV", "development") == "production"
+    p12 = env.get("MIANZE_LETTER_SIGNING_P12") or (None if production else str(INSTANCE / DEMO_LETTER_P12))
+    return p12, env.get("MIANZE_LETTER_SIGNING_PASSWORD") or None
+
+
+DEMO_LETTER_P12 = "demo_letter_signing.p12"  # the demonstration certificate's file name in instance/
 
 
 def from_environment() -> dict:
@@ -81,6 +99,10 @@ def from_environment() -> dict:
         "AUDIT_SIGNING_KEY": os.environ.get("MIANZE_AUDIT_SIGNING_KEY")
         or (None if env == "production" else str(INSTANCE / "demo_audit_signing_key.pem")),
         "AUDIT_CHECKPOINT_DIR": os.environ.get("MIANZE_AUDIT_CHECKPOINT_DIR", str(INSTANCE / "audit_checkpoints")),
+        # Letters are signed (PAdES) with the certificate and private key in this PKCS#12 file, opened with
+        # this passphrase. Outside production a DEMONSTRATION CA and certificate are made in instance/.
+        "LETTER_SIGNING_P12": letter_signing()[0],
+        "LETTER_SIGNING_PASSWORD": letter_signing()[1],
         # How many proxies in front of the app append to X-Forwarded-For (0: none; the header is ignored):
         # the client address, which sign-in throttling counts by, is taken from that many hops back.
         "PROXY_FIX_X_FOR": int(os.environ.get("MIANZE_PROXY_FIX_X_FOR") or 0),

@@ -33,7 +33,8 @@ def letters_without_weasyprint(monkeypatch):
     """Letters are still prepared, checked and stored, but not typeset: their PDFs are not under test here."""
     from workflow import pdf
 
-    monkeypatch.setattr(pdf, "_write_pdf", lambda html: b"%PDF-1.7 stub " + hashlib.sha256(html.encode()).digest())
+    monkeypatch.setattr(pdf, "_write_pdf", lambda html, *args: b"%PDF-1.7 stub " + hashlib.sha256(html.encode()).digest())
+    monkeypatch.setattr(pdf, "_sign_pdf", lambda data, signer: data)
 
 
 def with_own_loan(bank: Bank, tag: int, branch: str = "OU") -> Bank:

@@ -21,7 +21,8 @@ from workflow.services import cases, deadlines, jobs
 def letters_without_weasyprint(monkeypatch):
     from workflow import pdf
 
-    monkeypatch.setattr(pdf, "_write_pdf", lambda html: b"%PDF-1.7 stub " + hashlib.sha256(html.encode()).digest())
+    monkeypatch.setattr(pdf, "_write_pdf", lambda html, *args: b"%PDF-1.7 stub " + hashlib.sha256(html.encode()).digest())
+    monkeypatch.setattr(pdf, "_sign_pdf", lambda data, signer: data)
 
 
 @pytest.fixture

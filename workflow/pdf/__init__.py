@@ -12,20 +12,28 @@ The package:
 - ``templates``: the Jinja environment of templates/letters/, its filters, labels and version digest;
 - ``render``: HTML to PDF by WeasyPrint, with one font configuration, the letters' base URL and a URL
   fetcher that serves only templates/letters/;
+- ``sign``: the PAdES signature of a rendered letter, and the demonstration certificate;
 - ``fonts``: the installed CJK fonts checked, and the letter faces derived from them by fontTools;
 - ``errors``: ``LetterError`` and its kinds.
+
+Archival form: a letter is a PDF/A-3b file (WeasyPrint's PDF/A variant; the identification is in its XMP
+metadata) with the data it was rendered from attached as ``letter-data.json`` (relationship "Data"), and,
+given a ``LetterSigner``, signed (PAdES baseline, pyHanko: ``sign``) with the bank's certificate.
 
 Reproducibility: the PDF's creation and modification dates come from ``issued_at`` and WeasyPrint writes no
 random identifier, so the same data, locale, templates, letter faces and WeasyPrint version give the same
 bytes (checked by the tests, also across processes). A change to any of those changes the bytes, which is
-why the SHA-256 stored with a letter is that of the stored bytes, never of a re-rendering.
+why the SHA-256 stored with a letter is that of the stored bytes, never of a re-rendering. A signed letter
+also carries its signing time and so differs at every signing: its SHA-256 is that of the signed bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .errors import LetterDataError, LetterError, LetterFontMissing, LetterSubsetterMissing, LetterURLRefused
@@ -48,12 +56,15 @@ from .models import (
     Determination,
     template_data,
 )
-from .render import LetterURLFetcher, check_subsetter
+from .render import DATA_FILE, PDF_VARIANT, LetterURLFetcher, check_subsetter
 from .render import write_pdf as _write_pdf  # looked up at each call: tests without WeasyPrint replace it
 from .render import write_pdf_bare as render_html_bare
+from .sign import LetterSigner, LetterSigningError, create_demo_certificate
+from .sign import sign_pdf as _sign_pdf  # looked up at each call: tests without WeasyPrint replace it
 from .templates import LETTERS_DIR, LOCALES, labels, render_html, template_version
 
 __all__ = [
+    "DATA_FILE",
     "DRAFT_NUMBER",
     "FONTS_DIR",
     "KINDS",
@@ -63,6 +74,7 @@ __all__ = [
     "LETTER_SANS_FONT",
     "LOCALES",
     "MODELS",
+    "PDF_VARIANT",
     "AppealDecision",
     "AppealRecord",
     "CaseSummary",
@@ -71,11 +83,15 @@ __all__ = [
     "LetterError",
     "LetterFace",
     "LetterFontMissing",
+    "LetterSigner",
+    "LetterSigningError",
     "LetterSubsetterMissing",
     "LetterURLFetcher",
     "LetterURLRefused",
     "RenderedLetter",
     "check_letter_fonts",
+    "create_demo_certificate",
+    "data_json",
     "labels",
     "letter_fonts",
     "letter_html",
@@ -96,15 +112,22 @@ class RenderedLetter:
     html: str
 
 
-def render_letter(kind: str, data: Mapping[str, Any], locale: str = "zh") -> RenderedLetter:
-    """Render a letter of ``kind`` from ``data`` to PDF.
+def render_letter(kind: str, data: Mapping[str, Any], locale: str = "zh",
+                  signer: LetterSigner | None = None) -> RenderedLetter:
+    """Render a letter of ``kind`` from ``data`` to a PDF/A-3b file carrying ``data`` as an attached JSON
+    file (``letter-data.json``), signed with ``signer``'s certificate when one is given; ``sha256`` is that of
+    the final (signed) bytes.
 
-    Raises LetterDataError (bad data), LetterFontMissing, LetterSubsetterMissing, LetterURLRefused.
+    Raises LetterDataError (bad data), LetterFontMissing, LetterSubsetterMissing, LetterURLRefused,
+    LetterSigningError.
     """
     check_letter_fonts()
     check_subsetter()
     html = letter_html(kind, data, locale)
-    pdf = _write_pdf(html)
+    issued = date.fromisoformat(str(data["issued_at"])[:10])  # validated by letter_html
+    pdf = _write_pdf(html, data_json(data), datetime(issued.year, issued.month, issued.day, tzinfo=UTC))
+    if signer is not None:
+        pdf = _sign_pdf(pdf, signer)
     return RenderedLetter(
         pdf=pdf,
         sha256=hashlib.sha256(pdf).hexdigest(),
@@ -112,6 +135,11 @@ def render_letter(kind: str, data: Mapping[str, Any], locale: str = "zh") -> Ren
         template_version=template_version(kind),
         html=html,
     )
+
+
+def data_json(data: Mapping[str, Any]) -> bytes:
+    """The letter's data as the attached file holds it: JSON, UTF-8, keys sorted (dates and amounts as strings)."""
+    return json.dumps(dict(data), ensure_ascii=False, sort_keys=True, indent=1, default=str).encode("utf-8")
 
 
 def letter_html(kind: str, data: Mapping[str, Any], locale: str = "zh") -> str:

@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,13 +36,25 @@ BASE_URL = LETTERS_DIR.as_uri() + "/"
 _RENDER_LOCK = threading.Lock()
 
 
-def write_pdf(html: str) -> bytes:
-    """The PDF of a letter's HTML; raises LetterURLRefused."""
+PDF_VARIANT = "pdf/a-3b"  # PDF/A-3, level B: archival, and it may carry the letter's data as an attached file
+DATA_FILE = "letter-data.json"  # the name of that attached file
+
+
+def write_pdf(html: str, data_json: bytes | None = None, dated: datetime | None = None) -> bytes:
+    """The PDF/A-3b file of a letter's HTML, with ``data_json`` attached as ``letter-data.json`` (its
+    relationship "Data", its dates ``dated``, so that the bytes stay reproducible); raises LetterURLRefused."""
+    attachments = []
+    if data_json is not None:
+        attachments.append(weasyprint.Attachment(
+            string=data_json, name=DATA_FILE, description="letter data (JSON)", relationship="Data",
+            created=dated, modified=dated, url_fetcher=LetterURLFetcher()))
     try:
         with _RENDER_LOCK:
             sheet = _stylesheet()
             document = weasyprint.HTML(string=html, base_url=BASE_URL, url_fetcher=LetterURLFetcher())
-            return document.write_pdf(stylesheets=[sheet], font_config=_font_config())
+            return document.write_pdf(stylesheets=[sheet], font_config=_font_config(), pdf_variant=PDF_VARIANT,
+                                      attachments=attachments, output_intent=_OUTPUT_INTENT,
+                                      color_profiles={_OUTPUT_INTENT: _srgb_profile()})
     except FatalURLFetchingError as exc:  # a BaseException: turn it into an ordinary error
         cause = exc.__cause__
         if isinstance(cause, LetterURLRefused):
@@ -109,6 +123,21 @@ def stylesheet_text(faces: tuple[LetterFace, ...]) -> str:
         rules.append(f"{selectors[role]} {{ font-family: {css_string(face.css_family)}, "
                      f"{css_string(face.family)}, {generic[role]}; }}")
     return "\n".join(rules) + "\n"
+
+
+_OUTPUT_INTENT = "letter-srgb"
+
+
+@lru_cache(maxsize=1)
+def _srgb_profile():
+    """WeasyPrint's own sRGB profile as the PDF/A output intent, read once per process (WeasyPrint's default
+    "srgb" intent opens the profile's file anew for every document and never closes it)."""
+    from importlib.resources import files
+
+    from weasyprint.css import ColorProfile
+
+    icc = (files("weasyprint.pdf") / "sRGB2014.icc").read_bytes()
+    return ColorProfile(io.BytesIO(icc), "sRGB2014.icc", "relative-colorimetric", (["r"], ["g"], ["b"]))
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,7 @@ acknowledgement, or by post), and the respondent's appeal window runs from it (`
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -36,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from .. import pdf
+from ..config import letter_signing
 from ..domain import policy, rules, states
 from ..domain.errors import ConflictError, DocumentsUnavailable, NotFound, PermissionDenied, ValidationFailed
 from ..domain.policy import has_role
@@ -155,6 +157,7 @@ class PendingLetter:
     locale: str
     supersedes_id: int | None
     correction_reason: str | None
+    signer: pdf.LetterSigner | None = None  # the certificate it is signed with once rendered
 
     @property
     def subject_key(self) -> str:
@@ -188,12 +191,42 @@ def prepare(session: Session, case: Case, kind: str, data: dict, *, respondent_i
     return PendingLetter(kind=kind, case_id=case.id, respondent_id=respondent_id, appeal_id=appeal_id,
                          branch_id=issuer.id, series=SERIES[kind], year=today.year, seq=seq, data=data,
                          locale=locale, supersedes_id=latest.id if latest else None,
-                         correction_reason=correction_reason)
+                         correction_reason=correction_reason, signer=signer_of(session))
 
 
 def render(pending: PendingLetter) -> pdf.RenderedLetter:
-    """Render a pending document (pure: safe to run in another process)."""
-    return pdf.render_letter(pending.kind, pending.data, pending.locale)
+    """Render and sign a pending document (pure: safe to run in another process)."""
+    return pdf.render_letter(pending.kind, pending.data, pending.locale, signer=pending.signer)
+
+
+# --- the signing certificate ---------------------------------------------------------------------------------
+_SIGNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def signer_from_config(config) -> pdf.LetterSigner | None:
+    """The letter signer the configuration names (LETTER_SIGNING_P12, LETTER_SIGNING_PASSWORD); the
+    demonstration certificate is made first when it is the one named and does not exist yet."""
+    p12 = config.get("LETTER_SIGNING_P12")
+    if not p12:
+        return None
+    signer = pdf.LetterSigner(str(p12), config.get("LETTER_SIGNING_PASSWORD") or None)
+    if signer.demo:
+        pdf.create_demo_certificate(Path(p12))  # development and tests only: a bank configures its own
+    return signer
+
+
+def attach_signer(engine, signer: pdf.LetterSigner | None) -> None:
+    """Letters issued on this engine's database are signed with `signer` (None: not signed)."""
+    _SIGNERS[engine] = signer
+
+
+def signer_of(session) -> pdf.LetterSigner | None:
+    """The signer of the session's engine (attached by create_app), else the one the environment names."""
+    engine = anchor.anchor_engine(session)
+    if engine in _SIGNERS:
+        return _SIGNERS[engine]
+    p12, passphrase = letter_signing()
+    return signer_from_config({"LETTER_SIGNING_P12": p12, "LETTER_SIGNING_PASSWORD": passphrase})
 
 
 def _render_here(pending: PendingLetter) -> pdf.RenderedLetter:
@@ -203,6 +236,10 @@ def _render_here(pending: PendingLetter) -> pdf.RenderedLetter:
     except (pdf.LetterFontMissing, pdf.LetterSubsetterMissing) as exc:
         raise DocumentsUnavailable("documents cannot be rendered on this server: the Chinese letter font is "
                                    "missing; an administrator must run scripts/setup", cause=str(exc)) from exc
+    except pdf.LetterSigningError as exc:
+        raise DocumentsUnavailable("documents cannot be signed on this server: the signing certificate cannot "
+                                   "be read; an administrator must check LETTER_SIGNING_P12",
+                                   cause=str(exc)) from exc
 
 
 def persist(session: Session, pending: PendingLetter, rendered: pdf.RenderedLetter, actor) -> Letter:

@@ -452,10 +452,15 @@ def _button(case_id: int, action: str, call, done: str, anchor: str = ""):
             case, cf = load_case(s, case_id)
             require(cf, action)
             call(s, case, actor(s), version)
-    except DocumentsUnavailable:
+    except DocumentsUnavailable as exc:
         # Nothing was stored (the step was rolled back); the user reads why on the case page.
-        flash(_("The documents cannot be produced on this server because the Chinese letter font is missing. "
-                "Nothing was issued or changed; ask the administrator to run scripts/setup."), "error")
+        if exc.message.startswith("documents cannot be signed"):
+            flash(_("The documents cannot be signed on this server because the signing certificate cannot be "
+                    "read. Nothing was issued or changed; ask the administrator to check LETTER_SIGNING_P12."),
+                  "error")
+        else:
+            flash(_("The documents cannot be produced on this server because the Chinese letter font is missing. "
+                    "Nothing was issued or changed; ask the administrator to run scripts/setup."), "error")
         return _back(case_id, anchor)
     flash(done, "success")
     return _back(case_id, anchor)

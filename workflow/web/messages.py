@@ -59,6 +59,8 @@ _KNOWN = [
     # letters, service, waivers (services/letters.py, services/cases.py)
     _l("documents cannot be rendered on this server: the Chinese letter font is missing; an administrator must "
        "run scripts/setup"),
+    _l("documents cannot be signed on this server: the signing certificate cannot be read; an administrator must "
+       "check LETTER_SIGNING_P12"),
     _l("letters are served once they are issued and until the case is final"),
     _l("the day of service cannot be in the future"),
     _l("give the day of service"),
