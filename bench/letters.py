@@ -4,9 +4,10 @@
    rendered — against a bare WeasyPrint render of the same HTML (default URL fetcher, a fresh
    FontConfiguration and the letter stylesheet parsed anew each time), measured alternately in the same run.
    Goal: ratio <= 1.0. The CPU time of render_letter is printed too: on a shared machine it is steadier than
-   the wall-clock figures.
+   the wall-clock figures. Then the same letter rendered and signed (PAdES, with the letter signer the
+   environment names: outside production the demonstration certificate), and what signing adds.
 2. Letters per second for a batch of determination letters on a pool of worker processes (started and
-   warmed up before the clock starts): the pure render batch. With --repeat N the batch runs N times and
+   warmed up before the clock starts), each signed as issue_batch signs it: the pure render batch. With --repeat N the batch runs N times and
    the best and median rates are printed.
 3. The same through the product on the same processes: `letters.issue_batch` (what `flask letters
    issue-batch` runs) on an SQLite database with determined cases of three respondents each, at least
@@ -92,22 +93,35 @@ def sample(i: int = 0) -> dict:
     }
 
 
+def _signer():
+    """The letter signer issue_batch uses here: the one the environment names (outside production the
+    demonstration certificate in instance/, made on first use)."""
+    from workflow.config import letter_signing
+    from workflow.services import letters
+
+    p12, passphrase = letter_signing()
+    return letters.signer_from_config({"LETTER_SIGNING_P12": p12, "LETTER_SIGNING_PASSWORD": passphrase})
+
+
 def _warm_up() -> None:
-    render_letter("determination", sample())
+    render_letter("determination", sample(), signer=_signer())
 
 
 def _render_one(i: int) -> int:
-    return len(render_letter("determination", sample(i)).pdf)
+    return len(render_letter("determination", sample(i), signer=_signer()).pdf)
 
 
-def compare(runs: int) -> tuple[float, float, float]:
-    """Median seconds of render_letter and of a bare render of the same HTML, measured alternately, and the
-    median CPU seconds of render_letter."""
+def compare(runs: int) -> tuple[float, float, float, float, float]:
+    """Median seconds of render_letter (unsigned) and of a bare render of the same HTML, measured alternately,
+    the median CPU seconds of render_letter, and the median seconds and CPU seconds of render_letter signing
+    (PAdES) with the letter signer."""
     data = sample()
     html = letter_html("determination", data)
+    signer = _signer()
     render_letter("determination", data)
+    render_letter("determination", data, signer=signer)
     render_html_bare(html)
-    ours, bare, cpu = [], [], []
+    ours, bare, cpu, signed, signed_cpu = [], [], [], [], []
     for _ in range(runs):
         start, start_cpu = time.perf_counter(), time.process_time()
         render_letter("determination", data)
@@ -116,7 +130,12 @@ def compare(runs: int) -> tuple[float, float, float]:
         start = time.perf_counter()
         render_html_bare(html)
         bare.append(time.perf_counter() - start)
-    return statistics.median(ours), statistics.median(bare), statistics.median(cpu)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        render_letter("determination", data, signer=signer)
+        signed.append(time.perf_counter() - start)
+        signed_cpu.append(time.process_time() - start_cpu)
+    return (statistics.median(ours), statistics.median(bare), statistics.median(cpu), statistics.median(signed),
+            statistics.median(signed_cpu))
 
 
 def batch(count: int, pool, workers: int) -> float:
@@ -171,7 +190,7 @@ def issue(count: int, pool, workers: int) -> tuple[int, int, int, float]:
 
 def _render_document(kind_data) -> int:
     kind, data = kind_data
-    return len(render_letter(kind, data).pdf)
+    return len(render_letter(kind, data, signer=_signer()).pdf)
 
 
 def render_documents(documents, pool, workers: int) -> float:
@@ -192,11 +211,14 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"CPUs available: {len(os.sched_getaffinity(0))}")
-    ours, bare, cpu = compare(args.runs)
+    ours, bare, cpu, signed, signed_cpu = compare(args.runs)
     ratio = ours / bare
     print(f"determination letter, median of {args.runs}: render_letter {ours * 1000:.0f} ms "
           f"({cpu * 1000:.0f} ms CPU), bare WeasyPrint {bare * 1000:.0f} ms, ratio {ratio:.2f}x "
           f"(goal <= {RATIO_GOAL}x: {'met' if ratio <= RATIO_GOAL else 'NOT met'})")
+    print(f"signed (PAdES, {'demo ' if _signer().demo else ''}certificate): render_letter {signed * 1000:.0f} ms "
+          f"({signed_cpu * 1000:.0f} ms CPU): signing adds {(signed - ours) * 1000:.0f} ms "
+          f"({(signed_cpu - cpu) * 1000:.0f} ms CPU)")
 
     pool, startup = start_pool(args.workers)
     try:
