@@ -97,13 +97,25 @@ def _kept_key(loaded):
 def sign_pdf(pdf: bytes, config: LetterSigner) -> bytes:
     """``pdf`` with a PAdES baseline signature (ETSI.CAdES.detached, SHA-256) of the configured certificate
     added by an incremental update; raises LetterSigningError."""
+    from pyhanko.pdf_utils.generic import TextStringObject
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.metadata.model import VENDOR
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigSeedSubFilter
 
+    class PdfaWriter(IncrementalPdfFileWriter):
+        """pyHanko's incremental writer, keeping the Info dictionary's producer equal to the XMP's (which
+        pyHanko sets to its own name only), as PDF/A requires of the two."""
+
+        def _update_meta(self):
+            super()._update_meta()
+            if self._info is not None and "/Producer" in self._info.get_object():
+                self._info.get_object()["/Producer"] = TextStringObject(VENDOR)
+                self.mark_update(self._info)
+
     signer = _signer(config)
     out = io.BytesIO()
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    writer = PdfaWriter(io.BytesIO(pdf))
     meta = signers.PdfSignatureMetadata(field_name=FIELD_NAME, md_algorithm="sha256",
                                         subfilter=SigSeedSubFilter.PADES)
     signers.sign_pdf(writer, meta, signer=signer, output=out)
