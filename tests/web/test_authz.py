@@ -180,8 +180,14 @@ MATRIX = [
     ("GET", "/cases/{case}", "final", VIEWERS),
     *[(method, route, CASE_MATRIX[action][0], CASE_MATRIX[action][1])
       for action, routes in WEB_ROUTES.items() for method, route in routes],
-    ("GET", "/cases/{case}/letters/{letter}.pdf", "final", VIEWERS),
+    # need to know: the officer (a respondent) reads their own letter and the publicity notice, not the minutes
+    # (they name the votes) nor a co-respondent's letter or evidence
+    ("GET", "/cases/{case}/letters/{letter}.pdf", "final", VIEWERS - {"officer"}),
+    ("GET", "/cases/{case}/letters/{det_letter}.pdf", "final", VIEWERS),
+    ("GET", "/cases/{case}/letters/{notice}.pdf", "final", VIEWERS),
+    ("GET", "/cases/{case}/letters/{their_letter}.pdf", "final", VIEWERS - {"officer"}),
     ("GET", "/cases/{case}/evidence/{evidence}", "final", VIEWERS),
+    ("GET", "/cases/{case}/evidence/{their_evidence}", "final", VIEWERS - {"officer"}),
     ("GET", "/admin/", None, {"admin", "t2_admin"}),
     ("GET", "/admin/branches", None, {"admin", "t2_admin"}),
     ("POST", "/admin/branches", None, {"admin", "t2_admin"}),
@@ -266,6 +272,18 @@ def world(tmp_path_factory):
                                         filename="a.txt", content_type="text/plain", data=b"evidence",
                                         storage_dir=str(tmp / "evidence"))
         evidence_id = ev.id
+        final = s.get(Case, cases["final"])
+        theirs = s.exec(select(Respondent).where(Respondent.case_id == final.id,
+                                                 Respondent.user_id == bank.users["approver"])).one()
+        officer_appeal = s.exec(select(Appeal).where(Appeal.case_id == final.id)).one()
+        # evidence attached to a co-respondent (the approver) and to the officer's appeal (need to know)
+        theirs_evidence = investigation.add_evidence(s, final, bank.user(s, "investigator"), filename="b.txt",
+                                                     content_type="text/plain", data=b"theirs",
+                                                     storage_dir=str(tmp / "evidence"), respondent_id=theirs.id).id
+        appeal_evidence = investigation.add_evidence(s, final, bank.user(s, "investigator"), filename="c.txt",
+                                                     content_type="text/plain", data=b"appeal",
+                                                     storage_dir=str(tmp / "evidence"),
+                                                     appeal_id=officer_appeal.id).id
     with unit_of_work(engine) as s:  # a rule-set draft
         draft_id = rulesets.create_draft(s, bank.user(s, "admin")).id
     set_passwords(engine)
@@ -287,8 +305,17 @@ def world(tmp_path_factory):
         fill = {
             "facts": f"{r.id}/{a.loan_id}/pre_loan",
             "appeal": s.exec(select(Appeal.id).where(Appeal.case_id == cases["appeal_review"])).one(),
-            "letter": s.exec(select(Letter.id).where(Letter.case_id == cases["final"])).first(),
+            "letter": s.exec(select(Letter.id).where(Letter.case_id == cases["final"],
+                                                     Letter.kind == "minutes")).first(),
+            "notice": s.exec(select(Letter.id).where(Letter.case_id == cases["final"],
+                                                     Letter.kind == "publicity_notice")).first(),
+            "their_letter": letters.current(s, "determination", cases["final"], theirs.id).id,
+            "their_respondent": theirs.id,
+            "officer_appeal_record": s.exec(select(Letter.id).where(Letter.case_id == cases["final"],
+                                                                    Letter.kind == "appeal_record")).first(),
             "evidence": evidence_id,
+            "their_evidence": theirs_evidence,
+            "appeal_evidence": appeal_evidence,
             "officer": bank.users["officer"],
             "outlet": bank.branches["OU"],
             "draft": draft_id,
@@ -683,3 +710,108 @@ def test_evidence_of_one_case_is_not_served_under_another(world):
     assert client.get(f"/cases/{other_case}/evidence/{world['fill']['evidence']}").status_code == 404
     with Session(world["engine"]) as s:
         assert s.get(Evidence, world["fill"]["evidence"]).case_id == world["cases"]["final"]
+
+
+# --- need to know (domain.md §13): a respondent reads their own part and the tally only -----------------------
+
+# API reads of the final case: (path, who may read). Outside the caller's scope the API answers 404; a
+# respondent of the case (the officer) asking for a co-respondent's part, the named votes or the audit trail
+# gets 403 with the policy's refusal `need_to_know`.
+API_READS = [
+    ("/api/v1/letters/{det_letter}", VIEWERS),
+    ("/api/v1/letters/{det_letter}/pdf", VIEWERS),
+    ("/api/v1/letters/{notice}/pdf", VIEWERS),
+    ("/api/v1/letters/{their_letter}", VIEWERS - {"officer"}),
+    ("/api/v1/letters/{their_letter}/pdf", VIEWERS - {"officer"}),
+    ("/api/v1/letters/{letter}/pdf", VIEWERS - {"officer"}),  # the minutes name the votes
+    ("/api/v1/cases/{case}/respondents/{respondent}/facts", VIEWERS),
+    ("/api/v1/cases/{case}/respondents/{their_respondent}/facts", VIEWERS - {"officer"}),
+    ("/api/v1/cases/{case}/votes", VIEWERS - {"officer"}),
+    ("/api/v1/cases/{case}/audit", VIEWERS - {"officer"}),
+]
+
+
+@pytest.mark.parametrize("template,allowed", API_READS, ids=[t for t, _ in API_READS])
+def test_each_api_read_of_a_respondents_part_answers_only_those_who_need_to_know(world, template, allowed):
+    path = template.format(**_fill(world, "final"))
+    unexpected = []
+    for name in EVERYONE:
+        response = world["app"].test_client().get(path, headers={"Authorization": f"Bearer {world['tokens'][name]}"})
+        if name in allowed:
+            if response.status_code != 200:
+                unexpected.append(f"unexpected deny: {name} got {response.status_code}")
+        elif name in VIEWERS:
+            body = response.get_json()
+            if response.status_code != 403 or body["details"].get("reason") != "need_to_know" or not body["message"]:
+                unexpected.append(f"unexpected answer: {name} got {response.status_code} {body}")
+        elif response.status_code != 404:
+            unexpected.append(f"unexpected answer: {name} got {response.status_code}, not 404")
+    assert unexpected == []
+
+
+def _get(world, who: str, path: str, api: bool = False):
+    if api:
+        return world["app"].test_client().get(path, headers={"Authorization": f"Bearer {world['tokens'][who]}"})
+    return world["clients"][who].get(path)
+
+
+def test_a_co_respondent_is_refused_another_respondents_letter_findings_appeal_and_evidence(world):
+    """The approver answers in the final case beside the officer (who appealed): web and API refuse him the
+    officer's letter, findings, appeal record and the evidence of that appeal, with the product's error page
+    and the API's error shape; his own parts are his."""
+    case = world["cases"]["final"]
+    officer = world["per_case"]["final"]
+    f = world["fill"]
+    for path in (f"/cases/{case}/letters/{officer['det_letter']}.pdf",
+                 f"/cases/{case}/letters/{f['officer_appeal_record']}.pdf",
+                 f"/cases/{case}/evidence/{f['appeal_evidence']}"):
+        page = _get(world, "approver", path)
+        assert page.status_code == 403, path
+        assert 'data-refusal="need_to_know"' in page.get_data(as_text=True), path
+    for path in (f"/api/v1/letters/{officer['det_letter']}/pdf", f"/api/v1/letters/{f['officer_appeal_record']}",
+                 f"/api/v1/cases/{case}/respondents/{officer['respondent']}/facts"):
+        response = _get(world, "approver", path, api=True)
+        assert response.status_code == 403, path
+        assert response.get_json()["code"] and response.get_json()["details"]["reason"] == "need_to_know", path
+    # his own letter and findings, and the lists, hold only his part (the officer's appeal grounds are not there)
+    assert _get(world, "approver", f"/cases/{case}/letters/{f['their_letter']}.pdf").status_code == 200
+    assert _get(world, "approver", f"/cases/{case}/evidence/{f['their_evidence']}").status_code == 200
+    own = _get(world, "approver", f"/api/v1/cases/{case}/respondents/{f['their_respondent']}/facts", api=True)
+    assert own.status_code == 200 and own.get_json()["items"]
+    appeals = _get(world, "approver", f"/api/v1/cases/{case}/appeals", api=True).get_json()["items"]
+    assert appeals == []
+    assert [a["respondent_id"] for a in _get(world, "officer", f"/api/v1/cases/{case}/appeals",
+                                             api=True).get_json()["items"]] == [officer["respondent"]]
+    respondents = _get(world, "approver", f"/api/v1/cases/{case}/respondents", api=True).get_json()["items"]
+    assert [r["id"] for r in respondents] == [f["their_respondent"]]
+    listed = {lt["id"] for lt in _get(world, "approver", f"/api/v1/cases/{case}/letters", api=True).get_json()["items"]}
+    assert f["their_letter"] in listed and f["notice"] in listed
+    assert officer["det_letter"] not in listed and f["letter"] not in listed and f["officer_appeal_record"] not in listed
+    windows = _get(world, "approver", f"/api/v1/cases/{case}/appeal-windows", api=True).get_json()["items"]
+    assert [w["respondent_id"] for w in windows] == [f["their_respondent"]]
+
+
+def test_a_respondents_case_page_shows_their_findings_and_the_tally_not_the_others_nor_who_voted(world):
+    case = world["cases"]["final"]
+    f = world["fill"]
+    officer = world["per_case"]["final"]
+    with Session(world["engine"]) as s:
+        members = [s.get(User, world["bank"].users[m]).name for m in ("member1", "member2")]
+        evidence = {e.id: e.filename for e in s.exec(select(Evidence).where(Evidence.case_id == case))}
+        grounds = s.exec(select(Appeal.grounds).where(Appeal.case_id == case)).one()
+    page = _get(world, "approver", f"/cases/{case}").get_data(as_text=True)
+    assert f'id="r{f["their_respondent"]}"' in page and f'id="r{officer["respondent"]}"' not in page
+    assert f'id="tally-{f["their_respondent"]}"' in page and 'id="tally-only"' in page
+    votes = page[page.index('id="votes"'):page.index('id="evidence"')]
+    assert not any(m in votes for m in members)
+    assert grounds not in page
+    assert evidence[f["their_evidence"]] in page and evidence[f["appeal_evidence"]] not in page
+    assert f"/letters/{officer['det_letter']}.pdf" not in page and f"/letters/{f['their_letter']}.pdf" in page
+    # the officer sees their own appeal; the committee, the investigator, audit and administrators see all
+    assert grounds in _get(world, "officer", f"/cases/{case}").get_data(as_text=True)
+    for who in ("chair", "member1", "investigator", "auditor", "admin", "t2_auditor"):
+        page = _get(world, who, f"/cases/{case}").get_data(as_text=True)
+        assert f'id="r{officer["respondent"]}"' in page and f'id="r{f["their_respondent"]}"' in page, who
+        assert 'id="tally-only"' not in page and all(m in page for m in members), who
+        assert grounds in page and evidence[f["appeal_evidence"]] in page, who
+        assert f"/letters/{officer['det_letter']}.pdf" in page and f"/letters/{f['letter']}.pdf" in page, who

@@ -47,6 +47,7 @@ from . import scope
 from .core import MalformedRequest, UnsupportedMediaType, operation, read_json_body
 
 E_READ = (401, 404)
+E_PART = (401, 403, 404)  # reads refused by need to know (a respondent reads only their own part)
 E_WRITE = (400, 401, 403, 404, 409, 413, 415, 422)
 E_ISSUE = (*E_WRITE, 503)  # operations that issue documents: 503 letter_font_missing when they cannot be rendered
 
@@ -416,7 +417,8 @@ def post_event(user, case_id, body):
 def list_respondents(user, case_id):
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
-        return S.RespondentList(items=[_respondent(s, case, r) for r in cases.respondents_of(s, case.id)])
+        ntk = queries.need_to_know(s, case, user)
+        return S.RespondentList(items=[_respondent(s, case, r) for r in ntk.respondents(cases.respondents_of(s, case.id))])
 
 
 @operation("POST", "/cases/{case_id}/statement", summary="File your exemption statement", tag="cases",
@@ -443,11 +445,13 @@ def post_urge(user, case_id, body):
 
 
 @operation("GET", "/cases/{case_id}/respondents/{respondent_id}/facts", summary="Facts of a respondent",
-           tag="investigation", response=S.FactList, errors=E_READ)
+           tag="investigation", response=S.FactList, errors=E_PART)
 def list_facts(user, case_id, respondent_id):
+    """A respondent reads only their own facts (403 `need_to_know` for another respondent's)."""
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
         _respondent_of(s, case, respondent_id)
+        queries.need_to_know(s, case, user).require_part(respondent_id)
         rows = s.exec(select(StageFact).where(StageFact.respondent_id == respondent_id)
                       .order_by(StageFact.loan_id, StageFact.stage))
         return S.FactList(items=[_fact(f) for f in rows])
@@ -475,17 +479,21 @@ def get_recommendation(user, case_id):
     the fact behind it and its source; with the tolerance frozen into the case."""
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
+        ntk = queries.need_to_know(s, case, user)
         return S.RecommendationOut(case_id=case.id, tolerance=case.tolerance, respondents=[
             S.RespondentRecommendation(respondent_id=r.id, user_id=r.user_id, outcome=r.recommended_outcome,
                                        recommendation=r.recommendation)
-            for r in cases.respondents_of(s, case.id)])
+            for r in ntk.respondents(cases.respondents_of(s, case.id))])
 
 
 @operation("GET", "/cases/{case_id}/votes", summary="Votes on a case", tag="review", response=S.VoteList,
-           errors=E_READ)
+           errors=E_PART)
 def list_votes(user, case_id):
+    """The named votes. A respondent of the case is refused (403 `need_to_know`): they see the tally on the
+    case page, not who voted how."""
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
+        queries.need_to_know(s, case, user).require_named_votes()
         return S.VoteList(items=[_vote(v) for v in s.exec(select(Vote).where(Vote.case_id == case.id)
                                                            .order_by(Vote.id))])
 
@@ -506,8 +514,9 @@ def post_vote(user, case_id, body):
 def list_appeals(user, case_id):
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
-        return S.AppealList(items=[_appeal(a) for a in s.exec(select(Appeal).where(Appeal.case_id == case.id)
-                                                               .order_by(Appeal.id))])
+        ntk = queries.need_to_know(s, case, user)
+        return S.AppealList(items=[_appeal(a) for a in ntk.parts(s.exec(select(Appeal).where(Appeal.case_id == case.id)
+                                                                          .order_by(Appeal.id)))])
 
 
 @operation("POST", "/cases/{case_id}/appeals", summary="File your appeal", tag="appeals", body=S.AppealIn,
@@ -549,8 +558,9 @@ def post_appeal_decision(user, case_id, appeal_id, body):
 def list_letters(user, case_id):
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
+        ntk = queries.need_to_know(s, case, user)
         return S.LetterList(items=[_letter(lt) for lt in s.exec(select(Letter).where(Letter.case_id == case.id)
-                                                                 .order_by(Letter.id))])
+                                                                 .order_by(Letter.id)) if ntk.reads_document(lt)])
 
 
 @operation("POST", "/cases/{case_id}/letters", summary="Issue the determination letters", tag="letters",
@@ -580,7 +590,8 @@ def list_windows(user, case_id):
     to appeal (from that service, the rule set's working days), or whether they appealed or waived."""
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
-        return S.WindowList(items=[_window(w) for w in letters.appeal_windows(s, case).values()])
+        ntk = queries.need_to_know(s, case, user)
+        return S.WindowList(items=[_window(w) for k, w in letters.appeal_windows(s, case).items() if ntk.sees(k)])
 
 
 @operation("POST", "/letters/{letter_id}/service", summary="Record the service of a letter", tag="letters",
@@ -619,27 +630,31 @@ def post_waiver(user, case_id, body):
         return _window(letters.appeal_windows(s, case)[waiver.respondent_id])
 
 
-def _visible_letter(s, user, letter_id: int) -> Letter:
+def _visible_letter(s, user, letter_id: int, *, read: bool = False) -> Letter:
+    """The letter, if its case is in the caller's scope; to `read` it, also by need to know (403); a verb on
+    it (service, acknowledgement) is decided by the policy of that verb."""
     lt = s.get(Letter, letter_id)
     if lt is None:
         raise NotFound(f"letter {letter_id} does not exist")
-    scope.visible_case(s, user, lt.case_id)
+    case = scope.visible_case(s, user, lt.case_id)
+    if read:
+        queries.need_to_know(s, case, user).require_document(lt)  # 403 need_to_know
     return lt
 
 
 @operation("GET", "/letters/{letter_id}", summary="Letter metadata", tag="letters", response=S.LetterOut,
-           errors=E_READ)
+           errors=E_PART)
 def get_letter(user, letter_id):
     with reading() as s:
-        return _letter(_visible_letter(s, user, letter_id))
+        return _letter(_visible_letter(s, user, letter_id, read=True))
 
 
 @operation("GET", "/letters/{letter_id}/pdf", summary="The letter's PDF, as issued", tag="letters",
-           produces="application/pdf", errors=E_READ)
+           produces="application/pdf", errors=E_PART)
 def get_letter_pdf(user, letter_id):
     """The stored PDF, byte for byte (its SHA-256 is in the metadata). The download is logged."""
     with work() as s:
-        lt = _visible_letter(s, user, letter_id)
+        lt = _visible_letter(s, user, letter_id, read=True)
         access_log.record(s, user, "download_letter", lt.doc_number, lt.case_id, {"letter_id": lt.id, "via": "api"})
         pdf, number, kind = lt.pdf, lt.doc_number, lt.kind
     digits = "".join(c if c.isdigit() else " " for c in number).split()
@@ -650,11 +665,13 @@ def get_letter_pdf(user, letter_id):
 
 
 @operation("GET", "/cases/{case_id}/audit", summary="Audit trail of a case", tag="audit",
-           response=S.AuditTrail, errors=E_READ)
+           response=S.AuditTrail, errors=E_PART)
 def get_audit(user, case_id):
-    """Every event of the case in chain order, with the hashes that link it into the audit chain."""
+    """Every event of the case in chain order, with the hashes that link it into the audit chain. It names
+    every vote and every respondent's facts: a respondent of the case is refused (403 `need_to_know`)."""
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
+        queries.need_to_know(s, case, user).require_named_votes()
         return S.AuditTrail(case_id=case.id, items=[S.AuditEventOut(**{k: v for k, v in ev.items() if k != "case_id"})
                                                      for ev in audit.iter_events(s, case_id=case.id)])
 

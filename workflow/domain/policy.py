@@ -64,6 +64,7 @@ class CaseView:
     handler_ids: frozenset[int] = frozenset()  # handled a credit stage of one of the case's loans
     decider_ids: frozenset[int] = frozenset()  # voted on the case (valid or not) or signed its determination
     appeal_branch_id: int | None = None  # whose appeal committee reviews the case's appeals (the level above)
+    respondent_of_user: tuple[tuple[int, int], ...] = ()  # (user id, respondent id) of each respondent
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,79 @@ def supervises(actor: Actor, case: CaseView) -> bool:
     if actor.has("committee_chair") and in_subtree(case.branch_path, actor.branch_path):
         return True
     return actor.head_office and actor.has("admin", "committee_chair")
+
+
+# --- need to know (domain.md §13) -----------------------------------------------------------------------
+
+NEED_TO_KNOW = Refusal("need_to_know", N_("A respondent sees only their own part of the case."))
+
+# Documents of a whole case. The publicity notice is public by nature (it is posted for objections), so every
+# respondent reads it. The others are not a respondent's to read: the investigation report and the batch
+# report set out every respondent's findings, the meeting minutes name each member's vote (a respondent
+# gets the tally, not who voted how), the referral letter lists the others' outcomes.
+PUBLIC_KINDS = frozenset({"publicity_notice"})
+
+
+def own_respondent_ids(actor: Actor, case: CaseView) -> frozenset[int]:
+    """The respondent records of the case that are the actor's own (empty when they are not a respondent)."""
+    return frozenset(rid for uid, rid in case.respondent_of_user if uid == actor.id)
+
+
+def sees_all_parts(actor: Actor, case: CaseView) -> bool:
+    """Whether the actor sees every respondent's part of the case (findings, facts, statements, letters,
+    appeals, evidence) and who voted how.
+
+    A respondent of the case sees only their own part and the tally, whatever else they are (an auditor or
+    an administrator named in a case is a respondent in it first); everyone else who may open the case —
+    the committee, the investigator, internal audit, administrators — sees all of it.
+    """
+    return can_view(actor, case) and actor.id not in case.respondent_user_ids
+
+
+def visible_respondent_ids(actor: Actor, case: CaseView) -> frozenset[int] | None:
+    """The respondent ids whose part the actor may see in full: None for all of them, else their own."""
+    return None if sees_all_parts(actor, case) else own_respondent_ids(actor, case)
+
+
+def sees_named_votes(actor: Actor, case: CaseView) -> bool:
+    """Whether the actor sees who voted how (a respondent sees the tally only)."""
+    return sees_all_parts(actor, case)
+
+
+def why_not_see(actor: Actor, case: CaseView, respondent_id: int | None) -> Refusal | None:
+    """Why the actor may not read the part of one respondent (`respondent_id`; None: case-wide material such
+    as evidence on the loans, which every respondent may read), or None when they may."""
+    if not can_view(actor, case):
+        return OUT_OF_SCOPE
+    if respondent_id is None or sees_all_parts(actor, case) or respondent_id in own_respondent_ids(actor, case):
+        return None
+    return NEED_TO_KNOW
+
+
+def why_not_read_document(actor: Actor, case: CaseView, kind: str, respondent_id: int | None) -> Refusal | None:
+    """Why the actor may not read one of the case's documents (by its kind and the respondent it is for, if
+    any), or None when they may: see `PUBLIC_KINDS` for the documents of the whole case."""
+    if not can_view(actor, case):
+        return OUT_OF_SCOPE
+    if sees_all_parts(actor, case) or kind in PUBLIC_KINDS:
+        return None
+    if respondent_id is not None and respondent_id in own_respondent_ids(actor, case):
+        return None
+    return NEED_TO_KNOW
+
+
+def require_see(actor: Actor, case: CaseView, respondent_id: int | None) -> None:
+    """Raise PermissionDenied (need_to_know) unless the actor may read that respondent's part."""
+    refusal = why_not_see(actor, case, respondent_id)
+    if refusal is not None:
+        raise refuse(refusal)
+
+
+def require_read_document(actor: Actor, case: CaseView, kind: str, respondent_id: int | None) -> None:
+    """Raise PermissionDenied (need_to_know) unless the actor may read the document."""
+    refusal = why_not_read_document(actor, case, kind, respondent_id)
+    if refusal is not None:
+        raise refuse(refusal)
 
 
 def evidence_open(actor: Actor, case: CaseView) -> bool:

@@ -292,6 +292,7 @@ class CaseAggregate:
             case_id=self.case.id, state=self.case.state, branch_id=self.case.branch_id, branch_path=self.branch_path,
             investigator_id=self.case.investigator_id, respondent_user_ids=self.respondent_user_ids,
             handler_ids=self.handler_ids,
+            respondent_of_user=tuple((r.user_id, r.id) for r in self.respondents),
             decider_ids=frozenset([*(v.member_id for v in self.votes), *self.determiners]),
             appeal_branch_id=policy.appeal_body_of(self.branch_path))
 
@@ -404,6 +405,96 @@ def authorize(session: Session, case: Case, actor, action: str) -> CaseAggregate
     if who is not None:
         policy.require(who, agg.view(), action)
     return agg
+
+
+class NeedToKnow:
+    """What of a case one actor may read, by the policy's need-to-know rule (`policy.sees_all_parts`): the
+    readers (case page, API lists, downloads) filter what they show through it. The system sees all."""
+
+    def __init__(self, agg: CaseAggregate, actor: policy.Actor | None):
+        self.view = agg.view()
+        self.actor = actor
+        self.all = actor is None or policy.sees_all_parts(actor, self.view)
+        self.named_votes = actor is None or policy.sees_named_votes(actor, self.view)
+        self._appeal_of = {a.id: a.respondent_id for a in agg.appeals}
+        # a letter's respondent; for a document of the whole case -2 when readable, -1 when not
+        self._letter_of = {} if self.all else {
+            lt.id: (self.document_respondent(lt) if self.document_respondent(lt) is not None
+                    else (-2 if self.reads_document(lt) else -1)) for lt in agg.letters}
+
+    def sees(self, respondent_id: int | None) -> bool:
+        """Whether one respondent's part (None: case-wide material) is readable."""
+        return self.all or policy.why_not_see(self.actor, self.view, respondent_id) is None
+
+    def respondents(self, items):
+        return [r for r in items if self.sees(r.id)]
+
+    def parts(self, items):
+        """Rows that belong to one respondent (`respondent_id`): facts, appeals, windows, votes."""
+        return [x for x in items if self.sees(x.respondent_id)]
+
+    def document_respondent(self, letter) -> int | None:
+        rid = getattr(letter, "respondent_id", None)
+        if rid is None and getattr(letter, "appeal_id", None) is not None:
+            rid = self._appeal_of.get(letter.appeal_id)
+        return rid
+
+    def reads_document(self, letter) -> bool:
+        return self.all or policy.why_not_read_document(self.actor, self.view, letter.kind,
+                                                        self.document_respondent(letter)) is None
+
+    def require_document(self, letter) -> None:
+        if not self.all:
+            policy.require_read_document(self.actor, self.view, letter.kind, self.document_respondent(letter))
+
+    def evidence_respondent(self, ev) -> int | None:
+        if ev.respondent_id is not None:
+            return ev.respondent_id
+        return self._appeal_of.get(ev.appeal_id) if ev.appeal_id is not None else None
+
+    def reads_evidence(self, ev) -> bool:
+        return self.sees(self.evidence_respondent(ev))
+
+    def require_evidence(self, ev) -> None:
+        if not self.all:
+            policy.require_see(self.actor, self.view, self.evidence_respondent(ev))
+
+    def require_named_votes(self) -> None:
+        """Raise PermissionDenied (need_to_know) unless the actor sees who voted how (and so the audit trail)."""
+        if not self.named_votes:
+            raise policy.refuse(policy.NEED_TO_KNOW)
+
+    def require_part(self, respondent_id: int | None) -> None:
+        if not self.all:
+            policy.require_see(self.actor, self.view, respondent_id)
+
+    def events(self, items):
+        """The timeline. A respondent sees the case's steps (the state changes) and the events of their own
+        part; not the votes cast (who voted), nor another respondent's facts, statement, letters or appeal."""
+        if self.all:
+            return list(items)
+        out = []
+        for ev in items:
+            payload = ev.payload if isinstance(ev.payload, dict) else {}
+            rid = payload.get("respondent_id")
+            if rid is None and payload.get("appeal_id") is not None:
+                rid = self._appeal_of.get(payload["appeal_id"])
+            if rid is None and payload.get("letter_id") is not None:
+                rid = self._letter_of.get(payload["letter_id"], -1)
+            if rid is not None:
+                if rid == -2 or (rid != -1 and self.sees(rid)):
+                    out.append(ev)
+            elif ev.to_state and ev.event not in _VOTE_EVENTS:
+                out.append(ev)
+        return out
+
+
+_VOTE_EVENTS = frozenset({"record_vote", "votes_invalidated"})
+
+
+def need_to_know(session: Session, case: Case, actor) -> NeedToKnow:
+    """The need-to-know filter of the case for `actor` (a user row, an Actor or None for the system)."""
+    return NeedToKnow(aggregate(session, case), actor_of(session, actor))
 
 
 # --- readers kept for callers that need one part only ------------------------------------------------------

@@ -91,12 +91,15 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
     """
     agg = queries.aggregate(s, case)
     by_case = {"case_id": case.id}
-    enterprise, events = agg.enterprise, agg.events
+    # need to know (policy.sees_all_parts): a respondent reads their own part and the tally only
+    ntk = queries.need_to_know(s, case, current_user.actor)
+    enterprise, events = agg.enterprise, ntk.events(agg.events)
     cf = cf or agg.view()
     loans = agg.loans
     loan_by_id = {lo.id: lo for lo in loans}
-    respondents, assignments = agg.respondents, agg.assignments
-    votes, appeals = agg.valid_votes, agg.appeals
+    respondents, assignments = ntk.respondents(agg.respondents), agg.assignments
+    all_votes, appeals = agg.valid_votes, ntk.parts(agg.appeals)
+    votes = all_votes if ntk.named_votes else []
     under_review = case.state == "under_review"
     user_ids = ({r.user_id for r in respondents} | {case.investigator_id} | {v.member_id for v in votes}
                 | {a.decided_by_id for a in appeals}) - {None}
@@ -108,7 +111,7 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
     rs_by_id = {i: rulesets.parsed_by_id(s, i) for i in {f.rule_set_version_id for f in agg.facts}
                 | {case.rule_set_version_id}}
     procedure = rs_by_id[case.rule_set_version_id]
-    evidence = rows(s, _EVIDENCE, by_case).all()
+    evidence = [e for e in rows(s, _EVIDENCE, by_case).all() if ntk.reads_evidence(e)]
     out = []
     for r in respondents:
         stages = []
@@ -118,7 +121,7 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
             f = fact_at.get((r.id, a.loan_id, a.stage))
             stages.append(SimpleNamespace(loan=loan_by_id.get(a.loan_id), stage=a.stage, performed_on=a.performed_on,
                                           fact=f, rs=rs_by_id.get(f.rule_set_version_id) if f else None))
-        mine = [v.outcome for v in votes if v.respondent_id == r.id]
+        mine = [v.outcome for v in all_votes if v.respondent_id == r.id]
         user = users.get(r.user_id)
         # Attributes, not dict keys: templates read `p.r`, and Jinja finds a dict's keys only after a failed
         # attribute look-up (an exception each, about 80 per case page).
@@ -128,12 +131,14 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
     return {
         "case": case, "cf": cf, "enterprise": enterprise, "branch": SimpleNamespace(
             id=case.branch_id, name=agg.branch_name, name_en=agg.branch_name_en, path=agg.branch_path),
-        "loans": loans, "people": out, "users": users, "votes": votes, "appeals": appeals, "evidence": evidence,
-        "letters": agg.letters, "events": events, "procedure": procedure,
+        "loans": loans, "people": out, "users": users, "votes": votes, "named_votes": ntk.named_votes,
+        "appeals": appeals, "evidence": evidence,
+        "letters": [lt for lt in agg.letters if ntk.reads_document(lt)], "events": events, "procedure": procedure,
         "respondent_by_id": {r.id: r for r in respondents},
         "investigator": users.get(case.investigator_id),
         "eligible_voters": agg.eligible_voters() if under_review else [],
-        "windows": letters.appeal_windows(s, case) if case.state in SERVICE_STATES else {},
+        "windows": ({k: w for k, w in letters.appeal_windows(s, case).items() if ntk.sees(k)}
+                    if case.state in SERVICE_STATES else {}),
         "preview_kinds": [k for k, st in letters.PREVIEW_KINDS.items() if st == case.state
                           and (k != "batch_report" or case.batch_report)],
     }
@@ -168,6 +173,7 @@ def download_evidence(case_id: int, evidence_id: int):
     ev = s.get(Evidence, evidence_id)
     if ev is None or ev.case_id != case.id:
         not_found()
+    queries.need_to_know(s, case, current_user.actor).require_evidence(ev)  # 403 need_to_know
     path = investigation.evidence_path(current_app.config["EVIDENCE_DIR"], ev)
     if not path.exists():
         not_found(_("The file of this evidence is missing from the evidence store; tell the administrator."))
@@ -185,6 +191,7 @@ def download_letter(case_id: int, letter_id: int):
     letter = s.get(Letter, letter_id)
     if letter is None or letter.case_id != case.id:
         not_found()
+    queries.need_to_know(s, case, current_user.actor).require_document(letter)  # 403 need_to_know
     pdf, name = letter.pdf, f"{letter.doc_number}.pdf"
     access_log.record(write_now(), current_user, "download_letter", target=letter.doc_number, case_id=case.id,
                       details={"letter_id": letter.id, "sha256": letter.sha256})
