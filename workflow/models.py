@@ -573,3 +573,42 @@ class TimerRun(SQLModel, table=True):
     day: date  # the day the timer ran as (`--today`)
     ok: bool  # nothing unexpected failed
     summary: dict = json_field()
+
+
+class Precedent(SQLModel, table=True):
+    """A decided case's respondent, anonymised, as guidance for like cases (案例引导).
+
+    Proposed by a committee chair or a head-office administrator from a final case, approved (or rejected)
+    by a second person. It holds no name, identity number, enterprise name or loan number: the amount is
+    banded (`amount_band`), the branch is the tier-1 branch, and `stages` keeps per stage the list items
+    and unperformed duties (codes and texts from the rule set the stage was decided under), the violation
+    and dissent flags, the written findings (edited for anonymity before approval) and the stage's outcome
+    with the rule that decided it. `codes` and `stage_codes` are the space-framed codes (" P02 PL03 ") that
+    the search matches. `case_id` and `respondent_id` link back for the curators only, never shown.
+    """
+
+    __table_args__ = (UniqueConstraint("case_id", "respondent_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default="proposed", max_length=12, index=True)  # proposed|approved|rejected
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int = Field(foreign_key="respondent.id")
+    branch_id: int = Field(foreign_key="branch.id", index=True)  # the tier-1 branch (or head office)
+    rule_set_version: int  # the version the stages were decided under (the highest, if several)
+    product_class: str = Field(max_length=32)
+    amount_band: str = Field(max_length=16)  # upto_1m|1m_3m|3m_5m|5m_10m|over_10m
+    tolerance_within: bool | None = None
+    outcome: str = Field(max_length=10)  # the final outcome
+    recommended_outcome: str = Field(max_length=10)
+    liability_kind: str = Field(default="diligence", max_length=20)
+    title: str = Field(max_length=200)
+    stages: list = json_field(default_factory=list)
+    reasoning: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    codes: str = Field(default=" ", max_length=500)
+    stage_codes: str = Field(default=" ", max_length=200)
+    proposed_by_id: int = Field(foreign_key="app_user.id")
+    proposed_at: datetime = Field(default_factory=lambda: utcnow())
+    edited_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    edited_at: datetime | None = None
+    decided_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    decided_at: datetime | None = None
+    reject_reason: str = Field(default="", max_length=500)

@@ -27,7 +27,7 @@ from tests.web.support import login, make_app, set_passwords
 from workflow.db import make_engine, unit_of_work, writer
 from workflow.domain.errors import DomainError, PermissionDenied
 from workflow.models import Appeal, AuditHead, Case, CaseLoan, Evidence, Letter, LoanStage, Respondent, User
-from workflow.services import cases, investigation, letters, rulesets, tokens
+from workflow.services import cases, guidance, investigation, letters, rulesets, tokens
 
 OWN = ("officer", "investigator", "member1", "chair", "appeal", "appeal_chair", "auditor", "admin")
 OTHER = ("t2_officer", "t2_investigator", "other_member", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin")
@@ -70,6 +70,7 @@ CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
     "waive_appeal": ("appeal_window", {"officer"}),
     "preview_documents": ("determined", {"chair", "admin"}),
     "urge": ("investigating", {"chair", "admin"}),  # the branch's chair (or one above) and head office
+    "propose_precedent": ("final", {"chair", "admin"}),  # a chair of the branch (or above), head-office admin
 }
 # action -> its web routes
 WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
@@ -102,6 +103,7 @@ WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
     "waive_appeal": [("GET", "/cases/{case}/waive"), ("POST", "/cases/{case}/waive")],
     "preview_documents": [("GET", "/cases/{case}/preview/minutes")],
     "urge": [("GET", "/cases/{case}/urge"), ("POST", "/cases/{case}/urge")],
+    "propose_precedent": [("POST", "/precedents/propose/{case}")],
 }
 # action -> the API's operation (method, path, body); {version} is a stale case version. Evidence, re-evaluation
 # and legal holds have no API operation.
@@ -165,6 +167,7 @@ SOD = [
     ("legal_hold", "registered", "officer", "own_case"),
     ("record_service", "in_publicity", "approver", "own_case"),  # a respondent who chairs serves his own letter
     ("urge", "registered", "approver", "own_case"),  # a respondent who chairs urges his own case
+    ("propose_precedent", "final", "approver", "own_case"),  # a respondent who chairs proposes his own case
 ]
 SOD_STAFF = ("approver", "inv2", "chair2")
 SOD_STATES = ("registered", "under_review", "in_publicity", "appeal_review")
@@ -225,6 +228,14 @@ MATRIX = [
     ("GET", "/audit/access-log", None, {"auditor", "t2_auditor"}),
     ("GET", "/dashboard/", None, DASHBOARD),
     ("GET", "/dashboard/export.xlsx", None, DASHBOARD),
+    # The precedent library: approved precedents are guidance for everyone; the world's precedent was
+    # proposed by `chair` and approved by `admin`, so deciding it again is a conflict (409) for a second
+    # curator and refused to its proposer (self-approval).
+    ("GET", "/precedents/", None, set(EVERYONE)),
+    ("GET", "/precedents/{precedent}", None, set(EVERYONE)),
+    ("POST", "/precedents/{precedent}", None, {"chair", "admin"}),
+    ("POST", "/precedents/{precedent}/approve", None, {"admin"}),
+    ("POST", "/precedents/{precedent}/reject", None, {"admin"}),
 ]
 # Routes every signed-in user (or anyone) may use, outside the matrix on purpose.
 OPEN_ROUTES = {"/login", "/logout", "/language", "/account/password", "/health", "/"}
@@ -286,6 +297,12 @@ def world(tmp_path_factory):
                                                      appeal_id=officer_appeal.id).id
     with unit_of_work(engine) as s:  # a rule-set draft
         draft_id = rulesets.create_draft(s, bank.user(s, "admin")).id
+    with unit_of_work(engine) as s:  # a precedent from the final case's reviewer, proposed and approved
+        final = s.get(Case, cases["final"])
+        reviewer = s.exec(select(Respondent).where(Respondent.case_id == final.id,
+                                                   Respondent.user_id == bank.users["reviewer"])).one()
+        precedent_id = guidance.propose(s, final, bank.user(s, "chair"), reviewer.id).id
+        guidance.approve(s, precedent_id, bank.user(s, "admin"))
     set_passwords(engine)
     app = make_app(engine, tmp)
     clients = {}
@@ -319,6 +336,7 @@ def world(tmp_path_factory):
             "officer": bank.users["officer"],
             "outlet": bank.branches["OU"],
             "draft": draft_id,
+            "precedent": precedent_id,
             "investigator_id": bank.users["investigator"],
             "today": date.today().isoformat(),
             "det_letter": 0,
@@ -425,6 +443,7 @@ SERVICE_CALLS = {
     "waive_appeal": lambda s, w, f, case, u: cases.waive_appeal(s, case, u, "放弃申诉"),
     "preview_documents": lambda s, w, f, case, u: letters.preview(s, case, u, "minutes"),
     "urge": lambda s, w, f, case, u: cases.urge(s, case, u, "请尽快办理。"),
+    "propose_precedent": lambda s, w, f, case, u: guidance.propose(s, case, u, f["respondent"]),
 }
 
 

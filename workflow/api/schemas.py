@@ -640,3 +640,59 @@ class EvaluationOut(Out):
     rule_set: str
     tolerance: dict[str, Any]
     respondents: list[EvaluationRespondentOut]
+
+
+# --- the precedent library (案例引导) --------------------------------------------------------------------
+
+class PrecedentQuery(Query):
+    code: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{1,15}$")] | None = None
+    stage: Literal[STAGES] | None = None
+    outcome: Outcome | None = None
+    product_class: Literal[PRODUCT_CLASSES] | None = None
+    text: Annotated[str, Field(max_length=100)] | None = None
+
+
+class PrecedentItemOut(Out):
+    code: str
+    zh: str
+    en: str
+    causal: bool | None = None
+
+
+class PrecedentStageOut(Out):
+    stage: str
+    loan: int
+    rule_set_version: int
+    positive: list[PrecedentItemOut]
+    mitigating: list[PrecedentItemOut]
+    negative: list[PrecedentItemOut]
+    unperformed: list[PrecedentItemOut]
+    violation: bool
+    dissented: bool
+    findings: str
+    outcome: str | None
+    decided_by: dict[str, str] | None
+
+
+class PrecedentOut(Out):
+    """An approved precedent: anonymised (no person, enterprise, loan or case number; the amount banded,
+    the branch at tier-1 level)."""
+
+    id: int
+    title: str
+    branch: str
+    rule_set_version: int
+    product_class: str
+    amount_band: str
+    tolerance_within: bool | None
+    outcome: str
+    recommended_outcome: str
+    liability_kind: str
+    stages: list[PrecedentStageOut]
+    reasoning: str
+    codes: list[str]
+    approved_at: str | None
+
+
+class PrecedentList(Out):
+    items: list[PrecedentOut]

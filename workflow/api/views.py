@@ -35,6 +35,7 @@ from ..services import (
     cases,
     deadlines,
     evaluation,
+    guidance,
     imports,
     investigation,
     letters,
@@ -685,3 +686,16 @@ def post_evaluation(user, body):
     with reading() as s:
         return S.EvaluationOut(**evaluation.evaluate(s, request_json))
 
+
+
+@operation("GET", "/precedents", summary="Search the precedent library", tag="guidance", query=S.PrecedentQuery,
+           response=S.PrecedentList, errors=(400, 401))
+def list_precedents(user, query):
+    """Approved precedents (案例引导) by rule code, stage, final outcome, product and text, newest first. Every
+    member of staff may read them: they are anonymised."""
+    with reading() as s:
+        found = guidance.search(s, user, code=query.code or "", stage=query.stage or "", outcome=query.outcome or "",
+                                product=query.product_class or "", text=query.text or "")
+        names = {b.id: b.name for b in s.exec(select(Branch).where(Branch.id.in_({p.branch_id for p in found})))}
+        return S.PrecedentList(items=[S.PrecedentOut(**guidance.public_dict(p, names.get(p.branch_id, "")))
+                                      for p in found])

@@ -201,6 +201,7 @@ _TRIGGERS: dict[str, str | None] = {
     "reevaluate": None,
     "legal_hold": None,
     "urge": None,
+    "propose_precedent": None,
 }
 
 # action -> (states in which it can be taken, the machine's trigger if it changes the state)
@@ -293,6 +294,8 @@ def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
         return None if actor.has("auditor") or _administers(actor, case) else NOT_YOURS
     if action == "urge":
         return None if supervises(actor, case) else NOT_SUPERVISOR
+    if action == "propose_precedent":
+        return None if curates(actor, case.branch_path) else NOT_CURATOR
     raise KeyError(action)  # pragma: no cover - every action of ACTIONS is answered above
 
 
@@ -373,6 +376,63 @@ def require_see(actor: Actor, case: CaseView, respondent_id: int | None) -> None
 def require_read_document(actor: Actor, case: CaseView, kind: str, respondent_id: int | None) -> None:
     """Raise PermissionDenied (need_to_know) unless the actor may read the document."""
     refusal = why_not_read_document(actor, case, kind, respondent_id)
+    if refusal is not None:
+        raise refuse(refusal)
+
+
+# --- the precedent library (案例引导) ----------------------------------------------------------------------
+
+NOT_CURATOR = Refusal("not_curator",
+                      N_("Only a committee chair of the case's branch or a branch above it, or a head-office "
+                         "administrator, may propose or approve a precedent."))
+SELF_APPROVAL = Refusal("self_approval",
+                        N_("A precedent is approved by a second person: its proposer may not approve or reject it."))
+PRECEDENT_OWN_CASE = Refusal("own_case", N_("A respondent may not act on their own case."))
+
+
+@dataclass(frozen=True)
+class PrecedentView:
+    """Who a precedent concerns and who proposed it: everything its permissions depend on."""
+
+    status: str
+    case_branch_path: str
+    proposed_by_id: int
+    respondent_user_ids: frozenset[int] = frozenset()
+
+
+def curates(actor: Actor, case_branch_path: str) -> bool:
+    """Who proposes, edits and approves precedents: a committee chair whose subtree holds the case, or a
+    head-office administrator."""
+    if actor.has("committee_chair") and in_subtree(case_branch_path, actor.branch_path):
+        return True
+    return actor.head_office and actor.has("admin")
+
+
+def why_not_edit_precedent(actor: Actor, p: PrecedentView) -> Refusal | None:
+    """Why the actor may not edit a proposed precedent's texts (the proposer and the would-be approvers may)."""
+    if actor.id in p.respondent_user_ids:
+        return PRECEDENT_OWN_CASE
+    return None if curates(actor, p.case_branch_path) else NOT_CURATOR
+
+
+def why_not_decide_precedent(actor: Actor, p: PrecedentView) -> Refusal | None:
+    """Why the actor may not approve or reject a proposed precedent: segregation of duties, the proposer
+    never decides their own proposal (maker-checker), nor a respondent of the case."""
+    refusal = why_not_edit_precedent(actor, p)
+    if refusal is not None:
+        return refusal
+    return SELF_APPROVAL if actor.id == p.proposed_by_id else None
+
+
+def can_view_precedent(actor: Actor, p: PrecedentView) -> bool:
+    """Approved precedents are guidance for all staff; proposed and rejected ones only for their curators
+    and internal auditors."""
+    return p.status == "approved" or actor.has("auditor") or why_not_edit_precedent(actor, p) is None
+
+
+def require_precedent(actor: Actor, p: PrecedentView, verb: str) -> None:
+    """Raise PermissionDenied unless the actor may `verb` ("edit" or "decide") the precedent."""
+    refusal = (why_not_edit_precedent if verb == "edit" else why_not_decide_precedent)(actor, p)
     if refusal is not None:
         raise refuse(refusal)
 

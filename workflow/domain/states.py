@@ -96,6 +96,8 @@ ACTION_STATES: dict[str, tuple[str, ...]] = {
     "legal_hold": tuple(STATE_CODES),
     # 督办: a supervisor urges the person whose step it is, while the case is still being determined.
     "urge": OPEN_STATES,
+    # 案例引导: a decided case becomes guidance only once its determination is final.
+    "propose_precedent": ("final", "referred", "closed"),
 }
 
 

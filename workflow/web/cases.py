@@ -37,7 +37,7 @@ from ..models import (
     StageFact,
     User,
 )
-from ..services import access_log, deadlines, investigation, letters, queries, rulesets
+from ..services import access_log, deadlines, guidance, investigation, letters, queries, rulesets
 from ..services import cases as case_service
 from ..unit import session, write_now
 from . import access
@@ -442,12 +442,14 @@ def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
             return _back(case_id, f"r{respondent_id}")
     current = posted if posted is not None else (existing.facts if existing else None)
     unperformed = {u["duty"]: u for u in (current or {}).get("unperformed", [])}
+    with reading() as s:
+        similar = guidance.similar(s, stage, guidance.facts_codes(current), exclude_case_id=case_id)
     return render_template("cases/facts.html", case=case, respondent=respondent, person=person, loan=loan,
                            stage=stage, assignment=assignment, version_row=version_row, rs=rs,
                            positive=_items_for(rs.positive, stage), mitigating=_items_for(rs.mitigating, stage),
                            negative=_items_for(rs.negative, stage), duties=rs.duties_for(stage),
                            current=current or {}, unperformed=unperformed, evidence=evidence_rows,
-                           errors=errors), (400 if errors else 200)
+                           errors=errors, similar=similar), (400 if errors else 200)
 
 
 # --- simple state changes (one button) ------------------------------------------------------------------------
@@ -773,7 +775,9 @@ def vote(case_id: int):
         _ensure_ready_for_form(s, case, "vote")
         data = case_page_data(s, case, cf)
         mine = {v.respondent_id: v for v in data["votes"] if v.member_id == current_user.id}
-    return render_template("cases/vote.html", **data, mine=mine, errors=errors, form=request.form), \
+        similar = {r.id: guidance.similar_for_respondent(s, r) for r in case_service.respondents_of(s, case.id)}
+    return render_template("cases/vote.html", **data, mine=mine, errors=errors, form=request.form,
+                           similar=similar), \
         (400 if errors else 200)
 
 

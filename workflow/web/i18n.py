@@ -173,6 +173,8 @@ EVENT_LABELS = {
     "appeal_deadline_moved": _l("Appeal deadline moved"),
     "urge": _l("Step urged"), "one_year_limit": _l("One-year limit reached"),
     "deadline_missed": _l("Deadline missed"),
+    "propose_precedent": _l("Proposed as a precedent"), "edit_precedent": _l("Precedent edited"),
+    "approve_precedent": _l("Precedent approved"), "reject_precedent": _l("Precedent rejected"),
 }
 STEP_LABELS = {"negative_list": _l("Negative list"), "positive_list": _l("Positive list"),
                "no_evidence_of_fault": _l("No evidence of fault"), "tolerance_presumption": _l("Tolerance presumption"),
@@ -196,7 +198,14 @@ ACTION_LABELS = {
     "legal_hold": _l("Legal hold"), "record_service": _l("Record the service of a letter"),
     "acknowledge": _l("Acknowledge my letter"), "waive_appeal": _l("Waive my appeal"),
     "preview_documents": _l("Preview the documents"), "urge": _l("Urge"),
+    "propose_precedent": _l("Propose as a precedent"),
 }
+PRECEDENT_STATUS_LABELS = {"proposed": _l("Awaiting approval"), "approved": _l("Approved"),
+                           "rejected": _l("Rejected")}
+PRODUCT_LABELS = {"inclusive_sme": _l("Inclusive SME loan"), "farmer_business": _l("Farmer business loan")}
+AMOUNT_BAND_LABELS = {"upto_1m": _l("up to 1 million yuan"), "1m_3m": _l("over 1 and up to 3 million yuan"),
+                      "3m_5m": _l("over 3 and up to 5 million yuan"), "5m_10m": _l("over 5 and up to 10 million yuan"),
+                      "over_10m": _l("over 10 million yuan")}
 
 
 def label(table: dict, code: str | None) -> str:
@@ -221,4 +230,6 @@ def register_filters(app) -> None:
     )
     app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, action_labels=ACTION_LABELS,
                                  classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,
-                                 level_labels=LEVEL_LABELS, service_methods=SERVICE_METHOD_LABELS)
+                                 level_labels=LEVEL_LABELS, service_methods=SERVICE_METHOD_LABELS,
+                                 precedent_status=PRECEDENT_STATUS_LABELS, product_labels=PRODUCT_LABELS,
+                                 band_labels=AMOUNT_BAND_LABELS)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from .i18n import _l
 
 _KNOWN = [
+    _l("this respondent has already been proposed as a precedent"),
+    _l("the precedent has already been approved or rejected"),
+    _l("the respondent has no final outcome"),
     _l("the investigator must be named and may not be a respondent of the case"),
     _l("every respondent needs recorded facts and written findings for each of their stages"),
     _l("a reason must be given"),
