@@ -228,6 +228,8 @@ MATRIX = [
     ("GET", "/audit/access-log", None, {"auditor", "t2_auditor"}),
     ("GET", "/dashboard/", None, DASHBOARD),
     ("GET", "/dashboard/export.xlsx", None, DASHBOARD),
+    ("GET", "/dashboard/consistency", None, DASHBOARD),  # the like cases: auditors and head office only
+    ("GET", "/dashboard/consistency.xlsx", None, DASHBOARD),
     # The precedent library: approved precedents are guidance for everyone; the world's precedent was
     # proposed by `chair` and approved by `admin`, so deciding it again is a conflict (409) for a second
     # curator and refused to its proposer (self-approval).

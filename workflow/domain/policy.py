@@ -424,6 +424,12 @@ def why_not_decide_precedent(actor: Actor, p: PrecedentView) -> Refusal | None:
     return SELF_APPROVAL if actor.id == p.proposed_by_id else None
 
 
+def sees_like_cases(actor: Actor) -> bool:
+    """Who sees the like cases decided differently across branches (which names cases of other branches
+    side by side): internal auditors and head-office staff, by need-to-know."""
+    return actor.has("auditor") or actor.head_office
+
+
 def can_view_precedent(actor: Actor, p: PrecedentView) -> bool:
     """Approved precedents are guidance for all staff; proposed and rejected ones only for their curators
     and internal auditors."""

@@ -17,10 +17,11 @@ from flask_login import current_user
 from sqlmodel import select
 
 from ..db import read_session, unit_of_work
+from ..domain import policy
 from ..domain.errors import ValidationFailed
 from ..domain.policy import has_role
 from ..models import Branch, User
-from ..services import deadlines, jobs, metrics
+from ..services import access_log, consistency, deadlines, jobs, metrics, rulesets
 from .i18n import _l
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -168,6 +169,55 @@ def export():
         _, branch, start, end = _scope(s)
         body = metrics.export_xlsx(s, s.get(User, current_user.id), branch.id, start, end)
     name = f"mianze-dashboard-{branch.code}-{start.isoformat()}-{end.isoformat()}.xlsx"
+    response = Response(body, mimetype=XLSX)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _period() -> tuple[date, date]:
+    today = date.today()
+    start, end = _date_arg("start", date(today.year, 1, 1)), _date_arg("end", today)
+    if end < start:
+        raise ValidationFailed(_("The period ends before it starts."), field="end")
+    return start, end
+
+
+def _consistency(s) -> tuple[dict, list | None]:
+    """The branches' figures the user may compare (all when they see the whole bank, else their own tier-1
+    branch) beside the bank's, and the like cases decided differently when the policy lets them see those."""
+    start, end = _period()
+    actor = current_user.actor
+    home = s.get(Branch, s.get(User, current_user.id).branch_id)
+    report = consistency.branch_figures(s, start, end)
+    if not policy.sees_everything(actor):
+        report["branches"] = [r for r in report["branches"]
+                              if home.path.startswith(r["branch"].path) or r["branch"].path.startswith(home.path)]
+    like = consistency.like_cases_decided_differently(s, start, end) if policy.sees_like_cases(actor) else None
+    return report, like
+
+
+@bp.get("/consistency")
+def consistency_page():
+    """Consistency across branches (query: start, end): figures per tier-1 branch beside the bank's, their
+    dispersion, and (auditors and head office) the like cases decided differently."""
+    with read_session(_engine()) as s:  # rendered inside: the page reads the branches' rows
+        report, like = _consistency(s)
+        return render_template("dashboard/consistency.html", report=report, like=like,
+                               figures=consistency.FIGURES, start=report["start"], end=report["end"],
+                               case_link="cases.show" in current_app.view_functions)
+
+
+@bp.get("/consistency.xlsx")
+def consistency_export():
+    """The consistency report as an XLSX workbook in Chinese (recorded in the access log)."""
+    with unit_of_work(_engine()) as s:
+        report, like = _consistency(s)
+        rs = rulesets.parsed(rulesets.version_in_force(s, date.today()))
+        body = consistency.consistency_xlsx(report, like, {st.code: st.zh for st in rs.stages})
+        access_log.record(s, s.get(User, current_user.id), "export", target="consistency.xlsx",
+                          details={"start": report["start"], "end": report["end"], "like_cases": like is not None})
+    name = f"mianze-consistency-{report['start'].isoformat()}-{report['end'].isoformat()}.xlsx"
     response = Response(body, mimetype=XLSX)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
