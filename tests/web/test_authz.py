@@ -235,6 +235,8 @@ MATRIX = [
     # curator and refused to its proposer (self-approval).
     ("GET", "/precedents/", None, set(EVERYONE)),
     ("GET", "/precedents/{precedent}", None, set(EVERYONE)),
+    ("GET", "/precedents/booklet.pdf", None, set(EVERYONE)),
+    ("GET", "/precedents/export.xlsx", None, set(EVERYONE)),
     ("POST", "/precedents/{precedent}", None, {"chair", "admin"}),
     ("POST", "/precedents/{precedent}/approve", None, {"admin"}),
     ("POST", "/precedents/{precedent}/reject", None, {"admin"}),

@@ -91,3 +91,45 @@ def test_the_api_lists_approved_precedents_by_rule_code_without_identifiers(sqli
     assert [n for n in ("张三", "示范小微制造有限公司", "L2024-0001") if n in found.get_data(as_text=True)] == []
     assert client.get("/api/v1/precedents?code=N01", headers=headers).json["items"] == []
     assert client.get("/api/v1/precedents?stage=nowhere", headers=headers).status_code == 400
+
+
+def test_the_booklet_is_a_chinese_pdf_with_its_cjk_fonts_embedded_and_the_workbook_is_in_chinese(sqlite_engine,
+                                                                                                 app_for):
+    import io
+
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+
+    from workflow.services import guidance
+
+    bank = make_bank(sqlite_engine)
+    final = drive(bank, "final", facts_for=liable_officer)
+    with unit_of_work(sqlite_engine) as s:
+        r = s.exec(select(Respondent).where(Respondent.case_id == final,
+                                            Respondent.user_id == bank.users["officer"])).one()
+        pid = guidance.propose(s, s.get(Case, final), bank.user(s, "chair"), r.id).id
+        guidance.approve(s, pid, bank.user(s, "admin"))
+    set_passwords(sqlite_engine)
+    officer = _client(bank, app_for, "officer")
+    response = officer.get("/precedents/booklet.pdf?code=PL03")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    reader = PdfReader(io.BytesIO(response.data))
+    fonts = {}
+    for page in reader.pages:
+        for font in (page["/Resources"].get("/Font") or {}).values():
+            font = font.get_object()
+            for descendant in font.get("/DescendantFonts", [font]):
+                d = descendant.get_object().get("/FontDescriptor")
+                if d is not None:
+                    d = d.get_object()
+                    fonts[str(d["/FontName"])] = any(k in d for k in ("/FontFile", "/FontFile2", "/FontFile3"))
+    assert fonts and all(fonts.values()), fonts  # every font is embedded
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert "尽职免责引导案例汇编" in text and "贷前调查" in text and "PL03" in text and "不予免责" in text
+    words = set(re.findall(r"[A-Za-z]{2,}", re.sub(r"\b[A-Z]{1,2}\d{2}\b", "", text)))
+    assert words == set(), words  # no English words or internal codes besides the rule codes
+    assert [n for n in ("张三", "示范小微制造有限公司", "L2024-0001") if n in text] == []
+    workbook = load_workbook(io.BytesIO(officer.get("/precedents/export.xlsx?code=PL03").data))
+    assert workbook.sheetnames == ["引导案例", "各环节"]
+    rows = list(workbook["引导案例"].iter_rows(min_row=2, max_row=2, values_only=True))
+    assert rows[0][2] == "一分行" and rows[0][9] == "不予免责"

@@ -4,7 +4,7 @@ are seen by their curators and internal auditors (policy.can_view_precedent)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import select
@@ -13,7 +13,7 @@ from ..domain import policy
 from ..domain.errors import NotFound as RecordNotFound
 from ..domain.errors import ValidationFailed
 from ..models import OUTCOMES, STAGES, Branch
-from ..services import guidance
+from ..services import guidance, guidance_export
 from . import access
 from .common import (
     actor,
@@ -43,18 +43,54 @@ def _load(s, precedent_id: int):
     return p, view
 
 
+def _filters() -> dict[str, str]:
+    f = {k: (request.args.get(k) or "").strip()[:100] for k in ("code", "stage", "outcome", "product", "text")}
+    f["stage"] = f["stage"] if f["stage"] in STAGES else ""
+    f["outcome"] = f["outcome"] if f["outcome"] in OUTCOMES else ""
+    f["product"] = f["product"] if f["product"] in PRODUCTS else ""
+    return f
+
+
 @bp.get("/")
 @login_required
 def index():
-    f = {k: (request.args.get(k) or "").strip() for k in ("code", "stage", "outcome", "product", "text")}
-    f["stage"] = f["stage"] if f["stage"] in STAGES else ""
-    f["outcome"] = f["outcome"] if f["outcome"] in OUTCOMES else ""
+    f = _filters()
     with reading() as s:
         found = guidance.search(s, current_user, **f)
         proposed = guidance.search(s, current_user, status="proposed")
         names = {b.id: b.name for b in s.exec(select(Branch).where(Branch.level <= 1))}
     return render_template("guidance/index.html", found=found, proposed=proposed, names=names, f=f, stages=STAGES,
                            outcomes=OUTCOMES, products=PRODUCTS)
+
+
+def _download(body: bytes, mimetype: str, name: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/booklet.pdf")
+@login_required
+def booklet():
+    """The approved precedents matching the search, as a PDF booklet in Chinese (recorded as an export)."""
+    f = _filters()
+    with work() as s:
+        found = guidance.search(s, current_user, **f)
+        body = guidance_export.booklet_pdf(s, actor(s), found, f)
+    return _download(body, "application/pdf", "mianze-precedents.pdf")
+
+
+@bp.get("/export.xlsx")
+@login_required
+def export():
+    """The approved precedents matching the search, as an XLSX workbook in Chinese (recorded as an export)."""
+    f = _filters()
+    with work() as s:
+        found = guidance.search(s, current_user, **f)
+        body = guidance_export.precedents_xlsx(s, actor(s), found, f)
+    return _download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                     "mianze-precedents.xlsx")
 
 
 @bp.route("/<int:precedent_id>", methods=["GET", "POST"])
