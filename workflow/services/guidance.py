@@ -70,7 +70,7 @@ def identifiers(session: Session, case: Case) -> dict[str, str]:
     people |= {uid for uid in (case.investigator_id, case.opened_by_id) if uid}
     for u in session.exec(select(User).where(User.id.in_(people))) if people else ():
         found[u.name] = PERSON
-        for number in (u.employee_no, u.id_number, u.phone, u.username):
+        for number in (u.employee_no, u.id_number, u.phone):
             if number:
                 found.setdefault(number, NUMBER)
     for lo in loans:
@@ -100,8 +100,9 @@ def _strings(value) -> Iterable[str]:
             yield from _strings(v)
 
 def leaks(p: Precedent, known: Iterable[str]) -> list[str]:
-    """The identifiers that occur in any text field of the precedent (none, for a record fit to approve)."""
-    texts = [p.title, p.reasoning, p.product_class, p.amount_band, p.codes, p.stage_codes, *_strings(p.stages)]
+    """The identifiers that occur in the precedent's free texts (title, reasoning, findings), which people
+    write; the other fields are codes, bands and the rule set's own texts. None, for a record fit to approve."""
+    texts = [p.title, p.reasoning, *(s.get("findings", "") for s in p.stages)]
     return sorted({ident for ident in known for t in texts if ident in t})
 
 # --- building a precedent ------------------------------------------------------------------------------------
