@@ -130,6 +130,8 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
         page.click("#save-facts")
         page.wait_for_selector("#respondents")
     page.click("#action-submit")
+    assert "免责认定委员会" in page.inner_text("#confirm-told")  # what will happen, before anything does
+    page.click("#confirm-step")
     assert "评议中" in page.inner_text("h1")
     assert "不予免责" in page.inner_text(f"#r{officer_rid}")
 
@@ -137,18 +139,36 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
         voter = chair if name == "chair" else Person(browser, base, name)
         page = voter.case(case_id)
         page.click("#action-vote")
+        selects = page.locator("select[name^='outcome_']")
+        # No anchoring: nothing is pre-selected, and a member sees no votes before voting.
+        assert [selects.nth(i).input_value() for i in range(selects.count())] == [""] * selects.count()
+        if voter is not chair:
+            assert page.locator("#tally-hidden").count() == 1
+            assert "不予免责 1" not in page.inner_text("#tally")
+        with Session(engine) as s:  # each member agrees with the recommendation, chosen by hand
+            recommended = dict(s.exec(select(Respondent.id, Respondent.recommended_outcome)
+                                      .where(Respondent.case_id == case_id)).all())
+        for rid, recommended_outcome in recommended.items():
+            page.select_option(f"#outcome_{rid}", recommended_outcome)
         page.click("#cast-votes")
         page.wait_for_selector("#votes")
+        assert page.locator("#tally-hidden").count() == 0
+        page.goto(f"{base}/cases/{case_id}/vote")  # after voting the member sees the tally
+        assert page.locator("#tally-hidden").count() == 0
+        assert "不予免责" in page.inner_text("#tally")
         if voter is not chair:
             voter.close()
     page = chair.case(case_id)
     page.click("#action-determine")
     page.click("#sign-determination")
+    page.click("#confirm-step")
     assert "已认定" in page.inner_text("h1")
     page.click("#action-issue-letters")
+    page.click("#confirm-step")
     # The investigation report, the minutes and three determination letters.
     assert page.locator("#letters a[href$='.pdf']").count() == 5
     page.click("#action-start-publicity")
+    page.click("#confirm-step")
     assert "公示中" in page.inner_text("h1")
     chair.shot("03-chair-publicity")
 
@@ -197,7 +217,9 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
 
     page = chair.case(case_id)
     page.click("#action-refer")
+    page.click("#confirm-step")
     page.click("#action-close")
+    page.click("#confirm-step")
     assert "已结案" in page.inner_text("h1")
     chair.close()
 

@@ -389,7 +389,8 @@ def test_the_web_and_the_api_say_so_when_the_font_is_missing(bank, tmp_path, mon
         client = app.test_client()
         assert login(client, "chair").status_code == 302
         response = client.post(f"/cases/{case_id}/letters", data={"csrf_token": client.csrf,
-                                                                  "expected_version": version_of(bank.engine, case_id)},
+                                                                  "expected_version": version_of(bank.engine, case_id),
+                                                                  "confirm": "1"},
                                follow_redirects=True)
         assert response.status_code == 200 and "scripts/setup" in response.get_data(as_text=True)
         api = app.test_client().post(f"/api/v1/cases/{case_id}/letters", headers={"Authorization": f"Bearer {token}"})

@@ -64,7 +64,7 @@ def test_the_chair_must_give_a_reason_for_deviating_from_the_recommendation(bank
     response = post(chair, f"/cases/{case_id}/determine", {"expected_version": str(version_of(bank.engine, case_id))})
     assert response.status_code == 400
     assert f'id="error-deviation_{rids[0]}"' in response.get_data(as_text=True)
-    reasons = {f"deviation_{r}": "贷后检查流于形式" for r in rids}
+    reasons = {f"deviation_{r}": "贷后检查流于形式" for r in rids} | {"confirm": "1"}
     response = post(chair, f"/cases/{case_id}/determine",
                     {"expected_version": str(version_of(bank.engine, case_id)), **reasons})
     assert response.status_code == 302

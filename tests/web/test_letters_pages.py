@@ -52,9 +52,10 @@ def test_the_chair_previews_and_issues_the_officer_acknowledges_and_waives_in_th
     draft = chair.get(f"/cases/{case_id}/preview/minutes")
     assert draft.status_code == 200 and draft.mimetype == "application/pdf"
     assert "草稿" in pdf_text(draft.data)
-    assert post(chair, f"/cases/{case_id}/letters", {"expected_version": version_of(bank.engine, case_id)}
+    assert post(chair, f"/cases/{case_id}/letters", {"expected_version": version_of(bank.engine, case_id), "confirm": "1"}
                 ).status_code == 302
-    assert post(chair, f"/cases/{case_id}/publicity", {"expected_version": version_of(bank.engine, case_id)}
+    assert post(chair, f"/cases/{case_id}/publicity", {"expected_version": version_of(bank.engine, case_id),
+                                                "confirm": "1"}
                 ).status_code == 302
     officer = _respondent(bank, case_id, "officer")
     reviewer = _respondent(bank, case_id, "reviewer")

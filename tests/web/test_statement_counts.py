@@ -77,7 +77,7 @@ def test_determining_a_case_runs_at_most_twenty_five_statements(chair_on_a_voted
     client.get(f"/cases/{case_id}/determine")
     with counted(app) as statements:
         response = post(client, f"/cases/{case_id}/determine",
-                        {"expected_version": str(version_of(bank.engine, case_id))})
+                        {"expected_version": str(version_of(bank.engine, case_id)), "confirm": "1"})
     assert response.status_code == 302
     with Session(bank.engine) as s:
         assert s.get(Case, case_id).state == "determined"
@@ -112,6 +112,6 @@ def test_a_case_view_logs_itself_without_an_fsync_and_a_decision_commits_with_on
     assert seen[-1] == 1  # NORMAL: the access-log entry's commit
     with synchronous_at_commit(app) as seen:
         response = post(client, f"/cases/{case_id}/determine",
-                        {"expected_version": str(version_of(bank.engine, case_id))})
+                        {"expected_version": str(version_of(bank.engine, case_id)), "confirm": "1"})
     assert response.status_code == 302
     assert seen and set(seen) == {2}  # FULL for the decision

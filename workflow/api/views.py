@@ -495,8 +495,10 @@ def list_votes(user, case_id):
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
         queries.need_to_know(s, case, user).require_named_votes()
+        sees_tally = queries.load(s, case.id).sees_tally(queries.actor_of(s, user))
         return S.VoteList(items=[_vote(v) for v in s.exec(select(Vote).where(Vote.case_id == case.id)
-                                                           .order_by(Vote.id))])
+                                                           .order_by(Vote.id))
+                                 if sees_tally or v.member_id == user.id])
 
 
 @operation("POST", "/cases/{case_id}/votes", summary="Vote on a respondent's outcome", tag="review",

@@ -443,6 +443,21 @@ def require_precedent(actor: Actor, p: PrecedentView, verb: str) -> None:
         raise refuse(refusal)
 
 
+def may_see_tally(actor: Actor, case: CaseView, *, has_voted: bool) -> bool:
+    """Whether the actor may see how the votes stand (who voted how, what the votes carry).
+
+    While the committee votes, a member who may still vote sees the tally only once they have voted on every
+    respondent (no anchoring); the chair sees it throughout. Anyone who cannot vote on the case (audit, an
+    administrator, the investigator, a recused member) is not anchored by it; after the determination the
+    votes are part of the record.
+    """
+    if case.state != "under_review" or has_voted:
+        return True
+    if actor.has("committee_chair") and actor.branch_id == case.branch_id:
+        return True
+    return why_not(actor, case, "vote") is not None
+
+
 def evidence_open(actor: Actor, case: CaseView) -> bool:
     """Whether the actor may add evidence in the case's current state: the investigator while facts can be
     recorded, a respondent with their statement or their appeal."""

@@ -286,6 +286,13 @@ class CaseAggregate:
     def respondent_of_user(self, user_id: int) -> Respondent | None:
         return next((r for r in self.respondents if r.user_id == user_id), None)
 
+    def sees_tally(self, actor: policy.Actor) -> bool:
+        """Whether the actor may see the votes now: the policy's answer, given whether they have a valid vote
+        on every respondent."""
+        mine = {v.respondent_id for v in self.valid_votes if v.member_id == actor.id}
+        voted = bool(self.respondents) and all(r.id in mine for r in self.respondents)
+        return policy.may_see_tally(actor, self.view(), has_voted=voted)
+
     def view(self) -> policy.CaseView:
         """The plain view of the case the policy decides on."""
         return policy.CaseView(

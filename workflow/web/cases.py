@@ -99,7 +99,10 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
     loan_by_id = {lo.id: lo for lo in loans}
     respondents, assignments = ntk.respondents(agg.respondents), agg.assignments
     all_votes, appeals = agg.valid_votes, ntk.parts(agg.appeals)
-    votes = all_votes if ntk.named_votes else []
+    # No anchoring: while the committee votes, a member sees the votes only once they have voted (policy).
+    sees_tally = agg.sees_tally(current_user.actor)
+    votes = ([] if not ntk.named_votes else all_votes if sees_tally
+             else [v for v in all_votes if v.member_id == current_user.id])
     under_review = case.state == "under_review"
     user_ids = ({r.user_id for r in respondents} | {case.investigator_id} | {v.member_id for v in votes}
                 | {a.decided_by_id for a in appeals}) - {None}
@@ -121,17 +124,19 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
             f = fact_at.get((r.id, a.loan_id, a.stage))
             stages.append(SimpleNamespace(loan=loan_by_id.get(a.loan_id), stage=a.stage, performed_on=a.performed_on,
                                           fact=f, rs=rs_by_id.get(f.rule_set_version_id) if f else None))
-        mine = [v.outcome for v in all_votes if v.respondent_id == r.id]
+        mine = [v.outcome for v in all_votes if v.respondent_id == r.id] if sees_tally else []
         user = users.get(r.user_id)
         # Attributes, not dict keys: templates read `p.r`, and Jinja finds a dict's keys only after a failed
         # attribute look-up (an exception each, about 80 per case page).
         out.append(SimpleNamespace(r=r, user=user, branch=branches.get(user.branch_id) if user else None,
                                    stages=stages, tally=Counter(mine),
-                                   carried=rules.decide_by_votes(mine, None, procedure) if under_review else None))
+                                   carried=rules.decide_by_votes(mine, None, procedure)
+                                   if under_review and sees_tally else None))
     return {
         "case": case, "cf": cf, "enterprise": enterprise, "branch": SimpleNamespace(
             id=case.branch_id, name=agg.branch_name, name_en=agg.branch_name_en, path=agg.branch_path),
         "loans": loans, "people": out, "users": users, "votes": votes, "named_votes": ntk.named_votes,
+        "sees_tally": sees_tally,
         "appeals": appeals, "evidence": evidence,
         "letters": [lt for lt in agg.letters if ntk.reads_document(lt)], "events": events, "procedure": procedure,
         "respondent_by_id": {r.id: r for r in respondents},
@@ -454,7 +459,79 @@ def facts(case_id: int, respondent_id: int, loan_id: int, stage: str):
 
 # --- simple state changes (one button) ------------------------------------------------------------------------
 
+# Steps that cannot be undone from the case page: the first POST shows what will happen (who is told, what is
+# issued, what can no longer change) and acts only when it comes back with confirm=1. No JavaScript needed.
+CONFIRMED_STEPS = ("submit", "determine", "issue_letters", "start_publicity", "refer", "close", "withdraw")
+
+
+def _confirm_texts(action: str) -> dict:
+    if action == "submit":
+        return {"title": _("Submit the investigation?"), "button": _("Yes, submit the investigation"),
+                "told": _("The deciding branch's committee: the case appears in its members' and chair's inbox "
+                          "for review."),
+                "issued": _("The recommendation for every respondent and the investigation report; the NPL "
+                            "tolerance figures are frozen into the case."),
+                "final": _("The investigation is closed: it reopens only if the committee returns the case for "
+                           "investigation.")}
+    if action == "determine":
+        return {"title": _("Sign the determination?"), "button": _("Yes, sign the determination"),
+                "told": _("Nobody yet: the respondents learn the outcome from the determination letters, which "
+                          "are issued next."),
+                "issued": _("The determination, with the outcome carried by the votes for each respondent and "
+                            "your deviation reasons."),
+                "final": _("Voting ends and the outcomes are fixed; only an objection during publicity or an "
+                           "appeal can change them.")}
+    if action == "issue_letters":
+        return {"title": _("Issue the determination letters?"), "button": _("Yes, issue the letters"),
+                "told": _("Every respondent: each receives their determination letter."),
+                "issued": _("The minutes of the committee meeting (with each member's vote by name) and one "
+                            "determination letter per respondent."),
+                "final": _("Issued documents are numbered and signed; they cannot be withdrawn or edited.")}
+    if action == "start_publicity":
+        return {"title": _("Start publicity?"), "button": _("Yes, start publicity"),
+                "told": _("The bank's staff: the results are put on public notice for the publicity period."),
+                "issued": _("The public notice of the results."),
+                "final": _("The results are public; from now on they change only after a substantiated "
+                           "objection or an appeal.")}
+    if action == "refer":
+        return {"title": _("Refer for accountability?"), "button": _("Yes, refer the case"),
+                "told": _("The accountability procedure: respondents found liable or with reduced liability "
+                          "are handed to it."),
+                "issued": _("The referral letter."),
+                "final": _("The final outcomes can no longer be appealed or changed in this case.")}
+    if action == "close":
+        return {"title": _("Close the case?"), "button": _("Yes, close the case"),
+                "told": _("Nobody is notified; the case leaves every inbox."),
+                "issued": _("Nothing is issued."),
+                "final": _("A closed case is read-only: nothing in it can change any more.")}
+    if action == "withdraw":
+        return {"title": _("Withdraw the case?"), "button": _("Yes, withdraw the case"),
+                "told": _("Nobody is notified; the case leaves every inbox."),
+                "issued": _("Nothing is issued; the reason is recorded in the timeline."),
+                "final": _("A withdrawn case is ended without a determination and cannot be resumed.")}
+    raise KeyError(action)
+
+
+def _unconfirmed(case_id: int, action: str):
+    """The confirmation page when a POST for an irreversible step does not carry confirm=1, else None.
+
+    Every posted field (the expected version, a reason, deviation reasons) is carried to the confirming POST, so
+    a change by someone else in the meantime is still detected.
+    """
+    if request.form.get("confirm") == "1":
+        return None
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require(cf, action)
+        _ensure_ready_for_form(s, case, action)
+    carried = [(k, v) for k, v in request.form.items(multi=True) if k not in ("csrf_token", "confirm")]
+    return render_template("cases/confirm.html", case=case, texts=_confirm_texts(action), carried=carried,
+                           action_url=request.path)
+
+
 def _button(case_id: int, action: str, call, done: str, anchor: str = ""):
+    if action in CONFIRMED_STEPS and (page := _unconfirmed(case_id, action)) is not None:
+        return page
     version = expected_version()
     try:
         with work() as s:
@@ -674,6 +751,8 @@ def reason_step(case_id: int, step: str):
         version = expected_version()
         if not reason:
             errors["reason"] = _("Give a reason.")
+        elif action in CONFIRMED_STEPS and (page := _unconfirmed(case_id, action)) is not None:
+            return page
         else:
             try:
                 with work() as s:
@@ -797,6 +876,8 @@ def determine(case_id: int):
                 reasons[r.id] = text_field(f"deviation_{r.id}")
                 if carried and carried != r.recommended_outcome and not reasons[r.id]:
                     errors[f"deviation_{r.id}"] = _("The outcome differs from the recommendation: give the reason.")
+        if not errors and (page := _unconfirmed(case_id, "determine")) is not None:
+            return page
         if not errors:
             with work() as s:
                 case, cf = load_case(s, case_id)
