@@ -20,22 +20,31 @@ class ConfigurationError(RuntimeError):
     """The configuration cannot serve: the message says what to set."""
 
 
+def write_private_once(path: Path, data: bytes) -> bool:
+    """Create `path` with `data`, readable by its owner only, unless it exists; whether this call created it.
+
+    Written under a name of its own and linked into place, so that processes starting together agree on one
+    file and none reads a half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        return False
+    finally:
+        draft.unlink()
+    return True
+
+
 def generated_secret(key_file: Path) -> str:
     """The development session key kept in `key_file`, made on first use; the file is mode 0600 (a looser
     file from an older version is tightened), since whoever reads it can forge any user's session."""
     if not key_file.exists():
-        # Written under a name of its own and linked into place, so that worker processes starting together
-        # agree on one key and none reads a half-written file.
-        draft = key_file.with_name(f".{key_file.name}.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-        try:
-            os.link(draft, key_file)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
+        write_private_once(key_file, secrets.token_hex(32).encode())
     if key_file.stat().st_mode & 0o077:
         key_file.chmod(0o600)
     return key_file.read_text().strip()

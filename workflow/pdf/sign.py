@@ -14,12 +14,12 @@ their names say DEMO, and no verifier trusts their CA. A bank replaces them by i
 from __future__ import annotations
 
 import io
-import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..config import write_private_once
 from .errors import LetterError
 
 DEMO_MARK = "demo"  # a certificate file whose name contains this is the demonstration certificate
@@ -165,17 +165,7 @@ def create_demo_certificate(path: Path) -> bool:
             .sign(ca_key, hashes.SHA256()))
     p12 = pkcs12.serialize_key_and_certificates(b"mianze-demo-letters", key, cert, [ca],
                                                 serialization.NoEncryption())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written under a name of its own and linked into place: processes starting together agree on one file.
-    draft = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(p12)
-    try:
-        os.link(draft, path)
-    except FileExistsError:
+    if not write_private_once(path, p12):  # processes starting together agree on one file
         return False
-    finally:
-        draft.unlink()
     path.with_name(path.name + ".ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     return True

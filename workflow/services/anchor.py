@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from ..chain import GENESIS, canonical
+from ..config import write_private_once
 from ..models import AuditHead
 
 DEMO_MARK = "demo"  # a key file whose name contains this is the demonstration key: its checkpoints say so
@@ -63,19 +64,8 @@ def create_demo_key(path: Path) -> bool:
 
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    draft = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        return False
-    finally:
-        draft.unlink()
-    return True
+    return write_private_once(path, pem)
 
 
 def public_raw(key) -> bytes:
