@@ -131,6 +131,18 @@ def record_all_facts(bank: Bank, case_id: int, facts_for=None, today: date = TOD
                 investigation.record_facts(s, s.get(Case, case_id), inv, r.id, a.loan_id, a.stage, facts)
 
 
+def hear_all(bank: Bank, case_id: int) -> None:
+    """Every respondent who has not filed a statement declines to (so that the investigation may be
+    submitted before their deadline)."""
+    from workflow.services import cases
+
+    with unit_of_work(bank.engine) as s:
+        case = s.get(Case, case_id)
+        for r in s.exec(select(Respondent).where(Respondent.case_id == case_id)).all():
+            if r.statement_at is None and r.statement_declined_at is None:
+                cases.decline_statement(s, case, s.get(User, r.user_id))
+
+
 def liable_officer(r, a) -> dict:
     """Facts that make the pre-loan officer liable (a violation and a causal unperformed duty)."""
     facts = clean_facts(a.stage)
@@ -189,6 +201,7 @@ def drive(bank: Bank, target: str, today: date = TODAY, facts_for=None, appeal: 
     if target == "investigating":
         return case_id
     record_all_facts(bank, case_id, facts_for, today, loan_ids)
+    hear_all(bank, case_id)
     with unit_of_work(bank.engine) as s:
         cases.submit_investigation(s, s.get(Case, case_id), bank.user(s, "investigator"), today=today)
     if target == "under_review":

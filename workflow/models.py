@@ -249,6 +249,10 @@ class Respondent(SQLModel, table=True):
     final_outcome: str | None = Field(default=None, max_length=10)
     statement: str | None = Field(default=None, sa_column=Column(Text))
     statement_at: datetime | None = None
+    # The right to be heard (domain/hearing.py): the last day to file (or decline) a statement, set when the
+    # case is registered (None for cases registered before invitations), and when the respondent declined.
+    statement_due: date | None = None
+    statement_declined_at: datetime | None = None
 
 
 class StageFact(SQLModel, table=True):

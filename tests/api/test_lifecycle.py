@@ -67,6 +67,17 @@ def test_a_case_runs_from_opening_to_closing_through_the_api_alone(api, clock):
             assert r.status_code == 200, r.json
             v += 1
 
+    # The others' statements are awaited until their deadline: submission waits for them, naming them.
+    r = event(api, "investigator", cid, "submit_investigation", v)
+    assert r.status_code == 409 and "statements are awaited" in r.json["message"], r.json
+    username = {uid: name for name, uid in bank.users.items()}
+    for resp in respondents:
+        if resp["user_id"] != bank.users["officer"]:
+            assert resp["statement_position"] == "awaited" and resp["statement_due"]
+            r = api.post(username[resp["user_id"]], f"/api/v1/cases/{cid}/statement/decline",
+                         json={"note": "本人不再另行陈述"})
+            assert r.status_code == 200 and r.json["statement_position"] == "declined", r.json
+            v += 1
     r = event(api, "investigator", cid, "submit_investigation", v)
     assert r.status_code == 200, r.json
     assert r.json["state"] == "under_review"

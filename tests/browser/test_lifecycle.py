@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, SQLModel, select
 from werkzeug.serving import make_server
 
-from tests.factories import TODAY, make_bank
+from tests.factories import TODAY, hear_all, make_bank
 from tests.web.support import PASSWORD, make_app, set_passwords
 from workflow.db import make_engine, unit_of_work
 from workflow.models import Appeal, Case, Respondent
@@ -129,6 +129,8 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
             investigator.shot("02-investigator-facts")
         page.click("#save-facts")
         page.wait_for_selector("#respondents")
+    hear_all(bank, case_id)  # the other respondents decline to file a statement
+    page.reload()
     page.click("#action-submit")
     assert "免责认定委员会" in page.inner_text("#confirm-told")  # what will happen, before anything does
     page.click("#confirm-step")

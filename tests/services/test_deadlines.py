@@ -106,9 +106,11 @@ def load(engine, case_id: int) -> Case:
 
 
 def notifications(engine) -> list[Notification]:
-    """The notifications of the deadlines (not those telling a respondent their letter was served)."""
+    """The notifications of the deadlines (not those telling a respondent their letter was served, or inviting
+    them to file a statement)."""
     with Session(engine) as s:
-        return list(s.exec(select(Notification).where(Notification.kind != "letter_served").order_by(Notification.id)))
+        return list(s.exec(select(Notification).where(Notification.kind.not_in(("letter_served", "statement_invited")))
+                           .order_by(Notification.id)))
 
 
 # --- automatic moves and the calendar ------------------------------------------------------------------

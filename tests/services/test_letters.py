@@ -178,7 +178,7 @@ def test_the_minutes_name_attendance_recusals_votes_and_the_chairs_signature(lif
     assert "本案共有被评议人3人" in _flat(pdf_text(batch.pdf))
     report_text = _flat(pdf_text(report.pdf))
     assert "被评议人张三的履职情况" in report_text and "经查，经办人未对照纳税记录" in report_text
-    assert "被评议人在规定期限内未提交免责陈述" in report_text and "调查人员：赵六" in report_text
+    assert "被评议人书面表示不提交免责陈述" in report_text and "调查人员：赵六" in report_text
     referral_text = _flat(pdf_text(referral.pdf))
     assert "人力资源部（问责部门）" in referral_text and "考核扣分按应扣分值的50%执行" in referral_text
 

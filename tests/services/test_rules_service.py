@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session, select
 
-from tests.factories import drive, open_case, record_all_facts
+from tests.factories import drive, hear_all, open_case, record_all_facts
 from workflow import create_app, engine_of
 from workflow.db import unit_of_work
 from workflow.domain.errors import GuardFailed, OutOfScope, ValidationFailed
@@ -133,6 +133,7 @@ def test_a_committee_deviation_needs_a_reason_and_is_shown_in_the_letter(bank):
     with unit_of_work(bank.engine) as s:
         cases.assign_investigator(s, s.get(Case, case_id), bank.user(s, "chair"), bank.users["investigator"])
     record_all_facts(bank, case_id, facts)
+    hear_all(bank, case_id)
     with unit_of_work(bank.engine) as s:
         cases.submit_investigation(s, s.get(Case, case_id), bank.user(s, "investigator"))
     with unit_of_work(bank.engine) as s:

@@ -90,6 +90,7 @@ def test_the_default_numbers_are_those_of_section_8(rules):
     assert set(rules.scope.borrower_kinds) == {"small", "micro", "owner", "individual_business", "farmer"}
     limits = {k: (v.days, v.unit, v.basis) for k, v in rules.time_limits.items()}
     assert limits == {
+        "statement": (10, "working_days", "bank_policy"),
         "investigation": (20, "working_days", "bank_policy"),
         "determination": (15, "working_days", "bank_policy"),
         "publicity": (5, "working_days", "bank_policy"),

@@ -75,7 +75,8 @@ CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
 # action -> its web routes
 WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
     "assign": [("GET", "/cases/{case}/assign"), ("POST", "/cases/{case}/assign")],
-    "statement": [("GET", "/cases/{case}/statement"), ("POST", "/cases/{case}/statement")],
+    "statement": [("GET", "/cases/{case}/statement"), ("POST", "/cases/{case}/statement"),
+                  ("POST", "/cases/{case}/statement/decline")],
     "evidence": [("GET", "/cases/{case}/evidence"), ("POST", "/cases/{case}/evidence")],
     "facts": [("GET", "/cases/{case}/facts/{facts}"), ("POST", "/cases/{case}/facts/{facts}")],
     "submit": [("POST", "/cases/{case}/submit")],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from tests.factories import TODAY, drive, liable_officer, record_all_facts
+from tests.factories import TODAY, drive, hear_all, liable_officer, record_all_facts
 from tests.web.support import login, post, set_passwords, version_of
 from workflow.db import unit_of_work
 from workflow.models import AuditHead, Case, Letter, Respondent
@@ -15,6 +15,7 @@ from workflow.models import AuditHead, Case, Letter, Respondent
 def _investigated(bank) -> int:
     case_id = drive(bank, "investigating")
     record_all_facts(bank, case_id, None, TODAY)
+    hear_all(bank, case_id)
     return case_id
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel
 
+from ..domain import hearing
 from ..domain.states import STATE_CODES, TRIGGERS
 from ..models import CLASSIFICATIONS, OUTCOMES, ROLES, STAGES
 from ..services.imports import PRODUCT_CLASSES
@@ -338,6 +339,10 @@ class RespondentOut(Out):
     deviation_reason: str | None
     statement: str | None
     statement_at: str | None
+    statement_due: str | None = Field(description="The last day to file or decline the statement (None: a case "
+                                                  "registered before invitations)")
+    statement_declined_at: str | None
+    statement_position: Literal[hearing.POSITIONS]
     stages: list[RespondentStage]
 
 
@@ -347,6 +352,14 @@ class RespondentList(Out):
 
 class StatementIn(In):
     statement: Annotated[str, Field(min_length=1, max_length=20000)]
+    expected_version: Version | None = None
+
+
+class DeclineStatementIn(In):
+    """A respondent declines in writing to file an exemption statement (they may still file one until the
+    investigation is submitted)."""
+
+    note: Annotated[str, Field(max_length=500)] = ""
     expected_version: Version | None = None
 
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from flask import Response, current_app, request
 from sqlmodel import select
 
-from ..domain import states
+from ..domain import hearing, states
 from ..domain.errors import NotFound, PermissionDenied
 from ..domain.policy import has_role
 from ..models import (
@@ -141,7 +141,11 @@ def _respondent(session, case: Case, r: Respondent) -> S.RespondentOut:
     return S.RespondentOut(id=r.id, user_id=r.user_id, liability_kind=r.liability_kind,
                            recommended_outcome=r.recommended_outcome, decided_outcome=r.decided_outcome,
                            final_outcome=r.final_outcome, deviation_reason=r.deviation_reason, statement=r.statement,
-                           statement_at=_iso(r.statement_at), stages=mine)
+                           statement_at=_iso(r.statement_at), statement_due=r.statement_due.isoformat() if r.statement_due else None,
+                           statement_declined_at=_iso(r.statement_declined_at),
+                           statement_position=hearing.position(r.statement_at, r.statement_declined_at,
+                                                               r.statement_due, date.today()),
+                           stages=mine)
 
 
 def _fact(f: StageFact) -> S.FactOut:
@@ -429,6 +433,17 @@ def file_statement(user, case_id, body):
     with work() as s:
         case = scope.visible_case(s, user, case_id)
         r = cases.file_statement(s, case, _actor(s, user), body.statement, expected_version=body.expected_version)
+        return _respondent(s, case, r)
+
+
+@operation("POST", "/cases/{case_id}/statement/decline", summary="Decline to file an exemption statement",
+           tag="cases", body=S.DeclineStatementIn, response=S.RespondentOut, errors=E_WRITE)
+def decline_statement(user, case_id, body):
+    """A respondent declines in writing to file a statement, so the investigation need not wait for their
+    deadline; they may still file one until the investigation is submitted."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        r = cases.decline_statement(s, case, _actor(s, user), body.note, expected_version=body.expected_version)
         return _respondent(s, case, r)
 
 

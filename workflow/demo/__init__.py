@@ -37,6 +37,7 @@ from sqlmodel import Session, select
 
 from ..config import INSTANCE
 from ..db import read_session, unit_of_work
+from ..domain import hearing
 from ..domain.calendar import WorkingCalendar
 from ..domain.errors import ValidationFailed
 from ..domain.states import STATE_CODES
@@ -595,7 +596,12 @@ class _Loader:
             storage_dir=str(self.evidence_dir), description=EVIDENCE_TEXT[duty][:60], respondent_id=respondent_id)
 
     def submit(self):
+        """The investigator submits; a respondent whose statement deadline has not passed and who filed none
+        declines first (the investigation may not be submitted while a statement is still awaited)."""
         def act(s, story, case, day):
+            for r in cases.respondents_of(s, case.id):
+                if hearing.position(r.statement_at, r.statement_declined_at, r.statement_due, day) == hearing.AWAITED:
+                    cases.decline_statement(s, case, s.get(User, r.user_id), "本人对调查事实无异议，不另行陈述。")
             cases.submit_investigation(s, case, s.get(User, case.investigator_id), today=day)
         return act
 

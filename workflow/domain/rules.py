@@ -50,8 +50,12 @@ LIST_KINDS: tuple[str, ...] = ("positive", "mitigating", "negative")
 LIST_LABELS = {"positive": "positive-list item", "mitigating": "mitigating item",
                "negative": "negative-list item", "duty": "duty"}
 TIME_LIMITS: tuple[str, ...] = (
-    "investigation", "determination", "publicity", "appeal_window", "appeal_decision", "total_case",
+    "statement", "investigation", "determination", "publicity", "appeal_window", "appeal_decision", "total_case",
 )
+# Versions published before the right to be heard have no statement limit: they read as this default.
+DEFAULT_STATEMENT_LIMIT = {"days": 10, "unit": "working_days", "basis": "bank_policy",
+                           "source": "bank-policy default (no regulatory source)",
+                           "zh": "免责陈述（自立案起）", "en": "Exemption statement (from registration)"}
 TOLERANCE_TEXTS: tuple[str, ...] = (
     "no_loans", "no_sme_loans", "gap", "target", "given", "unknown", "within", "outside",
 )
@@ -302,6 +306,14 @@ class RuleSet(_Data):
     # code -> (kind, item); kind in LIST_KINDS or "duty". Built once after validation.
     _index: dict[str, tuple[str, ListItem | DutyItem]] = _PrivateAttr(default_factory=dict)
     _order: dict[str, int] = _PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_versions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("time_limits"), dict) \
+                and "statement" not in data["time_limits"]:
+            data = {**data, "time_limits": {"statement": DEFAULT_STATEMENT_LIMIT, **data["time_limits"]}}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:

@@ -14,6 +14,7 @@ from datetime import date
 
 from transitions import Machine, MachineError
 
+from . import hearing
 from .errors import GuardFailed, TransitionNotAllowed
 
 # (code, 中文, English)
@@ -46,7 +47,7 @@ TRANSITIONS: list[dict] = [
     {"trigger": "assign_investigator", "source": "registered", "dest": "investigating",
      "conditions": ["investigator_not_respondent"]},
     {"trigger": "submit_investigation", "source": "investigating", "dest": "under_review",
-     "conditions": ["facts_complete"]},
+     "conditions": ["facts_complete", "statements_heard"]},
     {"trigger": "return_for_investigation", "source": "under_review", "dest": "investigating",
      "conditions": ["reason_given"]},
     {"trigger": "determine", "source": "under_review", "dest": "determined",
@@ -141,6 +142,9 @@ class RespondentSnapshot:
     decided: str | None = None
     deviation_reason: str | None = None
     final: str | None = None
+    name: str = ""
+    statement: str = hearing.NOT_INVITED  # hearing.position on the guard's day
+    statement_due: date | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,17 @@ class GuardContext:
 
 
 # --- guards: name -> (predicate(ctx, kwargs) -> bool, message when it fails) ---------------------------
+# A message is a text, or `Detailed`: a text followed by what is missing (names, dates), read off the context.
+
+
+@dataclass(frozen=True)
+class Detailed:
+    head: str  # the translatable part (workflow/web/messages.py)
+    detail: Callable[[GuardContext], str]
+
+    def __call__(self, ctx: GuardContext) -> str:
+        return f"{self.head}: {self.detail(ctx)}"
+
 
 def _fraction(text: str) -> tuple[int, int]:
     num, den = text.split("/")
@@ -183,7 +198,7 @@ def _quorum(ctx: GuardContext, kw: dict) -> bool:
     return ctx.eligible_voters > 0 and len(ctx.votes_cast_by) * den >= num * ctx.eligible_voters
 
 
-GUARDS: dict[str, tuple[Callable[[GuardContext, dict], bool], str]] = {
+GUARDS: dict[str, tuple[Callable[[GuardContext, dict], bool], str | Detailed]] = {
     "investigator_not_respondent": (
         lambda ctx, kw: kw.get("investigator_id") is not None
         and kw["investigator_id"] not in {r.user_id for r in ctx.respondents},
@@ -193,6 +208,12 @@ GUARDS: dict[str, tuple[Callable[[GuardContext, dict], bool], str]] = {
         lambda ctx, kw: bool(ctx.respondents)
         and all(set(r.stages) <= set(r.stages_with_facts) for r in ctx.respondents),
         "every respondent needs recorded facts and written findings for each of their stages",
+    ),
+    "statements_heard": (
+        lambda ctx, kw: hearing.heard(r.statement for r in ctx.respondents),
+        Detailed("the respondents' statements are awaited until their deadlines",
+                 lambda ctx: ", ".join(f"{r.name or r.user_id} ({r.statement_due.isoformat()})"
+                                       for r in ctx.respondents if r.statement == hearing.AWAITED)),
     ),
     "reason_given": (
         lambda ctx, kw: bool((kw.get("reason") or "").strip()),
@@ -281,7 +302,7 @@ class _CaseModel:
         predicate, message = GUARDS[name]
         ok = bool(predicate(self._ctx, event.kwargs))
         if not ok:
-            self.failed.append(message)
+            self.failed.append(message(self._ctx) if isinstance(message, Detailed) else message)
         return ok
 
 

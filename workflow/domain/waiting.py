@@ -20,7 +20,7 @@ SCOPE = "scope"  # the case lies in the role holder's branch subtree
 DECIDING_BRANCH = "deciding_branch"  # the role holder's own branch is the case's deciding branch
 
 UNLESS = {
-    "statement_filed": "the respondent has filed their statement",
+    "statement_filed": "the respondent has filed or declined their statement, or its deadline has passed",
     "appealed_or_window_over": "the respondent has appealed, or the appeal window has ended",
     "voted": "the member has a valid vote on the case",
     "not_overdue": "the publicity or appeal window has not yet run past its deadline",

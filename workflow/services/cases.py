@@ -12,7 +12,7 @@ from datetime import date
 
 from sqlmodel import Session, select
 
-from ..domain import policy, states
+from ..domain import hearing, policy, states
 from ..domain.errors import ConflictError, NotFound, ValidationFailed
 from ..domain.policy import has_role
 from ..models import (
@@ -155,15 +155,23 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
     handlers = session.exec(select(LoanStage.user_id).where(LoanStage.loan_id.in_(ids)).distinct()).all()
     if not handlers:
         raise ValidationFailed("the loan file names nobody who handled a credit stage")
+    due = deadlines.statement_due(session, case, today)
     for uid in sorted(handlers):
-        session.add(Respondent(case_id=case.id, user_id=uid, case_branch_id=case.branch_id))
+        session.add(Respondent(case_id=case.id, user_id=uid, case_branch_id=case.branch_id, statement_due=due))
     case.due_date = deadlines.due_for(session, case, today)
     session.add(case)
     session.flush()
     audit.record(session, event="open_case", actor=actor, case_id=case.id, to_state=case.state,
                  payload={"number": case.number, "loans": [lo.loan_no for lo in loans],
                           "respondents": sorted(handlers), "rule_set_version": procedure.version,
-                          "batch_report": batch_report})
+                          "batch_report": batch_report, "statement_due": due})
+    # The right to be heard: every respondent is invited to file an exemption statement by the deadline.
+    notifications.tell(
+        session, handlers, case_id=case.id, kind="statement_invited", key=f"statement_invited:{case.id}",
+        zh=f"您被列为案件 {case.number} 的被评议人。请于 {due.isoformat()} 前提交免责陈述"
+           f"（说明您在各信贷环节如何履职），也可书面表示不提交。",
+        en=f"You are a respondent of case {case.number}. File your exemption statement (how you performed "
+           f"your duties at your credit stages) by {due.isoformat()}, or decline in writing.")
     return case
 
 
@@ -189,9 +197,14 @@ def assign_investigator(session: Session, case: Case, actor: User, investigator_
 def submit_investigation(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
                          today: date | None = None) -> Case:
     """Close the investigation: compute every respondent's recommendation and freeze the tolerance."""
-    _begin(session, case, actor, "submit", expected_version)
+    agg = _begin(session, case, actor, "submit", expected_version)
+    # The record says who filed, who declined and who let the deadline pass (the guard refuses while any
+    # statement is still awaited).
+    positions = statement_positions(session, case, today)
+    users = {r.id: r.user_id for r in agg.respondents}
+    names = dict(session.exec(select(User.id, User.username).where(User.id.in_(list(users.values())))).all())
     _fire(session, case, "submit_investigation", actor, expected_version=expected_version, today=today,
-          payload={})
+          payload={"statements": {names.get(users[rid], str(rid)): p for rid, p in sorted(positions.items())}})
     summary = recommend_case(session, case, actor, today=today)
     case.submitted_at = utcnow()
     case.due_date = deadlines.due_for(session, case, today)
@@ -659,7 +672,11 @@ def urge(session: Session, case: Case, actor: User, message: str, *, today: date
 
 def file_statement(session: Session, case: Case, actor: User, text: str, *,
                    expected_version: int | None = None) -> Respondent:
-    """A respondent files (or replaces) their exemption statement while the case is being investigated."""
+    """A respondent files (or replaces) their exemption statement while the case is being investigated.
+
+    After the deadline too, as long as the investigation is not submitted: the deadline only lets the
+    investigator go on without it. A statement filed after declining replaces the refusal.
+    """
     agg = authorize(session, case, actor, "statement")
     if case.state not in states.ACTION_STATES["statement"]:
         raise states.TransitionNotAllowed("statements can be filed until the investigation is submitted",
@@ -669,11 +686,48 @@ def file_statement(session: Session, case: Case, actor: User, text: str, *,
         raise ValidationFailed("the statement is empty", field="statement")
     _touch(session, case, expected_version)
     respondent.statement, respondent.statement_at = text.strip(), utcnow()
+    respondent.statement_declined_at = None
     session.add(respondent)
     session.flush()
     audit.record(session, event="file_statement", actor=actor, case_id=case.id,
-                 payload={"respondent_id": respondent.id, "statement": respondent.statement})
+                 payload={"respondent_id": respondent.id, "statement": respondent.statement,
+                          "due": respondent.statement_due})
     return respondent
+
+
+def decline_statement(session: Session, case: Case, actor: User, note: str = "", *,
+                      expected_version: int | None = None) -> Respondent:
+    """A respondent declines in writing to file an exemption statement (the investigation need not wait
+    for their deadline). They may still file one until the investigation is submitted.
+
+    Raises PermissionDenied (not a respondent), TransitionNotAllowed (the investigation was submitted),
+    ValidationFailed (a statement is on file, or the note is too long).
+    """
+    agg = authorize(session, case, actor, "statement")
+    if case.state not in states.ACTION_STATES["statement"]:
+        raise states.TransitionNotAllowed("statements can be filed or declined until the investigation is "
+                                          "submitted", state=case.state, event="decline_statement")
+    respondent = agg.respondent_of_user(actor.id)
+    if respondent.statement_at is not None:
+        raise ValidationFailed("a statement has been filed: it stands, so there is nothing to decline",
+                               field="statement")
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise ValidationFailed("the note may be at most 500 characters long", field="note")
+    _touch(session, case, expected_version)
+    respondent.statement_declined_at = utcnow()
+    session.add(respondent)
+    session.flush()
+    audit.record(session, event="decline_statement", actor=actor, case_id=case.id,
+                 payload={"respondent_id": respondent.id, "note": note, "due": respondent.statement_due})
+    return respondent
+
+
+def statement_positions(session: Session, case: Case, today: date | None = None) -> dict[int, str]:
+    """Each respondent's position on their statement (domain/hearing.py), by respondent id."""
+    day = today or date.today()
+    return {r.id: hearing.position(r.statement_at, r.statement_declined_at, r.statement_due, day)
+            for r in queries.aggregate(session, case).respondents}
 
 
 def reevaluate(session: Session, case, actor, version_number: int, reason: str, *,

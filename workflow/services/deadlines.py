@@ -81,6 +81,13 @@ def due_after(session: Session, case: Case, state: str, today: date | None = Non
     return min(due, regulatory_limit(case, rs))
 
 
+def statement_due(session: Session, case: Case, today: date | None = None) -> date:
+    """The last day for the respondents of a case registered today to file or decline their statement."""
+    rs = rulesets.procedure_rules(session, case)
+    due = add_working_days(session, today or date.today(), rulesets.time_limit(rs, "statement"))
+    return min(due, regulatory_limit(case, rs))
+
+
 def regulatory_limit(case: Case, rs) -> date:
     """The whole case must finish within the regulatory limit (one year, 金规〔2024〕11号)."""
     return case.opened_at.date() + timedelta(days=rulesets.time_limit(rs, "total_case"))

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, event
 from sqlmodel import Session, select
 
 from ..db import rows
-from ..domain import policy, rules, states
+from ..domain import hearing, policy, rules, states
 from ..domain.errors import NotFound
 from ..models import (
     Appeal,
@@ -324,6 +324,11 @@ class CaseAggregate:
         need_respondents = needs is None or not _RESPONDENT_GUARDS.isdisjoint(needs)
         need_quorum = (needs is None or "quorum_reached" in needs) and case.state == "under_review"
         snaps = []
+        day = today or date.today()
+        names: dict[int, str] = {}
+        if (needs is None or "statements_heard" in needs) and case.state == "investigating" and self.respondents:
+            names = dict(self.session.exec(select(User.id, User.name).where(
+                User.id.in_([r.user_id for r in self.respondents]))).all())
         if need_respondents:
             # A stage is recorded once its written findings are (domain.md §11: the report prints them).
             have = {(f.respondent_id, f.loan_id, f.stage) for f in self.facts if (f.facts.get("findings") or "").strip()}
@@ -334,7 +339,9 @@ class CaseAggregate:
                     stages_with_facts=frozenset(f"{lo}:{s}" for lo, s in mine if (r.id, lo, s) in have),
                     recommended=r.recommended_outcome,
                     decided=r.decided_outcome or (self.carried(r) if case.state == "under_review" else None),
-                    deviation_reason=r.deviation_reason, final=r.final_outcome))
+                    deviation_reason=r.deviation_reason, final=r.final_outcome, name=names.get(r.user_id, ""),
+                    statement=hearing.position(r.statement_at, r.statement_declined_at, r.statement_due, day),
+                    statement_due=r.statement_due))
         appeals = self.appeals if needs is None or not _APPEAL_GUARDS.isdisjoint(needs) else []
         voter_ids = {m.id for m in self.eligible_voters()} if need_quorum else set()
         letters_missing = 0
@@ -360,7 +367,8 @@ class CaseAggregate:
 
 
 # Which parts of the snapshot each guard reads, so that an event prepares only what its guards need.
-_RESPONDENT_GUARDS = frozenset({"investigator_not_respondent", "facts_complete", "every_respondent_decided",
+_RESPONDENT_GUARDS = frozenset({"investigator_not_respondent", "facts_complete", "statements_heard",
+                                "every_respondent_decided",
                                 "deviations_have_reasons", "some_outcome_not_exempt", "letters_issued"})
 _APPEAL_GUARDS = frozenset({"has_appeals", "every_appeal_decided", "no_appeal_worsened"})
 

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam
 from sqlmodel import select
 
 from ..db import rows
-from ..domain import policy, rules
+from ..domain import hearing, policy, rules
 from ..domain.errors import ConflictError, DocumentsUnavailable, GuardFailed, ValidationFailed
 from ..domain.states import SERVICE_STATES, SEVERITY
 from ..models import (
@@ -130,6 +130,8 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
         # attribute look-up (an exception each, about 80 per case page).
         out.append(SimpleNamespace(r=r, user=user, branch=branches.get(user.branch_id) if user else None,
                                    stages=stages, tally=Counter(mine),
+                                   heard=hearing.position(r.statement_at, r.statement_declined_at,
+                                                          r.statement_due, today()),
                                    carried=rules.decide_by_votes(mine, None, procedure)
                                    if under_review and sees_tally else None))
     return {
@@ -340,6 +342,24 @@ def statement(case_id: int):
     return render_template("cases/statement.html", case=case, respondent=mine,
                            text=text if text is not None else (mine.statement or ""), errors=errors), \
         (400 if errors else 200)
+
+
+@bp.route("/<int:case_id>/statement/decline", methods=["POST"])
+@login_required
+def decline_statement(case_id: int):
+    """A respondent declines in writing to file a statement (they may still file one until submission)."""
+    version = expected_version()
+    try:
+        with work() as s:
+            case, cf = load_case(s, case_id)
+            require(cf, "statement")
+            case_service.decline_statement(s, case, actor(s), text_field("note") or "", expected_version=version)
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+        return redirect(url_for("cases.statement", case_id=case_id))
+    flash(_("You have declined to file a statement. You can still file one until the investigation is submitted."),
+          "success")
+    return _back(case_id, "respondents")
 
 
 @bp.route("/<int:case_id>/evidence", methods=["GET", "POST"])
@@ -556,7 +576,7 @@ def _button(case_id: int, action: str, call, done: str, anchor: str = ""):
 @login_required
 def submit(case_id: int):
     return _button(case_id, "submit", lambda s, c, a, v: case_service.submit_investigation(
-        s, c, a, expected_version=v), _("The investigation has been submitted to the committee."))
+        s, c, a, expected_version=v, today=today()), _("The investigation has been submitted to the committee."))
 
 
 @bp.post("/<int:case_id>/letters")

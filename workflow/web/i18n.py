@@ -159,7 +159,8 @@ LETTER_LABELS = {"determination": _l("Determination letter"), "appeal_record": _
                  "batch_report": _l("Batch duty-review report"), "service_record": _l("Certificate of service")}
 EVENT_LABELS = {
     "open_case": _l("Case registered"), "assign_investigator": _l("Investigator assigned"),
-    "file_statement": _l("Statement filed"), "record_facts": _l("Facts recorded"),
+    "file_statement": _l("Statement filed"), "decline_statement": _l("Declined to file a statement"),
+    "record_facts": _l("Facts recorded"),
     "add_evidence": _l("Evidence added"), "submit_investigation": _l("Investigation submitted"),
     "recommendation": _l("Recommendation computed"), "return_for_investigation": _l("Returned for investigation"),
     "record_vote": _l("Vote cast"), "votes_invalidated": _l("Votes invalidated"), "determine": _l("Determined"),
@@ -200,6 +201,11 @@ ACTION_LABELS = {
     "preview_documents": _l("Preview the documents"), "urge": _l("Urge"),
     "propose_precedent": _l("Propose as a precedent"),
 }
+STATEMENT_POSITION_LABELS = {
+    "filed": _l("Statement filed"), "declined": _l("Declined to file a statement"),
+    "awaited": _l("Awaited: the deadline has not passed"), "lapsed": _l("Let the deadline pass without a statement"),
+    "not_invited": _l("No deadline (registered before invitations)"),
+}
 PRECEDENT_STATUS_LABELS = {"proposed": _l("Awaiting approval"), "approved": _l("Approved"),
                            "rejected": _l("Rejected")}
 PRODUCT_LABELS = {"inclusive_sme": _l("Inclusive SME loan"), "farmer_business": _l("Farmer business loan")}
@@ -227,6 +233,7 @@ def register_filters(app) -> None:
         role=lambda c: label(ROLE_LABELS, c), stage=lambda c: label(STAGE_LABELS, c),
         liability=lambda c: label(LIABILITY_LABELS, c), letter_kind=lambda c: label(LETTER_LABELS, c),
         event=lambda c: label(EVENT_LABELS, c), step=lambda c: label(STEP_LABELS, c),
+        heard=lambda c: label(STATEMENT_POSITION_LABELS, c),
     )
     app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, action_labels=ACTION_LABELS,
                                  classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,

@@ -125,7 +125,8 @@ def _in_states(states: tuple[str, ...]):
 def _reason_clause(s, p: Principal, reason: waiting.WaitingReason, day: date):
     """("ids", a SELECT of case ids) or ("case", a condition on the case row) for one waiting reason."""
     unless = {
-        "statement_filed": lambda: [Respondent.statement_at.is_(None)],
+        "statement_filed": lambda: [Respondent.statement_at.is_(None), Respondent.statement_declined_at.is_(None),
+                                    or_(Respondent.statement_due.is_(None), Respondent.statement_due >= day)],
         "appealed_or_window_over": lambda: [~exists().where(Appeal.respondent_id == Respondent.id),
                                             or_(Case.appeal_window_ends.is_(None), Case.appeal_window_ends >= day)],
         "voted": lambda: [Case.id.not_in(select(Vote.case_id).where(Vote.member_id == p.id,

@@ -117,11 +117,24 @@ _KNOWN = [
     _l("A second head-office administrator must approve a rule set: its author and its last editor may not "
        "approve or reject it."),
     _l("Only a head-office administrator may run the deadline timer."),
+    # the right to be heard (domain/hearing.py)
+    _l("the respondents' statements are awaited until their deadlines"),
+    _l("a statement has been filed: it stands, so there is nothing to decline"),
+    _l("statements can be filed or declined until the investigation is submitted"),
+    _l("the note may be at most 500 characters long"),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
 
 def translate(message: str) -> str:
-    """The message in the UI language when it is a known one, else as given."""
+    """The message in the UI language when it is a known one, else as given.
+
+    A message "HEAD: DETAIL" whose head is known (a guard's `states.Detailed`: names and dates after the
+    colon) is translated in its head and keeps its detail.
+    """
     known = KNOWN.get(message)
-    return str(known) if known is not None else message
+    if known is not None:
+        return str(known)
+    head, sep, detail = message.partition(": ")
+    known = KNOWN.get(head) if sep else None
+    return str(_l("%(reason)s: %(detail)s", reason=str(known), detail=detail)) if known is not None else message
