@@ -176,6 +176,18 @@ def test_an_edited_vote_is_named(lifecycle):
     assert code == 1 and f"vote {vid}" in out and "'exempt' but the events say 'liable'" in out
 
 
+def test_an_edited_appeal_panel_vote_is_named(lifecycle):
+    from workflow.models import AppealVote
+
+    engine, app, case_id = lifecycle
+    with read_session(engine) as s:
+        vid = s.exec(select(AppealVote.id).where(AppealVote.case_id == case_id)).first()
+    with engine.begin() as c:
+        c.execute(text("UPDATE appealvote SET decision = 'altered', outcome = 'exempt' WHERE id = :i"), {"i": vid})
+    code, out = verify(app)
+    assert code == 1 and f"appeal vote {vid}" in out and "but the events say 'upheld'" in out
+
+
 def test_an_edited_fact_is_named(lifecycle):
     engine, app, _ = lifecycle
     with read_session(engine) as s:

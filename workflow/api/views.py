@@ -689,9 +689,10 @@ def get_audit(user, case_id):
     every vote and every respondent's facts: a respondent of the case is refused (403 `need_to_know`)."""
     with reading() as s:
         case = scope.visible_case(s, user, case_id)
-        queries.need_to_know(s, case, user).require_named_votes()
+        ntk = queries.need_to_know(s, case, user)
+        ntk.require_named_votes()
         return S.AuditTrail(case_id=case.id, items=[S.AuditEventOut(**{k: v for k, v in ev.items() if k != "case_id"})
-                                                     for ev in audit.iter_events(s, case_id=case.id)])
+                                                     for ev in ntk.unanchored(audit.iter_events(s, case_id=case.id))])
 
 
 @operation("POST", "/evaluations", summary="What-if evaluation (domain.md §9)", tag="rules",

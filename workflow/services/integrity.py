@@ -3,7 +3,7 @@
 Someone with write access to the database can edit a row of the business tables without touching the
 chain, or rewrite the whole chain consistently and move its head. The first shows as a difference between
 a table and what the events say happened (the decisive fields are re-derived from the events: each
-respondent's decided and final outcome, every valid vote, every appeal decision, every stage's facts and
+respondent's decided and final outcome, every valid vote, every appeal panel vote and decision, every stage's facts and
 every document's SHA-256 against the event that issued it and the stored PDF); the second as a chain that no
 longer matches the last checkpoint signed with the bank's key (kept outside the database). Every
 disagreement names the event (seq) or the row.
@@ -20,7 +20,18 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from ..chain import GENESIS, ChainBroken, verify_stored
-from ..models import Appeal, AuditEvent, AuditHead, Case, Letter, Respondent, StageFact, User, Vote
+from ..models import (
+    Appeal,
+    AppealVote,
+    AuditEvent,
+    AuditHead,
+    Case,
+    Letter,
+    Respondent,
+    StageFact,
+    User,
+    Vote,
+)
 from . import anchor as anchors
 from .audit import _stored_rows
 
@@ -110,8 +121,8 @@ def _chain(session: Session, checkpoints: list[dict], found: Findings) -> None:
             return
 
 
-_DECISIVE = ("determine", "votes_invalidated", "record_vote", "file_appeal", "decide_appeal", "record_facts",
-             "issue_letter")
+_DECISIVE = ("determine", "votes_invalidated", "record_vote", "file_appeal", "appeal_vote", "decide_appeal",
+             "record_facts", "issue_letter")
 
 
 def _decisive_events(session: Session, batch: int = 20000):
@@ -156,6 +167,7 @@ def _tables(session: Session, found: Findings) -> None:
     final: dict[int, tuple[str | None, int]] = {}
     votes: dict[tuple[int, int, int], tuple[str, int]] = {}
     appeals: dict[int, dict] = {}
+    panel: dict[tuple[int, int], tuple[str, str, int]] = {}  # (appeal, member) -> (decision, outcome, seq)
     facts: dict[tuple[int, int, str], tuple[str, int]] = {}
     issued: dict[int, tuple[str, int]] = {}
     for seq, case_id, actor_id, name, to_state, payload in _decisive_events(session):
@@ -173,6 +185,8 @@ def _tables(session: Session, found: Findings) -> None:
         elif name == "file_appeal":
             appeals[payload.get("appeal_id")] = {"respondent_id": payload.get("respondent_id"), "decision": None,
                                                  "new_outcome": None, "seq": seq}
+        elif name == "appeal_vote":  # a later vote of the same member replaces the earlier one
+            panel[(payload.get("appeal_id"), actor_id)] = (payload.get("decision"), payload.get("outcome"), seq)
         elif name == "decide_appeal":
             a = appeals.setdefault(payload.get("appeal_id"), {"respondent_id": None})
             a.update(decision=payload.get("decision"), new_outcome=payload.get("new_outcome"), seq=seq)
@@ -230,6 +244,25 @@ def _tables(session: Session, found: Findings) -> None:
             found.problems.append(f"appeal {aid} ({resp(rid)}): decision {decision!r} / {new_outcome!r} but the "
                                   f"events say {ev.get('decision')!r} / {ev.get('new_outcome')!r} "
                                   f"(event seq={ev.get('seq')})")
+    # The appeal panels' votes that count.
+    p_t = AppealVote.__table__
+    stored_panel = set()
+    for vid, aid, member_id, decision, outcome in conn.execute(
+            sa_select(p_t.c.id, p_t.c.appeal_id, p_t.c.member_id, p_t.c.decision, p_t.c.outcome)
+            .where(p_t.c.invalidated_at.is_(None)).order_by(p_t.c.id)):
+        found.rows += 1
+        stored_panel.add((aid, member_id))
+        ev = panel.get((aid, member_id))
+        where = f"appeal vote {vid} (appeal {aid}, member {who(member_id)})"
+        if ev is None:
+            found.problems.append(f"{where}: counts as {decision!r} but no vote of this member is in the events")
+        elif (decision, outcome) != ev[:2]:
+            found.problems.append(f"{where}: {decision!r} / {outcome!r} but the events say {ev[0]!r} / {ev[1]!r} "
+                                  f"(event seq={ev[2]})")
+    for (aid, member_id), (decision, _outcome, seq) in panel.items():
+        if (aid, member_id) not in stored_panel:
+            found.problems.append(f"appeal {aid}: the vote of member {who(member_id)} ({decision!r}, event "
+                                  f"seq={seq}) is missing or was invalidated")
     # Facts.
     f_t = StageFact.__table__
     for fid, rid, loan_id, stage, value in conn.execute(

@@ -429,6 +429,7 @@ class NeedToKnow:
     def __init__(self, agg: CaseAggregate, actor: policy.Actor | None):
         self.view = agg.view()
         self.actor = actor
+        self._agg = agg
         self.all = actor is None or policy.sees_all_parts(actor, self.view)
         self.named_votes = actor is None or policy.sees_named_votes(actor, self.view)
         self._appeal_of = {a.id: a.respondent_id for a in agg.appeals}
@@ -478,6 +479,18 @@ class NeedToKnow:
         """Raise PermissionDenied (need_to_know) unless the actor sees who voted how (and so the audit trail)."""
         if not self.named_votes:
             raise policy.refuse(policy.NEED_TO_KNOW)
+
+    def unanchored(self, events):
+        """The audit events without the votes the actor may not see yet (no anchoring, policy.may_see_tally):
+        a member who has not voted on every respondent reads their own votes only. `events` are dicts or rows
+        with `event` and `actor_id`."""
+        if self.actor is None or self._agg.sees_tally(self.actor):
+            return list(events)
+        me = self.actor.id
+
+        def field(ev, name):
+            return ev[name] if isinstance(ev, dict) else getattr(ev, name)
+        return [ev for ev in events if field(ev, "event") != "record_vote" or field(ev, "actor_id") == me]
 
     def require_part(self, respondent_id: int | None) -> None:
         if not self.all:

@@ -93,7 +93,7 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
     by_case = {"case_id": case.id}
     # need to know (policy.sees_all_parts): a respondent reads their own part and the tally only
     ntk = queries.need_to_know(s, case, current_user.actor)
-    enterprise, events = agg.enterprise, ntk.events(agg.events)
+    enterprise, events = agg.enterprise, ntk.unanchored(ntk.events(agg.events))
     cf = cf or agg.view()
     loans = agg.loans
     loan_by_id = {lo.id: lo for lo in loans}
