@@ -17,6 +17,7 @@ from sqlalchemy.orm import declared_attr
 from sqlmodel import Field, SQLModel
 
 from .db import Money
+from .domain import intake
 
 ROLES = (
     "credit_officer", "investigator", "committee_member", "committee_chair",
@@ -24,7 +25,7 @@ ROLES = (
 )
 BRANCH_LEVELS = {0: "head_office", 1: "tier1_branch", 2: "sub_branch", 3: "outlet"}
 CLASSIFICATIONS = ("normal", "special_mention", "substandard", "doubtful", "loss")
-NPL_CLASSES = ("substandard", "doubtful", "loss")
+NPL_CLASSES = intake.NPL_CLASSES  # the one definition is the domain's
 STAGES = ("marketing", "acceptance", "pre_loan", "review", "approval", "disbursement", "post_loan")
 OUTCOMES = ("exempt", "reduced", "liable")
 
@@ -219,6 +220,18 @@ class CaseLoan(SQLModel, table=True):
     case_id: int = Field(foreign_key="case_file.id", primary_key=True)
     loan_id: int = Field(foreign_key="loan.id", primary_key=True, index=True)
     loan_no: str = Field(max_length=40)
+
+
+class IntakeDismissal(SQLModel, table=True):
+    """Why no case is opened for a non-performing loan on the intake list (e.g. it was recovered): recorded
+    by a committee chair or an administrator, and audited. A dismissed loan leaves the intake list."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    loan_id: int = Field(foreign_key="loan.id", unique=True)
+    reason: str = Field(max_length=20)  # domain/intake.DISMISSAL_REASONS
+    note: str = Field(default="", max_length=500)
+    dismissed_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    dismissed_at: datetime = Field(default_factory=lambda: utcnow())
 
 
 class Respondent(SQLModel, table=True):

@@ -180,6 +180,10 @@ MATRIX = [
     ("POST", "/notifications/read", None, set(EVERYONE)),
     ("GET", "/cases/new", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("POST", "/cases/new", None, {"chair", "admin", "t2_chair", "t2_admin"}),
+    # The NPL intake list: those who register cases (an unknown enterprise: refused, or told it has no NPLs).
+    ("GET", "/intake/", None, {"chair", "admin", "t2_chair", "t2_admin"}),
+    ("POST", "/intake/999999/register", None, {"chair", "admin", "t2_chair", "t2_admin"}),
+    ("POST", "/intake/999999/dismiss", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("GET", "/cases/{case}", "registered", VIEWERS),
     ("GET", "/cases/{case}", "final", VIEWERS),
     *[(method, route, CASE_MATRIX[action][0], CASE_MATRIX[action][1])

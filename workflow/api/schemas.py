@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel
 
 from ..domain import hearing
+from ..domain import intake as intake_rules
 from ..domain.states import STATE_CODES, TRIGGERS
 from ..models import CLASSIFICATIONS, OUTCOMES, ROLES, STAGES
 from ..services.imports import PRODUCT_CLASSES
@@ -186,10 +187,66 @@ class ImportResultOut(Out):
     enterprises_updated: int
     handlers_added: int
     handlers_removed: int
+    new_npls: int = Field(0, description="loans that entered a non-performing class: they are on the intake list "
+                                         "(GET /intake) until a case is opened or a reason not to is recorded")
     dry_run: bool
     sha256: str | None
     encoding: str | None = Field(None, description='how a CSV file was read: "UTF-8", "UTF-8 with BOM" or '
                                                    '"GB18030" (which includes GBK); null for JSON and XLSX')
+
+
+class IntakeQuery(Query):
+    q: Annotated[str, Field(max_length=100)] = ""
+    page: Annotated[int, Field(ge=1)] = 1
+
+
+class IntakeLoanOut(Out):
+    id: int
+    loan_no: str
+    classification: str
+    product_class: str
+    amount: str
+    balance: str
+    branch: str
+    out_of_scope: str | None = Field(description="why the loan is outside the exemption rules' scope; null when in it")
+
+
+class IntakeHandlerOut(Out):
+    user_id: int
+    name: str
+    employee_no: str
+    stages: list[str]
+    other_groups: int = Field(description="other enterprises on the list whose NPLs this person also handled")
+
+
+class IntakeGroupOut(Out):
+    enterprise_id: int
+    enterprise: str
+    uscc: str
+    loans: list[IntakeLoanOut]
+    handlers: list[IntakeHandlerOut]
+    open_case: str | None = Field(description="the enterprise's open case, in which its NPLs are to be considered")
+    in_scope: bool
+
+
+class IntakePage(Out):
+    items: list[IntakeGroupOut]
+    total: int
+    page: int
+
+
+class IntakeCaseIn(In):
+    batch_report: bool = False
+
+
+class IntakeDismissalIn(In):
+    reason: Literal[tuple(intake_rules.DISMISSAL_REASONS)]
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
+class IntakeDismissalOut(Out):
+    enterprise_id: int
+    loans: int
 
 
 class PeriodQuery(Query):

@@ -37,6 +37,7 @@ from ..services import (
     evaluation,
     guidance,
     imports,
+    intake,
     investigation,
     letters,
     queries,
@@ -350,6 +351,41 @@ def import_loans(user, query):
         result = imports.import_loans(s, _actor(s, user), rows, dry_run=query.dry_run,
                                       source_sha256=imports.sha256_of(raw))
     return S.ImportResultOut(**result.to_dict())
+
+
+# --- NPL intake -----------------------------------------------------------------------------------------
+
+@operation("GET", "/intake", summary="Non-performing loans awaiting a case, by enterprise", tag="intake",
+           query=S.IntakeQuery, response=S.IntakePage, errors=(400, 401, 403))
+def list_intake(user, query):
+    """Committee chairs and administrators: the enterprises of your scope with non-performing loans in no
+    case, 20 a page, with the staff who handled them and the scope check's verdict."""
+    with reading() as s:
+        groups, total = intake.groups(s, _actor(s, user), q=query.q, offset=(query.page - 1) * intake.PAGE)
+        items = [S.IntakeGroupOut(
+            enterprise_id=g.enterprise_id, enterprise=g.enterprise, uscc=g.uscc, open_case=g.open_case,
+            in_scope=g.in_scope, handlers=[S.IntakeHandlerOut(**vars(h)) for h in g.handlers],
+            loans=[S.IntakeLoanOut(**{**vars(lo), "amount": f"{lo.amount:.2f}", "balance": f"{lo.balance:.2f}"})
+                   for lo in g.loans]) for g in groups]
+        return S.IntakePage(items=items, total=total, page=query.page)
+
+
+@operation("POST", "/intake/{enterprise_id}/case", summary="Register a case for an enterprise's loans awaiting one",
+           tag="intake", body=S.IntakeCaseIn, response=S.CaseOut, status=201, errors=E_WRITE)
+def register_from_intake(user, enterprise_id, body):
+    """One case covering every loan of the enterprise awaiting a case (统一合并考量)."""
+    with work() as s:
+        case = intake.register(s, _actor(s, user), enterprise_id, batch_report=body.batch_report)
+        return _cases(s, [case])[0]
+
+
+@operation("POST", "/intake/{enterprise_id}/dismissal", summary="Record why no case is opened", tag="intake",
+           body=S.IntakeDismissalIn, response=S.IntakeDismissalOut, status=201, errors=E_WRITE)
+def dismiss_intake(user, enterprise_id, body):
+    """The enterprise's loans awaiting a case leave the list with the reason (audited); `other` needs a note."""
+    with work() as s:
+        n = intake.dismiss(s, _actor(s, user), enterprise_id, body.reason, body.note)
+        return S.IntakeDismissalOut(enterprise_id=enterprise_id, loans=n)
 
 
 # --- cases ----------------------------------------------------------------------------------------------

@@ -471,6 +471,18 @@ def why_not_register(actor: Actor) -> Refusal | None:
     return None if actor.has("admin", "committee_chair") else NOT_YOURS
 
 
+def why_not_triage(actor: Actor, branch_path: str) -> Refusal | None:
+    """Who works the NPL intake list of a loan's branch (registers a case from it, or records why none is
+    opened): those who register cases, for loans within their scope."""
+    refusal = why_not_register(actor)
+    if refusal is not None:
+        return refusal
+    return None if sees_branch(actor, branch_path) else LOAN_OUT_OF_SCOPE
+
+
+LOAN_OUT_OF_SCOPE = Refusal("loan_out_of_scope", N_("This loan is outside your branch's scope."))
+
+
 TIMER_HEAD_OFFICE = Refusal("head_office_only", N_("Only a head-office administrator may run the deadline timer."))
 
 

@@ -41,6 +41,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from ..domain.errors import DomainError, ValidationFailed
+from ..domain.intake import entered_npl
 from ..models import CLASSIFICATIONS, STAGES, Branch, Case, CaseLoan, Enterprise, Loan, LoanStage, User
 from . import audit
 
@@ -176,6 +177,7 @@ class ImportResult:
     enterprises_updated: int = 0
     handlers_added: int = 0
     handlers_removed: int = 0
+    new_npls: int = 0  # loans that entered a non-performing class: they are on the intake list (services/intake.py)
     dry_run: bool = False
     sha256: str | None = None
     encoding: str | None = None  # how a CSV file was read: "UTF-8", "UTF-8 with BOM" or "GB18030"
@@ -539,6 +541,8 @@ def _import_loans(session: Session, actor, rows: list[tuple[int, dict]], *, dry_
         ent = enterprises.get(row.enterprise.uscc)
         values = {**_loan_values(row, branch_id), "enterprise_id": ent["id"] if ent else None}
         old = existing.get(row.loan_no)
+        if entered_npl(old["classification"] if old is not None else None, values["classification"]):
+            result.new_npls += 1
         if old is None:
             new_loans.append(values)
             result.created += 1

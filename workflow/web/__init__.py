@@ -166,10 +166,10 @@ def register(app: Flask) -> None:
         parallelism=int(app.config.get("ARGON2_PARALLELISM", 4)),
     )
 
-    from . import admin, audit, auth, cases, dashboard, documents, guidance, inbox, notifications
+    from . import admin, audit, auth, cases, dashboard, documents, guidance, inbox, intake, notifications
 
     for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, documents.bp, notifications.bp, audit.bp, dashboard.bp,
-               guidance.bp):
+               guidance.bp, intake.bp):
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 

@@ -37,7 +37,7 @@ from ..models import (
     StageFact,
     User,
 )
-from ..services import access_log, deadlines, guidance, investigation, letters, queries, rulesets
+from ..services import access_log, deadlines, guidance, intake, investigation, letters, queries, rulesets
 from ..services import cases as case_service
 from ..unit import session, write_now
 from . import access
@@ -226,9 +226,10 @@ def new():
         deny(access.refusal_text(refusal), refusal.code)
     errors: dict[str, str] = {}
     loan_text = text_field("loans") if request.method == "POST" else request.args.get("loans", "")
+    picked = sorted({int(v) for v in request.form.getlist("loan_ids") if v.isdigit()})
     if request.method == "POST":
         numbers = [n for n in loan_text.replace(",", " ").replace("，", " ").split() if n]
-        if not numbers:
+        if not numbers and not picked:
             errors["loans"] = _("Enter at least one loan number.")
         else:
             try:
@@ -237,7 +238,7 @@ def new():
                     unknown = [n for n in numbers if n not in found]
                     if unknown:
                         raise ValidationFailed("unknown loans", field="loans", unknown=unknown)
-                    case = case_service.open_case(s, actor(s), list(found.values()),
+                    case = case_service.open_case(s, actor(s), sorted(set(found.values()) | set(picked)),
                                                   batch_report=request.form.get("batch_report") == "1")
                     case_id = case.id
             except ValidationFailed as exc:
@@ -248,7 +249,12 @@ def new():
             else:
                 flash(_("The case has been registered."), "success")
                 return _back(case_id)
-    return render_template("cases/new.html", errors=errors, loan_text=loan_text), (400 if errors else 200)
+    # The loan picker: loans of the user's scope by number prefix or enterprise name, awaiting a case first.
+    q = request.args.get("q", "").strip()
+    with reading() as s:
+        results = intake.search_loans(s, actor(s), q) if q else []
+    return render_template("cases/new.html", errors=errors, loan_text=loan_text, q=q, results=results,
+                           picked=set(picked)), (400 if errors else 200)
 
 
 # --- investigation -----------------------------------------------------------------------------------------

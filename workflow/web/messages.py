@@ -122,6 +122,9 @@ _KNOWN = [
     _l("a statement has been filed: it stands, so there is nothing to decline"),
     _l("statements can be filed or declined until the investigation is submitted"),
     _l("the note may be at most 500 characters long"),
+    # NPL intake (services/intake.py)
+    _l("say why no case is opened"),
+    _l("no loan of this enterprise awaits a case"),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
