@@ -99,6 +99,9 @@ def from_environment() -> dict:
         "SMTP_PASSWORD": os.environ.get("MIANZE_SMTP_PASSWORD"),
         "SMTP_STARTTLS": os.environ.get("MIANZE_SMTP_STARTTLS", "0"),
         "REDIS_URL": os.environ.get("REDIS_URL"),
+        # Background jobs go to this RQ queue when REDIS_URL is set (`flask jobs worker` takes them); without
+        # Redis they run in a worker thread of the app process.
+        "JOBS_QUEUE": os.environ.get("MIANZE_JOBS_QUEUE", "mianze"),
         # Seconds between runs of the deadline timer inside the serving process (0: off; production runs
         # `flask deadlines tick` from cron). scripts/run, the embedded default, sets it.
         "TIMER_INTERVAL": float(os.environ.get("MIANZE_TIMER_INTERVAL") or 0),

@@ -575,6 +575,28 @@ class RuleSetDraft(SQLModel, table=True):
         return {"version_id_col": cls.__table__.c.revision}
 
 
+class BackgroundJob(SQLModel, table=True):
+    """A long job run apart from the request (services/background.py): on an RQ worker when Redis carries
+    the jobs, else in a worker thread of the app process. Its progress is kept here, so the page polls the
+    database whatever runs it; `updated_at` is its heartbeat (a running job that stops beating has stalled)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # services/background.KINDS
+    params: dict = json_field()
+    status: str = Field(default="queued", max_length=12, index=True)  # queued|running|done|failed
+    backend: str = Field(default="thread", max_length=8)  # rq|thread
+    done: int = 0
+    total: int | None = None
+    result: dict = json_field()
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    attempts: int = 0
+    created_by_id: int | None = Field(default=None, foreign_key="app_user.id", index=True)
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+    started_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=lambda: utcnow())
+    finished_at: datetime | None = None
+
+
 class TimerRun(SQLModel, table=True):
     """One run of the deadline timer (`deadlines tick`): when, started by what, and what it did.
 

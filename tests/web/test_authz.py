@@ -184,6 +184,10 @@ MATRIX = [
     ("GET", "/intake/", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("POST", "/intake/999999/register", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("POST", "/intake/999999/dismiss", None, {"chair", "admin", "t2_chair", "t2_admin"}),
+    # Background jobs: everyone has a list of their own; a committee's chair and administrators start batches.
+    ("GET", "/jobs/", None, set(EVERYONE)),
+    ("GET", "/jobs/letter-batch", None, {"chair", "admin", "t2_chair", "t2_admin"}),
+    ("POST", "/jobs/letter-batch", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("GET", "/cases/{case}", "registered", VIEWERS),
     ("GET", "/cases/{case}", "final", VIEWERS),
     *[(method, route, CASE_MATRIX[action][0], CASE_MATRIX[action][1])
@@ -249,7 +253,9 @@ MATRIX = [
 # Routes every signed-in user (or anyone) may use, outside the matrix on purpose.
 OPEN_ROUTES = {"/login", "/logout", "/language", "/account/password", "/health", "/"}
 # Routes whose allowed call changes something by design, covered by their own tests below.
-SEPARATELY_TESTED = {("POST", "admin.delete_override")}
+SEPARATELY_TESTED = {("POST", "admin.delete_override"),
+                     # a job's page and its rerun: tests/web/test_jobs_pages.py (its starter, not others)
+                     ("GET", "jobs.show"), ("POST", "jobs.retry")}
 
 
 @pytest.fixture(scope="module")

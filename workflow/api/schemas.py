@@ -197,7 +197,7 @@ class ImportResultOut(Out):
 
 class IntakeQuery(Query):
     q: Annotated[str, Field(max_length=100)] = ""
-    page: Annotated[int, Field(ge=1)] = 1
+    page: Annotated[int, Field(ge=1, le=100_000)] = 1
 
 
 class IntakeLoanOut(Out):
@@ -247,6 +247,24 @@ class IntakeDismissalIn(In):
 class IntakeDismissalOut(Out):
     enterprise_id: int
     loans: int
+
+
+class LetterBatchIn(In):
+    branch_id: int = Field(description="the committee's branch: its determined cases get their missing documents")
+
+
+class JobOut(Out):
+    id: int
+    kind: str
+    status: Literal["queued", "running", "done", "failed"]
+    stalled: bool = Field(description="running, but its worker stopped reporting: run it again (POST …/retry)")
+    backend: Literal["rq", "thread"]
+    done: int
+    total: int | None
+    result: dict[str, Any]
+    error: str | None
+    attempts: int
+    created_at: str
 
 
 class PeriodQuery(Query):

@@ -32,6 +32,7 @@ from ..models import (
 from ..services import (
     access_log,
     audit,
+    background,
     cases,
     deadlines,
     evaluation,
@@ -43,7 +44,7 @@ from ..services import (
     queries,
     tolerance,
 )
-from ..unit import reading, work
+from ..unit import after_commit, reading, work
 from . import schemas as S
 from . import scope
 from .core import MalformedRequest, UnsupportedMediaType, operation, read_json_body
@@ -386,6 +387,48 @@ def dismiss_intake(user, enterprise_id, body):
     with work() as s:
         n = intake.dismiss(s, _actor(s, user), enterprise_id, body.reason, body.note)
         return S.IntakeDismissalOut(enterprise_id=enterprise_id, loans=n)
+
+
+# --- background jobs ------------------------------------------------------------------------------------
+
+def _job(job) -> S.JobOut:
+    return S.JobOut(id=job.id, kind=job.kind, status=job.status, stalled=background.stalled(job),
+                    backend=job.backend, done=job.done, total=job.total, result=job.result or {},
+                    error=job.error or None, attempts=job.attempts, created_at=_iso(job.created_at))
+
+
+def _dispatch_after_commit(job_id: int) -> None:
+    engine = current_app.extensions["mianze.engine"]
+    redis_url, queue = current_app.config.get("REDIS_URL"), current_app.config.get("JOBS_QUEUE") or background.QUEUE
+    after_commit(lambda: background.dispatch(engine, job_id, redis_url=redis_url, queue=queue))
+
+
+@operation("POST", "/jobs/letter-batch", summary="Start a committee's letter batch", tag="jobs",
+           body=S.LetterBatchIn, response=S.JobOut, status=202, errors=E_WRITE)
+def start_letter_batch(user, body):
+    """Every missing document of the committee's determined cases, issued in the background (an RQ worker, or
+    the app's worker thread without Redis); poll `GET /jobs/{id}` for its progress."""
+    with work() as s:
+        job = background.create_letter_batch(s, _actor(s, user), body.branch_id)
+        _dispatch_after_commit(job.id)
+        return _job(job)
+
+
+@operation("GET", "/jobs/{job_id}", summary="A background job's status and progress", tag="jobs",
+           response=S.JobOut, errors=E_READ)
+def get_job(user, job_id):
+    with reading() as s:
+        return _job(background.get(s, _actor(s, user), job_id))
+
+
+@operation("POST", "/jobs/{job_id}/retry", summary="Run a failed or stalled job again", tag="jobs",
+           response=S.JobOut, status=202, errors=E_WRITE)
+def retry_job(user, job_id):
+    """It does only what is still missing (a letter batch issues no document twice)."""
+    with work() as s:
+        job = background.requeue(s, _actor(s, user), job_id)
+        _dispatch_after_commit(job.id)
+        return _job(job)
 
 
 # --- cases ----------------------------------------------------------------------------------------------

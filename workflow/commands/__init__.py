@@ -59,6 +59,9 @@ def register(app: Flask) -> None:
     from .integration import register_cli as register_api_cli
 
     register_api_cli(app)
+    from .jobs import register_cli as register_jobs
+
+    register_jobs(app)
 
     @app.cli.group("db")
     def db_group():

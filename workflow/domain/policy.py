@@ -480,6 +480,31 @@ def why_not_triage(actor: Actor, branch_path: str) -> Refusal | None:
     return None if sees_branch(actor, branch_path) else LOAN_OUT_OF_SCOPE
 
 
+def why_not_issue_batch(actor: Actor, branch_id: int, branch_path: str) -> Refusal | None:
+    """Who starts a committee's letter batch (the letters of its determined cases): its chair, or an
+    administrator whose scope holds the branch (each case is still authorised as `issue_letters`)."""
+    if actor.has("committee_chair") and actor.branch_id == branch_id:
+        return None
+    if actor.has("admin") and (actor.head_office or in_subtree(branch_path, actor.branch_path)):
+        return None
+    return NOT_BATCH
+
+
+NOT_BATCH = Refusal("not_batch", N_("Only the committee's chair, or an administrator whose scope holds it, issues "
+                                    "its letters in a batch."))
+
+
+def why_not_see_job(actor: Actor, created_by_id: int | None) -> Refusal | None:
+    """A background job is seen by who started it, and by head-office administrators and internal auditors
+    (`created_by_id` None: whether the actor sees every job)."""
+    if created_by_id is not None and actor.id == created_by_id:
+        return None
+    return None if actor.has("auditor") or (actor.has("admin") and actor.head_office) else NOT_YOUR_JOB
+
+
+NOT_YOUR_JOB = Refusal("not_your_job", N_("This job was started by someone else."))
+
+
 LOAN_OUT_OF_SCOPE = Refusal("loan_out_of_scope", N_("This loan is outside your branch's scope."))
 
 

@@ -166,10 +166,22 @@ def register(app: Flask) -> None:
         parallelism=int(app.config.get("ARGON2_PARALLELISM", 4)),
     )
 
-    from . import admin, audit, auth, cases, dashboard, documents, guidance, inbox, intake, notifications
+    from . import (
+        admin,
+        audit,
+        auth,
+        cases,
+        dashboard,
+        documents,
+        guidance,
+        inbox,
+        intake,
+        jobs,
+        notifications,
+    )
 
     for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, documents.bp, notifications.bp, audit.bp, dashboard.bp,
-               guidance.bp, intake.bp):
+               guidance.bp, intake.bp, jobs.bp):
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 

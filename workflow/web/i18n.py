@@ -206,6 +206,8 @@ STATEMENT_POSITION_LABELS = {
     "awaited": _l("Awaited: the deadline has not passed"), "lapsed": _l("Let the deadline pass without a statement"),
     "not_invited": _l("No deadline (registered before invitations)"),
 }
+JOB_KIND_LABELS = {"letter_batch": _l("Letter batch")}
+JOB_STATUS_LABELS = {"queued": _l("Queued"), "running": _l("Running"), "done": _l("Done"), "failed": _l("Failed")}
 PRECEDENT_STATUS_LABELS = {"proposed": _l("Awaiting approval"), "approved": _l("Approved"),
                            "rejected": _l("Rejected")}
 PRODUCT_LABELS = {"inclusive_sme": _l("Inclusive SME loan"), "farmer_business": _l("Farmer business loan")}
@@ -239,4 +241,5 @@ def register_filters(app) -> None:
                                  classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,
                                  level_labels=LEVEL_LABELS, service_methods=SERVICE_METHOD_LABELS,
                                  precedent_status=PRECEDENT_STATUS_LABELS, product_labels=PRODUCT_LABELS,
-                                 band_labels=AMOUNT_BAND_LABELS)
+                                 band_labels=AMOUNT_BAND_LABELS, job_kinds=JOB_KIND_LABELS,
+                                 job_statuses=JOB_STATUS_LABELS)

@@ -32,7 +32,7 @@ def index():
     _may_triage()
     q = request.args.get("q", "").strip()
     raw = request.args.get("page", "1")
-    page = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    page = min(int(raw), 100_000) if raw.isdigit() and int(raw) > 0 else 1
     with reading() as s:
         groups, total = intake.groups(s, actor(s), q=q, offset=(page - 1) * intake.PAGE)
     pages = max((total + intake.PAGE - 1) // intake.PAGE, 1)

@@ -122,6 +122,9 @@ _KNOWN = [
     _l("a statement has been filed: it stands, so there is nothing to decline"),
     _l("statements can be filed or declined until the investigation is submitted"),
     _l("the note may be at most 500 characters long"),
+    # background jobs (services/background.py)
+    _l("no determined case of this committee awaits its letters"),
+    _l("only a failed or stalled job can be run again"),
     # NPL intake (services/intake.py)
     _l("say why no case is opened"),
     _l("no loan of this enterprise awaits a case"),
