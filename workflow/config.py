@@ -102,6 +102,9 @@ def from_environment() -> dict:
         # Background jobs go to this RQ queue when REDIS_URL is set (`flask jobs worker` takes them); without
         # Redis they run in a worker thread of the app process.
         "JOBS_QUEUE": os.environ.get("MIANZE_JOBS_QUEUE", "mianze"),
+        # Where export and bundle jobs write their files (shared by the web and worker machines, like the
+        # evidence directory); the job's page serves them to whoever started it.
+        "JOBS_DIR": os.environ.get("MIANZE_JOBS_DIR", str(INSTANCE / "jobs")),
         # Seconds between runs of the deadline timer inside the serving process (0: off; production runs
         # `flask deadlines tick` from cron). scripts/run, the embedded default, sets it.
         "TIMER_INTERVAL": float(os.environ.get("MIANZE_TIMER_INTERVAL") or 0),

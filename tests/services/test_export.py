@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import re
+import time
 import zipfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -313,11 +314,44 @@ def test_an_auditor_downloads_a_streamed_csv_and_sees_the_download_in_the_access
     rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     with Session(bank.engine) as s:
         assert len(rows) - 1 == s.get(AuditHead, 1).seq
-    xlsx = post(client, "/audit/export", data={"kind": "cases", "format": "xlsx"})
-    assert xlsx.status_code == 200
-    assert load_workbook(io.BytesIO(xlsx.get_data())).sheetnames[0] == export.RECORD_TYPES["cases"].title
+    # A workbook is written by a background job (here the app's worker thread); its page offers the download.
+    started = post(client, "/audit/export", data={"kind": "cases", "format": "xlsx"})
+    assert started.status_code == 302 and "/jobs/" in started.headers["Location"]
+    job_page = started.headers["Location"]
+    for _ in range(600):
+        page = client.get(job_page).get_data(as_text=True)
+        if 'data-status="done"' in page or 'data-status="failed"' in page:
+            break
+        time.sleep(0.2)
+    assert 'id="job-download"' in page, page
+    with client.get(job_page + "/download") as xlsx:
+        assert xlsx.status_code == 200 and xlsx.headers["Content-Disposition"].startswith("attachment;")
+        assert load_workbook(io.BytesIO(xlsx.get_data())).sheetnames[0] == export.RECORD_TYPES["cases"].title
+    other = signed_in(app, bank, "chair")
+    assert other.get(job_page + "/download").status_code == 403  # the auditor's file, not the chair's
     page = client.get("/audit/access-log").get_data(as_text=True)
     assert page.count("auditor") >= 2 and "export:audit" in page and "export:cases" in page
+    assert "download:job-" in page
+
+
+def test_an_evidence_bundle_is_prepared_by_a_background_job_and_downloaded_from_its_page(web):
+    from tests.factories import drive
+
+    app, bank = web
+    drive(bank, "final")
+    client = signed_in(app, bank, "auditor")
+    started = post(client, "/audit/bundle", data={})
+    assert started.status_code == 302
+    for _ in range(600):
+        page = client.get(started.headers["Location"]).get_data(as_text=True)
+        if 'data-status="done"' in page or 'data-status="failed"' in page:
+            break
+        time.sleep(0.2)
+    assert 'id="job-download"' in page and "证据包" in page, page
+    with client.get(started.headers["Location"] + "/download") as bundle:
+        assert bundle.status_code == 200
+        names = zipfile.ZipFile(io.BytesIO(bundle.get_data())).namelist()
+    assert "manifest.json" in names and any(n.endswith(".pdf") for n in names)
 
 
 def test_a_full_values_download_without_a_reason_is_refused(web):

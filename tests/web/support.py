@@ -31,7 +31,8 @@ def make_app(engine, tmp_path, **config):
     """The Flask app on the test database (CSRF on, as in production)."""
     url = engine.url.render_as_string(hide_password=False)
     return create_app({"DATABASE_URL": url, "SECRET_KEY": "test-secret", "TESTING": True,
-                       "EVIDENCE_DIR": str(tmp_path / "evidence"), "REDIS_URL": None, **FAST, **config})
+                       "EVIDENCE_DIR": str(tmp_path / "evidence"), "JOBS_DIR": str(tmp_path / "jobs"),
+                       "REDIS_URL": None, **FAST, **config})
 
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -254,8 +254,8 @@ MATRIX = [
 OPEN_ROUTES = {"/login", "/logout", "/language", "/account/password", "/health", "/"}
 # Routes whose allowed call changes something by design, covered by their own tests below.
 SEPARATELY_TESTED = {("POST", "admin.delete_override"),
-                     # a job's page and its rerun: tests/web/test_jobs_pages.py (its starter, not others)
-                     ("GET", "jobs.show"), ("POST", "jobs.retry")}
+                     # a job's page, its rerun and its file: tests/web/test_jobs_pages.py, services/test_export.py
+                     ("GET", "jobs.show"), ("POST", "jobs.retry"), ("GET", "jobs.download")}
 
 
 @pytest.fixture(scope="module")

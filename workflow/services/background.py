@@ -50,7 +50,121 @@ def _letter_batch(engine, job: BackgroundJob, progress: Callable[[int, int | Non
     return letters.issue_batch(engine, branch_id, actor_id, workers=int(job.params.get("workers", 2)), progress=tick)
 
 
-KINDS: dict[str, Callable] = {"letter_batch": _letter_batch}
+class _Bar:
+    """The progress callback the export jobs expect (a tqdm-like bar), reporting into the job's row at most
+    twice a second."""
+
+    def __init__(self, report: Callable[[int, int | None], None], total: int | None):
+        self.report, self.total, self.done, self.last = report, total, 0, 0.0
+
+    def __enter__(self):
+        self.report(0, self.total)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.report(self.done, self.total if self.total is not None else self.done)
+
+    def update(self, n: int = 1) -> None:
+        import time
+
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            self.report(self.done, self.total)
+
+
+FILE_TYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "zip": "application/zip"}
+
+
+def _output(job: BackgroundJob, ext: str) -> str:
+    import os
+
+    os.makedirs(job.params["out_dir"], exist_ok=True)
+    return os.path.join(job.params["out_dir"], f"job-{job.id}.{ext}")
+
+
+def _file_result(path: str, name: str, mimetype: str, **extra) -> dict:
+    import os
+
+    return {"file": os.path.basename(path), "name": name, "mimetype": mimetype, "bytes": os.path.getsize(path),
+            **extra}
+
+
+def _export(engine, job: BackgroundJob, progress) -> dict:
+    """An audit export to a file (XLSX, or a ZIP of CSV / JSON Lines files): jobs.run_export."""
+    from . import export
+    from .jobs import run_export
+
+    p = job.params
+    ext = "xlsx" if p["fmt"] == "xlsx" else "zip"
+    path = _output(job, ext)
+    counts = run_export(engine, kind=p["kind"], fmt=p["fmt"], out=path, username=p["username"],
+                        filters=p["filters"], full=p["full"], reason=p["reason"],
+                        records=tuple(p["records"]) if p.get("records") else None,
+                        progress=lambda _desc, total, _unit: _Bar(progress, total))
+    return _file_result(path, export.filename(p["kind"], ext), FILE_TYPES[ext], rows=counts)
+
+
+def _bundle(engine, job: BackgroundJob, progress) -> dict:
+    """The evidence bundle of the selected cases (ZIP with a hashed manifest): jobs.run_bundle."""
+    from . import export
+    from .jobs import run_bundle
+
+    p = job.params
+    path = _output(job, "zip")
+    manifest = run_bundle(engine, out=path, username=p["username"], filters=p["filters"], full=p["full"],
+                          reason=p["reason"], evidence_dir=p["evidence_dir"],
+                          progress=lambda _desc, total, _unit: _Bar(progress, total))
+    return _file_result(path, export.filename("bundle", "zip"), FILE_TYPES["zip"],
+                        cases=len(manifest.get("cases", [])) if isinstance(manifest, dict) else None)
+
+
+KINDS: dict[str, Callable] = {"letter_batch": _letter_batch, "export": _export, "bundle": _bundle}
+
+
+def create_export(s: Session, user: User, *, kind: str, fmt: str, filters: dict, full: bool, reason: str | None,
+                  records: tuple[str, ...] | None, out_dir: str, evidence_dir: str | None = None) -> BackgroundJob:
+    """The queued job of an audit export (`kind` "bundle": the evidence bundle), in the caller's unit of work.
+
+    Checked now, so that a refusal is immediate and nothing is queued: the auditor role, the kind, format
+    and record types, the filters, and a reason for full values. The export itself is authorised and logged
+    again when it runs (export.authorize), as from the command line.
+    """
+    from . import export
+
+    export.require_auditor(user)
+    if kind != "bundle":
+        names = export.record_names(kind)
+        if fmt not in export.FORMATS:
+            raise ValidationFailed(f"unknown format '{fmt}' (choose {', '.join(export.FORMATS)})", field="format")
+        unknown = set(records or ()) - set(names)
+        if unknown:
+            raise ValidationFailed(f"unknown record type(s) {', '.join(sorted(unknown))} for '{kind}'",
+                                   field="records")
+    f = export.ExportFilter.parse(**filters)
+    if f.branch:
+        export._branch_ids(s, f.branch)  # an unknown branch code is refused now
+    if full and not (reason or "").strip():
+        raise ValidationFailed("full identity and phone numbers need a stated reason", field="reason")
+    job = BackgroundJob(kind="bundle" if kind == "bundle" else "export", created_by_id=user.id, params={
+        "username": user.username, "kind": kind, "fmt": "zip" if kind == "bundle" else fmt, "filters": filters,
+        "full": bool(full), "reason": (reason or "").strip() or None, "records": list(records or ()),
+        "out_dir": out_dir, "evidence_dir": evidence_dir})
+    s.add(job)
+    s.flush()
+    return job
+
+
+def output_path(job: BackgroundJob) -> str | None:
+    """The file a finished export job wrote, or None (not done, not a file job, or the file is gone)."""
+    import os
+
+    name = (job.result or {}).get("file")
+    if job.status != "done" or not name:
+        return None
+    path = os.path.join(job.params["out_dir"], name)
+    return path if os.path.isfile(path) else None
 
 
 def awaiting_letters(engine, branch_id: int) -> int:

@@ -8,8 +8,6 @@ a seekable file) and then streamed in chunks. Texts are translated with Flask-Ba
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime, time, timedelta
 
 from flask import (
@@ -17,9 +15,12 @@ from flask import (
     Response,
     abort,
     current_app,
+    flash,
+    redirect,
     render_template,
     request,
     stream_with_context,
+    url_for,
 )
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -27,15 +28,15 @@ from flask_login import current_user
 from ..db import read_session, unit_of_work
 from ..domain.errors import ValidationFailed
 from ..models import OUTCOMES, User
-from ..services import access_log, export
-from ..services.jobs import run_bundle, run_export
+from ..services import access_log, background, export
+from ..unit import after_commit
+from .common import work
 from .i18n import _l
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 MIME = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8",
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "zip": "application/zip"}
-_CHUNK = 1 << 20
 
 
 def _engine():
@@ -87,29 +88,11 @@ def _filters(p: dict) -> dict:
             "state": p["state"] or None, "outcome": p["outcome"] or None}
 
 
-def _stream_file(path: str):
-    def chunks():
-        try:
-            with open(path, "rb") as fh:
-                while block := fh.read(_CHUNK):
-                    yield block
-        finally:
-            os.unlink(path)
-
-    return chunks()
-
-
 def _download(body, fmt: str, name: str) -> Response:
     response = Response(body, mimetype=MIME[fmt].split(";")[0], content_type=MIME[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _temp_path(suffix: str) -> str:
-    fd, path = tempfile.mkstemp(prefix="mianze-export-", suffix=suffix)
-    os.close(fd)
-    return path
 
 
 @bp.get("/")
@@ -149,31 +132,35 @@ def export_download():
         if details.get("checkpoint"):  # a single CSV or JSON Lines file has no room of its own for it
             response.headers["X-Audit-Checkpoint"] = "seq={seq} sha256={hash}".format(**details["checkpoint"])
         return response
-    out_fmt = "xlsx" if fmt == "xlsx" else "zip"
-    path = _temp_path("." + out_fmt)
-    try:
-        run_export(_engine(), kind=kind, fmt=fmt, out=path, username=current_user.username,
-                   filters=_filters(p), full=full, reason=p["reason"], records=names)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return _download(_stream_file(path), out_fmt, export.filename(kind, out_fmt))
+    # A workbook, or several files in a ZIP: a background job writes it; its page offers the download. It is
+    # started from the audit page's form (a POST), never by following a link.
+    if request.method != "POST":
+        return redirect(url_for("audit.index"))
+    return _start_job(kind=kind, fmt=fmt, full=full, reason=p["reason"], records=names, filters=_filters(p))
 
 
 @bp.route("/bundle", methods=["GET", "POST"])
 def bundle_download():
     """Download the evidence bundle of the selected cases (ZIP with a hashed manifest)."""
+    if request.method != "POST":
+        return redirect(url_for("audit.index"))
     p = _params()
     full = p["full"] in ("1", "on", "true", "yes")
-    path = _temp_path(".zip")
-    name = export.filename("bundle", "zip")
-    try:
-        run_bundle(_engine(), out=path, username=current_user.username, filters=_filters(p), full=full,
-                   reason=p["reason"], evidence_dir=current_app.config["EVIDENCE_DIR"])
-    except BaseException:
-        os.unlink(path)
-        raise
-    return _download(_stream_file(path), "zip", name)
+    return _start_job(kind="bundle", fmt="zip", full=full, reason=p["reason"], records=None, filters=_filters(p))
+
+
+def _start_job(**spec):
+    """Queue an export or bundle job in the request's unit of work, hand it to its runner after the commit,
+    and send the auditor to its page (progress, then the download)."""
+    with work() as s:
+        job = background.create_export(s, s.get(User, current_user.id), out_dir=current_app.config["JOBS_DIR"],
+                                       evidence_dir=current_app.config["EVIDENCE_DIR"], **spec)
+        job_id = job.id
+    engine = _engine()
+    redis_url, queue = current_app.config.get("REDIS_URL"), current_app.config.get("JOBS_QUEUE") or background.QUEUE
+    after_commit(lambda: background.dispatch(engine, job_id, redis_url=redis_url, queue=queue))
+    flash(_("The export is being prepared in the background: this page offers it once it is ready."), "success")
+    return redirect(url_for("jobs.show", job_id=job_id))
 
 
 @bp.get("/access-log")

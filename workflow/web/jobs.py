@@ -3,7 +3,7 @@ itself, with or without JavaScript), run a failed or stalled job again."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func
@@ -13,8 +13,8 @@ from ..domain import policy
 from ..domain.errors import NotFound as RecordNotFound
 from ..domain.errors import PermissionDenied, ValidationFailed
 from ..models import Branch, Case
-from ..services import background
-from ..unit import after_commit
+from ..services import access_log, background
+from ..unit import after_commit, write_now
 from .common import actor, deny, int_field, not_found, reading, work
 from .messages import translate
 
@@ -87,6 +87,28 @@ def show(job_id: int):
         is_stalled = background.stalled(job)
     return render_template("jobs/show.html", job=job, stalled=is_stalled,
                            polling=job.status in ("queued", "running") and not is_stalled)
+
+
+@bp.route("/<int:job_id>/download")
+@login_required
+def download(job_id: int):
+    """The file an export or bundle job wrote, for whoever may see the job; the download is logged."""
+    with reading() as s:
+        try:
+            job = background.get(s, actor(s), job_id)
+        except RecordNotFound:
+            not_found()
+        except PermissionDenied as exc:
+            deny(translate(exc.message), exc.details.get("reason"))
+        path = background.output_path(job)
+        if path is None:
+            not_found()
+        result = dict(job.result)
+    access_log.record(write_now(), current_user, "export", target=f"download:job-{job_id}",
+                      details={"file": result["name"], "bytes": result["bytes"]})
+    response = send_file(path, mimetype=result["mimetype"], as_attachment=True, download_name=result["name"])
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/<int:job_id>/retry", methods=["POST"])
