@@ -196,6 +196,11 @@ class Case(SQLModel, table=True):
     investigator_id: int | None = Field(default=None, foreign_key="app_user.id")
     legal_hold: bool = False
     batch_report: bool = False
+    # Delegated authority (适当下放免责认定权限): `branch_id` is the branch whose committee has authority over
+    # the case; `origin_branch_id` the branch its loans are booked at; `authority` why (rules.Authority with
+    # the branches it named). None for cases registered before the rule set said so (the tier-1 branch).
+    origin_branch_id: int | None = None  # a copy, like Respondent.case_branch_id (branches are never deleted)
+    authority: dict | None = json_field(default_factory=lambda: None, nullable=True)
     tolerance: dict | None = json_field(default_factory=lambda: None, nullable=True)  # frozen snapshot
     submitted_at: datetime | None = None
     determined_at: datetime | None = None

@@ -315,6 +315,19 @@ class CaseQuery(PageQuery):
     investigator_id: Id | None = None
 
 
+class AuthorityOut(Out):
+    """Why the case is registered to its committee (delegated authority, a rule of the rule set)."""
+
+    rule: str = Field(description="the rule set's authority tier that applied, or 'default'")
+    committee_branch_id: int = Field(description="the branch whose committee decides (the case's branch_id)")
+    committee_level: int = Field(description="0 head office, 1 tier-1 branch, 2 sub-branch")
+    origin_branch_id: int = Field(description="the branch the case's loans are booked at")
+    branch_level: int = Field(description="that branch's level (the fact the rule read, with the amount)")
+    total_amount: str = Field(description="the case's total loan amount in yuan (the other fact)")
+    reason: dict[str, str] = Field(description="the rule's words, zh and en")
+    basis: str = Field(description="bank_policy: the regulation sets no tiers")
+
+
 class CaseOut(Out):
     id: int
     number: str
@@ -340,6 +353,9 @@ class CaseOut(Out):
     one_year_limit: date | None = Field(
         default=None, description="the day the whole case must be determined with effect by (金规〔2024〕11号); "
                                   "null once it is final, referred, closed or withdrawn")
+    authority: AuthorityOut | None = Field(
+        default=None, description="which committee decides the case and why; null for cases registered before "
+                                  "the rule set said so (the tier-1 branch's committee decides them)")
 
 
 class CasePage(Out):

@@ -134,7 +134,17 @@ def _cases(session, rows: list[Case]) -> list[S.CaseOut]:
         submitted_at=_iso(c.submitted_at), determined_at=_iso(c.determined_at), final_at=_iso(c.final_at),
         closed_at=_iso(c.closed_at), updated_at=_iso(c.updated_at), loan_ids=loans[c.id],
         allowed_events=states.allowed_triggers(c.state),
-        one_year_limit=limits[c.id]["limit"] if limits[c.id] else None) for c in rows]
+        one_year_limit=limits[c.id]["limit"] if limits[c.id] else None, authority=_authority(c)) for c in rows]
+
+
+def _authority(c: Case) -> S.AuthorityOut | None:
+    a = c.authority
+    if not a:
+        return None
+    return S.AuthorityOut(rule=a["rule"], committee_branch_id=a["committee_branch_id"],
+                          committee_level=a["committee_level"], origin_branch_id=a["origin_branch_id"],
+                          branch_level=a["branch_level"], total_amount=a["total_amount"], reason=a["text"],
+                          basis=a["basis"])
 
 
 def _respondent(session, case: Case, r: Respondent) -> S.RespondentOut:

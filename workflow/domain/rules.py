@@ -260,6 +260,97 @@ class BatchRules(_Data):
     source: str = Field(min_length=1)
 
 
+class AuthorityTier(_Data):
+    """One tier of the determination authority: cases of a branch at one of `branch_levels` (the branch the
+    case's loans are booked at: 1 tier-1 branch, 2 sub-branch, 3 outlet) whose total loan amount (yuan) is
+    above `over_amount` (if given) and at most `up_to_amount` (if given) are decided by the committee at
+    `committee_level` above them (0 head office, 1 tier-1 branch, 2 sub-branch)."""
+
+    code: Code = Field(pattern=r"^[A-Z][A-Z0-9_]{1,15}$")
+    branch_levels: tuple[int, ...] = Field(min_length=1)
+    over_amount: Decimal | None = Field(default=None, ge=0)
+    up_to_amount: Decimal | None = Field(default=None, gt=0)
+    committee_level: int = Field(ge=0, le=2)
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> AuthorityTier:
+        if any(level not in (0, 1, 2, 3) for level in self.branch_levels):
+            raise ValueError(f"authority tier {self.code}: branch levels are 0 to 3")
+        if self.committee_level > min(self.branch_levels):
+            raise ValueError(f"authority tier {self.code}: the deciding committee sits at the case's branch or "
+                             "above it (committee_level at most the lowest branch level)")
+        if self.over_amount is not None and self.up_to_amount is not None and self.up_to_amount <= self.over_amount:
+            raise ValueError(f"authority tier {self.code}: up_to_amount must be above over_amount")
+        return self
+
+    def applies(self, branch_level: int, total_amount: Decimal) -> bool:
+        """Whether a case of a branch at this level with this total loan amount falls in the tier."""
+        return (branch_level in self.branch_levels
+                and (self.over_amount is None or total_amount > self.over_amount)
+                and (self.up_to_amount is None or total_amount <= self.up_to_amount))
+
+
+class AuthorityRules(_Data):
+    """Which committee decides which case (适当下放免责认定权限): the first tier that applies, else the
+    committee at `default_level` (the tier-1 branch's by default) above the case's branch. A bank-policy
+    setting: the regulation asks to delegate authority downward but sets no tiers."""
+
+    default_level: int = Field(default=1, ge=0, le=2)
+    tiers: tuple[AuthorityTier, ...] = ()
+    basis: Literal["bank_policy", "regulatory"] = "bank_policy"
+    source: str = Field(min_length=1)
+    zh: str = Field(min_length=1)  # what the default means, for the case page and the rule-set view
+    en: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AuthorityRules:
+        codes = [t.code for t in self.tiers]
+        if len(set(codes)) != len(codes):
+            raise ValueError("an authority tier code is used twice")
+        return self
+
+
+DEFAULT_AUTHORITY = AuthorityRules(
+    source="济管财金〔2022〕25号 三(二)（适当下放免责认定权限）; the tiers are a bank-policy default",
+    zh="未设分级授权：各一级分行尽职免责评议委员会认定其辖内全部案件",
+    en="No delegated tiers: each tier-1 branch's committee decides every case of its branches")
+
+
+@dataclass(frozen=True)
+class Authority:
+    """Which committee has authority over a case, and why: the rule (a tier's code or "default"), the facts
+    it read (the level of the case's branch, the total loan amount) and the rule's words."""
+
+    committee_level: int
+    rule: str
+    branch_level: int
+    total_amount: Decimal
+    text: dict[str, str]
+    basis: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"committee_level": self.committee_level, "rule": self.rule, "branch_level": self.branch_level,
+                "total_amount": str(self.total_amount), "text": dict(self.text), "basis": self.basis,
+                "source": self.source}
+
+
+def committee_with_authority(rule_set: RuleSet, *, branch_level: int, total_amount: Decimal) -> Authority:
+    """The level of the committee that decides a case of a branch at `branch_level` with this total loan
+    amount: the first authority tier that applies, else the rule set's default (a missing `authority`
+    section means the default: the tier-1 branch committee). Never below the case's own branch."""
+    section = rule_set.authority_rules
+    total = Decimal(total_amount)
+    for tier in section.tiers:
+        if tier.applies(branch_level, total):
+            return Authority(min(tier.committee_level, branch_level), tier.code, branch_level, total,
+                             {"zh": tier.zh, "en": tier.en}, section.basis, section.source)
+    return Authority(min(section.default_level, branch_level), "default", branch_level, total,
+                     {"zh": section.zh, "en": section.en}, section.basis, section.source)
+
+
 class Sanction(_Data):
     """What an outcome means for sanctions: factors of the normal sanction (0 = none, 1 = in full)."""
 
@@ -300,6 +391,8 @@ class RuleSet(_Data):
     # Absent in versions published before appeal panels: the committee's quorum and majority, three votes.
     appeal_committee: AppealCommitteeRules | None = None
     batch: BatchRules
+    # Absent in versions published before delegated authority: the default (the tier-1 branch decides all).
+    authority: AuthorityRules | None = None
     sanctions: dict[Outcome, Sanction]
     bank_document: Text | None = None  # the bank's 实施细则 the `bank_rule` citations refer to
 
@@ -385,6 +478,11 @@ class RuleSet(_Data):
     def ordered(self, codes: Iterable[str]) -> list[str]:
         """Codes in rule-set order (so results never depend on the order facts were entered)."""
         return sorted(codes, key=lambda c: (self._order.get(c, len(self._order)), c))
+
+    @property
+    def authority_rules(self) -> AuthorityRules:
+        """The authority section, or the default when the version has none."""
+        return self.authority or DEFAULT_AUTHORITY
 
     def sanction_for(self, outcome: str) -> dict[str, Any]:
         """The sanctions of an outcome, JSON-ready."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date
+from decimal import Decimal
 
 from sqlmodel import Session, select
 
-from ..domain import hearing, policy, states
+from ..domain import hearing, policy, rules, states
 from ..domain.errors import ConflictError, NotFound, ValidationFailed
 from ..domain.policy import has_role
 from ..models import (
@@ -144,9 +145,10 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
         raise ValidationFailed(f"the enterprise already has open case {sibling}; its non-performing loans are "
                                "considered together (统一合并考量): withdraw that case and open one covering all "
                                "of them", field="loans")
-    branch = determining_branch(session, session.get(Branch, loans[0].branch_id))
+    origin, branch, authority = committee_with_authority(session, loans, rs)
     case = Case(number="pending", branch_id=branch.id, enterprise_id=enterprises.pop(), state=states.INITIAL_STATE,
-                opened_by_id=actor.id, rule_set_version_id=procedure.id, batch_report=batch_report)
+                opened_by_id=actor.id, rule_set_version_id=procedure.id, batch_report=batch_report,
+                origin_branch_id=origin.id, authority=authority)
     session.add(case)
     session.flush()
     case.number = f"MZ{today.year}-{branch.code}-{case.id:06d}"
@@ -164,7 +166,7 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
     audit.record(session, event="open_case", actor=actor, case_id=case.id, to_state=case.state,
                  payload={"number": case.number, "loans": [lo.loan_no for lo in loans],
                           "respondents": sorted(handlers), "rule_set_version": procedure.version,
-                          "batch_report": batch_report, "statement_due": due})
+                          "batch_report": batch_report, "statement_due": due, "authority": authority})
     # The right to be heard: every respondent is invited to file an exemption statement by the deadline.
     notifications.tell(
         session, handlers, case_id=case.id, kind="statement_invited", key=f"statement_invited:{case.id}",
@@ -173,6 +175,25 @@ def open_case(session: Session, actor: User, loan_ids: list[int], *, batch_repor
         en=f"You are a respondent of case {case.number}. File your exemption statement (how you performed "
            f"your duties at your credit stages) by {due.isoformat()}, or decline in writing.")
     return case
+
+
+def committee_with_authority(session: Session, loans: list[Loan], rs) -> tuple[Branch, Branch, dict]:
+    """Which committee has authority over a case of these loans under the rule set (rules.committee_with_authority):
+    the loans' branch (their common branch when they are booked at several), the branch whose committee decides,
+    and the reason to record on the case (the rule, the facts it read, the branches it named)."""
+    booked = {b.id: b for b in session.exec(select(Branch).where(Branch.id.in_({lo.branch_id for lo in loans})))}
+    paths = [[int(p) for p in b.path.strip("/").split("/") if p] for b in booked.values()]
+    common = [ids[0] for ids in zip(*paths, strict=False) if len(set(ids)) == 1]
+    above = {b.id: b for b in session.exec(select(Branch).where(Branch.id.in_(common)))}
+    origin = above[common[-1]]
+    decision = rules.committee_with_authority(rs, branch_level=origin.level,
+                                              total_amount=sum((lo.amount for lo in loans), Decimal(0)))
+    # The committee at the level the rule names on the way up from the loans' branch (the nearest above it if
+    # the tree skips that level).
+    branch = max((b for b in above.values() if b.level <= decision.committee_level), key=lambda b: b.level,
+                 default=origin)
+    return origin, branch, {**decision.to_dict(), "origin_branch_id": origin.id, "origin_branch": origin.code,
+                            "committee_branch_id": branch.id, "committee_branch": branch.code}
 
 
 def assign_investigator(session: Session, case: Case, actor: User, investigator_id: int, *,

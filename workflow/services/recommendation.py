@@ -8,8 +8,19 @@ from sqlmodel import Session, select
 
 from ..domain import rules
 from ..domain.tolerance import ToleranceResult
-from ..models import Loan, Respondent, RuleSetVersion, StageFact
+from ..models import Branch, Loan, Respondent, RuleSetVersion, StageFact
 from . import rulesets, tolerance
+
+
+def tolerance_branch_id(session: Session, case) -> int:
+    """The branch whose NPL tolerance a case is judged by: the tier-1 branch of the loans (as before delegated
+    authority), whichever committee decides the case; the deciding branch for cases registered before."""
+    if case.origin_branch_id is None:
+        return case.branch_id
+    branch = session.get(Branch, case.origin_branch_id)
+    while branch.level > 1 and branch.parent_id is not None:
+        branch = session.get(Branch, branch.parent_id)
+    return branch.id
 
 
 def freeze_tolerance(session: Session, case, today: date | None = None) -> dict:
@@ -17,7 +28,7 @@ def freeze_tolerance(session: Session, case, today: date | None = None) -> dict:
     today = today or date.today()
     rs = rulesets.procedure_rules(session, case)
     period = tolerance.period_end(today, rs.tolerance.period_basis)
-    snapshot = tolerance.for_branch(session, case.branch_id, period, rs)
+    snapshot = tolerance.for_branch(session, tolerance_branch_id(session, case), period, rs)
     snapshot["explanation"] = rules.tolerance_explanation(ToleranceResult.from_dict(snapshot), rs)
     case.tolerance = snapshot
     session.add(case)

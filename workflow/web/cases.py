@@ -54,6 +54,7 @@ from .common import (
     today,
     work,
 )
+from .i18n import is_zh
 from .messages import translate
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -82,6 +83,19 @@ _PEOPLE = (select(User.id, User.name, User.employee_no, User.branch_id, Branch.n
                   Branch.name_en.label("branch_name_en"))
            .join(Branch, Branch.id == User.branch_id).where(User.id.in_(bindparam("ids", expanding=True))))
 _EVIDENCE = select(*Evidence.__table__.c).where(Evidence.case_id == bindparam("case_id")).order_by(Evidence.id)
+
+
+def authority_view(s, case: Case) -> SimpleNamespace | None:
+    """Why the case's committee has authority over it (the rule, the branch its loans are booked at with that
+    branch's level, the total loan amount), for the case page; None for cases registered before."""
+    why = case.authority
+    if not why:
+        return None
+    origin = s.get(Branch, why["origin_branch_id"])
+    return SimpleNamespace(rule=why["rule"], text=why["text"], total_amount=why["total_amount"],
+                           branch_level=why["branch_level"], committee_level=why["committee_level"],
+                           basis=why.get("basis"), source=why.get("source"),
+                           origin=SimpleNamespace(name=origin.name, name_en=origin.name_en) if origin else None)
 
 
 def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
@@ -137,6 +151,7 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
     return {
         "case": case, "cf": cf, "enterprise": enterprise, "branch": SimpleNamespace(
             id=case.branch_id, name=agg.branch_name, name_en=agg.branch_name_en, path=agg.branch_path),
+        "authority": authority_view(s, case),
         "loans": loans, "people": out, "users": users, "votes": votes, "named_votes": ntk.named_votes,
         "sees_tally": sees_tally,
         "appeals": appeals, "evidence": evidence,
@@ -241,12 +256,20 @@ def new():
                     case = case_service.open_case(s, actor(s), sorted(set(found.values()) | set(picked)),
                                                   batch_report=request.form.get("batch_report") == "1")
                     case_id = case.id
+                    # Registered to a committee above the registrar's branch: it leaves their scope.
+                    committee = s.get(Branch, case.branch_id)
+                    visible = policy.can_view(current_user.actor, queries.aggregate(s, case).view())
             except ValidationFailed as exc:
                 if exc.details.get("unknown"):
                     errors["loans"] = _("Unknown loan number(s): %(numbers)s", numbers=", ".join(exc.details["unknown"]))
                 else:
                     errors = _errors_from(exc, "loans")
             else:
+                if not visible:
+                    flash(_("The case has been registered to the committee of %(branch)s, which has authority "
+                            "over it; it is now in that committee's hands.",
+                            branch=committee.name if is_zh() else (committee.name_en or committee.name)), "success")
+                    return redirect(url_for("inbox.index"))
                 flash(_("The case has been registered."), "success")
                 return _back(case_id)
     # The loan picker: loans of the user's scope by number prefix or enterprise name, awaiting a case first.
