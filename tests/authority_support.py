@@ -51,3 +51,14 @@ def to_review(bank: Bank, case_id: int, assigner: str = "chair") -> None:
 
 def respondent_ids(s, case_id: int) -> list[int]:
     return list(s.exec(select(Respondent.id).where(Respondent.case_id == case_id).order_by(Respondent.id)))
+
+
+def add_deputy(bank: Bank, username: str = "deputy", name: str = "许代", branch: str = "T1", roles: str = "") -> int:
+    """A member of staff of a branch with no committee seat: a stand-in to be."""
+    with unit_of_work(bank.engine) as s:
+        u = User(username=username, name=name, employee_no=f"D{3000 + len(bank.users)}",
+                 branch_id=bank.branches[branch], roles=roles)
+        s.add(u)
+        s.flush()
+        bank.users[username] = u.id
+        return u.id

@@ -315,6 +315,14 @@ class Vote(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     cast_at: datetime = Field(default_factory=lambda: utcnow())
     invalidated_at: datetime | None = None
+    # Cast by `member_id` as the stand-in of this committee member (whose seat the vote fills); a plain copy
+    # of a user id, like Respondent.case_branch_id (users are never deleted).
+    on_behalf_of_id: int | None = None
+
+    @property
+    def seat_id(self) -> int:
+        """The committee seat the vote fills: the principal's when cast by their stand-in."""
+        return self.on_behalf_of_id or self.member_id
 
 
 class Appeal(SQLModel, table=True):
@@ -656,3 +664,21 @@ class Precedent(SQLModel, table=True):
     decided_by_id: int | None = Field(default=None, foreign_key="app_user.id")
     decided_at: datetime | None = None
     reject_reason: str = Field(default="", max_length=500)
+
+
+class StandIn(SQLModel, table=True):
+    """A committee member's or chair's stand-in (代理) for a period (both days included): while it runs and is
+    not revoked, the stand-in may vote and, for a chair, return, sign the determination and reopen on the
+    principal's behalf, on every case the principal could act on and the stand-in is not conflicted on.
+    Named by the principal only, never passed on (policy.why_not_name_stand_in)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    principal_id: int = Field(foreign_key="app_user.id", index=True)
+    stand_in_id: int = Field(foreign_key="app_user.id", index=True)
+    starts_on: date
+    ends_on: date
+    reason: str = Field(max_length=500)
+    created_by_id: int = Field(foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+    revoked_at: datetime | None = None
+    revoked_by_id: int | None = Field(default=None, foreign_key="app_user.id")

@@ -533,16 +533,42 @@ class VoteIn(In):
     outcome: Outcome
     reason: Reason = ""
     expected_version: Version | None = None
+    on_behalf_of: Id | None = Field(
+        default=None, description="as a stand-in: the member whose seat you vote in (default: your own seat, "
+                                  "else the one member you stand in for today)")
 
 
 class VoteOut(Out):
     id: int
     respondent_id: int
-    member_id: int
+    member_id: int = Field(description="who cast the vote")
+    on_behalf_of_id: int | None = Field(default=None, description="the member whose seat a stand-in voted in")
     outcome: str
     reason: str
     cast_at: str
     valid: bool
+
+
+class StandInIn(In):
+    stand_in_id: Id = Field(description="a member of staff of your branch, active, not an internal auditor")
+    starts_on: DateText = Field(description="the first day (YYYY-MM-DD)")
+    ends_on: DateText = Field(description="the last day (included); not before starts_on nor today")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class StandInOut(Out):
+    id: int
+    principal_id: int
+    stand_in_id: int
+    starts_on: date
+    ends_on: date
+    reason: str
+    created_at: str
+    revoked_at: str | None
+
+
+class StandInList(Out):
+    items: list[StandInOut]
 
 
 class VoteList(Out):

@@ -26,6 +26,7 @@ from ..models import (
     LoanStage,
     Respondent,
     StageFact,
+    StandIn,
     User,
     Vote,
 )
@@ -42,6 +43,7 @@ from ..services import (
     investigation,
     letters,
     queries,
+    stand_ins,
     tolerance,
 )
 from ..unit import after_commit, reading, work
@@ -167,7 +169,8 @@ def _fact(f: StageFact) -> S.FactOut:
 
 
 def _vote(v: Vote) -> S.VoteOut:
-    return S.VoteOut(id=v.id, respondent_id=v.respondent_id, member_id=v.member_id, outcome=v.outcome,
+    return S.VoteOut(id=v.id, respondent_id=v.respondent_id, member_id=v.member_id,
+                     on_behalf_of_id=v.on_behalf_of_id, outcome=v.outcome,
                      reason=v.reason, cast_at=_iso(v.cast_at), valid=v.invalidated_at is None)
 
 
@@ -612,8 +615,43 @@ def post_vote(user, case_id, body):
     with work() as s:
         case = scope.visible_case(s, user, case_id)
         vote = cases.record_vote(s, case, _actor(s, user), body.respondent_id, body.outcome, body.reason,
-                                 expected_version=body.expected_version)
+                                 expected_version=body.expected_version, on_behalf_of=body.on_behalf_of)
         return _vote(vote)
+
+
+# --- stand-ins ------------------------------------------------------------------------------------------
+
+def _stand_in(r: StandIn) -> S.StandInOut:
+    return S.StandInOut(id=r.id, principal_id=r.principal_id, stand_in_id=r.stand_in_id, starts_on=r.starts_on,
+                        ends_on=r.ends_on, reason=r.reason, created_at=_iso(r.created_at),
+                        revoked_at=_iso(r.revoked_at))
+
+
+@operation("GET", "/stand-ins", summary="Your stand-ins", tag="review", response=S.StandInList, errors=(401,))
+def list_stand_ins(user):
+    """The stand-ins you named and those named for you, newest first."""
+    with reading() as s:
+        return S.StandInList(items=[_stand_in(r) for r in stand_ins.stand_ins_of(s, user.id)])
+
+
+@operation("POST", "/stand-ins", summary="Name a stand-in for a period", tag="review", body=S.StandInIn,
+           response=S.StandInOut, status=201, errors=E_WRITE)
+def post_stand_in(user, body):
+    """Committee members and chairs, for their own seat: within the period the stand-in votes (and, for a
+    chair, returns, signs and reopens) on their behalf, never on a case they are conflicted on; a stand-in
+    never names a further one (403 `passed_on`); 409 when you have one for part of the period."""
+    with work() as s:
+        return _stand_in(stand_ins.name_stand_in(s, _actor(s, user), body.stand_in_id,
+                                                 date.fromisoformat(body.starts_on), date.fromisoformat(body.ends_on),
+                                                 body.reason))
+
+
+@operation("POST", "/stand-ins/{stand_in_id}/revoke", summary="Revoke a stand-in", tag="review",
+           response=S.StandInOut, errors=E_WRITE)
+def revoke_stand_in(user, stand_in_id):
+    """The member who named the stand-in, or an administrator of their branch."""
+    with work() as s:
+        return _stand_in(stand_ins.revoke_stand_in(s, _actor(s, user), stand_in_id))
 
 
 @operation("GET", "/cases/{case_id}/appeals", summary="Appeals of a case", tag="appeals",

@@ -34,14 +34,25 @@ def N_(message: str) -> str:
 # --- the plain views the rules read ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Delegation:
+    """A stand-in's power, today, to act for the committee member or chair who named them (their principal)."""
+
+    principal_id: int
+    roles: frozenset[str]  # the principal's roles
+    branch_id: int  # the principal's home branch (their committee's)
+
+
+@dataclass(frozen=True)
 class Actor:
-    """The acting user: who they are, their roles and where they sit in the branch tree."""
+    """The acting user: who they are, their roles and where they sit in the branch tree; `stands_in_for` the
+    delegations they hold today (never passed on: only those named for them directly)."""
 
     id: int
     roles: frozenset[str]
     branch_id: int
     branch_path: str
     branch_level: int
+    stands_in_for: tuple[Delegation, ...] = ()
 
     def has(self, *roles: str) -> bool:
         return has_role(self.roles, *roles)
@@ -227,6 +238,9 @@ NOT_APPEAL_PANEL = Refusal("not_appeal_panel",
                            N_("Only the appeal committee of the level above the deciding committee may do this."))
 NOT_PANEL_CHAIR = Refusal("not_panel_chair", N_("Only the chair of the appeal committee signs the appeal decision."))
 RECUSED = N_("You are recused from this case: %(why)s")
+STAND_IN_CONFLICTED = N_("You may not stand in on this case: %(why)s")
+NOT_STAND_IN = Refusal("not_stand_in", N_("You are not this person's stand-in today."))
+PRINCIPAL_CANNOT = N_("The person you stand in for could not do this on the case: %(why)s")
 CONFLICTED = N_("You may not review these appeals: %(why)s")
 
 _COMMITTEE_ACTIONS = {"return": ("committee_member", "committee_chair"), "vote": ("committee_member", "committee_chair"),
@@ -265,11 +279,15 @@ def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
             return NOT_YOURS
         return HANDLER_ASSIGNS if actor.id in case.handler_ids else None
     if action in _COMMITTEE_ACTIONS:
-        if not actor.has(*_COMMITTEE_ACTIONS[action]) or actor.branch_id != case.branch_id:
-            return NOT_COMMITTEE
-        why = recusal_reason(actor.id, respondent_ids=case.respondent_user_ids,
-                             investigator_id=case.investigator_id, loan_handler_ids=case.handler_ids)
-        return Refusal("recused", RECUSED, detail=why) if why else None
+        own = _seat_refusal(actor.id, actor.roles, actor.branch_id, case, action)
+        if own is None:
+            return None
+        for d in actor.stands_in_for:
+            if _seat_refusal(d.principal_id, d.roles, d.branch_id, case, action) is None:
+                # The principal could act: the stand-in may, unless they are conflicted on the case themselves.
+                why = _recusal(actor.id, case)
+                return Refusal("stand_in_conflicted", STAND_IN_CONFLICTED, detail=why) if why else None
+        return own
     if action in _CHAIR_OR_ADMIN:
         if _administers(actor, case) or (actor.has("committee_chair") and actor.branch_id == case.branch_id):
             return None
@@ -297,6 +315,59 @@ def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
     if action == "propose_precedent":
         return None if curates(actor, case.branch_path) else NOT_CURATOR
     raise KeyError(action)  # pragma: no cover - every action of ACTIONS is answered above
+
+
+def _recusal(user_id: int, case: CaseView) -> str | None:
+    return recusal_reason(user_id, respondent_ids=case.respondent_user_ids, investigator_id=case.investigator_id,
+                          loan_handler_ids=case.handler_ids)
+
+
+def _seat_refusal(user_id: int, roles: Collection[str], branch_id: int, case: CaseView, action: str) -> Refusal | None:
+    """Why a committee seat (a person's roles and home branch) may not take a committee action on the case."""
+    if not has_role(roles, *_COMMITTEE_ACTIONS[action]) or branch_id != case.branch_id:
+        return NOT_COMMITTEE
+    why = _recusal(user_id, case)
+    return Refusal("recused", RECUSED, detail=why) if why else None
+
+
+def acting_for(actor: Actor, case: CaseView, action: str, principal_id: int | None = None) -> int | None:
+    """On whose behalf the actor takes a committee action (vote, return, determine, reopen): None in their own
+    right, else the principal whose stand-in they are. `principal_id` asks for that principal's seat.
+
+    Raises PermissionDenied when the action is refused (`why_not`), or when the actor may not act for the
+    principal asked for (not named, outside the period, the principal could not act, or conflicted).
+    """
+    require(actor, case, action)
+    if action not in _COMMITTEE_ACTIONS:
+        return None
+    available = seats(actor, case, action)
+    if principal_id is None or principal_id == actor.id:
+        if None in available:
+            return None
+        if principal_id is None and available:
+            return available[0]
+        raise refuse(_seat_refusal(actor.id, actor.roles, actor.branch_id, case, action))
+    if principal_id in available:
+        return principal_id
+    d = next((d for d in actor.stands_in_for if d.principal_id == principal_id), None)
+    if d is None:
+        raise refuse(NOT_STAND_IN)
+    why = _recusal(actor.id, case)
+    if why:
+        raise refuse(Refusal("stand_in_conflicted", STAND_IN_CONFLICTED, detail=why))
+    refusal = _seat_refusal(d.principal_id, d.roles, d.branch_id, case, action)
+    raise refuse(Refusal("principal_cannot", PRINCIPAL_CANNOT, detail=refusal.detail or refusal.message))
+
+
+def seats(actor: Actor, case: CaseView, action: str) -> list[int | None]:
+    """The seats the actor may take a committee action in: None (their own) and/or their principals' ids."""
+    out: list[int | None] = []
+    if _seat_refusal(actor.id, actor.roles, actor.branch_id, case, action) is None:
+        out.append(None)
+    if _recusal(actor.id, case) is None:
+        out += [d.principal_id for d in actor.stands_in_for
+                if _seat_refusal(d.principal_id, d.roles, d.branch_id, case, action) is None]
+    return out
 
 
 def supervises(actor: Actor, case: CaseView) -> bool:
@@ -455,6 +526,9 @@ def may_see_tally(actor: Actor, case: CaseView, *, has_voted: bool) -> bool:
         return True
     if actor.has("committee_chair") and actor.branch_id == case.branch_id:
         return True
+    if any(has_role(d.roles, "committee_chair") and d.branch_id == case.branch_id for d in actor.stands_in_for) \
+            and _recusal(actor.id, case) is None:
+        return True  # the chair's stand-in, like the chair
     return why_not(actor, case, "vote") is not None
 
 
@@ -622,3 +696,62 @@ def require_review_rule_set(actor: Actor, *, author_ids: Collection[int | None])
     refusal = why_not_review_rule_set(actor, author_ids=author_ids)
     if refusal is not None:
         raise refuse(refusal)
+
+
+# --- stand-ins (代理) -------------------------------------------------------------------------------------
+
+STAND_IN_SEATS = ("committee_member", "committee_chair")
+NO_SEAT = Refusal("no_seat", N_("Only a committee member or chair names a stand-in, for their own seat."))
+PASSED_ON = Refusal("passed_on", N_("A stand-in acts only for the person who named them and may not pass it on."))
+STAND_IN_SELF = Refusal("stand_in_self", N_("You cannot be your own stand-in."))
+STAND_IN_BRANCH = Refusal("stand_in_branch",
+                          N_("A stand-in must be an active member of staff of your own branch."))
+STAND_IN_AUDITOR = Refusal("stand_in_auditor",
+                           N_("An internal auditor may not stand in on the committee: internal audit stays "
+                              "independent of the work it audits."))
+STAND_IN_AWAY = Refusal("stand_in_away",
+                        N_("That person has named a stand-in of their own for part of this period: a stand-in "
+                           "is never passed on."))
+NOT_YOUR_STAND_IN = Refusal("not_your_stand_in",
+                            N_("Only the person who named a stand-in, or an administrator of their branch, may "
+                               "revoke it."))
+
+
+@dataclass(frozen=True)
+class StandInCandidate:
+    """The person to be named a stand-in: what the naming rules read."""
+
+    id: int
+    roles: frozenset[str]
+    branch_id: int
+    active: bool
+    away: bool  # has named a stand-in of their own over part of the period
+
+
+def why_not_name_stand_in(actor: Actor, candidate: StandInCandidate) -> Refusal | None:
+    """Why the actor may not name `candidate` their stand-in, or None when they may.
+
+    Only a committee member or chair names one, for their own seat (a stand-in, who holds no seat by it, never
+    passes it on); never themselves; someone of their own branch (the committee's, so within its scope), active,
+    not an internal auditor, and not away themselves. A stand-in conflicted on a case is refused on that case
+    when they act (`why_not`).
+    """
+    if not actor.has(*STAND_IN_SEATS):
+        return PASSED_ON if actor.stands_in_for else NO_SEAT
+    if candidate.id == actor.id:
+        return STAND_IN_SELF
+    if not candidate.active or candidate.branch_id != actor.branch_id:
+        return STAND_IN_BRANCH
+    if has_role(candidate.roles, *BANK_WIDE_ROLES):
+        return STAND_IN_AUDITOR
+    if candidate.away:
+        return STAND_IN_AWAY
+    return None
+
+
+def why_not_revoke_stand_in(actor: Actor, *, principal_id: int, principal_branch_path: str) -> Refusal | None:
+    """Who revokes a stand-in: the principal who named them, or an administrator whose subtree holds the
+    principal's branch."""
+    if actor.id == principal_id or (actor.has("admin") and in_subtree(principal_branch_path, actor.branch_path)):
+        return None
+    return NOT_YOUR_STAND_IN

@@ -239,9 +239,10 @@ def submit_investigation(session: Session, case: Case, actor: User, *, expected_
 def return_for_investigation(session: Session, case: Case, actor: User, reason: str, *,
                              expected_version: int | None = None, today: date | None = None) -> Case:
     """Send the case back for more investigation; votes cast so far no longer count."""
-    _begin(session, case, actor, "return", expected_version)
+    agg = _begin(session, case, actor, "return", expected_version)
+    _, behalf = _acting_for(session, agg, actor, "return")
     _fire(session, case, "return_for_investigation", actor, expected_version=expected_version, today=today,
-          reason=reason, payload={"reason": reason})
+          reason=reason, payload={"reason": reason, **behalf})
     invalidate_votes(session, case, actor, reason="returned for investigation")
     case.due_date = deadlines.due_for(session, case, today)
     session.add(case)
@@ -283,10 +284,24 @@ _VOID_REASONS = {
 }
 
 
+def _acting_for(session: Session, agg: queries.CaseAggregate, actor, action: str,
+                principal_id: int | None = None) -> tuple[int | None, dict]:
+    """On whose behalf the actor takes a committee action (policy.acting_for: PermissionDenied when refused),
+    and what the audit event records of it."""
+    principal = policy.acting_for(queries.actor_of(session, actor), agg.view(), action, principal_id)
+    if principal is None:
+        return None, {}
+    who = session.get(User, principal)
+    return principal, {"on_behalf_of_id": principal, "on_behalf_of": who.username, "on_behalf_of_name": who.name}
+
+
 def record_vote(session: Session, case: Case, actor: User, respondent_id: int, outcome: str, reason: str = "", *,
-                expected_version: int | None = None) -> Vote:
-    """A committee member votes on one respondent's outcome (a later vote replaces their earlier one)."""
+                expected_version: int | None = None, on_behalf_of: int | None = None) -> Vote:
+    """A committee member votes on one respondent's outcome (a later vote of the same seat replaces the
+    earlier one). A stand-in votes in their principal's seat (`on_behalf_of`, or the only seat they hold),
+    within the period and never when conflicted on the case (PermissionDenied)."""
     agg = authorize(session, case, actor, "vote")
+    principal, behalf = _acting_for(session, agg, actor, "vote", on_behalf_of)
     if case.state != "under_review":
         raise states.TransitionNotAllowed("votes can only be cast while the case is under review",
                                           state=case.state, event="record_vote")
@@ -294,16 +309,18 @@ def record_vote(session: Session, case: Case, actor: User, respondent_id: int, o
         raise ValidationFailed(f"unknown outcome '{outcome}'; expected one of {', '.join(OUTCOMES)}")
     agg.respondent(respondent_id)
     _touch(session, case, expected_version)
+    seat = principal or actor.id
     for old in agg.valid_votes:
-        if old.respondent_id == respondent_id and old.member_id == actor.id:
+        if old.respondent_id == respondent_id and old.seat_id == seat:
             old.invalidated_at = utcnow()
             session.add(old)
-    vote = Vote(case_id=case.id, respondent_id=respondent_id, member_id=actor.id, outcome=outcome, reason=reason)
+    vote = Vote(case_id=case.id, respondent_id=respondent_id, member_id=actor.id, outcome=outcome, reason=reason,
+                on_behalf_of_id=principal)
     session.add(vote)
     session.flush()
     agg.votes.append(vote)
     audit.record(session, event="record_vote", actor=actor, case_id=case.id,
-                 payload={"respondent_id": respondent_id, "outcome": outcome, "reason": reason})
+                 payload={"respondent_id": respondent_id, "outcome": outcome, "reason": reason, **behalf})
     return vote
 
 
@@ -311,6 +328,7 @@ def determine(session: Session, case: Case, actor: User, deviation_reasons: dict
               expected_version: int | None = None, today: date | None = None) -> Case:
     """The chair signs the determination: each respondent's outcome as the votes carry it."""
     agg = _begin(session, case, actor, "determine", expected_version)
+    principal, behalf = _acting_for(session, agg, actor, "determine")
     deviation_reasons = {int(k): v for k, v in (deviation_reasons or {}).items()}
     outcomes = {}
     for r in agg.respondents:
@@ -320,13 +338,15 @@ def determine(session: Session, case: Case, actor: User, deviation_reasons: dict
         r.deviation_reason = (deviation_reasons.get(r.id) or "").strip() or None \
             if decided and decided != r.recommended_outcome else None
         session.add(r)
-    signed = has_role(actor.role_set, "committee_chair") and actor.branch_id == case.branch_id
+    # The chair signs, or the chair's stand-in on the chair's behalf (the policy let only a chair's seat through).
+    signed = principal is not None or (has_role(actor.role_set, "committee_chair") and actor.branch_id == case.branch_id)
     due = deadlines.due_after(session, case, "determined", today)
     # Set before the event, so that the case is updated once (and rolled back with the event if it is refused).
     case.determined_at, case.due_date = utcnow(), due
     _fire(session, case, "determine", actor, expected_version=expected_version, today=today, chair_signed=signed,
           payload={"outcomes": {str(k): v for k, v in outcomes.items()},
-                   "deviations": {str(r.id): r.deviation_reason for r in agg.respondents if r.deviation_reason}})
+                   "deviations": {str(r.id): r.deviation_reason for r in agg.respondents if r.deviation_reason},
+                   **behalf})
     agg.changed("determiners")
     return case
 
@@ -348,9 +368,10 @@ def start_publicity(session: Session, case: Case, actor: User, *, expected_versi
 def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_version: int | None = None,
            today: date | None = None) -> Case:
     """A substantiated objection during publicity sends the case back to the committee."""
-    _begin(session, case, actor, "reopen", expected_version)
+    agg = _begin(session, case, actor, "reopen", expected_version)
+    _, behalf = _acting_for(session, agg, actor, "reopen")
     _fire(session, case, "reopen", actor, expected_version=expected_version, today=today, reason=reason,
-          payload={"reason": reason})
+          payload={"reason": reason, **behalf})
     invalidate_votes(session, case, actor, reason="reopened after an objection")
     case.publicity_ends = None
     case.due_date = deadlines.due_for(session, case, today)

@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
@@ -181,7 +181,9 @@ def _tables(session: Session, found: Findings) -> None:
             for rid in by_case.get(case_id, []):
                 decided[rid] = (None, seq)
         elif name == "record_vote":
-            votes[(case_id, payload.get("respondent_id"), actor_id)] = (payload.get("outcome"), seq)
+            # keyed by the seat: a stand-in's vote fills (and replaces a vote of) the principal's
+            votes[(case_id, payload.get("respondent_id"), payload.get("on_behalf_of_id") or actor_id)] = (
+                payload.get("outcome"), seq)
         elif name == "file_appeal":
             appeals[payload.get("appeal_id")] = {"respondent_id": payload.get("respondent_id"), "decision": None,
                                                  "new_outcome": None, "seq": seq}
@@ -216,10 +218,11 @@ def _tables(session: Session, found: Findings) -> None:
     v_t = Vote.__table__
     stored_votes = {}
     for vid, case_id, rid, member_id, outcome in conn.execute(
-            sa_select(v_t.c.id, v_t.c.case_id, v_t.c.respondent_id, v_t.c.member_id, v_t.c.outcome)
+            sa_select(v_t.c.id, v_t.c.case_id, v_t.c.respondent_id,
+                      func.coalesce(v_t.c.on_behalf_of_id, v_t.c.member_id), v_t.c.outcome)
             .where(v_t.c.invalidated_at.is_(None)).order_by(v_t.c.id)):
         found.rows += 1
-        key = (case_id, rid, member_id)
+        key = (case_id, rid, member_id)  # the seat (the principal's for a stand-in's vote)
         stored_votes[key] = vid
         ev = votes.get(key)
         where = f"vote {vid} (case {numbers.get(case_id, case_id)}, {resp(rid)}, member {who(member_id)})"

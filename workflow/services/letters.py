@@ -43,6 +43,7 @@ from ..domain.errors import ConflictError, DocumentsUnavailable, NotFound, Permi
 from ..domain.policy import has_role
 from ..models import (
     Appeal,
+    AuditEvent,
     Branch,
     Case,
     DocSequence,
@@ -534,14 +535,33 @@ def _original_determination(session: Session, case: Case, r: Respondent) -> Lett
     return next((lt for lt in rows if not lt.data.get("final")), None)
 
 
+def on_behalf(stand_in: str, principal: str) -> str:
+    """How the documents name an act of a stand-in: 许代（代周九）."""
+    return f"{stand_in}（代{principal}）"
+
+
+def _voter(session: Session, names: dict[int, str], v) -> str:
+    member = names.get(v.member_id) or _name(session, v.member_id)
+    if v.on_behalf_of_id:
+        return on_behalf(member, names.get(v.on_behalf_of_id) or _name(session, v.on_behalf_of_id))
+    return member
+
+
 def minutes_data(session: Session, case: Case, actor=None) -> dict:
     """评议会议纪要 of the determination: attendance, recusals and why, named votes, tally, deviations."""
     agg = queries.aggregate(session, case)
     eligible = sorted(agg.eligible_voters(), key=lambda m: m.id)
-    voters = {v.member_id for v in agg.valid_votes}
+    voters = {v.seat_id for v in agg.valid_votes}  # a seat a stand-in voted in is present
+    by_stand_in = {v.on_behalf_of_id: v.member_id for v in agg.valid_votes if v.on_behalf_of_id}
+    signed = session.exec(select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.event == "determine")
+                          .order_by(AuditEvent.seq.desc())).first()
     chair_id = agg.determiners[-1] if agg.determiners else getattr(actor, "id", None)
     chair = _name(session, chair_id)
-    present = [{"name": m.name, "role": "chair" if m.id == chair_id else "member"} for m in eligible if m.id in voters]
+    if signed is not None and signed.payload.get("on_behalf_of_id"):
+        chair_id = signed.payload["on_behalf_of_id"]  # the chair's seat, signed by their stand-in
+        chair = on_behalf(_name(session, signed.actor_id), signed.payload.get("on_behalf_of_name", ""))
+    present = [{"name": on_behalf(_name(session, by_stand_in[m.id]), m.name) if m.id in by_stand_in else m.name,
+                "role": "chair" if m.id == chair_id else "member"} for m in eligible if m.id in voters]
     present.sort(key=lambda a: a["role"] != "chair")
     recusals = []
     for m in sorted(agg.committee, key=lambda m: m.id):
@@ -556,8 +576,8 @@ def minutes_data(session: Session, case: Case, actor=None) -> dict:
         respondents.append({
             "respondent": _name(session, r.user_id), "recommended": r.recommended_outcome,
             "decided": r.decided_outcome or agg.carried(r) or r.recommended_outcome,
-            "votes": [{"member": names.get(v.member_id) or _name(session, v.member_id), "outcome": v.outcome,
-                       "reason": v.reason or None} for v in mine],
+            "votes": [{"member": _voter(session, names, v), "outcome": v.outcome, "reason": v.reason or None}
+                      for v in mine],
             "tally": tally([v.outcome for v in mine], len(eligible)),
             "deviation_reason": r.deviation_reason})
     return {**_form(session, case, "minutes", actor, decided_at=_decided_on(case)),

@@ -36,6 +36,7 @@ from ..models import (
     Respondent,
     RuleSetVersion,
     StageFact,
+    StandIn,
     User,
     Vote,
 )
@@ -90,6 +91,22 @@ _BRANCH_STAFF = select(User.id, User.name, User.roles).where(User.branch_id == b
                                                               User.active.is_(True))
 _ACTOR = (select(User.id, User.roles, User.branch_id, Branch.path, Branch.level)
           .join(Branch, Branch.id == User.branch_id).where(User.id == bindparam("user_id")))
+# The stand-ins a user holds on a day: named for them, not revoked, the day within the period, the principal
+# still active.
+_DELEGATIONS = (select(StandIn.principal_id, User.roles, User.branch_id)
+                .join(User, User.id == StandIn.principal_id)
+                .where(StandIn.stand_in_id == bindparam("user_id"), StandIn.revoked_at.is_(None),
+                       StandIn.starts_on <= bindparam("day"), StandIn.ends_on >= bindparam("day"),
+                       User.active.is_(True))
+                .order_by(StandIn.id))
+
+
+def delegations_of(conn, user_id: int, day: date | None = None) -> tuple[policy.Delegation, ...]:
+    """The stand-ins `user_id` holds on `day` (today by default) as the policy's Delegations; `conn` is a
+    Connection or a Session."""
+    found = conn.execute(_DELEGATIONS, {"user_id": user_id, "day": day or date.today()}).all()
+    return tuple(policy.Delegation(principal_id=r.principal_id, roles=frozenset(r.roles.split()),
+                                   branch_id=r.branch_id) for r in found)
 
 
 # --- the acting user --------------------------------------------------------------------------------------
@@ -108,7 +125,8 @@ def actor_of(session: Session, user) -> policy.Actor | None:
             raise NotFound(f"user {user.id} does not exist")
         actor = known[user.id] = policy.Actor(id=row.id, roles=frozenset(row.roles.split()),
                                               branch_id=row.branch_id, branch_path=row.path,
-                                              branch_level=row.level)
+                                              branch_level=row.level,
+                                              stands_in_for=delegations_of(session, row.id))
     return actor
 
 
@@ -289,7 +307,7 @@ class CaseAggregate:
     def sees_tally(self, actor: policy.Actor) -> bool:
         """Whether the actor may see the votes now: the policy's answer, given whether they have a valid vote
         on every respondent."""
-        mine = {v.respondent_id for v in self.valid_votes if v.member_id == actor.id}
+        mine = {v.respondent_id for v in self.valid_votes if v.member_id == actor.id}  # cast by them
         voted = bool(self.respondents) and all(r.id in mine for r in self.respondents)
         return policy.may_see_tally(actor, self.view(), has_voted=voted)
 
@@ -300,7 +318,8 @@ class CaseAggregate:
             investigator_id=self.case.investigator_id, respondent_user_ids=self.respondent_user_ids,
             handler_ids=self.handler_ids,
             respondent_of_user=tuple((r.user_id, r.id) for r in self.respondents),
-            decider_ids=frozenset([*(v.member_id for v in self.votes), *self.determiners]),
+            decider_ids=frozenset([*(v.member_id for v in self.votes), *(v.on_behalf_of_id for v in self.votes
+                                                                           if v.on_behalf_of_id), *self.determiners]),
             appeal_branch_id=policy.appeal_body_of(self.branch_path))
 
     def eligible_voters(self) -> list[Committee]:
@@ -355,7 +374,7 @@ class CaseAggregate:
                                                 appealed_outcome=a.appealed_outcome, decided=a.decision is not None,
                                                 new_outcome=a.new_outcome) for a in appeals),
             eligible_voters=len(voter_ids),
-            votes_cast_by=frozenset(v.member_id for v in self.valid_votes if v.member_id in voter_ids),
+            votes_cast_by=frozenset(v.seat_id for v in self.valid_votes if v.seat_id in voter_ids),
             **({"quorum_fraction": rulesets.quorum(self.procedure)} if need_quorum else {}),
             letters_missing=letters_missing,
             publicity_ends=case.publicity_ends,

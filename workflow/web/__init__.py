@@ -149,10 +149,11 @@ def register(app: Flask) -> None:
             return None
         with app.extensions["mianze.engine"].connect() as conn:  # no ORM session: this runs on every request
             row = access.principal_row(conn, int(user_id))
+            if row is None or row.session_epoch != session.get(access.SESSION_EPOCH):
+                conn.rollback()
+                return None  # the user signed out (anywhere) or changed their password since this session began
+            principal = access.principal_from(row, conn)
             conn.rollback()
-        if row is None or row.session_epoch != session.get(access.SESSION_EPOCH):
-            return None  # the user signed out (anywhere) or changed their password since this session began
-        principal = access.principal_from(row)
         if principal is not None:
             g.mianze_unread = row.unread  # the navigation's badge, read in the same statement
         return principal

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from ..domain import policy, states
 from ..domain.policy import has_role
-from ..models import Branch, Case, Notification, User
+from ..models import Branch, Case, Notification, StandIn, User
 from ..services import queries
 from .i18n import _l
 from .messages import translate
@@ -38,6 +38,7 @@ class Principal(UserMixin):
     branch_name: str
     branch_name_en: str
     locale: str
+    stands_in_for: tuple[policy.Delegation, ...] = ()  # the stand-ins they hold today
 
     def get_id(self) -> str:
         return str(self.id)
@@ -53,7 +54,7 @@ class Principal(UserMixin):
     def actor(self) -> policy.Actor:
         """The policy's view of this user."""
         return policy.Actor(id=self.id, roles=self.roles, branch_id=self.branch_id, branch_path=self.branch_path,
-                            branch_level=self.branch_level)
+                            branch_level=self.branch_level, stands_in_for=self.stands_in_for)
 
 
 SESSION_EPOCH = "_epoch"  # the session key holding the user's session epoch when they signed in
@@ -63,30 +64,36 @@ SESSION_EPOCH = "_epoch"  # the session key holding the user's session epoch whe
 # same statement for the navigation badge.
 _UNREAD = (select(func.count()).select_from(Notification)
            .where(Notification.user_id == User.id, Notification.read_at.is_(None)).scalar_subquery())
+# Whether the user holds a stand-in today, in the same statement: only then are the stand-ins read.
+_STANDS_IN = (select(func.count()).select_from(StandIn)
+              .where(StandIn.stand_in_id == User.id, StandIn.revoked_at.is_(None),
+                     StandIn.starts_on <= bindparam("day"), StandIn.ends_on >= bindparam("day")).scalar_subquery())
 _PRINCIPAL = (select(User.id, User.username, User.name, User.roles, User.locale, User.active, User.branch_id,
                      User.session_epoch, Branch.path, Branch.level, Branch.name.label("branch_name"),
-                     Branch.name_en.label("branch_name_en"), _UNREAD.label("unread"))
+                     Branch.name_en.label("branch_name_en"), _UNREAD.label("unread"), _STANDS_IN.label("stands_in"))
               .join(Branch, Branch.id == User.branch_id).where(User.id == bindparam("user_id")))
 
 
 def principal_row(conn, user_id: int):
     """The row `principal_from` turns into a Principal (None if there is no such user); `conn` is a
     Connection or a Session."""
-    return conn.execute(_PRINCIPAL, {"user_id": user_id}).first()
+    return conn.execute(_PRINCIPAL, {"user_id": user_id, "day": date.today()}).first()
 
 
-def principal_from(row) -> Principal | None:
-    """The Principal of a `principal_row` (None for an unknown or deactivated user)."""
+def principal_from(row, conn=None) -> Principal | None:
+    """The Principal of a `principal_row` (None for an unknown or deactivated user); `conn` reads the stand-ins
+    they hold today, if any."""
     if row is None or not row.active:
         return None
+    delegations = queries.delegations_of(conn, row.id) if conn is not None and row.stands_in else ()
     return Principal(id=row.id, username=row.username, name=row.name, roles=frozenset(row.roles.split()),
                      branch_id=row.branch_id, branch_path=row.path, branch_level=row.level,
                      branch_name=row.branch_name, branch_name_en=row.branch_name_en or row.branch_name,
-                     locale=row.locale)
+                     locale=row.locale, stands_in_for=delegations)
 
 
 def load_principal(session: Session, user_id: int) -> Principal | None:
-    return principal_from(principal_row(session, user_id))
+    return principal_from(principal_row(session, user_id), session)
 
 
 def sees_everything(p: Principal) -> bool:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlmodel import select
+from werkzeug.exceptions import NotFound
 
 from ..db import unit_of_work
-from ..domain.errors import ValidationFailed
-from ..services import access_log, accounts
+from ..domain import policy
+from ..domain.errors import ConflictError, PermissionDenied, ValidationFailed
+from ..models import StandIn, User
+from ..services import access_log, accounts, stand_ins
 from . import access
 from .access import SESSION_EPOCH
-from .common import actor, engine, text_field
+from .common import actor, engine, reading, text_field, work
 from .i18n import BABEL_LOCALES
 from .messages import translate
 
@@ -116,3 +121,73 @@ def password():
                 flash(_("Your password has been changed."), "success")
                 return redirect(url_for("inbox.index"))
     return render_template("auth/password.html", errors=errors), (400 if errors else 200)
+
+
+# --- stand-ins (代理) ---------------------------------------------------------------------------------------
+
+def _stand_in_page(errors: dict[str, str] | None = None, status: int = 200):
+    me = current_user._get_current_object()
+    with reading() as s:
+        rows = stand_ins.stand_ins_of(s, me.id)
+        people = {u.id: u for u in s.exec(select(User).where(User.id.in_(
+            {r.principal_id for r in rows} | {r.stand_in_id for r in rows} or {0})))}
+        candidates = stand_ins.candidates(s, actor(s)) if me.has(*policy.STAND_IN_SEATS) else []
+    return render_template("auth/stand_ins.html", rows=rows, people=people, candidates=candidates,
+                           errors=errors or {}, form=request.form, today=date.today()), status
+
+
+@bp.get("/account/stand-ins")
+@login_required
+def stand_in_list():
+    return _stand_in_page()
+
+
+@bp.post("/account/stand-ins")
+@login_required
+def name_stand_in():
+    """Name a stand-in: a confirmation page says what it means, the POST with confirm=1 names them."""
+    form = request.form
+    errors: dict[str, str] = {}
+    try:
+        starts, ends = date.fromisoformat(form.get("starts_on", "")), date.fromisoformat(form.get("ends_on", ""))
+    except ValueError:
+        errors["ends_on"] = _("Give the first and the last day of the period.")
+    stand_in_id = int(form["stand_in_id"]) if form.get("stand_in_id", "").isdigit() else None
+    if stand_in_id is None:
+        errors["stand_in_id"] = _("Choose the stand-in.")
+    if errors:
+        return _stand_in_page(errors, 400)
+    try:
+        with work() as s:
+            if form.get("confirm") != "1":  # every check of the service, nothing stored
+                who = stand_ins.check_stand_in(s, actor(s), stand_in_id, starts, ends, text_field("reason"))
+                return render_template("auth/stand_in_confirm.html", who=who, starts=starts, ends=ends,
+                                       reason=text_field("reason"), revoke=None)
+            stand_ins.name_stand_in(s, actor(s), stand_in_id, starts, ends, text_field("reason"))
+    except ValidationFailed as exc:
+        return _stand_in_page({exc.details.get("field") or "reason": translate(exc.message)}, 400)
+    except ConflictError as exc:
+        return _stand_in_page({"ends_on": translate(exc.message)}, 409)
+    except PermissionDenied as exc:
+        refusal = getattr(exc, "refusal", None)
+        text = access.refusal_text(refusal) if refusal else translate(exc.message)
+        return _stand_in_page({"stand_in_id": text}, 403)
+    flash(_("The stand-in has been named; they have been told."), "success")
+    return redirect(url_for("auth.stand_in_list"))
+
+
+@bp.post("/account/stand-ins/<int:stand_in_id>/revoke")
+@login_required
+def revoke_stand_in(stand_in_id: int):
+    """Revoke a stand-in (confirmed first)."""
+    if request.form.get("confirm") != "1":
+        with reading() as s:
+            row = s.get(StandIn, stand_in_id)
+            if row is None:
+                raise NotFound()
+            return render_template("auth/stand_in_confirm.html", who=s.get(User, row.stand_in_id), starts=row.starts_on,
+                                   ends=row.ends_on, reason=row.reason, revoke=row)
+    with work() as s:
+        stand_ins.revoke_stand_in(s, actor(s), stand_in_id)
+    flash(_("The stand-in has been revoked; they have been told."), "success")
+    return redirect(url_for("auth.stand_in_list"))

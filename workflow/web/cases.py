@@ -119,6 +119,7 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
              else [v for v in all_votes if v.member_id == current_user.id])
     under_review = case.state == "under_review"
     user_ids = ({r.user_id for r in respondents} | {case.investigator_id} | {v.member_id for v in votes}
+                | {v.on_behalf_of_id for v in votes}
                 | {a.decided_by_id for a in appeals}) - {None}
     people = {u.id: u for u in rows(s, _PEOPLE, {"ids": list(user_ids)})} if user_ids else {}
     users = people
@@ -882,13 +883,15 @@ def vote(case_id: int):
                 case, cf = load_case(s, case_id)
                 require(cf, "vote")
                 me = actor(s)
+                seat = request.form.get("on_behalf_of", "")
+                behalf = int(seat) if seat.isdigit() else None  # a stand-in's principal; none: their own seat
                 cast = 0
                 for r in case_service.respondents_of(s, case.id):
                     outcome = request.form.get(f"outcome_{r.id}", "")
                     if outcome not in OUTCOMES:
                         raise ValidationFailed("choose an outcome", field=f"outcome_{r.id}")
                     case_service.record_vote(s, case, me, r.id, outcome, text_field(f"reason_{r.id}"),
-                                             expected_version=version if cast == 0 else None)
+                                             expected_version=version if cast == 0 else None, on_behalf_of=behalf)
                     cast += 1
         except ValidationFailed as exc:
             errors = _errors_from(exc)
@@ -904,8 +907,10 @@ def vote(case_id: int):
         data = case_page_data(s, case, cf)
         mine = {v.respondent_id: v for v in data["votes"] if v.member_id == current_user.id}
         similar = {r.id: guidance.similar_for_respondent(s, r) for r in case_service.respondents_of(s, case.id)}
+        # The seats the user votes in: their own and those of the members they stand in for today.
+        seats = [(p, s.get(User, p).name if p else None) for p in policy.seats(current_user.actor, cf, "vote")]
     return render_template("cases/vote.html", **data, mine=mine, errors=errors, form=request.form,
-                           similar=similar), \
+                           similar=similar, seats=seats), \
         (400 if errors else 200)
 
 

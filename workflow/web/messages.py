@@ -128,6 +128,23 @@ _KNOWN = [
     # NPL intake (services/intake.py)
     _l("say why no case is opened"),
     _l("no loan of this enterprise awaits a case"),
+    # stand-ins (services/stand_ins.py, domain/policy.py)
+    _l("the period ends before it starts"),
+    _l("the period has already ended"),
+    _l("say why you name a stand-in"),
+    _l("the reason may be at most 500 characters long"),
+    _l("you have already named a stand-in for part of this period: revoke it first"),
+    _l("this stand-in has already been revoked"),
+    _l("Only a committee member or chair names a stand-in, for their own seat."),
+    _l("A stand-in acts only for the person who named them and may not pass it on."),
+    _l("You cannot be your own stand-in."),
+    _l("A stand-in must be an active member of staff of your own branch."),
+    _l("An internal auditor may not stand in on the committee: internal audit stays independent of the work it "
+       "audits."),
+    _l("That person has named a stand-in of their own for part of this period: a stand-in is never passed on."),
+    _l("Only the person who named a stand-in, or an administrator of their branch, may revoke it."),
+    _l("You are not this person's stand-in today."),
+    _l("Only the deciding branch's committee may do this."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
