@@ -255,7 +255,9 @@ OPEN_ROUTES = {"/login", "/logout", "/language", "/account/password", "/health",
 # Routes whose allowed call changes something by design, covered by their own tests below.
 SEPARATELY_TESTED = {("POST", "admin.delete_override"),
                      # a job's page, its rerun and its file: tests/web/test_jobs_pages.py, services/test_export.py
-                     ("GET", "jobs.show"), ("POST", "jobs.retry"), ("GET", "jobs.download")}
+                     ("GET", "jobs.show"), ("POST", "jobs.retry"), ("GET", "jobs.download"),
+                     # the signed-in user's own stand-ins (tests/web/test_stand_in_pages.py)
+                     ("GET", "auth.stand_in_list"), ("POST", "auth.name_stand_in"), ("POST", "auth.revoke_stand_in")}
 
 
 @pytest.fixture(scope="module")

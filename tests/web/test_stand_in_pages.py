@@ -95,6 +95,9 @@ def test_revoking_is_confirmed_and_audited(bank, app_for):
     _name_on_the_page(member, bank, "deputy")
     with Session(bank.engine) as s:
         row_id = s.exec(select(StandIn)).one().id
+    other = _client(bank, app_for, "member2")  # nobody else reads or revokes it
+    assert post(other, f"/account/stand-ins/{row_id}/revoke").status_code == 403
+    assert post(other, f"/account/stand-ins/{row_id}/revoke", {"confirm": "1"}).status_code == 403
     confirm = post(member, f"/account/stand-ins/{row_id}/revoke")
     assert confirm.status_code == 200 and "撤销" in confirm.get_data(as_text=True)
     assert post(member, f"/account/stand-ins/{row_id}/revoke", {"confirm": "1"}).status_code == 302

@@ -14,11 +14,11 @@ from werkzeug.exceptions import NotFound
 from ..db import unit_of_work
 from ..domain import policy
 from ..domain.errors import ConflictError, PermissionDenied, ValidationFailed
-from ..models import StandIn, User
+from ..models import Branch, StandIn, User
 from ..services import access_log, accounts, stand_ins
 from . import access
 from .access import SESSION_EPOCH
-from .common import actor, engine, reading, text_field, work
+from .common import actor, deny, engine, reading, text_field, work
 from .i18n import BABEL_LOCALES
 from .messages import translate
 
@@ -185,6 +185,11 @@ def revoke_stand_in(stand_in_id: int):
             row = s.get(StandIn, stand_in_id)
             if row is None:
                 raise NotFound()
+            principal = s.get(User, row.principal_id)
+            refusal = policy.why_not_revoke_stand_in(current_user.actor, principal_id=principal.id,
+                                                     principal_branch_path=s.get(Branch, principal.branch_id).path)
+            if refusal is not None:
+                deny(access.refusal_text(refusal), refusal.code)
             return render_template("auth/stand_in_confirm.html", who=s.get(User, row.stand_in_id), starts=row.starts_on,
                                    ends=row.ends_on, reason=row.reason, revoke=row)
     with work() as s:
