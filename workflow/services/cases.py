@@ -193,6 +193,7 @@ def committee_with_authority(session: Session, loans: list[Loan], rs) -> tuple[B
     branch = max((b for b in above.values() if b.level <= decision.committee_level), key=lambda b: b.level,
                  default=origin)
     return origin, branch, {**decision.to_dict(), "origin_branch_id": origin.id, "origin_branch": origin.code,
+                            "origin_branch_name": {"zh": origin.name, "en": origin.name_en or origin.name},
                             "committee_branch_id": branch.id, "committee_branch": branch.code}
 
 

@@ -85,17 +85,18 @@ _PEOPLE = (select(User.id, User.name, User.employee_no, User.branch_id, Branch.n
 _EVIDENCE = select(*Evidence.__table__.c).where(Evidence.case_id == bindparam("case_id")).order_by(Evidence.id)
 
 
-def authority_view(s, case: Case) -> SimpleNamespace | None:
+def authority_view(case: Case) -> SimpleNamespace | None:
     """Why the case's committee has authority over it (the rule, the branch its loans are booked at with that
     branch's level, the total loan amount), for the case page; None for cases registered before."""
     why = case.authority
     if not why:
         return None
-    origin = s.get(Branch, why["origin_branch_id"])
+    names = why.get("origin_branch_name") or {}  # recorded with the reason: no statement more for the page
     return SimpleNamespace(rule=why["rule"], text=why["text"], total_amount=why["total_amount"],
                            branch_level=why["branch_level"], committee_level=why["committee_level"],
                            basis=why.get("basis"), source=why.get("source"),
-                           origin=SimpleNamespace(name=origin.name, name_en=origin.name_en) if origin else None)
+                           origin=SimpleNamespace(name=names.get("zh", why.get("origin_branch", "")),
+                                                  name_en=names.get("en", "")))
 
 
 def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
@@ -152,7 +153,7 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
     return {
         "case": case, "cf": cf, "enterprise": enterprise, "branch": SimpleNamespace(
             id=case.branch_id, name=agg.branch_name, name_en=agg.branch_name_en, path=agg.branch_path),
-        "authority": authority_view(s, case),
+        "authority": authority_view(case),
         "loans": loans, "people": out, "users": users, "votes": votes, "named_votes": ntk.named_votes,
         "sees_tally": sees_tally,
         "appeals": appeals, "evidence": evidence,
