@@ -77,3 +77,12 @@ def test_the_rule_set_page_lists_the_authority_tiers(bank, app_for):
     page = _client(bank, app_for, "admin").get(f"/admin/rulesets/{version}").get_data(as_text=True)
     assert 'id="authority"' in page and "认定权限" in page and "HO15" in page
     assert "超过 1,500,000.00 元" in page and "总行" in page and "银行政策" in page
+
+
+def test_registering_from_the_intake_list_for_head_office_says_where_the_case_went(bank, app_for):
+    add_head_office_committee(bank)
+    publish_tiers(bank, HEAD_OFFICE_TIER)
+    client = _client(bank, app_for, "chair")
+    response = post(client, f"/intake/{bank.enterprise_id}/register")
+    assert response.status_code == 302 and "/intake" in response.headers["Location"]
+    assert "案件已登记至有认定权限的总行评议委员会" in client.get(response.headers["Location"]).get_data(as_text=True)

@@ -12,9 +12,11 @@ from ..domain import intake as rules
 from ..domain import policy
 from ..domain.errors import NotFound as RecordNotFound
 from ..domain.errors import ValidationFailed
-from ..services import intake
+from ..models import Branch
+from ..services import intake, queries
 from . import access
 from .common import actor, deny, reading, text_field, work
+from .i18n import is_zh
 from .messages import translate
 
 bp = Blueprint("intake", __name__, url_prefix="/intake")
@@ -48,8 +50,16 @@ def register(enterprise_id: int):
         with work() as s:
             case = intake.register(s, actor(s), enterprise_id, batch_report=request.form.get("batch_report") == "1")
             case_id, number = case.id, case.number
+            # Registered to a committee above the registrar's branch (delegated authority): it leaves their scope.
+            committee = s.get(Branch, case.branch_id)
+            visible = policy.can_view(current_user.actor, queries.aggregate(s, case).view())
     except (ValidationFailed, RecordNotFound) as exc:
         flash(translate(exc.message), "error")
+        return redirect(url_for("intake.index"))
+    if not visible:
+        flash(_("The case has been registered to the committee of %(branch)s, which has authority over it; it is "
+                "now in that committee's hands.",
+                branch=committee.name if is_zh() else (committee.name_en or committee.name)), "success")
         return redirect(url_for("intake.index"))
     flash(_("Case %(number)s has been registered for the enterprise's non-performing loans.", number=number),
           "success")
