@@ -25,3 +25,11 @@ def test_a_letter_batch_through_the_api(api):
     assert api.get("member1", f"/api/v1/jobs/{job_id}").status_code == 403
     r = api.post("chair", f"/api/v1/jobs/{job_id}/retry")
     assert r.status_code in (400, 422) and "failed or stalled" in r.json["message"]
+
+
+def test_the_case_file_through_the_api_is_refused_to_a_respondent(api):
+    case_id = drive(api.bank, "determined")
+    r = api.get("chair", f"/api/v1/cases/{case_id}/case-file")
+    assert r.status_code == 200 and r.mimetype == "application/pdf" and r.data.startswith(b"%PDF")
+    r = api.get("officer", f"/api/v1/cases/{case_id}/case-file")
+    assert r.status_code == 403 and r.json["details"]["reason"] == "need_to_know"

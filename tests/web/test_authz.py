@@ -195,6 +195,7 @@ MATRIX = [
     # need to know: the officer (a respondent) reads their own letter and the publicity notice, not the minutes
     # (they name the votes) nor a co-respondent's letter or evidence
     ("GET", "/cases/{case}/letters/{letter}.pdf", "final", VIEWERS - {"officer"}),
+    ("GET", "/cases/{case}/case-file.pdf", "final", VIEWERS - {"officer"}),  # the whole file: not a respondent
     ("GET", "/cases/{case}/letters/{det_letter}.pdf", "final", VIEWERS),
     ("GET", "/cases/{case}/letters/{notice}.pdf", "final", VIEWERS),
     ("GET", "/cases/{case}/letters/{their_letter}.pdf", "final", VIEWERS - {"officer"}),

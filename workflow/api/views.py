@@ -34,6 +34,7 @@ from ..services import (
     access_log,
     audit,
     background,
+    case_file,
     cases,
     deadlines,
     evaluation,
@@ -807,6 +808,21 @@ def get_letter_pdf(user, letter_id):
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f"attachment; filename=\"{safe}.pdf\"; "
                                                     f"filename*=UTF-8''{quote(number)}.pdf"})
+
+
+@operation("GET", "/cases/{case_id}/case-file", summary="The case file (案件卷宗) as one PDF", tag="letters",
+           produces="application/pdf", errors=E_PART)
+def get_case_file(user, case_id):
+    """Cover and contents, every current document as issued, the case's audit trail and evidence list. Not for
+    a respondent (403 `need_to_know`: they see only their own part). The download is logged."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        body = case_file.case_file_pdf(s, case, user)
+        case_file.log_download(s, user, case, body, "api")
+        number = case.number
+    return Response(body, mimetype="application/pdf",
+                    headers={"Content-Disposition": f"attachment; filename=\"case-file-{case_id}.pdf\"; "
+                                                    f"filename*=UTF-8''{quote('案件卷宗-' + number)}.pdf"})
 
 
 @operation("GET", "/cases/{case_id}/audit", summary="Audit trail of a case", tag="audit",

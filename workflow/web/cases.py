@@ -37,7 +37,17 @@ from ..models import (
     StageFact,
     User,
 )
-from ..services import access_log, deadlines, guidance, intake, investigation, letters, queries, rulesets
+from ..services import (
+    access_log,
+    case_file,
+    deadlines,
+    guidance,
+    intake,
+    investigation,
+    letters,
+    queries,
+    rulesets,
+)
 from ..services import cases as case_service
 from ..unit import session, write_now
 from . import access
@@ -155,6 +165,7 @@ def case_page_data(s, case: Case, cf: policy.CaseView | None = None) -> dict:
             id=case.branch_id, name=agg.branch_name, name_en=agg.branch_name_en, path=agg.branch_path),
         "authority": authority_view(case),
         "loans": loans, "people": out, "users": users, "votes": votes, "named_votes": ntk.named_votes,
+        "whole_file": ntk.all,
         "sees_tally": sees_tally,
         "appeals": appeals, "evidence": evidence,
         "letters": [lt for lt in agg.letters if ntk.reads_document(lt)], "events": events, "procedure": procedure,
@@ -187,6 +198,21 @@ def show(case_id: int):
     # the view's access-log entry, in the request's unit of work, once the page is made (not if it fails)
     access_log.record(write_now(), me, "view_case", target=case.number, case_id=case.id)
     return page
+
+
+@bp.get("/<int:case_id>/case-file.pdf")
+@login_required
+def download_case_file(case_id: int):
+    """The case file (案件卷宗): cover and contents, every current document, the trail, the evidence list."""
+    s = session()
+    case, cf = load_case(s, case_id)
+    body = case_file.case_file_pdf(s, case, current_user)  # PermissionDenied: 403 with the policy's reason
+    case_file.log_download(write_now(), current_user, case, body, "web")
+    name = f"案件卷宗-{case.number}.pdf"
+    response = send_file(BytesIO(body), mimetype="application/pdf", as_attachment=True, download_name=name)
+    response.headers["Content-Disposition"] = (f'attachment; filename="case-file-{case.id}.pdf"; '
+                                               f"filename*=UTF-8''{quote(name)}")
+    return response
 
 
 @bp.get("/<int:case_id>/evidence/<int:evidence_id>")
