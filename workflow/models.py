@@ -512,6 +512,17 @@ class CalendarOverride(SQLModel, table=True):
     created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
 
 
+class CalendarYear(SQLModel, table=True):
+    """A year whose working-day schedule a head-office administrator entered whole (the State Council's
+    holiday notice, as ranges): its overrides are complete, so the year no longer falls back to weekends with
+    a warning, even where the calendar package has no data for it."""
+
+    year: int = Field(primary_key=True)
+    note: str = Field(default="", max_length=200)
+    entered_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    entered_at: datetime = Field(default_factory=lambda: utcnow())
+
+
 class AccessLog(SQLModel, table=True):
     """Who looked at what: case views, letter downloads, exports (visible to auditors)."""
 

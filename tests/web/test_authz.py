@@ -225,6 +225,7 @@ MATRIX = [
     ("POST", "/admin/timer", None, {"admin"}),  # head office only: the timer acts on the whole bank
     ("GET", "/admin/calendar", None, {"admin", "t2_admin"}),
     ("POST", "/admin/calendar", None, {"admin"}),
+    ("POST", "/admin/calendar/schedule", None, {"admin"}),  # a year's schedule: head office (no year: 400)
     ("GET", "/admin/tolerance", None, {"admin", "t2_admin"}),
     ("POST", "/admin/tolerance", None, {"admin", "t2_admin"}),
     ("GET", "/admin/documents/", None, {"admin", "t2_admin"}),

@@ -314,6 +314,23 @@ def remove_calendar_override(session: Session, actor: User, day: date) -> None:
     audit.record(session, event="remove_calendar_override", actor=actor, payload={"day": day.isoformat()})
 
 
+def replace_year_overrides(session: Session, actor: User, year: int, overrides: dict[date, tuple[bool, str]]) -> int:
+    """Replace every override of `year` with these (date → (working, note)), audited per date as single
+    overrides are; the year's schedule (services/holidays.py) calls it. Returns how many were written."""
+    _require_head_office_admin(session, actor)
+    for row in session.exec(select(CalendarOverride).where(CalendarOverride.day >= date(year, 1, 1),
+                                                           CalendarOverride.day <= date(year, 12, 31))).all():
+        if row.day not in overrides:
+            session.delete(row)
+    session.flush()
+    for day, (working, note) in sorted(overrides.items()):
+        row = session.get(CalendarOverride, day) or CalendarOverride(day=day, working=working)
+        row.working, row.note, row.created_by_id = working, note[:200], actor.id
+        session.add(row)
+    session.flush()
+    return len(overrides)
+
+
 def require_head_office_admin(session: Session, actor: User) -> None:
     """Raise PermissionDenied unless the actor administers the whole bank (rule sets, calendar)."""
     _require_head_office_admin(session, actor)

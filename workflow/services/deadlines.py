@@ -21,7 +21,16 @@ from ..domain.calendar import CalendarWarning, WorkingCalendar, year_not_covered
 from ..domain.errors import NotFound
 from ..domain.policy import has_role
 from ..domain.states import LIMIT_WARNING_DAYS, OPEN_STATES, STATE_LABELS, TERMINAL_STATES, limit_position
-from ..models import AuditEvent, Branch, CalendarOverride, Case, Notification, RuleSetVersion, User
+from ..models import (
+    AuditEvent,
+    Branch,
+    CalendarOverride,
+    CalendarYear,
+    Case,
+    Notification,
+    RuleSetVersion,
+    User,
+)
 from . import audit, rulesets
 
 # Which time limit (rule-set key) runs in which state, counted from the moment the state was entered.
@@ -37,6 +46,7 @@ STATE_LIMITS = {
 
 
 _OVERRIDES = select(CalendarOverride.day, CalendarOverride.working)
+_CONFIRMED_YEARS = select(CalendarYear.year)
 _CALENDAR = "mianze.calendar"
 
 
@@ -45,8 +55,10 @@ def _overrides(session: Session) -> dict[date, bool]:
 
 
 def calendar(session: Session, overrides: dict[date, bool] | None = None) -> WorkingCalendar:
-    """The working-day calendar with the administrators' overrides (read now unless given)."""
-    return WorkingCalendar(_overrides(session) if overrides is None else overrides)
+    """The working-day calendar with the administrators' overrides (read now unless given) and the years
+    whose schedule they entered whole (services/holidays.py)."""
+    return WorkingCalendar(_overrides(session) if overrides is None else overrides,
+                           confirmed_years=rows(session, _CONFIRMED_YEARS).scalars().all())
 
 
 def add_working_days(session: Session, start: date, days: int) -> date:
@@ -60,7 +72,7 @@ def add_working_days(session: Session, start: date, days: int) -> date:
 @event.listens_for(Session, "after_flush")
 def _forget_changed_calendar(session, _context) -> None:
     """An override written in this unit of work: the calendar is read again when next needed."""
-    if _CALENDAR in session.info and any(isinstance(o, CalendarOverride)
+    if _CALENDAR in session.info and any(isinstance(o, CalendarOverride | CalendarYear)
                                          for o in (*session.new, *session.dirty, *session.deleted)):
         del session.info[_CALENDAR]
 

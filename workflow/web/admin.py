@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from ..domain import policy, rules
 from ..domain.errors import ConflictError, DomainError, PermissionDenied, ValidationFailed
-from ..models import ROLES, Branch, CalendarOverride, RuleSetDraft, RuleSetVersion, User
-from ..services import accounts, deadlines, jobs, rulesets, staff, tolerance
+from ..models import ROLES, Branch, CalendarOverride, CalendarYear, RuleSetDraft, RuleSetVersion, User
+from ..services import accounts, deadlines, holidays, jobs, rulesets, staff, tolerance
 from . import access
 from .common import (
     actor,
@@ -585,14 +585,71 @@ def calendar():
             else:
                 flash(_("The calendar has been updated."), "success")
                 return redirect(url_for("admin.calendar"))
+    return _calendar_page(errors=errors), (400 if errors else 200)
+
+
+def _calendar_page(**context):
+    """The calendar page: a month (?month=YYYY-MM, default this one) with each day's source, the overrides,
+    the forms (one date; a year's schedule, previewed first)."""
+    raw = request.args.get("month", "")
+    try:
+        first = date.fromisoformat(f"{raw}-01") if raw else today().replace(day=1)
+    except ValueError:
+        first = today().replace(day=1)
     with reading() as s:
-        rows = list(s.exec(select(CalendarOverride).order_by(CalendarOverride.day.desc())))
-        cal = deadlines.calendar(s)
-        start = today()
-        upcoming = [(start.fromordinal(start.toordinal() + n)) for n in range(21)]
-        working = {d: cal.is_working_day(d) for d in upcoming}
-    return render_template("admin/calendar.html", rows=rows, upcoming=upcoming, working=working, errors=errors,
-                           form=request.form), (400 if errors else 200)
+        rows = list(s.exec(select(CalendarOverride).order_by(CalendarOverride.day.desc()).limit(200)))
+        weeks = holidays.month(s, first)
+        years = {y.year: y for y in s.exec(select(CalendarYear))}
+        warnings = deadlines.calendar_warnings(s)
+    prev_month = (first - timedelta(days=1)).replace(day=1)
+    next_month = (first + timedelta(days=32)).replace(day=1)
+    return render_template("admin/calendar.html", rows=rows, weeks=weeks, month=first, prev_month=prev_month,
+                           next_month=next_month, years=years, warnings=warnings,
+                           form=request.form, **{"errors": {}, "schedule_errors": [], "plan": None, **context})
+
+
+_SCHEDULE_PROBLEMS = {
+    "date": _l("write a date (YYYY-MM-DD) or a range (YYYY-MM-DD~YYYY-MM-DD), then its name"),
+    "note": _l("say which holiday it is"),
+    "year": _l("the dates must lie in %(year)s"),
+    "range": _l("a holiday range runs forward and lasts at most 15 days"),
+    "one_date": _l("a working weekend day is one date"),
+    "weekday": _l("%(date)s is not a Saturday or Sunday"),
+    "clash": _l("%(date)s is both a holiday and a working day"),
+    "empty": _l("enter the year's holidays"),
+}
+
+
+def _schedule_problem(p: dict) -> str:
+    """One problem of a year's schedule in the user's language (services/holidays.PROBLEMS)."""
+    text = str(_SCHEDULE_PROBLEMS[p["code"]]) % {"year": p.get("year", ""), "date": p.get("date", "")}
+    if not p.get("line"):
+        return text
+    where = _("Holidays, line %(n)s", n=p["line"]) if p["field"] == "holidays" else \
+        _("Working weekend days, line %(n)s", n=p["line"])
+    return f"{where}: {text}"
+
+
+@bp.post("/calendar/schedule")
+def calendar_schedule():
+    """A year's schedule (holiday ranges, working weekend days): "preview" shows what it writes and which
+    appeal deadlines it moves; "apply" does it (head office)."""
+    _head_office_only()
+    year = int_field("year") or 0
+    try:
+        with work() as s:
+            schedule = holidays.parse(year, request.form.get("holidays", ""), request.form.get("workdays", ""))
+            if request.form.get("step") == "apply":
+                done = holidays.apply(s, actor(s), schedule, today=today())
+            else:
+                plan = holidays.preview(s, actor(s), schedule, today=today())
+                return _calendar_page(plan=plan, schedule=schedule)
+    except ValidationFailed as exc:
+        problems = [_schedule_problem(p) for p in exc.details.get("problems", [])] or [translate(exc.message)]
+        return _calendar_page(schedule_errors=problems), 400
+    flash(_("The %(year)s schedule has been entered: %(n)s override(s) written, %(m)s appeal deadline(s) moved.",
+            year=year, n=len(done["overrides"]), m=done["moved_count"]), "success")
+    return redirect(url_for("admin.calendar", month=f"{year}-01"))
 
 
 @bp.post("/calendar/<day>/delete")

@@ -125,6 +125,8 @@ _KNOWN = [
     # background jobs (services/background.py)
     _l("no determined case of this committee awaits its letters"),
     _l("only a failed or stalled job can be run again"),
+    # a year's calendar schedule (services/holidays.py)
+    _l("enter the year of the schedule"),
     # NPL intake (services/intake.py)
     _l("say why no case is opened"),
     _l("no loan of this enterprise awaits a case"),
