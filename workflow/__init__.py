@@ -86,10 +86,13 @@ def create_app(config: dict | None = None):
 
 def _start_timer_when_serving(app) -> None:
     """With TIMER_INTERVAL (seconds; MIANZE_TIMER_INTERVAL, set by scripts/run) the process that serves
-    requests runs the deadline timer in a thread of its own, started by its first request (so that
-    command-line invocations, which build the app too, never tick). Production runs it from cron."""
+    requests runs the deadline timer in a thread of its own, and with OUTBOX_INTERVAL (MIANZE_OUTBOX_INTERVAL)
+    the notification delivery worker in another, both started by its first request (so that command-line
+    invocations, which build the app too, never tick nor deliver). Production runs them from cron and as a
+    process of their own (`flask notifications deliver --loop`)."""
     interval = float(app.config.get("TIMER_INTERVAL") or 0)
-    if interval <= 0 or app.config.get("TESTING"):
+    every = float(app.config.get("OUTBOX_INTERVAL") or 0)
+    if (interval <= 0 and every <= 0) or app.config.get("TESTING"):
         return
     import threading
 
@@ -101,12 +104,18 @@ def _start_timer_when_serving(app) -> None:
             return
         with lock:
             if not started:
-                from .services import deadlines, jobs
+                from .services import jobs, outbox
 
-                thread = jobs.TimerThread(engine_of(app), interval, deadlines.MailSettings.from_config(app.config))
-                thread.start()
-                started.append(thread)
-                app.extensions["mianze.timer"] = thread
+                if interval > 0:
+                    thread = jobs.TimerThread(engine_of(app), interval)
+                    thread.start()
+                    app.extensions["mianze.timer"] = thread
+                if every > 0:
+                    worker = outbox.DeliveryThread(engine_of(app), outbox.OutboxSettings.from_config(app.config),
+                                                   every)
+                    worker.start()
+                    app.extensions["mianze.outbox"] = worker
+                started.append(True)
 
 
 def ready_to_serve(app):

@@ -98,6 +98,18 @@ def from_environment() -> dict:
         "SMTP_USER": os.environ.get("MIANZE_SMTP_USER"),
         "SMTP_PASSWORD": os.environ.get("MIANZE_SMTP_PASSWORD"),
         "SMTP_STARTTLS": os.environ.get("MIANZE_SMTP_STARTTLS", "0"),
+        # Links in mail and 企业微信 posts point here (the address users reach the app at).
+        "BASE_URL": os.environ.get("MIANZE_BASE_URL", "http://127.0.0.1:5000"),
+        # Seconds between runs of the notification delivery worker inside the serving process (0: off;
+        # production runs `flask notifications deliver --loop`). scripts/run, the embedded default, sets it.
+        "OUTBOX_INTERVAL": float(os.environ.get("MIANZE_OUTBOX_INTERVAL") or 0),
+        # Delivery: attempts before giving up, seconds before the second attempt (doubled for each later
+        # one), seconds after which a delivery still being sent belongs to a worker that died, and the
+        # time-out of each SMTP operation and webhook POST.
+        "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("MIANZE_OUTBOX_MAX_ATTEMPTS") or 6),
+        "OUTBOX_BACKOFF": float(os.environ.get("MIANZE_OUTBOX_BACKOFF") or 60),
+        "OUTBOX_LEASE": float(os.environ.get("MIANZE_OUTBOX_LEASE") or 600),
+        "OUTBOX_TIMEOUT": float(os.environ.get("MIANZE_OUTBOX_TIMEOUT") or 30),
         "REDIS_URL": os.environ.get("REDIS_URL"),
         # Background jobs go to this RQ queue when REDIS_URL is set (`flask jobs worker` takes them); without
         # Redis they run in a worker thread of the app process.

@@ -70,6 +70,9 @@ class Branch(SQLModel, table=True):
     # Materialised path of ids ("/1/4/17/"), so a subtree is one indexed prefix match.
     path: str = Field(default="/", max_length=255, index=True)
     active: bool = True
+    # The 企业微信 group robot of the branch's staff (its webhook address carries the robot's key, a secret):
+    # the notifications of users of this branch who chose that channel are posted there.
+    webhook_url: str | None = Field(default=None, max_length=500)
 
 
 class User(SQLModel, table=True):
@@ -86,6 +89,11 @@ class User(SQLModel, table=True):
     locale: str = Field(default="zh", max_length=8)
     id_number: str | None = Field(default=None, max_length=32)
     phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    # The channels the user chose for their notifications besides the app's own (always): mail (to `email`,
+    # else username@SMTP_MAIL_DOMAIN) and the 企业微信 group robot of their branch.
+    notify_mail: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
+    notify_webhook: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
     active: bool = True
     # A session is valid while it carries this number; signing out and a new password advance it, which
     # ends every session of the user in every browser (the cookie itself cannot be taken back).
@@ -562,6 +570,37 @@ class Notification(SQLModel, table=True):
     created_at: datetime = Field(default_factory=lambda: utcnow())
     read_at: datetime | None = None
     mailed_at: datetime | None = None
+
+
+DELIVERY_CHANNELS = ("mail", "webhook")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed", "skipped")
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """The outbox: one notification to be delivered on one channel beyond the app (mail, the branch's 企业微信
+    group robot), written in the same transaction as the notification, delivered after the commit by the
+    worker (`services/outbox.deliver`).
+
+    `status`: pending (due at `next_attempt_at`) → sending (claimed by the worker under `claim`, committed
+    before anything leaves) → sent | failed (given up, or interrupted while sending: it may have arrived, so it
+    is never sent again by itself) | skipped (the channel is not configured, or the user has no address).
+    """
+
+    __table_args__ = (UniqueConstraint("notification_id", "channel"),
+                      Index("ix_notificationdelivery_due", "status", "next_attempt_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: int = Field(foreign_key="notification.id")
+    channel: str = Field(max_length=16)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=lambda: utcnow())
+    claim: str | None = Field(default=None, max_length=32)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    target: str | None = Field(default=None, max_length=254)  # the address, or the robot's host, last used
+    message_id: str | None = Field(default=None, max_length=128)  # the mail's Message-ID, one per delivery
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=lambda: utcnow())
 
 
 class RuleSetDraft(SQLModel, table=True):

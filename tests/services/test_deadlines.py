@@ -22,7 +22,16 @@ from sqlmodel import Session, select
 
 from tests.factories import Bank, drive, make_bank, serve_letters
 from workflow.db import unit_of_work
-from workflow.models import AuditEvent, Case, Enterprise, LetterService, Loan, LoanStage, Notification
+from workflow.models import (
+    AuditEvent,
+    Case,
+    Enterprise,
+    LetterService,
+    Loan,
+    LoanStage,
+    Notification,
+    NotificationDelivery,
+)
 from workflow.services import accounts, audit, cases, deadlines, jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,10 +115,9 @@ def load(engine, case_id: int) -> Case:
 
 
 def notifications(engine) -> list[Notification]:
-    """The notifications of the deadlines (not those telling a respondent their letter was served, or inviting
-    them to file a statement)."""
+    """The notifications of the deadlines (not those of the case's events: named, assigned, served…)."""
     with Session(engine) as s:
-        return list(s.exec(select(Notification).where(Notification.kind.not_in(("letter_served", "statement_invited")))
+        return list(s.exec(select(Notification).where(Notification.kind.in_(("overdue", "one_year_limit")))
                            .order_by(Notification.id)))
 
 
@@ -264,55 +272,20 @@ def test_running_the_timer_again_changes_nothing_and_adds_no_notification(bank):
 
 # --- overdue notices, mail and escalation ------------------------------------------------------------------
 
-class FakeSMTP:
-    """Stands in for smtplib.SMTP and records what would have been sent."""
-
-    sent: list = []
-
-    def __init__(self, host, port, timeout=None):
-        self.host, self.port = host, port
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def send_message(self, msg):
-        FakeSMTP.sent.append((self.host, msg["To"], msg["Subject"], msg.get_content()))
-
-
-class RefusingSMTP(FakeSMTP):
-    def __init__(self, *args, **kwargs):
-        raise AssertionError("no mail may be sent without SMTP configured")
-
-
-def test_overdue_work_is_notified_in_app_and_mailed_once_when_smtp_is_configured(bank, monkeypatch):
-    monkeypatch.setattr(deadlines.smtplib, "SMTP", FakeSMTP)
-    monkeypatch.setattr(FakeSMTP, "sent", [])
+def test_overdue_work_is_notified_in_app_once_with_its_mail_queued_in_the_outbox(bank):
     case_id = drive(with_own_loan(bank, 21), "investigating", today=date(2026, 8, 3))
-    mail = deadlines.MailSettings.from_config({"SMTP_HOST": "smtp.bank.test", "SMTP_MAIL_DOMAIN": "bank.test"})
 
-    first = jobs.tick(bank.engine, today=date(2026, 9, 30), mail=mail)
-    again = jobs.tick(bank.engine, today=date(2026, 9, 30), mail=mail)
+    first = jobs.tick(bank.engine, today=date(2026, 9, 30))
+    again = jobs.tick(bank.engine, today=date(2026, 9, 30))
 
     [note] = notifications(bank.engine)
     number = load(bank.engine, case_id).number
-    assert (note.user_id, note.kind, note.mailed_at is not None) == (bank.users["investigator"], "overdue", True)
+    assert (note.user_id, note.kind) == (bank.users["investigator"], "overdue")
     assert number in note.message and "已逾期" in note.message
-    assert [(host, to) for host, to, _, _ in FakeSMTP.sent] == [("smtp.bank.test", "investigator@bank.test")]
-    assert (first.mailed, again.mailed) == (1, 0)
-
-
-def test_no_mail_is_sent_when_smtp_is_not_configured(bank, monkeypatch):
-    monkeypatch.setattr(deadlines.smtplib, "SMTP", RefusingSMTP)
-    drive(with_own_loan(bank, 22), "investigating", today=date(2026, 8, 3))
-
-    summary = jobs.tick(bank.engine, today=date(2026, 9, 30),
-                             mail=deadlines.MailSettings.from_config({"SMTP_HOST": None}))
-
-    assert (summary.notified, summary.mailed, summary.errors) == (1, 0, [])
-    assert notifications(bank.engine)[0].mailed_at is None
+    assert (first.notified, again.notified) == (1, 0)
+    with Session(bank.engine) as s:  # delivered after the commit by the outbox (tests/services/test_outbox.py)
+        queued = s.exec(select(NotificationDelivery).where(NotificationDelivery.notification_id == note.id)).all()
+    assert [(d.channel, d.status) for d in queued] == [("mail", "pending")]
 
 
 def test_an_overdue_review_notifies_the_committee_of_the_deciding_branch(bank):

@@ -19,8 +19,8 @@ def test_an_overdue_investigation_notifies_the_investigator_who_can_read_and_dis
     client = app_for(bank.engine).test_client()
     login(client, "investigator")
     page = client.get("/notifications").get_data(as_text=True)
-    assert "已逾期" in page
-    assert 'id="nav-unread">1<' in page
+    assert "已逾期" in page and "您被指派调查案件" in page  # told when assigned, and when overdue
+    assert 'id="nav-unread">2<' in page
     assert post(client, "/notifications/read").status_code == 302
     assert 'id="nav-unread">0<' in client.get("/notifications").get_data(as_text=True)
     other = app_for(bank.engine).test_client()

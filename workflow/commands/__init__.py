@@ -53,6 +53,9 @@ def register(app: Flask) -> None:
     from .deadlines import register_cli as register_deadlines
 
     register_deadlines(app)
+    from .notifications import register_cli as register_notifications
+
+    register_notifications(app)
     from .export import register_cli as register_export
 
     register_export(app)

@@ -590,6 +590,16 @@ def why_not_run_timer(actor: Actor) -> Refusal | None:
     return None if actor.has("admin") and actor.head_office else TIMER_HEAD_OFFICE
 
 
+DELIVERIES_HEAD_OFFICE = Refusal("head_office_only", N_("Only a head-office administrator may see and resend "
+                                                          "failed notification deliveries."))
+
+
+def why_not_manage_deliveries(actor: Actor) -> Refusal | None:
+    """Who sees the notification deliveries that failed and sends one again (head office: they concern staff
+    of the whole bank, and a resend may deliver a message twice)."""
+    return None if actor.has("admin") and actor.head_office else DELIVERIES_HEAD_OFFICE
+
+
 def refuse(refusal: Refusal) -> PermissionDenied:
     """The PermissionDenied a service raises for a refusal (its code is in `details["reason"]`)."""
     exc = PermissionDenied(refusal.text(), reason=refusal.code)

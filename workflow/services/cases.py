@@ -35,7 +35,7 @@ from ..models import (
     Vote,
     utcnow,
 )
-from . import audit, deadlines, letters, notifications, queries, rulesets
+from . import audit, deadlines, letters, notices, notifications, queries, rulesets
 from .queries import (  # noqa: F401  (readers other modules and tests take from here)
     audit_events,
     authorize,
@@ -213,6 +213,7 @@ def assign_investigator(session: Session, case: Case, actor: User, investigator_
     case.due_date = deadlines.due_for(session, case, today)
     session.add(case)
     session.flush()
+    notices.investigator_assigned(session, case)
     return case
 
 
@@ -234,6 +235,7 @@ def submit_investigation(session: Session, case: Case, actor: User, *, expected_
     session.flush()
     audit.record(session, event="recommendation", actor=actor, case_id=case.id, payload=summary)
     letters.issue_investigation_report(session, case, actor, today=today)
+    notices.vote_needed(session, case)
     return case
 
 
@@ -349,6 +351,7 @@ def determine(session: Session, case: Case, actor: User, deviation_reasons: dict
                    "deviations": {str(r.id): r.deviation_reason for r in agg.respondents if r.deviation_reason},
                    **behalf})
     agg.changed("determiners")
+    notices.determined(session, case)
     return case
 
 
@@ -377,6 +380,8 @@ def reopen(session: Session, case: Case, actor: User, reason: str, *, expected_v
     case.publicity_ends = None
     case.due_date = deadlines.due_for(session, case, today)
     session.add(case)
+    session.flush()
+    notices.vote_needed(session, case)
     return case
 
 
@@ -390,10 +395,12 @@ def end_publicity(session: Session, case: Case, actor=None, *, expected_version:
     """
     _begin(session, case, actor, "end_publicity", expected_version)
     today = today or date.today()
-    ends = letters.window_ends(letters.appeal_windows(session, case))
+    windows = letters.appeal_windows(session, case)
+    ends = letters.window_ends(windows)
     case.appeal_window_ends = case.due_date = ends  # rolled back with the event if it is refused
     _fire(session, case, "end_publicity", actor, expected_version=expected_version, today=today,
           payload={"appeal_window_ends": ends.isoformat() if ends else None})
+    notices.appeal_window_open(session, case, windows)
     _close_when_settled(session, case, today)
     return case
 
@@ -486,6 +493,7 @@ def file_appeal(session: Session, case: Case, actor: User, grounds: str, *, expe
                  payload={"appeal_id": appeal.id, "respondent_id": respondent.id,
                           "appealed_outcome": appeal.appealed_outcome, "grounds": appeal.grounds})
     letters.issue_appeal_record(session, case, appeal, actor, today=today)
+    notices.appeal_filed(session, case, appeal)
     letters.refresh_window(session, case)
     _close_when_settled(session, case, today)
     return appeal
@@ -501,6 +509,8 @@ def close_appeal_window(session: Session, case: Case, actor=None, *, expected_ve
     else:
         case.due_date = deadlines.due_for(session, case, today)
         session.add(case)
+        session.flush()
+        notices.appeal_vote_needed(session, case)
     return case
 
 
@@ -613,6 +623,7 @@ def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, rea
                           "new_outcome": new_outcome, "reason": appeal.decision_reason, "votes": votes,
                           "eligible": tally.eligible})
     letters.issue_appeal_decision(session, case, appeal, actor, today=today)
+    notices.appeal_decided(session, case, appeal)
     return appeal
 
 

@@ -6,11 +6,9 @@ notifications), the supervisors' escalation list and the deadline shown on a cas
 
 from __future__ import annotations
 
-import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from email.message import EmailMessage
 
 from sqlalchemy import and_, event, false, or_
 from sqlmodel import Session, select
@@ -31,7 +29,7 @@ from ..models import (
     RuleSetVersion,
     User,
 )
-from . import audit, rulesets
+from . import audit, notifications, rulesets
 
 # Which time limit (rule-set key) runs in which state, counted from the moment the state was entered.
 STATE_LIMITS = {
@@ -267,18 +265,9 @@ def mark_limit(session: Session, case: Case, today: date, actor=None) -> list[No
         audit.record(session, event="one_year_limit", actor=actor, case_id=case.id, from_state=case.state,
                      payload={"marker": marker, "position": position, "limit": limit, "today": today,
                               "notified": sorted(u.username for u in people)})
-    keys = {f"{marker}:{u.id}": u for u in people}
-    existing = set(session.exec(select(Notification.key).where(Notification.key.in_(list(keys))))) if keys else set()
-    created = []
-    for key, user in keys.items():
-        if key in existing:
-            continue
-        note = Notification(user_id=user.id, case_id=case.id, kind="one_year_limit", key=key,
-                            message=_limit_message(case, limit, position, user.locale)[:500])
-        session.add(note)
-        created.append(note)
-    session.flush()
-    return created
+    return notifications.notify(session, [u.id for u in people], case_id=case.id, kind="one_year_limit",
+                                key=marker, zh=_limit_message(case, limit, position, "zh"),
+                                en=_limit_message(case, limit, position, "en"))
 
 
 # --- escalation --------------------------------------------------------------------------------------------
@@ -327,10 +316,10 @@ def concerned_users(session: Session, case: Case) -> list[User]:
     return [u for u in people if u is not None and u.active]
 
 
-def _overdue_message(case: Case, user: User, cal: WorkingCalendar, today: date) -> str:
+def _overdue_message(case: Case, locale: str, cal: WorkingCalendar, today: date) -> str:
     label = STATE_LABELS[case.state]
     late = -cal.remaining(case.due_date, today)
-    if user.locale == "en":
+    if locale == "en":
         return (f"Case {case.number} ({label['en'].lower()}) is overdue: the deadline was "
                 f"{case.due_date.isoformat()} ({late} working day(s) ago).")
     return f"案件 {case.number}（{label['zh']}）已逾期：期限为 {case.due_date.isoformat()}，已超过 {late} 个工作日。"
@@ -351,7 +340,6 @@ def mark_overdue(session: Session, case: Case, today: date, actor=None) -> list[
         return []
     cal = calendar(session)
     people = concerned_users(session, case)
-    keys = {overdue_key(case, u.id): u for u in people}
     marker = f"overdue:{case.id}:{case.state}:{case.due_date.isoformat()}"
     seen = {e.payload.get("marker") for e in session.exec(
         select(AuditEvent).where(AuditEvent.case_id == case.id, AuditEvent.event == "deadline_missed"))}
@@ -359,67 +347,9 @@ def mark_overdue(session: Session, case: Case, today: date, actor=None) -> list[
         audit.record(session, event="deadline_missed", actor=actor, case_id=case.id, from_state=case.state,
                      payload={"marker": marker, "due": case.due_date, "today": today,
                               "notified": sorted(u.username for u in people)})
-    existing = set(session.exec(select(Notification.key).where(Notification.key.in_(list(keys)))).all()) \
-        if keys else set()
-    created = []
-    for key, user in keys.items():
-        if key in existing:
-            continue
-        note = Notification(user_id=user.id, case_id=case.id, kind="overdue", key=key,
-                            message=_overdue_message(case, user, cal, today)[:500])
-        session.add(note)
-        created.append(note)
-    session.flush()
-    return created
-
-
-# --- mail --------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MailSettings:
-    """Where notification mail goes; built from the app config only when SMTP_HOST is set."""
-
-    host: str
-    port: int = 25
-    sender: str = "mianze@localhost"
-    domain: str | None = None  # addresses are username@domain when users have no address of their own
-    starttls: bool = False
-    username: str | None = None
-    password: str | None = None
-
-    @classmethod
-    def from_config(cls, config) -> MailSettings | None:
-        host = config.get("SMTP_HOST")
-        if not host:
-            return None
-        return cls(host=host, port=int(config.get("SMTP_PORT") or 25),
-                   sender=config.get("SMTP_FROM") or f"mianze@{host}",
-                   domain=config.get("SMTP_MAIL_DOMAIN") or None,
-                   starttls=str(config.get("SMTP_STARTTLS", "")).lower() in ("1", "true", "yes"),
-                   username=config.get("SMTP_USER") or None, password=config.get("SMTP_PASSWORD") or None)
-
-    def address_of(self, user: User) -> str | None:
-        own = getattr(user, "email", None)
-        if own:
-            return own
-        return f"{user.username}@{self.domain}" if self.domain else None
-
-
-def send_mail(settings: MailSettings, outgoing: list[tuple[int, str, str, str]]) -> list[int]:
-    """Send (notification id, address, subject, body) messages over one connection; the ids sent."""
-    sent: list[int] = []
-    with smtplib.SMTP(settings.host, settings.port, timeout=30) as smtp:
-        if settings.starttls:
-            smtp.starttls()
-        if settings.username:
-            smtp.login(settings.username, settings.password or "")
-        for note_id, address, subject, body in outgoing:
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = settings.sender, address, subject
-            msg.set_content(body)
-            smtp.send_message(msg)
-            sent.append(note_id)
-    return sent
+    return notifications.notify(session, [u.id for u in people], case_id=case.id, kind="overdue", key=marker,
+                                zh=_overdue_message(case, "zh", cal, today),
+                                en=_overdue_message(case, "en", cal, today))
 
 
 # --- the timer ---------------------------------------------------------------------------------------------
@@ -442,11 +372,10 @@ class TickSummary:
     overdue: int = 0
     one_year: int = 0  # open cases near or past their one-year limit
     notified: int = 0
-    mailed: int = 0
     errors: list[str] = field(default_factory=list)
     checkpoint: int | None = None  # the seq of the audit chain's latest signed checkpoint
 
     def to_dict(self) -> dict:
         return {"today": self.today.isoformat(), "moved": dict(self.moved), "already_moved": self.already_moved,
                 "refused": list(self.refused), "overdue": self.overdue, "one_year": self.one_year,
-                "notified": self.notified, "mailed": self.mailed, "errors": list(self.errors), "checkpoint": self.checkpoint}
+                "notified": self.notified, "errors": list(self.errors), "checkpoint": self.checkpoint}

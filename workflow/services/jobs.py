@@ -7,7 +7,6 @@ through a callback; the command line and the web start them alike.
 from __future__ import annotations
 
 import logging
-import smtplib
 import threading
 import zipfile
 from contextlib import nullcontext
@@ -21,7 +20,7 @@ from sqlmodel import Session, select
 from ..db import read_session, unit_of_work
 from ..domain import policy
 from ..domain.errors import ConflictError, DomainError, NotFound, TransitionNotAllowed, ValidationFailed
-from ..models import Case, Notification, TimerRun, User, utcnow
+from ..models import Case, TimerRun, User, utcnow
 from . import anchor, bundle, cases, deadlines, export, queries
 
 log = logging.getLogger(__name__)
@@ -100,15 +99,15 @@ def run_bundle(engine, *, out: str, username: str, filters: dict, full: bool, re
 
 # --- the deadline timer ----------------------------------------------------------------------------------
 
-def tick(engine, today: date | None = None, actor=None, *,
-         mail: deadlines.MailSettings | None = None, started_by: str = "cron") -> deadlines.TickSummary:
+def tick(engine, today: date | None = None, actor=None, *, started_by: str = "cron") -> deadlines.TickSummary:
     """Move cases whose publicity or appeal window ended, mark overdue steps and cases near or past their
     one-year limit, and notify who must act (the chairs and head office for the one-year limit).
 
     Each case is handled in its own unit of work as `actor` (None: the system actor). Safe to run twice
     at once: the case row lock, the state guards and the optimistic version check let only one run move a
     case; the other sees ConflictError or TransitionNotAllowed and counts the case as already moved.
-    Notifications have unique keys, so a rerun adds none. Mail is sent after the commit, only with `mail`.
+    Notifications have unique keys, so a rerun adds none; their mail and 企业微信 posts are queued with them and
+    delivered after the commit by the outbox's worker (`outbox.deliver`), not by the timer.
     Unexpected errors of one case are collected in `errors` and do not stop the others. Each run is recorded
     (`TimerRun`, started by `started_by`: "cron", "timer" or "admin") so that administrators see when it last ran.
     """
@@ -138,7 +137,6 @@ def tick(engine, today: date | None = None, actor=None, *,
     with read_session(engine) as s:
         late = [(case.id, case.number) for case, _ in deadlines.overdue_cases(s, today)]
         near_limit = [(e["case"].id, e["case"].number) for e in deadlines.near_limit_cases(s, today)]
-    outgoing: list[tuple[int, str, str, str]] = []
     # overdue steps, then cases near or past their one-year limit: each case in a unit of work of its own
     for marker, counter, found in ((deadlines.mark_overdue, "overdue", late),
                                    (deadlines.mark_limit, "one_year", near_limit)):
@@ -147,11 +145,6 @@ def tick(engine, today: date | None = None, actor=None, *,
                 with unit_of_work(engine) as s:
                     case = cases.get_case(s, case_id, for_update=True)
                     created = marker(s, case, today, _attached(s, actor))
-                    if mail is not None:
-                        for note in created:
-                            address = mail.address_of(s.get(User, note.user_id))
-                            if address:
-                                outgoing.append((note.id, address, f"[Mianze] {case.number}", note.message))
                 setattr(summary, counter, getattr(summary, counter) + 1)
                 summary.notified += len(created)
             except IntegrityError:
@@ -160,18 +153,6 @@ def tick(engine, today: date | None = None, actor=None, *,
             except Exception as exc:  # noqa: BLE001
                 summary.errors.append(f"{number}: {type(exc).__name__}: {exc}")
 
-    if mail is not None and outgoing:
-        try:
-            sent = deadlines.send_mail(mail, outgoing)
-        except (smtplib.SMTPException, OSError) as exc:
-            summary.errors.append(f"mail: {type(exc).__name__}: {exc}")
-            sent = []
-        if sent:
-            with unit_of_work(engine) as s:
-                for note in s.exec(select(Notification).where(Notification.id.in_(sent))):
-                    note.mailed_at = utcnow()
-                    s.add(note)
-            summary.mailed = len(sent)
     try:  # the timer's run anchors the chain: a signed checkpoint of the head, outside the database
         cp = anchor.checkpoint(engine)
         summary.checkpoint = cp["seq"] if cp else None
@@ -183,14 +164,14 @@ def tick(engine, today: date | None = None, actor=None, *,
     return summary
 
 
-def run_timer_now(engine, actor_user, *, mail: deadlines.MailSettings | None = None) -> deadlines.TickSummary:
+def run_timer_now(engine, actor_user) -> deadlines.TickSummary:
     """An administrator runs the timer by hand (head office only: it acts on the whole bank); recorded as a
     run started by "admin". Raises PermissionDenied otherwise."""
     with read_session(engine) as s:
         refusal = policy.why_not_run_timer(queries.actor_of(s, actor_user))
     if refusal is not None:
         raise policy.refuse(refusal)
-    return tick(engine, mail=mail, started_by="admin")
+    return tick(engine, started_by="admin")
 
 
 TIMER_STALE_AFTER = timedelta(days=1)  # a timer that has not run for longer is reported to administrators
@@ -214,15 +195,15 @@ class TimerThread(threading.Thread):
     """The embedded default's timer: runs `tick` in the app process every `interval` seconds (the first run
     at once). Production runs `flask deadlines tick` from cron instead (docs/deployment.md)."""
 
-    def __init__(self, engine, interval: float, mail: deadlines.MailSettings | None = None):
+    def __init__(self, engine, interval: float):
         super().__init__(name="mianze-timer", daemon=True)
-        self.engine, self.interval, self.mail = engine, interval, mail
+        self.engine, self.interval = engine, interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                tick(self.engine, mail=self.mail, started_by="timer")
+                tick(self.engine, started_by="timer")
             except Exception:  # noqa: BLE001 - the timer keeps running; the failure is logged
                 log.exception("the deadline timer failed")
             self.stopped.wait(self.interval)

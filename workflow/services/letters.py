@@ -260,8 +260,17 @@ def persist(session: Session, pending: PendingLetter, rendered: pdf.RenderedLett
                           "sha256": letter.sha256, "template_version": letter.template_version,
                           "respondent_id": letter.respondent_id, "appeal_id": letter.appeal_id,
                           "correction_reason": pending.correction_reason})
-    queries.aggregate(session, session.get(Case, pending.case_id)).changed("letters")
+    case = session.get(Case, pending.case_id)
+    queries.aggregate(session, case).changed("letters")
     anchor.due(session)  # a checkpoint of the head once this is committed
+    if letter.kind == "determination" and letter.respondent_id is not None:
+        # The respondent's letter awaits their acknowledgement (签收) in the app, or its service by hand or post.
+        r = session.get(Respondent, letter.respondent_id)
+        notifications.tell(session, [r.user_id], case_id=case.id, kind="letter_issued", key=f"letter-issued:{letter.id}",
+                           zh=f"您在案件 {case.number} 中的{TITLES['determination']}（{letter.doc_number}）已出具，"
+                              "请登录系统查阅并签收。",
+                           en=f"Your determination letter {letter.doc_number} in case {case.number} is issued: "
+                              "read and acknowledge it in the app.")
     return letter
 
 

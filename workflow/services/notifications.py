@@ -1,11 +1,12 @@
-"""In-app notifications: telling people of what concerns them, listing a user's, marking them read."""
+"""Notifications: telling people of what concerns them (in the app, and queued for mail and 企业微信 in the same
+transaction: the outbox, delivered by `services/outbox.py`), listing a user's, marking them read."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, update
+from sqlalchemy import String, cast, func, insert, literal, update
 from sqlmodel import Session, select
 
-from ..models import Notification, User, utcnow
+from ..models import Branch, Notification, NotificationDelivery, User, utcnow
 
 
 def unread_count(session: Session, user_id: int) -> int:
@@ -30,22 +31,72 @@ def mark_all_read(session: Session, user_id: int) -> int:
     return result.rowcount
 
 
-def tell(session: Session, user_ids, *, case_id: int | None, kind: str, key: str, zh: str, en: str) -> int:
-    """Notify each user once (in their language) in the caller's unit of work; returns how many were told.
+#: What each kind of notification is about, as the title of its mail and of its 企业微信 post (zh, en).
+KINDS = {
+    "statement_invited": ("您被列为被评议人，请提交免责陈述", "You are a respondent: file your statement"),
+    "investigator_assigned": ("您被指派调查尽职免责案件", "You are assigned to investigate a case"),
+    "vote_needed": ("待您评议表决", "Your vote is needed"),
+    "votes_voided": ("评议表决已作废，需重新表决", "The votes no longer count"),
+    "determined": ("尽职免责认定已作出", "The determination is made"),
+    "letter_issued": ("认定书已出具，请签收", "A letter is issued: acknowledge it"),
+    "letter_served": ("认定书已送达，申诉期开始计算", "Your letter is served: the appeal window runs"),
+    "appeal_window": ("申诉期已开始", "The appeal window is open"),
+    "deadline_moved": ("申诉期限变更", "Your appeal deadline moved"),
+    "appeal_filed": ("收到申诉，待复核", "An appeal is filed"),
+    "appeal_decided": ("申诉复核决定已作出", "The appeal is decided"),
+    "urge": ("督办", "Urged (督办)"),
+    "overdue": ("办理期限已逾期", "A deadline is overdue"),
+    "one_year_limit": ("一年办理时限提示", "The one-year limit"),
+}
+DEFAULT_TITLE = ("尽职免责系统通知", "A notification")
+
+
+def title_of(kind: str, locale: str) -> str:
+    """The title of a kind of notification in the locale (mail subjects, 企业微信 posts)."""
+    zh, en = KINDS.get(kind, DEFAULT_TITLE)
+    return en if locale == "en" else zh
+
+
+def notify(session: Session, user_ids, *, case_id: int | None, kind: str, key: str, zh: str,
+           en: str) -> list[Notification]:
+    """Notify each user once (in their language) in the caller's unit of work, and queue its delivery on the
+    channels the user chose (mail; the 企业微信 group robot of their branch when it has one) in the same
+    transaction; returns the notifications created now.
 
     `key` (with the user id appended) makes the notice idempotent: telling someone twice adds nothing.
     """
     ids = sorted({u for u in user_ids if u is not None})
     if not ids:
-        return 0
-    users = session.exec(select(User.id, User.locale).where(User.id.in_(ids))).all()
-    known = set(session.exec(select(Notification.key).where(Notification.key.in_([f"{key}:{u}" for u in ids]))))
-    told = 0
-    for user_id, locale in users:
-        if f"{key}:{user_id}" in known:
-            continue
-        session.add(Notification(user_id=user_id, case_id=case_id, kind=kind, key=f"{key}:{user_id}"[:120],
-                                 message=(en if locale == "en" else zh)[:500]))
-        told += 1
-    session.flush()
-    return told
+        return []
+    # One statement for the users, their channels and whether they were told already; one to insert the
+    # notifications, one for their deliveries (a verb's statement budget counts them).
+    told = Notification.__table__.alias("told")
+    own_key = literal(f"{key}:") + cast(User.id, String)
+    users = session.exec(select(User.id, User.locale, User.notify_mail, User.notify_webhook, Branch.webhook_url)
+                         .join(Branch, Branch.id == User.branch_id)
+                         .outerjoin(told, told.c.key == own_key)
+                         .where(User.id.in_(ids), told.c.id.is_(None)).order_by(User.id)).all()
+    if not users:
+        return []
+    now = utcnow()
+    rows = [{"user_id": user_id, "case_id": case_id, "kind": kind, "key": f"{key}:{user_id}",
+             "message": (en if locale == "en" else zh)[:500], "created_at": now}
+            for user_id, locale, *_ in users]
+    if any(len(r["key"]) > 120 for r in rows):
+        raise ValueError(f"notification key too long: {key!r}")
+    table = Notification.__table__
+    inserted = session.connection().execute(insert(table).returning(table.c.id, table.c.user_id,
+                                                                    sort_by_parameter_order=True), rows).all()
+    channels = {user_id: ("mail",) * bool(mail) + ("webhook",) * bool(webhook and url)
+                for user_id, _, mail, webhook, url in users}
+    deliveries = [{"notification_id": note_id, "channel": channel, "status": "pending", "attempts": 0,
+                   "next_attempt_at": now, "created_at": now}
+                  for note_id, user_id in inserted for channel in channels[user_id]]
+    if deliveries:
+        session.connection().execute(insert(NotificationDelivery.__table__), deliveries)
+    return [Notification(id=note_id, **row) for (note_id, _), row in zip(inserted, rows, strict=True)]
+
+
+def tell(session: Session, user_ids, *, case_id: int | None, kind: str, key: str, zh: str, en: str) -> int:
+    """Notify each user once, with delivery queued (`notify`); returns how many were told."""
+    return len(notify(session, user_ids, case_id=case_id, kind=kind, key=key, zh=zh, en=en))

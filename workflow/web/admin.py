@@ -86,8 +86,7 @@ def run_timer():
     refusal = policy.why_not_run_timer(current_user.actor)
     if refusal is not None:
         deny(access.refusal_text(refusal), refusal.code)
-    summary = jobs.run_timer_now(current_app.extensions["mianze.engine"], current_user,
-                                 mail=deadlines.MailSettings.from_config(current_app.config))
+    summary = jobs.run_timer_now(current_app.extensions["mianze.engine"], current_user)
     if summary.errors:
         flash(_("The timer ran, but %(n)d case(s) could not be handled: see the run below.", n=len(summary.errors)),
               "error")
