@@ -178,6 +178,7 @@ MATRIX = [
     ("GET", "/inbox?tab=all", None, set(EVERYONE)),
     ("GET", "/notifications", None, set(EVERYONE)),
     ("POST", "/notifications/read", None, set(EVERYONE)),
+    ("GET", "/account", None, set(EVERYONE)),
     ("GET", "/cases/new", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     ("POST", "/cases/new", None, {"chair", "admin", "t2_chair", "t2_admin"}),
     # The NPL intake list: those who register cases (an unknown enterprise: refused, or told it has no NPLs).
@@ -208,6 +209,8 @@ MATRIX = [
     ("GET", "/admin/users/{officer}", None, {"admin"}),
     ("POST", "/admin/users/{officer}", None, {"admin"}),
     ("POST", "/admin/branches/{outlet}", None, {"admin"}),
+    ("POST", "/admin/branches/{outlet}/webhook", None, {"admin"}),  # nothing set: nothing removed
+    ("GET", "/admin/notifications", None, {"admin"}),  # head office only: deliveries of the whole bank
     ("POST", "/admin/users", None, {"admin", "t2_admin"}),
     ("POST", "/admin/users/import", None, {"admin", "t2_admin"}),  # no file: 400, nothing imported
     ("GET", "/admin/rulesets", None, {"admin", "t2_admin"}),
@@ -259,7 +262,8 @@ SEPARATELY_TESTED = {("POST", "admin.delete_override"),
                      # a job's page, its rerun and its file: tests/web/test_jobs_pages.py, services/test_export.py
                      ("GET", "jobs.show"), ("POST", "jobs.retry"), ("GET", "jobs.download"),
                      # the signed-in user's own stand-ins (tests/web/test_stand_in_pages.py)
-                     ("GET", "auth.stand_in_list"), ("POST", "auth.name_stand_in"), ("POST", "auth.revoke_stand_in")}
+                     ("GET", "auth.stand_in_list"), ("POST", "auth.name_stand_in"), ("POST", "auth.revoke_stand_in"),
+                     ("POST", "auth.account"), ("POST", "admin.resend_delivery")}  # tests/web/test_outbox_pages.py
 
 
 @pytest.fixture(scope="module")

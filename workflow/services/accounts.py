@@ -6,8 +6,10 @@ grant which roles where is the policy's (`policy.why_not_grant`); these verbs en
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from datetime import date
+from urllib.parse import parse_qsl, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -277,6 +279,62 @@ def update_branch(session: Session, actor: User, branch_id: int, *, name: str, n
     audit.record(session, event="update_branch", actor=actor,
                  payload={"branch_id": branch.id, "code": branch.code, "before": before,
                           "after": {"name": branch.name, "name_en": branch.name_en, "active": branch.active}})
+    return branch
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def set_notification_channels(session: Session, actor: User, *, email: str, mail: bool, webhook: bool) -> User:
+    """A user sets their mail address and chooses the channels of their notifications besides the app (which
+    always shows them): mail, and the 企业微信 group robot of their branch. Audited. Raises ValidationFailed
+    (an address that is not one)."""
+    email = (email or "").strip() or None
+    if email is not None and (len(email) > 254 or not _EMAIL.match(email)):
+        raise ValidationFailed("this is not a mail address", field="email")
+    user = session.get(User, actor.id)
+    before = {"email": user.email, "mail": user.notify_mail, "webhook": user.notify_webhook}
+    after = {"email": email, "mail": bool(mail), "webhook": bool(webhook)}
+    if before != after:
+        user.email, user.notify_mail, user.notify_webhook = email, bool(mail), bool(webhook)
+        session.add(user)
+        session.flush()
+        audit.record(session, event="set_notification_channels", actor=actor,
+                     payload={"user_id": user.id, "before": before, "after": after})
+    return user
+
+
+def masked_webhook(url: str | None) -> str | None:
+    """A robot's address as administrators see it once set: its key (a secret) hidden but for four characters."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    query = "&".join(f"{k}={v[:4]}…" if k == "key" else f"{k}={v}" for k, v in parse_qsl(parts.query))
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def set_branch_webhook(session: Session, actor: User, branch_id: int, url: str) -> Branch:
+    """An administrator sets (or, with an empty address, removes) the 企业微信 group robot of a branch in their
+    subtree. Audited without the robot's key. Raises PermissionDenied, NotFound, ValidationFailed."""
+    _require_admin(actor)
+    branch = session.get(Branch, branch_id)
+    if branch is None:
+        raise NotFound(f"branch {branch_id} does not exist")
+    _require_in_admin_scope(session, actor, branch)
+    url = (url or "").strip() or None
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.netloc or len(url) > 500:
+            raise ValidationFailed("the robot's address must be an http(s) URL, e.g. "
+                                   "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…", field="webhook_url")
+    if url != branch.webhook_url:
+        before = masked_webhook(branch.webhook_url)
+        branch.webhook_url = url
+        session.add(branch)
+        session.flush()
+        audit.record(session, event="set_branch_webhook", actor=actor,
+                     payload={"branch_id": branch.id, "code": branch.code, "before": before,
+                              "after": masked_webhook(url)})
     return branch
 
 

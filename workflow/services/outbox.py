@@ -430,9 +430,10 @@ def status_counts(session: Session) -> dict[str, int]:
         select(NotificationDelivery.status, func.count()).group_by(NotificationDelivery.status))}
 
 
-def failed(session: Session, actor: User, *, limit: int = 50, offset: int = 0) -> list[dict]:
-    """The deliveries given up (newest first) with their recipient, kind and case; for head-office
-    administrators (PermissionDenied otherwise). The message itself is not shown: it is the recipient's."""
+def failed(session: Session, actor: User, *, limit: int = 50, offset: int = 0, locale: str = "zh") -> list[dict]:
+    """The deliveries given up (newest first) with their recipient, what they were about (titled in `locale`)
+    and case; for head-office administrators (PermissionDenied otherwise). The message itself is not shown:
+    it is the recipient's."""
     refusal = policy.why_not_manage_deliveries(queries.actor_of(session, actor))
     if refusal is not None:
         raise policy.refuse(refusal)
@@ -443,7 +444,8 @@ def failed(session: Session, actor: User, *, limit: int = 50, offset: int = 0) -
                         .where(NotificationDelivery.status == "failed")
                         .order_by(NotificationDelivery.next_attempt_at.desc(), NotificationDelivery.id.desc())
                         .offset(offset).limit(limit))
-    return [{"delivery": d, "notification": n, "user": u, "case_number": number} for d, n, u, number in rows]
+    return [{"delivery": d, "notification": n, "user": u, "case_number": number, "title": title_of(n.kind, locale)}
+            for d, n, u, number in rows]
 
 
 def resend(session: Session, actor: User, delivery_id: int, now: datetime | None = None) -> NotificationDelivery:

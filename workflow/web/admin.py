@@ -8,14 +8,15 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import select
 
 from ..domain import policy, rules
-from ..domain.errors import ConflictError, DomainError, PermissionDenied, ValidationFailed
+from ..domain.errors import ConflictError, DomainError, NotFound, PermissionDenied, ValidationFailed
 from ..models import ROLES, Branch, CalendarOverride, CalendarYear, RuleSetDraft, RuleSetVersion, User
-from ..services import accounts, deadlines, holidays, jobs, rulesets, staff, tolerance
+from ..services import accounts, deadlines, holidays, jobs, outbox, rulesets, staff, tolerance
 from . import access
 from .common import (
     actor,
@@ -59,7 +60,9 @@ def _errors_from(exc: ValidationFailed, default: str = "_") -> dict[str, str]:
 def index():
     with reading() as s:
         timer = jobs.timer_status(s)
-    return render_template("admin/index.html", timer=timer)
+        counts = outbox.status_counts(s)
+    return render_template("admin/index.html", timer=timer, failed=counts.get("failed", 0),
+                           may_see_deliveries=policy.why_not_manage_deliveries(current_user.actor) is None)
 
 
 # --- the deadline timer -----------------------------------------------------------------------------------------
@@ -113,7 +116,8 @@ def branches():
             return redirect(url_for("admin.branches"))
     with reading() as s:
         rows = _subtree(s)
-    return render_template("admin/branches.html", branches=rows, errors=errors, form=request.form), \
+    robots = {b.id: accounts.masked_webhook(b.webhook_url) for b in rows}
+    return render_template("admin/branches.html", branches=rows, errors=errors, form=request.form, robots=robots), \
         (400 if errors else 200)
 
 
@@ -128,6 +132,63 @@ def update_branch(branch_id: int):
     else:
         flash(_("The branch has been updated."), "success")
     return redirect(url_for("admin.branches"))
+
+
+@bp.post("/branches/<int:branch_id>/webhook")
+def set_branch_webhook(branch_id: int):
+    """Set or remove the branch's 企业微信 group robot (its webhook address)."""
+    url = "" if request.form.get("remove") == "1" else text_field("webhook_url")
+    try:
+        with work() as s:
+            accounts.set_branch_webhook(s, actor(s), branch_id, url)
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+    except NotFound:
+        not_found()
+    else:
+        flash(_("The branch's WeCom group robot has been saved.") if url else
+              _("The branch's WeCom group robot has been removed."), "success")
+    return redirect(url_for("admin.branches"))
+
+
+# --- notification deliveries --------------------------------------------------------------------------------
+
+DELIVERY_PAGE = 50
+
+
+@bp.get("/notifications")
+def deliveries():
+    """The notification deliveries that were given up (head-office administrators), newest first."""
+    refusal = policy.why_not_manage_deliveries(current_user.actor)
+    if refusal is not None:
+        deny(access.refusal_text(refusal), refusal.code)
+    page = request.args.get("page", "1")
+    page = max(1, int(page)) if page.isdigit() and len(page) < 7 else 1
+    with reading() as s:
+        counts = outbox.status_counts(s)
+        rows = outbox.failed(s, actor(s), limit=DELIVERY_PAGE, offset=(page - 1) * DELIVERY_PAGE,
+                             locale="en" if str(get_locale()).startswith("en") else "zh")
+    pages = max(1, (counts.get("failed", 0) + DELIVERY_PAGE - 1) // DELIVERY_PAGE)
+    return render_template("admin/deliveries.html", rows=rows, counts=counts, page=page, pages=pages,
+                           mail_configured=bool(current_app.config.get("SMTP_HOST")))
+
+
+@bp.post("/notifications/<int:delivery_id>/resend")
+def resend_delivery(delivery_id: int):
+    """Send a failed delivery again (it may have arrived once already: the page says so)."""
+    refusal = policy.why_not_manage_deliveries(current_user.actor)
+    if refusal is not None:
+        deny(access.refusal_text(refusal), refusal.code)
+    try:
+        with work() as s:
+            outbox.resend(s, actor(s), delivery_id)
+    except NotFound:
+        not_found()
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+    else:
+        flash(_("The notification will be sent again within a minute."), "success")
+    return redirect(url_for("admin.deliveries"))
 
 
 # --- users --------------------------------------------------------------------------------------------------

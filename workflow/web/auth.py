@@ -11,7 +11,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlmodel import select
 from werkzeug.exceptions import NotFound
 
-from ..db import unit_of_work
+from ..db import read_session, unit_of_work
 from ..domain import policy
 from ..domain.errors import ConflictError, PermissionDenied, ValidationFailed
 from ..models import Branch, StandIn, User
@@ -196,3 +196,31 @@ def revoke_stand_in(stand_in_id: int):
         stand_ins.revoke_stand_in(s, actor(s), stand_in_id)
     flash(_("The stand-in has been revoked; they have been told."), "success")
     return redirect(url_for("auth.stand_in_list"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """The user's profile: their mail address and the channels of their notifications."""
+    from sqlmodel import select
+
+    from ..models import Branch, User
+
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        try:
+            with unit_of_work(engine()) as s:
+                accounts.set_notification_channels(s, actor(s), email=text_field("email"),
+                                                   mail=request.form.get("notify_mail") == "1",
+                                                   webhook=request.form.get("notify_webhook") == "1")
+        except ValidationFailed as exc:
+            errors[exc.details.get("field") or "email"] = translate(exc.message)
+        else:
+            flash(_("Your notification settings have been saved."), "success")
+            return redirect(url_for("auth.account"))
+    with read_session(engine()) as s:
+        user, robot = s.exec(select(User, Branch.webhook_url).join(Branch, Branch.id == User.branch_id)
+                             .where(User.id == current_user.id)).one()
+        return render_template("auth/account.html", user=user, errors=errors, form=request.form,
+                               has_robot=bool(robot), mail_configured=bool(current_app.config.get("SMTP_HOST")),
+                               mail_domain=current_app.config.get("SMTP_MAIL_DOMAIN")), (400 if errors else 200)

@@ -147,6 +147,11 @@ _KNOWN = [
     _l("Only the person who named a stand-in, or an administrator of their branch, may revoke it."),
     _l("You are not this person's stand-in today."),
     _l("Only the deciding branch's committee may do this."),
+    # notifications (services/accounts.py, services/outbox.py, domain/policy.py)
+    _l("this is not a mail address"),
+    _l("the robot's address must be an http(s) URL, e.g. https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"),
+    _l("only a failed delivery can be sent again"),
+    _l("Only a head-office administrator may see and resend failed notification deliveries."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
