@@ -35,10 +35,16 @@ from .investigation import evidence_path
 FORMAT = "mianze-evidence-bundle"
 FORMAT_VERSION = 1
 AUDIT_FILE = "audit/events.jsonl"
+# The verifier without Python: one self-contained page (no network; Web Crypto and DecompressionStream).
+VERIFIER_FILE = "verify.html"
+VERIFIER = Path(__file__).resolve().parents[2] / "templates" / "bundle" / "verify.html"
 BUNDLE_RECORDS = (*export.CASE_RECORDS, "audit")
 _CHUNK = 1 << 20
 
 README = """Mianze evidence bundle / 免责案件证据包
+
+Verify offline in a browser, without Python: open verify.html from this bundle (after unpacking it, or
+from a copy) in Chromium, Edge, Chrome or Firefox and choose this ZIP file; it names every file that fails.
 
 Verify offline (Python 3.11+, standard library only):
     python -m workflow.verify {name}
@@ -51,7 +57,7 @@ hash chain in {audit} up to the head recorded in the manifest. Compare that head
 the application reports (`flask --app wsgi audit verify`) or with the value noted when the bundle was handed
 over: that comparison ties the bundle to the live records.
 
-核验方法：python -m workflow.verify {name}（仅需 Python 标准库）。核验内容：清单哈希、每个文件的 SHA-256、文书与证据的
+核验方法：用浏览器打开证据包中的 verify.html 并选择本 ZIP 文件（无需联网和 Python）；或 python -m workflow.verify {name}（仅需 Python 标准库）。核验内容：清单哈希、每个文件的 SHA-256、文书与证据的
 原始哈希、审计哈希链及其链头。
 """
 
@@ -151,6 +157,7 @@ def write_bundle(session: Session, actor, out, f: export.ExportFilter, *, eviden
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         bw = BundleWriter(zf, progress)
         bw.add_chunks("README.txt", [README.format(name=name, audit=AUDIT_FILE).encode("utf-8")], "readme")
+        bw.add_chunks(VERIFIER_FILE, [VERIFIER.read_bytes()], "verifier")
         if "csv" in formats or "jsonl" in formats:
             for record in BUNDLE_RECORDS:
                 for fmt in ("csv", "jsonl"):
