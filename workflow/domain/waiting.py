@@ -3,14 +3,21 @@
 Each reason says in which states a case waits, for whom (the case's respondents, its investigator, or
 holders of some roles), where those role holders must be (anywhere in their branch subtree, or in the
 case's deciding branch itself), whether recused members are left out, and a further condition by name
-(`unless`), which the inbox (`workflow/web/inbox.py`) turns into a database condition. `actions` names the
-steps (`workflow/web/access.ACTIONS`) the person takes next; a test checks that each state of a reason
-allows one of them.
+(`unless`), which the inbox (`workflow/web/inbox.py`) turns into a database condition.
+
+`steps` say what is awaited from the person in each state: the action (`policy.ACTIONS`) they take next, the
+first step of the case's state whose condition (`when`, by name: `WHEN`) holds; its label for the inbox
+(`AWAITED`, an English catalogue msgid the UI translates), why it waits when the action alone does not say
+(`why`), and which deadline applies (`deadline`: the case's current step, the respondent's own appeal
+window, or none). A test checks that every step's action is open in its state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+
+from . import states
 
 RESPONDENT = "respondent"
 INVESTIGATOR = "investigator"
@@ -24,7 +31,52 @@ UNLESS = {
     "appealed_or_window_over": "the respondent has appealed, or the appeal window has ended",
     "voted": "the member has a valid vote on the case",
     "not_overdue": "the publicity or appeal window has not yet run past its deadline",
+    "nothing_to_acknowledge": "the respondent's current determination letter is served, or none is issued yet",
 }
+
+WHEN = {
+    "voted": "the member has a valid vote on the case",
+    "letters_issued": "the case's determination letters are issued",
+    "some_outcome_not_exempt": "some respondent's final outcome is reduced or liable",
+}
+
+DUE = "due"  # the case's current step's deadline (`Case.due_date`)
+OWN_APPEAL = "own_appeal"  # the respondent's own appeal deadline (from the service of their letter)
+
+
+def N_(message: str) -> str:
+    """Mark a message for the translation catalogue (extracted by pybabel; translated by the UI)."""
+    return message
+
+
+# What each awaited action is called in the inbox and the navigation (the person's next step).
+AWAITED = {
+    "statement": N_("File your statement"),
+    "facts": N_("Investigate and submit"),
+    "assign": N_("Assign the investigator"),
+    "vote": N_("Vote"),
+    "determine": N_("Make the determination"),
+    "issue_letters": N_("Issue the determination letters"),
+    "start_publicity": N_("Start publicity"),
+    "acknowledge": N_("Acknowledge the determination letter"),
+    "appeal": N_("Appeal or waive your appeal"),
+    "appeal_vote": N_("Review the appeals"),
+    "refer": N_("Refer for accountability"),
+    "close": N_("Close the case"),
+    "end_publicity": N_("End publicity"),
+    "close_appeal_window": N_("Close the appeal window"),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """In `state` (and when the named condition holds), the case awaits `action` from the person."""
+
+    state: str
+    action: str
+    when: str | None = None
+    why: str | None = None
+    deadline: str | None = DUE
 
 
 @dataclass(frozen=True)
@@ -32,30 +84,65 @@ class WaitingReason:
     code: str
     states: tuple[str, ...]
     who: str
-    actions: tuple[str, ...]
+    steps: tuple[Step, ...]
     roles: tuple[str, ...] = ()
     where: str = SCOPE
     recused_excluded: bool = False
     unless: str | None = None
 
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The steps the person takes next, in the order of `steps`."""
+        return tuple(dict.fromkeys(step.action for step in self.steps))
+
+    def awaited(self, state: str, holds: Collection[str] = ()) -> Step | None:
+        """The step awaited in `state` given the conditions (`WHEN`) that hold, or None if the reason has no
+        step in that state."""
+        return next((st for st in self.steps if st.state == state and (st.when is None or st.when in holds)),
+                    None)
+
+
+_FINAL_REFER = N_("The determination is final and some outcome is reduced or liable: refer it for accountability.")
+_FINAL_CLOSE = N_("The determination is final and every respondent is exempt: close the case.")
+_REFERRED = N_("The case is referred for accountability: close it.")
+_RAN_OUT = N_("Its period has run out: only an administrator moves the case on.")
+
+
+def _after_determination(*, chair: bool) -> tuple[Step, ...]:
+    return ((Step("under_review", "determine", when="voted"), Step("under_review", "vote")) if chair else ()) + (
+        Step("determined", "start_publicity", when="letters_issued"),
+        Step("determined", "issue_letters"),
+        Step("final", "refer", when="some_outcome_not_exempt", why=_FINAL_REFER, deadline=None),
+        Step("final", "close", why=_FINAL_CLOSE, deadline=None),
+        Step("referred", "close", why=_REFERRED, deadline=None))
+
 
 WAITING_REASONS: tuple[WaitingReason, ...] = (
-    WaitingReason("statement", ("registered", "investigating"), RESPONDENT, ("statement",), unless="statement_filed"),
-    WaitingReason("appeal", ("appeal_window",), RESPONDENT, ("appeal",), unless="appealed_or_window_over"),
-    WaitingReason("investigate", ("investigating",), INVESTIGATOR, ("facts", "submit")),
-    WaitingReason("assign", ("registered",), ROLE, ("assign",), roles=("investigator", "committee_chair", "admin")),
-    WaitingReason("vote", ("under_review",), ROLE, ("vote",),
+    WaitingReason("statement", ("registered", "investigating"), RESPONDENT,
+                  (Step("registered", "statement"), Step("investigating", "statement")), unless="statement_filed"),
+    WaitingReason("acknowledge", states.SERVICE_STATES, RESPONDENT,
+                  tuple(Step(st, "acknowledge", deadline=None) for st in states.SERVICE_STATES),
+                  unless="nothing_to_acknowledge"),
+    WaitingReason("appeal", ("appeal_window",), RESPONDENT, (Step("appeal_window", "appeal", deadline=OWN_APPEAL),),
+                  unless="appealed_or_window_over"),
+    WaitingReason("investigate", ("investigating",), INVESTIGATOR, (Step("investigating", "facts"),)),
+    WaitingReason("assign", ("registered",), ROLE, (Step("registered", "assign"),),
+                  roles=("investigator", "committee_chair", "admin")),
+    WaitingReason("vote", ("under_review",), ROLE, (Step("under_review", "vote"),),
                   roles=("committee_member",), where=DECIDING_BRANCH, recused_excluded=True, unless="voted"),
-    WaitingReason("decide", ("under_review", "determined", "final", "referred"), ROLE,
-                  ("determine", "issue_letters", "start_publicity", "refer", "close"),
+    WaitingReason("decide", ("under_review", "determined", "final", "referred"), ROLE, _after_determination(chair=True),
                   roles=("committee_chair",), where=DECIDING_BRANCH, recused_excluded=True),
-    WaitingReason("review_appeals", ("appeal_review",), ROLE, ("appeal_vote", "decide_appeal", "conclude"),
+    WaitingReason("review_appeals", ("appeal_review",), ROLE, (Step("appeal_review", "appeal_vote"),),
                   roles=("appeal_reviewer", "appeal_chair")),
-    WaitingReason("administer", ("determined", "final", "referred"), ROLE,
-                  ("issue_letters", "start_publicity", "refer", "close"), roles=("admin",)),
+    WaitingReason("administer", ("determined", "final", "referred"), ROLE, _after_determination(chair=False),
+                  roles=("admin",)),
     WaitingReason("overdue_window", ("in_publicity", "appeal_window"), ROLE,
-                  ("end_publicity", "close_appeal_window"), roles=("admin",), unless="not_overdue"),
+                  (Step("in_publicity", "end_publicity", why=_RAN_OUT), Step("appeal_window", "close_appeal_window",
+                                                                             why=_RAN_OUT)),
+                  roles=("admin",), unless="not_overdue"),
 )
+
+REASONS_BY_CODE = {r.code: r for r in WAITING_REASONS}
 
 
 def reasons_for(roles: frozenset[str], *, involved: bool) -> list[WaitingReason]:

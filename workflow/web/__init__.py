@@ -120,6 +120,12 @@ def register(app: Flask) -> None:
                   timezone_selector=lambda: current_app.config["BABEL_DEFAULT_TIMEZONE"])
     babel.domain_instance = i18n.CatalogDomain()
     i18n.register_filters(app)
+    from ..domain.waiting import AWAITED
+    from .messages import translate
+
+    # Messages of the domain and the services in the UI language; the awaited actions' labels (the inbox).
+    app.jinja_env.filters["msg"] = translate
+    app.jinja_env.globals["awaited_labels"] = AWAITED
     csrf.init_app(app)
 
     @app.before_request

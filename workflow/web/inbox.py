@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from time import monotonic
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_login import login_required
-from sqlalchemy import and_, bindparam, exists, false, func, or_, true, union, union_all
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    true,
+    union,
+    union_all,
+)
+from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from .. import name_search
@@ -21,6 +35,8 @@ from ..models import (
     Case,
     CaseLoan,
     Enterprise,
+    Letter,
+    LetterService,
     LoanStage,
     Respondent,
     User,
@@ -29,6 +45,8 @@ from ..models import (
 from ..services import deadlines
 from .access import Principal, sees_everything
 from .common import reading, today
+from .i18n import fmt_date
+from .messages import translate
 
 bp = Blueprint("inbox", __name__)
 
@@ -132,6 +150,7 @@ def _reason_clause(s, p: Principal, reason: waiting.WaitingReason, day: date):
         "voted": lambda: [Case.id.not_in(select(Vote.case_id).where(Vote.member_id == p.id,
                                                                     Vote.invalidated_at.is_(None)))],
         "not_overdue": lambda: [Case.due_date < day],
+        "nothing_to_acknowledge": _unacknowledged,
         None: lambda: [],
     }[reason.unless]()
     if reason.who == waiting.RESPONDENT:
@@ -153,6 +172,96 @@ def _reason_clause(s, p: Principal, reason: waiting.WaitingReason, day: date):
         if recused:
             recusal.append(Case.id.not_in(recused))
     return "case", and_(place, _in_states(reason.states), *recusal, *unless)
+
+
+_LETTER, _NEWER = aliased(Letter), aliased(Letter)
+
+
+def _unacknowledged():
+    """The respondent's current determination letter has no service recorded (issued, not yet 签收)."""
+    return [exists().where(_LETTER.case_id == Respondent.case_id, _LETTER.respondent_id == Respondent.id,
+                           _LETTER.kind == "determination",
+                           ~exists().where(_NEWER.subject_key == _LETTER.subject_key, _NEWER.version > _LETTER.version),
+                           ~exists().where(LetterService.letter_id == _LETTER.id))]
+
+
+_OTHER = aliased(Respondent)
+
+
+def _holds(p: Principal, when: str):
+    """A step's condition (`waiting.WHEN`) as a condition on the case row."""
+    if when == "voted":
+        return Case.id.in_(select(Vote.case_id).where(Vote.member_id == p.id, Vote.invalidated_at.is_(None)))
+    if when == "letters_issued":
+        return exists().where(Letter.case_id == Case.id, Letter.kind == "determination")
+    if when == "some_outcome_not_exempt":
+        # Final: the final outcome is set, so coalesce() reads it, from the (outcome, case_id) index alone.
+        return exists().where(func.coalesce(_OTHER.final_outcome, _OTHER.decided_outcome).in_(("reduced", "liable")),
+                              _OTHER.case_id == Case.id)
+    raise KeyError(when)
+
+
+@dataclass(frozen=True)
+class Awaited:
+    """One action a case awaits from the user: the action's code, its label and why (translated by the
+    template), and its deadline."""
+
+    action: str
+    label: str
+    why: str | None
+    deadline: date | None
+
+
+def _own_appeal_deadline(p: Principal):
+    return (select(func.max(LetterService.appeal_deadline))
+            .join(Respondent, Respondent.id == LetterService.respondent_id)
+            .where(LetterService.case_id == Case.id, Respondent.user_id == p.id).scalar_subquery())
+
+
+def _disjoint(reasons: list[waiting.WaitingReason]) -> bool:
+    """Whether no two of the reasons share a state: a waiting case's state then tells its reason."""
+    return sum(len(r.states) for r in reasons) == len({st for r in reasons for st in r.states})
+
+
+def rows_awaiting(s, p: Principal, day: date, ids: list[int], *, waiting_only: bool) -> tuple[list, dict]:
+    """The inbox rows of these cases in order, and what each awaits from the user (`Awaited`, in the order
+    of the reasons), in one statement: the rows with a flag per condition the steps need.
+
+    A reason applies to a row by its own condition; on the waiting list (`waiting_only`: every row waits
+    for the user), when no two of the user's reasons share a state, the state alone tells it.
+    """
+    reasons = [] if p.roles == frozenset({"auditor"}) else waiting.reasons_for(p.roles, involved=_scope(s, p)[2])
+    by_state = waiting_only and _disjoint(reasons)
+    columns = {}
+    for reason in reasons:
+        if not by_state:
+            kind, clause = _reason_clause(s, p, reason, day)
+            columns[f"r_{reason.code}"] = Case.id.in_(clause) if kind == "ids" else clause
+        for st in reason.steps:
+            if st.when and f"w_{st.when}" not in columns:
+                columns[f"w_{st.when}"] = _holds(p, st.when)
+            if st.deadline == waiting.OWN_APPEAL and "own_deadline" not in columns:
+                columns["own_deadline"] = _own_appeal_deadline(p)
+    query = _ROWS.add_columns(*[(expr if name == "own_deadline" else case((expr, 1), else_=0)).label(name)
+                                for name, expr in columns.items()])
+    found = {row.id: row for row in read_rows(s, query, {"ids": ids})}
+    rows = [found[i] for i in ids if i in found]
+    awaits: dict[int, list[Awaited]] = {}
+    for row in rows:
+        m = row._mapping
+        holds = {name[2:] for name in columns if name.startswith("w_") and m[name]}
+        own = m.get("own_deadline")
+        if isinstance(own, str):  # SQLite returns a scalar subquery's date as text
+            own = date.fromisoformat(own)
+        for reason in reasons:
+            if row.state not in reason.states or (not by_state and not m[f"r_{reason.code}"]):
+                continue
+            st = reason.awaited(row.state, holds)
+            deadline = {waiting.DUE: row.due_date, waiting.OWN_APPEAL: own or row.due_date}.get(st.deadline)
+            item = Awaited(st.action, waiting.AWAITED[st.action], st.why, deadline)
+            if item not in awaits.setdefault(row.id, []):
+                awaits[row.id].append(item)
+    return rows, awaits
 
 
 def _branch_subtree(branch_id: int):
@@ -247,7 +356,7 @@ def filtered(s, p: Principal, args, day: date):
     """The WHERE clauses of an inbox request (the scope first), and the cleaned filter values to show."""
     f = {"tab": args.get("tab", "waiting"), "state": args.get("state", ""), "branch": args.get("branch", ""),
          "period_from": args.get("from", ""), "period_to": args.get("to", ""), "outcome": args.get("outcome", ""),
-         "q": (args.get("q") or "").strip()[:100], "sort": args.get("sort", "")}
+         "q": (args.get("q") or "").strip()[:100], "sort": args.get("sort", ""), "action": args.get("action", "")}
     if f["tab"] not in ("waiting", "all", "limit"):
         f["tab"] = "waiting"
     if f["sort"] not in SORTS:  # what waits for me: most urgent first; the one-year limit: the oldest first
@@ -258,7 +367,13 @@ def filtered(s, p: Principal, args, day: date):
     # matches: 2.3 ms for 10,000 matches, against 3.7 in two statements); for a user who sees every case,
     # a window count over all of them costs more than evaluating them twice (5.1 ms against 1.4 + 1.9).
     f["costly"] = bool(f["q"]) and not sees_everything(p)
-    if f["tab"] == "waiting":
+    if f["tab"] != "waiting" or f["action"] not in waiting.AWAITED:
+        f["action"] = ""
+    if f["action"]:  # the cases awaiting one action of mine (a link of the navigation's counts)
+        clause, costly = _action_conditions(s, p, day).get(f["action"], (false(), False))
+        where.append(clause)
+        f["costly"] = f["costly"] or costly
+    elif f["tab"] == "waiting":
         clause, costly = _waiting(s, p, day)
         where.append(clause)
         f["costly"] = f["costly"] or costly
@@ -302,51 +417,103 @@ def filtered(s, p: Principal, args, day: date):
     return where, f
 
 
-def _waiting_count(p: Principal) -> int:
-    with reading() as s:
-        return read_rows(s, select(func.count()).select_from(Case).where(waiting_clause(s, p, today()))).scalar_one()
+def _action_conditions(s, p: Principal, day: date, *, within_waiting: bool = False) -> dict[str, tuple]:
+    """For each action the user is awaited for: (the condition "the case awaits this action from the user",
+    whether it needs other tables than the case's). A step's condition is its reason's, its state, its own
+    `when` and not the `when` of an earlier step of the same state (the first step that holds applies).
+
+    `within_waiting`: the condition is only asked of cases that wait for the user; when no two of their
+    reasons share a state, the state (and the step's `when`) then tells the reason, and its condition is
+    left out.
+    """
+    if p.roles == frozenset({"auditor"}):
+        return {}
+    reasons = waiting.reasons_for(p.roles, involved=_scope(s, p)[2])
+    shared = not _disjoint(reasons)
+    found: dict[str, list] = {}
+    costly: dict[str, bool] = {}
+    for reason in reasons:
+        if within_waiting and not shared:
+            kind, base = "case", true()
+        else:
+            kind, clause = _reason_clause(s, p, reason, day)
+            base = Case.id.in_(clause) if kind == "ids" else clause
+        earlier: dict[str, list] = {}
+        for st in reason.steps:
+            before = earlier.setdefault(st.state, [])
+            cond = and_(base, Case.state == st.state, *[~c for c in before],
+                        *([_holds(p, st.when)] if st.when else []))
+            if st.when:
+                before.append(_holds(p, st.when))
+            found.setdefault(st.action, []).append(cond)
+            costly[st.action] = costly.get(st.action, False) or kind == "ids"
+    return {a: (or_(*conds) if len(conds) > 1 else conds[0], costly[a]) for a, conds in found.items()}
+
+
+def awaited_counts(s, p: Principal, day: date) -> dict:
+    """{"waiting": the number of cases waiting for the user, "actions": [(action, count), …] in the order of
+    `waiting.AWAITED`}, in one statement and one pass over the waiting cases (read from the indexes as the
+    waiting list is): their count, and for each action the number of them that await it (of distinct cases
+    even when two reasons of one person await the same action: an administrator who chairs)."""
+    conds = _action_conditions(s, p, day, within_waiting=True)
+    actions = [a for a in waiting.AWAITED if a in conds]
+    if not actions:
+        return {"waiting": 0, "actions": []}
+    sums = [func.coalesce(func.sum(case((conds[a][0], 1), else_=0)), 0) for a in actions]
+    values = read_rows(s, select(func.count(), *sums).select_from(Case).where(waiting_clause(s, p, day))).one()
+    return {"waiting": values[0], "actions": [(a, n) for a, n in zip(actions, values[1:], strict=True) if n]}
 
 
 def _nav_cache() -> dict:
     return current_app.extensions.setdefault("mianze.nav_cache", {})
 
 
-def remember_waiting(user_id: int, count: int) -> None:
-    """Keep a user's waiting count for NAV_COUNT_TTL seconds (the badge on every page)."""
+def remember_waiting(user_id: int, counts: dict) -> None:
+    """Keep a user's waiting counts for NAV_COUNT_TTL seconds (the badges on every page)."""
     ttl = float(current_app.config.get("NAV_COUNT_TTL", 15))
-    _nav_cache()[user_id] = (monotonic() + ttl, count)
-    g.mianze_waiting = count
+    _nav_cache()[user_id] = (monotonic() + ttl, counts)
+    g.mianze_waiting = counts
 
 
 def forget_waiting(user_id: int) -> None:
-    """Drop a user's cached count (after they changed something, so their next page counts afresh)."""
+    """Drop a user's cached counts (after they changed something, so their next page counts afresh)."""
     _nav_cache().pop(user_id, None)
     g.pop("mianze_waiting", None)
 
 
-def nav_counts(p: Principal) -> dict:
-    """The number of cases waiting for the user, for the navigation badge on every page.
+def fresh_counts(user_id: int) -> dict | None:
+    """The user's cached waiting counts while they are fresh (NAV_COUNT_TTL), else None."""
+    hit = _nav_cache().get(user_id)
+    return hit[1] if hit and hit[0] > monotonic() else None
 
-    Counting can take tens of milliseconds with many cases, so the badge may be up to NAV_COUNT_TTL
-    seconds behind other people's actions; the user's own actions and the inbox page count afresh.
+
+def nav_counts(p: Principal) -> dict:
+    """The number of cases waiting for the user and the number per awaited action, for the navigation's
+    badges on every page (`awaited_counts`).
+
+    Counting can take tens of milliseconds with many cases, so the badges may be up to NAV_COUNT_TTL
+    seconds behind other people's actions; the user's own actions count afresh, and the inbox page's own
+    total (its tab and the "waiting" badge) is always fresh.
     """
     if "mianze_waiting" not in g:
-        hit = _nav_cache().get(p.id)
-        if hit and hit[0] > monotonic():
-            g.mianze_waiting = hit[1]
+        hit = fresh_counts(p.id)
+        if hit is not None:
+            g.mianze_waiting = hit
         else:
-            remember_waiting(p.id, _waiting_count(p))
-    return {"waiting": g.mianze_waiting}
+            with reading() as s:
+                remember_waiting(p.id, awaited_counts(s, p, today()))
+    return {"waiting": g.mianze_waiting["waiting"], "awaits": g.mianze_waiting["actions"]}
 
 
-def _page_of_ids(s, where, sort: str, page: int, size: int, *, one_pass: bool) -> tuple[int, int, list[int]]:
+def _page_of_ids(s, where, sort: str, page: int, size: int, *, one_pass: bool,
+                 total: int | None = None) -> tuple[int, int, list[int]]:
     """(total, page, the ids of that page's cases in order); a page past the end shows the last one.
 
     The page is chosen on the narrow (id, sort key) rows and only its cases are loaded in full. With
     `one_pass` (waiting lists made of id sets, and searches within a branch scope: see `filtered`), the
     total comes from the same statement as a window count, so the conditions are evaluated once; otherwise
-    it is a separate COUNT, answered from indexes, and a search with many matches is paged by walking the
-    ordering index (`Matches`).
+    it is a separate COUNT, answered from indexes (or `total`, when the caller counted already), and a search
+    with many matches is paged by walking the ordering index (`Matches`).
     """
     order = SORTS[sort]
     counting, paging = _clauses(where, "for_count"), _clauses(where, "for_page")
@@ -366,8 +533,9 @@ def _page_of_ids(s, where, sort: str, page: int, size: int, *, one_pass: bool) -
     special = [w for w in where[1:] if isinstance(w, _SPECIAL)]  # where[0] is the scope (`filtered`)
     others = [w for w in where[1:] if not isinstance(w, _SPECIAL)]
     alone = special[0].count_alone() if len(special) == 1 and not others else None
-    total = read_rows(s, alone if alone is not None else
-                      select(func.count()).select_from(Case).where(*counting)).scalar_one()
+    if total is None:
+        total = read_rows(s, alone if alone is not None else
+                          select(func.count()).select_from(Case).where(*counting)).scalar_one()
     page = min(page, max(1, (total + size - 1) // size))
     if not total:
         return 0, page, []
@@ -390,6 +558,25 @@ _TOP_BRANCHES = _BRANCH_CHOICE.where(Branch.level <= 1)
 _SUBTREE_BRANCHES = _BRANCH_CHOICE.where(Branch.path.like(bindparam("path_prefix")), Branch.level <= 2)
 
 
+def _awaited_texts(awaits: dict[int, list[Awaited]]) -> dict[int, list[dict]]:
+    """Each row's awaited steps with their texts in the user's language: every label, reason and date
+    translated once per page, not once per row (25 rows x 4 look-ups cost more than the page's SQL)."""
+    texts: dict = {}
+
+    def once(key, make):
+        if key not in texts:
+            texts[key] = make()
+        return texts[key]
+
+    by = gettext("by %(day)s", day="\0")  # the pattern once; the day is put in its place
+    return {case_id: [{"action": a.action, "deadline": a.deadline,
+                       "label": once(a.label, lambda a=a: translate(a.label)),
+                       "why": once(a.why, lambda a=a: translate(a.why)) if a.why else None,
+                       "by": once(a.deadline, lambda a=a: by.replace("\0", fmt_date(a.deadline)))
+                       if a.deadline else None}
+                      for a in items] for case_id, items in awaits.items()}
+
+
 @bp.get("/")
 @login_required
 def home():
@@ -409,13 +596,20 @@ def index():
     with reading() as s:
         where, f = filtered(s, p, request.args, day)
         unfiltered_waiting = f["tab"] == "waiting" and not any(f[k] for k in ("state", "branch", "period_from",
-                                                                              "period_to", "outcome", "q"))
-        total, page, ids = _page_of_ids(s, where, f["sort"], page, size, one_pass=f["costly"])
-        if unfiltered_waiting:  # the inbox itself always counts afresh (and refreshes the badge)
-            remember_waiting(p.id, total)
+                                                                              "period_to", "outcome", "q", "action"))
+        known = None
+        if unfiltered_waiting and fresh_counts(p.id) is None:  # the badges' counts are due: their total is
+            counts = awaited_counts(s, p, day)  # the page's too
+            remember_waiting(p.id, counts)
+            known = counts["waiting"]
+        # With the total known, the page needs no window count, however costly its conditions.
+        total, page, ids = _page_of_ids(s, where, f["sort"], page, size, one_pass=f["costly"] and known is None,
+                                        total=known)
+        if unfiltered_waiting and known is None:  # the inbox itself always counts afresh (its tab and badge)
+            g.mianze_waiting = {**fresh_counts(p.id), "waiting": total}
         pages = max(1, (total + size - 1) // size)
-        found = {row.id: row for row in read_rows(s, _ROWS, {"ids": ids})} if ids else {}
-        rows = [found[i] for i in ids if i in found]
+        rows, awaits = rows_awaiting(s, p, day, ids, waiting_only=f["tab"] == "waiting") if ids else ([], {})
+        awaits = _awaited_texts(awaits)
         cal = deadlines.calendar(s)
         left = {row.id: cal.remaining(row.due_date, day) for row in rows if row.due_date}
         limits = {}
@@ -429,5 +623,6 @@ def index():
             branches = read_rows(s, _SUBTREE_BRANCHES, {"path_prefix": p.branch_path + "%"}).all()
     args = {k: v for k, v in request.args.items() if k != "page"}
     case_link = url_for("cases.show", case_id=0).removesuffix("0")  # built once, not for each of 25 rows
-    return render_template("inbox/index.html", rows=rows, case_link=case_link, left=left, limits=limits, total=total, page=page, pages=pages, f=f, args=args,
-                           branches=branches, states=STATE_CODES, outcomes=OUTCOMES, today=day)
+    return render_template("inbox/index.html", rows=rows, case_link=case_link, left=left, limits=limits,
+                           awaits=awaits, total=total, page=page, pages=pages, f=f, args=args, branches=branches,
+                           states=STATE_CODES, outcomes=OUTCOMES, today=day)

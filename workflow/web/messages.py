@@ -152,6 +152,25 @@ _KNOWN = [
     _l("the robot's address must be an http(s) URL, e.g. https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"),
     _l("only a failed delivery can be sent again"),
     _l("Only a head-office administrator may see and resend failed notification deliveries."),
+    # what a case awaits from the person, and why (domain/waiting.py AWAITED and the steps' `why`)
+    _l("File your statement"),
+    _l("Investigate and submit"),
+    _l("Assign the investigator"),
+    _l("Vote"),
+    _l("Make the determination"),
+    _l("Issue the determination letters"),
+    _l("Start publicity"),
+    _l("Acknowledge the determination letter"),
+    _l("Appeal or waive your appeal"),
+    _l("Review the appeals"),
+    _l("Refer for accountability"),
+    _l("Close the case"),
+    _l("End publicity"),
+    _l("Close the appeal window"),
+    _l("The determination is final and some outcome is reduced or liable: refer it for accountability."),
+    _l("The determination is final and every respondent is exempt: close the case."),
+    _l("The case is referred for accountability: close it."),
+    _l("Its period has run out: only an administrator moves the case on."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
