@@ -47,7 +47,7 @@ def test_in_each_of_its_states_a_case_awaits_a_named_step_that_the_state_allows(
     for st in reason.steps:
         assert st.state in reason.states and st.state in ACTIONS[st.action][0], (reason.code, st)
         assert st.action in waiting.AWAITED and (st.when is None or st.when in waiting.WHEN)
-        assert st.deadline in (None, waiting.DUE, waiting.OWN_APPEAL)
+        assert st.deadline in (None, waiting.DUE, waiting.OWN_APPEAL, waiting.OWN_STATEMENT)
 
 
 def test_every_awaited_label_and_reason_is_translated():

@@ -161,3 +161,14 @@ def test_every_inbox_row_of_every_demo_user_names_the_action_awaited_and_the_cou
     finally:
         app.extensions["mianze.engine"].dispose()
     assert waited_for >= 10  # the demo gives most of its staff something to do
+
+
+def test_a_respondent_is_asked_for_their_statement_by_their_own_deadline(bank, app_for):
+    case_id = drive(bank, "registered")
+    with unit_of_work(bank.engine) as s:
+        due = s.exec(select(Respondent.statement_due).join(User, User.id == Respondent.user_id)
+                     .where(Respondent.case_id == case_id, User.username == "officer")).one()
+    set_passwords(bank.engine)
+    html = _client(bank, app_for, "officer").get("/inbox").get_data(as_text=True)
+    assert _rows(html)[case_id] == [("statement", "提交免责陈述")]
+    assert f"截止{due.year}年{due.month}月{due.day}日" in html

@@ -9,7 +9,7 @@ case's deciding branch itself), whether recused members are left out, and a furt
 first step of the case's state whose condition (`when`, by name: `WHEN`) holds; its label for the inbox
 (`AWAITED`, an English catalogue msgid the UI translates), why it waits when the action alone does not say
 (`why`), and which deadline applies (`deadline`: the case's current step, the respondent's own appeal
-window, or none). A test checks that every step's action is open in its state.
+window or statement deadline, or none). A test checks that every step's action is open in its state.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ WHEN = {
 
 DUE = "due"  # the case's current step's deadline (`Case.due_date`)
 OWN_APPEAL = "own_appeal"  # the respondent's own appeal deadline (from the service of their letter)
+OWN_STATEMENT = "own_statement"  # the respondent's own statement deadline (set at registration)
 
 
 def N_(message: str) -> str:
@@ -119,7 +120,8 @@ def _after_determination(*, chair: bool) -> tuple[Step, ...]:
 
 WAITING_REASONS: tuple[WaitingReason, ...] = (
     WaitingReason("statement", ("registered", "investigating"), RESPONDENT,
-                  (Step("registered", "statement"), Step("investigating", "statement")), unless="statement_filed"),
+                  (Step("registered", "statement", deadline=OWN_STATEMENT),
+                   Step("investigating", "statement", deadline=OWN_STATEMENT)), unless="statement_filed"),
     WaitingReason("acknowledge", states.SERVICE_STATES, RESPONDENT,
                   tuple(Step(st, "acknowledge", deadline=None) for st in states.SERVICE_STATES),
                   unless="nothing_to_acknowledge"),

@@ -240,9 +240,13 @@ def rows_awaiting(s, p: Principal, day: date, ids: list[int], *, waiting_only: b
         for st in reason.steps:
             if st.when and f"w_{st.when}" not in columns:
                 columns[f"w_{st.when}"] = _holds(p, st.when)
-            if st.deadline == waiting.OWN_APPEAL and "own_deadline" not in columns:
-                columns["own_deadline"] = _own_appeal_deadline(p)
-    query = _ROWS.add_columns(*[(expr if name == "own_deadline" else case((expr, 1), else_=0)).label(name)
+            if st.deadline == waiting.OWN_APPEAL and "own_appeal" not in columns:
+                columns["own_appeal"] = _own_appeal_deadline(p)
+            if st.deadline == waiting.OWN_STATEMENT and "own_statement" not in columns:
+                columns["own_statement"] = (select(Respondent.statement_due)
+                                            .where(Respondent.case_id == Case.id, Respondent.user_id == p.id)
+                                            .scalar_subquery())
+    query = _ROWS.add_columns(*[(expr if name.startswith("own_") else case((expr, 1), else_=0)).label(name)
                                 for name, expr in columns.items()])
     found = {row.id: row for row in read_rows(s, query, {"ids": ids})}
     rows = [found[i] for i in ids if i in found]
@@ -250,14 +254,16 @@ def rows_awaiting(s, p: Principal, day: date, ids: list[int], *, waiting_only: b
     for row in rows:
         m = row._mapping
         holds = {name[2:] for name in columns if name.startswith("w_") and m[name]}
-        own = m.get("own_deadline")
-        if isinstance(own, str):  # SQLite returns a scalar subquery's date as text
-            own = date.fromisoformat(own)
+        own = {kind: m.get(kind) for kind in (waiting.OWN_APPEAL, waiting.OWN_STATEMENT)}
+        for kind, value in own.items():
+            if isinstance(value, str):  # SQLite returns a scalar subquery's date as text
+                own[kind] = date.fromisoformat(value)
         for reason in reasons:
             if row.state not in reason.states or (not by_state and not m[f"r_{reason.code}"]):
                 continue
             st = reason.awaited(row.state, holds)
-            deadline = {waiting.DUE: row.due_date, waiting.OWN_APPEAL: own or row.due_date}.get(st.deadline)
+            deadline = row.due_date if st.deadline == waiting.DUE else \
+                (own[st.deadline] or row.due_date) if st.deadline else None
             item = Awaited(st.action, waiting.AWAITED[st.action], st.why, deadline)
             if item not in awaits.setdefault(row.id, []):
                 awaits[row.id].append(item)
