@@ -558,6 +558,20 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class CaseComment(SQLModel, table=True):
+    """A comment on a case by a member of its staff: who, when, what (never shown to its respondents:
+    `policy.reads_comments`). Written once; the audit event keeps its text."""
+
+    __tablename__ = "case_comment"
+    __table_args__ = (Index("ix_case_comment_case_id", "case_id", "id"),)  # a case's comments, in order
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id")
+    author_id: int = Field(foreign_key="app_user.id")
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    mentions: list = json_field(default_factory=list)  # the user ids @mentioned (and told)
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+
+
 class Notification(SQLModel, table=True):
     """An in-app notification; `key` makes automatic notifications idempotent."""
 

@@ -202,6 +202,11 @@ MATRIX = [
     ("GET", "/cases/{case}/letters/{their_letter}.pdf", "final", VIEWERS - {"officer"}),
     ("GET", "/cases/{case}/evidence/{evidence}", "final", VIEWERS),
     ("GET", "/cases/{case}/evidence/{their_evidence}", "final", VIEWERS - {"officer"}),
+    ("GET", "/cases/{case}/evidence/{pdf_evidence}/preview", "final", VIEWERS),
+    ("GET", "/cases/{case}/evidence/{their_pdf}/preview", "final", VIEWERS - {"officer"}),
+    # comments are the staff's (policy.reads_comments): a respondent of the case neither reads nor writes them
+    ("GET", "/cases/{case}/comments", "final", VIEWERS - {"officer"}),
+    ("POST", "/cases/{case}/comments", "final", VIEWERS - {"officer"}),  # no text: 400, nothing added
     ("GET", "/admin/", None, {"admin", "t2_admin"}),
     ("GET", "/admin/branches", None, {"admin", "t2_admin"}),
     ("POST", "/admin/branches", None, {"admin", "t2_admin"}),
@@ -314,6 +319,13 @@ def world(tmp_path_factory):
         theirs_evidence = investigation.add_evidence(s, final, bank.user(s, "investigator"), filename="b.txt",
                                                      content_type="text/plain", data=b"theirs",
                                                      storage_dir=str(tmp / "evidence"), respondent_id=theirs.id).id
+        # PDF files, which the browser previews: one of the whole case, one attached to the co-respondent
+        pdf_evidence = investigation.add_evidence(s, final, bank.user(s, "investigator"), filename="d.pdf",
+                                                  content_type="application/pdf", data=b"%PDF-1.7 case",
+                                                  storage_dir=str(tmp / "evidence")).id
+        their_pdf = investigation.add_evidence(s, final, bank.user(s, "investigator"), filename="e.pdf",
+                                               content_type="application/pdf", data=b"%PDF-1.7 theirs",
+                                               storage_dir=str(tmp / "evidence"), respondent_id=theirs.id).id
         appeal_evidence = investigation.add_evidence(s, final, bank.user(s, "investigator"), filename="c.txt",
                                                      content_type="text/plain", data=b"appeal",
                                                      storage_dir=str(tmp / "evidence"),
@@ -355,6 +367,8 @@ def world(tmp_path_factory):
                                                                     Letter.kind == "appeal_record")).first(),
             "evidence": evidence_id,
             "their_evidence": theirs_evidence,
+            "pdf_evidence": pdf_evidence,
+            "their_pdf": their_pdf,
             "appeal_evidence": appeal_evidence,
             "officer": bank.users["officer"],
             "outlet": bank.branches["OU"],

@@ -468,6 +468,35 @@ class UrgeOut(Out):
     to: list[str] = Field(description="the usernames of the people whose step it is, who were told")
 
 
+class CommentIn(In):
+    """A comment on a case (the case's staff only); @username tells that member of staff."""
+
+    body: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class CommentQuery(Query):
+    page: Annotated[int, Field(ge=1)] = 1
+    size: Annotated[int, Field(ge=1, le=100)] = 20
+
+
+class CommentOut(Out):
+    id: int
+    case_id: int
+    author_id: int
+    author: str = Field(description="the author's name")
+    author_username: str
+    body: str
+    mentions: list[int] = Field(description="the ids of the staff @mentioned (and told)")
+    created_at: str
+
+
+class CommentPage(Out):
+    items: list[CommentOut]
+    total: int
+    page: int
+    pages: int
+
+
 class UnperformedIn(In):
     duty: Annotated[str, Field(min_length=1, max_length=16)]
     causal: bool

@@ -36,6 +36,7 @@ from ..services import (
     background,
     case_file,
     cases,
+    comments,
     deadlines,
     evaluation,
     guidance,
@@ -538,6 +539,36 @@ def decline_statement(user, case_id, body):
         case = scope.visible_case(s, user, case_id)
         r = cases.decline_statement(s, case, _actor(s, user), body.note, expected_version=body.expected_version)
         return _respondent(s, case, r)
+
+
+def _comment(case_id: int, c) -> S.CommentOut:
+    return S.CommentOut(id=c.id, case_id=case_id, author_id=c.author_id, author=c.author,
+                        author_username=c.author_username, body=c.body, mentions=c.mentions,
+                        created_at=_iso(c.created_at))
+
+
+@operation("GET", "/cases/{case_id}/comments", summary="Comments on a case, oldest first", tag="cases",
+           query=S.CommentQuery, response=S.CommentPage, errors=(401, 403, 404))
+def list_comments(user, case_id, query):
+    """The case's staff read its comments; a respondent of the case gets 403 comments_staff_only."""
+    with reading() as s:
+        case = scope.visible_case(s, user, case_id)
+        found = comments.comments(s, case, user, page=query.page, size=query.size)
+        return S.CommentPage(items=[_comment(case.id, c) for c in found.items], total=found.total,
+                             page=found.page, pages=found.pages)
+
+
+@operation("POST", "/cases/{case_id}/comments", summary="Comment on a case", tag="cases", body=S.CommentIn,
+           response=S.CommentOut, status=201, errors=(400, 401, 403, 404, 422))
+def post_comment(user, case_id, body):
+    """Add a comment (audited; it does not change the case); each @username mentioned is told."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        c = comments.add_comment(s, case, _actor(s, user), body.body)
+        found = s.get(User, c.author_id)
+        return S.CommentOut(id=c.id, case_id=case.id, author_id=c.author_id, author=found.name,
+                            author_username=found.username, body=c.body, mentions=list(c.mentions),
+                            created_at=_iso(c.created_at))
 
 
 @operation("POST", "/cases/{case_id}/urges", summary="Urge the case's current step (督办)", tag="cases",

@@ -451,6 +451,38 @@ def require_read_document(actor: Actor, case: CaseView, kind: str, respondent_id
         raise refuse(refusal)
 
 
+# --- comments on a case ----------------------------------------------------------------------------------
+
+# Comments are the staff's working discussion of a case, and a comment may be about any respondent's part
+# (their findings, their statement, their vote outcome). So they follow the rule for a respondent's part
+# that is not theirs: a respondent of the case neither reads nor writes comments (their own voice in the
+# case is their statement and their appeal), and every other respondent's matters stay private. Everyone
+# else who sees every part of the case — the committee, the investigator, the appeal panel, internal audit,
+# administrators within scope — reads and writes them, in every state.
+COMMENTS_STAFF_ONLY = Refusal("comments_staff_only",
+                              N_("Comments on a case are the staff's: a respondent of the case neither reads nor "
+                                 "writes them."))
+
+
+def reads_comments(actor: Actor, case: CaseView) -> bool:
+    """Whether the actor reads (and writes) the case's comments: whoever sees every respondent's part."""
+    return sees_all_parts(actor, case)
+
+
+def why_not_comment(actor: Actor, case: CaseView) -> Refusal | None:
+    """Why the actor may not read or write the case's comments, or None when they may."""
+    if not can_view(actor, case):
+        return OUT_OF_SCOPE
+    return None if reads_comments(actor, case) else COMMENTS_STAFF_ONLY
+
+
+def require_comment(actor: Actor, case: CaseView) -> None:
+    """Raise PermissionDenied unless the actor may read and write the case's comments."""
+    refusal = why_not_comment(actor, case)
+    if refusal is not None:
+        raise refuse(refusal)
+
+
 # --- the precedent library (案例引导) ----------------------------------------------------------------------
 
 NOT_CURATOR = Refusal("not_curator",

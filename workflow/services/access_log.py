@@ -16,8 +16,8 @@ from ..db import rows
 from ..domain.errors import ValidationFailed
 from ..models import AccessLog, utcnow
 
-ACTIONS = ("view_case", "download_letter", "download_evidence", "download_case_file", "export", "api_read", "sign_in",
-           "sign_in_failed", "sign_out")
+ACTIONS = ("view_case", "download_letter", "download_evidence", "preview_evidence", "download_case_file", "export",
+           "api_read", "sign_in", "sign_in_failed", "sign_out")
 SYSTEM = "system"
 
 

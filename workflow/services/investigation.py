@@ -114,3 +114,22 @@ def add_evidence(session: Session, case, actor, *, filename: str, content_type: 
 
 def evidence_path(storage_dir: str, ev: Evidence) -> Path:
     return Path(storage_dir) / ev.sha256[:2] / ev.sha256
+
+
+# The kinds of file a browser shows inline, by the signature their content starts with (never by the name or
+# the type the uploader's browser declared): PDF and the two common image formats. Everything else is only
+# downloaded.
+PREVIEW_SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+                      (b"\xff\xd8\xff", "image/jpeg"))
+PREVIEW_EXTENSIONS = (".pdf", ".png", ".jpg", ".jpeg")
+
+
+def preview_type(head: bytes) -> str | None:
+    """The content type to show a file inline with, from its first bytes, or None (download only)."""
+    return next((kind for signature, kind in PREVIEW_SIGNATURES if head.startswith(signature)), None)
+
+
+def may_preview(ev: Evidence) -> bool:
+    """Whether a preview is worth offering for the evidence (its name says PDF, PNG or JPEG; the preview
+    itself goes by the content: `preview_type`)."""
+    return ev.filename.lower().endswith(PREVIEW_EXTENSIONS)

@@ -126,6 +126,9 @@ def register(app: Flask) -> None:
     # Messages of the domain and the services in the UI language; the awaited actions' labels (the inbox).
     app.jinja_env.filters["msg"] = translate
     app.jinja_env.globals["awaited_labels"] = AWAITED
+    from ..services.investigation import may_preview
+
+    app.jinja_env.globals["may_preview"] = may_preview  # the evidence a preview is offered for
     csrf.init_app(app)
 
     @app.before_request

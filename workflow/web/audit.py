@@ -62,7 +62,8 @@ def _auditors_only():
 
 ACTION_LABELS = {
     "view_case": _l("Case viewed"), "download_letter": _l("Letter downloaded"),
-    "download_evidence": _l("Evidence downloaded"), "download_case_file": _l("Case file downloaded"), "export": _l("Export"), "api_read": _l("API read"),
+    "download_evidence": _l("Evidence downloaded"), "preview_evidence": _l("Evidence previewed"),
+    "download_case_file": _l("Case file downloaded"), "export": _l("Export"), "api_read": _l("API read"),
     "sign_in": _l("Signed in"), "sign_in_failed": _l("Sign-in failed"), "sign_out": _l("Signed out"),
 }
 

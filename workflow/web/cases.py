@@ -40,6 +40,7 @@ from ..models import (
 from ..services import (
     access_log,
     case_file,
+    comments,
     deadlines,
     guidance,
     intake,
@@ -60,6 +61,7 @@ from .common import (
     not_found,
     reading,
     require,
+    require_comment,
     text_field,
     today,
     work,
@@ -194,7 +196,8 @@ def show(case_id: int):
     data["deadline"] = deadlines.deadline_info(s, case, day)
     data["one_year"] = deadlines.one_year(s, case, day)
     actions = access.case_actions(s, case, me, view, day)
-    page = render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES)
+    page = render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES,
+                           reads_comments=policy.reads_comments(me.actor, view))
     # the view's access-log entry, in the request's unit of work, once the page is made (not if it fails)
     access_log.record(write_now(), me, "view_case", target=case.number, case_id=case.id)
     return page
@@ -231,6 +234,33 @@ def download_evidence(case_id: int, evidence_id: int):
                       details={"evidence_id": ev.id, "sha256": ev.sha256})
     return send_file(BytesIO(path.read_bytes()), mimetype=ev.content_type, as_attachment=True,
                      download_name=ev.filename)
+
+
+@bp.get("/<int:case_id>/evidence/<int:evidence_id>/preview")
+@login_required
+def preview_evidence(case_id: int, evidence_id: int):
+    """A PDF or image evidence file shown in the browser: its type from its content, in a sandbox (no
+    scripts, no forms, no access to the site), recorded in the access log like a download."""
+    s = session()
+    case, cf = load_case(s, case_id)
+    ev = s.get(Evidence, evidence_id)
+    if ev is None or ev.case_id != case.id:
+        not_found()
+    queries.need_to_know(s, case, current_user.actor).require_evidence(ev)  # 403 need_to_know
+    path = investigation.evidence_path(current_app.config["EVIDENCE_DIR"], ev)
+    if not path.exists():
+        not_found(_("The file of this evidence is missing from the evidence store; tell the administrator."))
+    data = path.read_bytes()
+    kind = investigation.preview_type(data[:16])
+    if kind is None:
+        not_found(_("Only PDF files and PNG or JPEG images can be previewed; download this file instead."))
+    access_log.record(write_now(), current_user, "preview_evidence", target=ev.filename, case_id=case.id,
+                      details={"evidence_id": ev.id, "sha256": ev.sha256})
+    response = send_file(BytesIO(data), mimetype=kind, as_attachment=False, download_name=ev.filename)
+    response.headers["Content-Security-Policy"] = "sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.get("/<int:case_id>/letters/<int:letter_id>.pdf")
@@ -895,6 +925,35 @@ def urge(case_id: int):
     return render_template("cases/urge.html", case=case, people=people, deadline=deadline, one_year=limit,
                            message=message, errors=errors, max_length=case_service.URGE_MAX), \
         (400 if errors else 200)
+
+
+# --- comments ---------------------------------------------------------------------------------------------
+
+@bp.route("/<int:case_id>/comments", methods=["GET", "POST"])
+@login_required
+def case_comments(case_id: int):
+    """The case's comments, a page at a time, and the form to add one (the case's staff only: the policy)."""
+    errors: dict[str, str] = {}
+    body = (request.form.get("body") or "").strip() if request.method == "POST" else ""
+    if request.method == "POST":
+        try:
+            with work() as s:
+                case, cf = load_case(s, case_id)
+                require_comment(cf)
+                comments.add_comment(s, case, actor(s), body)
+        except ValidationFailed as exc:
+            errors = _errors_from(exc, "body")
+        else:
+            flash(_("The comment has been added."), "success")
+            return redirect(url_for("cases.case_comments", case_id=case_id, page="last") + "#comments")
+    page = request.args.get("page", "1")
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        require_comment(cf)
+        found = comments.comments(s, case, current_user.actor,
+                                  page=10 ** 9 if page == "last" else int(page) if page.isdigit() else 1)
+    return render_template("cases/comments.html", case=case, found=found, body=body, errors=errors,
+                           max_length=comments.COMMENT_MAX), (400 if errors else 200)
 
 
 # --- committee ------------------------------------------------------------------------------------------------

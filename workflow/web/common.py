@@ -80,6 +80,13 @@ def require(view: policy.CaseView, action: str) -> None:
         deny(access.refusal_text(refusal), refusal.code)
 
 
+def require_comment(view: policy.CaseView) -> None:
+    """403 with the policy's reason unless the signed-in user may read and write the case's comments."""
+    refusal = policy.why_not_comment(current_user.actor, view)
+    if refusal is not None:
+        deny(access.refusal_text(refusal), refusal.code)
+
+
 def expected_version() -> int:
     """The case version the user saw when the form was rendered (every POST on a case sends it)."""
     raw = request.form.get("expected_version", "")

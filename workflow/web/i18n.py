@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, support
 from babel import dates as babel_dates
+from babel.units import format_unit
 from flask import session
 from flask_babel import Domain, format_decimal, get_locale, get_timezone
 from flask_babel import lazy_gettext as _l  # a text translated when it is used (also pybabel's keyword -k _l)
@@ -130,6 +131,17 @@ def fmt_money(value) -> str:
     return f"{format_decimal(Decimal(str(value)), format='#,##0.00')} 元"
 
 
+def fmt_size(size: int | None) -> str:
+    """A file size in the user's locale: bytes below 1 KB, then KB and MB (1 KB = 1,024 bytes)."""
+    if size is None:
+        return "—"
+    locale = _locale_and_zone()[0]
+    for limit, unit in ((1024 * 1024, "digital-megabyte"), (1024, "digital-kilobyte")):
+        if size >= limit:
+            return format_unit(Decimal(size) / limit, unit, length="short", format="#,##0.#", locale=locale)
+    return format_unit(size, "digital-byte", length="short", format="#,##0", locale=locale)
+
+
 def state_label(code: str | None) -> str:
     if not code:
         return "—"
@@ -172,7 +184,7 @@ EVENT_LABELS = {
     "withdraw": _l("Withdrawn"), "legal_hold": _l("Legal hold placed"), "legal_hold_lifted": _l("Legal hold lifted"),
     "serve_letter": _l("Letter served"), "waive_appeal": _l("Appeal waived"),
     "appeal_deadline_moved": _l("Appeal deadline moved"),
-    "urge": _l("Step urged"), "one_year_limit": _l("One-year limit reached"),
+    "urge": _l("Step urged"), "comment": _l("Comment added"), "one_year_limit": _l("One-year limit reached"),
     "deadline_missed": _l("Deadline missed"),
     "propose_precedent": _l("Proposed as a precedent"), "edit_precedent": _l("Precedent edited"),
     "approve_precedent": _l("Precedent approved"), "reject_precedent": _l("Precedent rejected"),
@@ -230,7 +242,7 @@ def register_filters(app) -> None:
     so in an autoescaped template a translation is safe and its `%(name)s` variables are escaped into it.
     """
     app.jinja_env.filters.update(
-        date=fmt_date, datetime=fmt_datetime, money=fmt_money, state=state_label, pick=pick,
+        date=fmt_date, datetime=fmt_datetime, money=fmt_money, filesize=fmt_size, state=state_label, pick=pick,
         outcome=lambda c: label(OUTCOME_LABELS, c), decision=lambda c: label(DECISION_LABELS, c),
         role=lambda c: label(ROLE_LABELS, c), stage=lambda c: label(STAGE_LABELS, c),
         liability=lambda c: label(LIABILITY_LABELS, c), letter_kind=lambda c: label(LETTER_LABELS, c),

@@ -171,6 +171,12 @@ _KNOWN = [
     _l("The determination is final and every respondent is exempt: close the case."),
     _l("The case is referred for accountability: close it."),
     _l("Its period has run out: only an administrator moves the case on."),
+    # comments on a case (services/comments.py, domain/policy.py)
+    _l("write the comment"),
+    _l("a comment may be at most 2,000 characters long"),
+    _l("nobody active has this username"),
+    _l("only the case's staff can be mentioned, not its respondents nor anyone outside its scope"),
+    _l("Comments on a case are the staff's: a respondent of the case neither reads nor writes them."),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
