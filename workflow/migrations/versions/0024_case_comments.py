@@ -1,15 +1,15 @@
 """Comments on a case (case_comment): who, when, the text and who was @mentioned
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 Create Date: 2026-12-04 20:00:00
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0023'
-down_revision = '0022'
+revision = '0024'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
