@@ -1,15 +1,15 @@
 """Comments on a case (case_comment): who, when, the text and who was @mentioned
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-04 20:00:00
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0024'
-down_revision = '0023'
+revision = '0025'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 
