@@ -253,6 +253,7 @@ MATRIX = [
     # proposed by `chair` and approved by `admin`, so deciding it again is a conflict (409) for a second
     # curator and refused to its proposer (self-approval).
     ("GET", "/precedents/", None, set(EVERYONE)),
+    ("GET", "/whatif/", None, set(EVERYONE)),  # a simulation: nothing of any case is read or stored
     ("GET", "/precedents/{precedent}", None, set(EVERYONE)),
     ("GET", "/precedents/booklet.pdf", None, set(EVERYONE)),
     ("GET", "/precedents/export.xlsx", None, set(EVERYONE)),

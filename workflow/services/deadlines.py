@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, event, false, or_
+from sqlalchemy import Boolean, Date, Integer, and_, cast, event, false, null, or_, union_all
 from sqlmodel import Session, select
 
 from ..db import rows
@@ -43,20 +43,37 @@ STATE_LIMITS = {
 }
 
 
-_OVERRIDES = select(CalendarOverride.day, CalendarOverride.working)
-_CONFIRMED_YEARS = select(CalendarYear.year)
+# The overrides and the years entered whole, in one statement (a page that shows a deadline reads them once).
+_CALENDAR_ROWS = union_all(
+    select(CalendarOverride.day, CalendarOverride.working, cast(null(), Integer).label("year")),
+    select(cast(null(), Date), cast(null(), Boolean), CalendarYear.year))
 _CALENDAR = "mianze.calendar"
+_CALENDAR_DATA = "mianze.calendar_data"
+
+
+def _calendar_data(session: Session) -> tuple[dict[date, bool], tuple[int, ...]]:
+    """(overrides, years entered whole), read once per unit of work (again after a calendar change)."""
+    data = session.info.get(_CALENDAR_DATA)
+    if data is None:
+        overrides, years = {}, []
+        for day, working, year in rows(session, _CALENDAR_ROWS):
+            if year is None:
+                overrides[day] = working
+            else:
+                years.append(year)
+        data = session.info[_CALENDAR_DATA] = (overrides, tuple(years))
+    return data
 
 
 def _overrides(session: Session) -> dict[date, bool]:
-    return dict(rows(session, _OVERRIDES).all())
+    return dict(_calendar_data(session)[0])
 
 
 def calendar(session: Session, overrides: dict[date, bool] | None = None) -> WorkingCalendar:
     """The working-day calendar with the administrators' overrides (read now unless given) and the years
     whose schedule they entered whole (services/holidays.py)."""
-    return WorkingCalendar(_overrides(session) if overrides is None else overrides,
-                           confirmed_years=rows(session, _CONFIRMED_YEARS).scalars().all())
+    stored, years = _calendar_data(session)
+    return WorkingCalendar(stored if overrides is None else overrides, confirmed_years=years)
 
 
 def add_working_days(session: Session, start: date, days: int) -> date:
@@ -70,9 +87,10 @@ def add_working_days(session: Session, start: date, days: int) -> date:
 @event.listens_for(Session, "after_flush")
 def _forget_changed_calendar(session, _context) -> None:
     """An override written in this unit of work: the calendar is read again when next needed."""
-    if _CALENDAR in session.info and any(isinstance(o, CalendarOverride | CalendarYear)
-                                         for o in (*session.new, *session.dirty, *session.deleted)):
-        del session.info[_CALENDAR]
+    if (_CALENDAR in session.info or _CALENDAR_DATA in session.info) and any(
+            isinstance(o, CalendarOverride | CalendarYear) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_CALENDAR, None)
+        session.info.pop(_CALENDAR_DATA, None)
 
 
 def due_for(session: Session, case: Case, today: date | None = None) -> date | None:

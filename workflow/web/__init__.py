@@ -188,10 +188,11 @@ def register(app: Flask) -> None:
         intake,
         jobs,
         notifications,
+        whatif,
     )
 
     for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, documents.bp, notifications.bp, audit.bp, dashboard.bp,
-               guidance.bp, intake.bp, jobs.bp):
+               guidance.bp, intake.bp, jobs.bp, whatif.bp):
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 
