@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from ..domain import policy
 from ..domain.errors import NotFound as RecordNotFound
-from ..domain.errors import PermissionDenied, ValidationFailed
+from ..domain.errors import ValidationFailed
 from ..models import Branch, Case
 from ..services import access_log, background
 from ..unit import after_commit, write_now
@@ -78,12 +78,7 @@ def letter_batch():
 @login_required
 def show(job_id: int):
     with reading() as s:
-        try:
-            job = background.get(s, actor(s), job_id)
-        except RecordNotFound:
-            not_found()
-        except PermissionDenied as exc:
-            deny(translate(exc.message), exc.details.get("reason"))
+        job = background.get(s, actor(s), job_id)  # NotFound: 404; PermissionDenied: 403 with the reason
         is_stalled = background.stalled(job)
     return render_template("jobs/show.html", job=job, stalled=is_stalled,
                            polling=job.status in ("queued", "running") and not is_stalled)
@@ -94,12 +89,7 @@ def show(job_id: int):
 def download(job_id: int):
     """The file an export or bundle job wrote, for whoever may see the job; the download is logged."""
     with reading() as s:
-        try:
-            job = background.get(s, actor(s), job_id)
-        except RecordNotFound:
-            not_found()
-        except PermissionDenied as exc:
-            deny(translate(exc.message), exc.details.get("reason"))
+        job = background.get(s, actor(s), job_id)  # NotFound: 404; PermissionDenied: 403 with the reason
         path = background.output_path(job)
         if path is None:
             not_found()
@@ -118,10 +108,6 @@ def retry(job_id: int):
         with work() as s:
             background.requeue(s, actor(s), job_id)
         _dispatch_after_commit(job_id)
-    except RecordNotFound:
-        not_found()
-    except PermissionDenied as exc:
-        deny(translate(exc.message), exc.details.get("reason"))
     except ValidationFailed as exc:
         flash(translate(exc.message), "error")
     else:
