@@ -168,7 +168,7 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
     page.click("#action-issue-letters")
     page.click("#confirm-step")
     # The investigation report, the minutes and three determination letters.
-    assert page.locator("#letters a[href$='.pdf']").count() == 5
+    assert page.locator("#letters a[href*='/letters/'][href$='.pdf']").count() == 5
     page.click("#action-start-publicity")
     page.click("#confirm-step")
     assert "公示中" in page.inner_text("h1")
