@@ -10,7 +10,7 @@ import json
 import re
 import time
 import zipfile
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -101,7 +101,8 @@ def test_the_xlsx_has_one_sheet_per_record_type_with_frozen_headers_dates_and_am
             assert row["branch_code"] == s.get(Branch, c.branch_id).code
             assert isinstance(row["balance"], int | float) and Decimal(str(row["balance"])) == balance
             assert isinstance(row["opened_at"], datetime)
-            assert abs(row["opened_at"] - c.opened_at.replace(tzinfo=None)) < timedelta(seconds=1)
+            # in the bank's time zone (UTC+8; the heading says so): the stored UTC time eight hours on
+            assert abs(row["opened_at"] - (c.opened_at.replace(tzinfo=None) + timedelta(hours=8))) < timedelta(seconds=1)
     loans = export.RECORD_TYPES["loans"].title
     first_loan = next(wb[loans].iter_rows(min_row=2, values_only=True))
     assert isinstance(first_loan[8], datetime) and first_loan[8].date() == date(2024, 9, 1)  # a date cell
@@ -304,10 +305,18 @@ def test_audit_pages_are_for_auditors_only(web):
     assert page.status_code == 200 and "证据包" in page.get_data(as_text=True)
 
 
+def _access_log_count(bank) -> int:
+    with Session(bank.engine) as s:
+        return len(s.exec(select(AccessLog).where(AccessLog.action == "export")).all())
+
+
 def test_an_auditor_downloads_a_streamed_csv_and_sees_the_download_in_the_access_log(web):
     app, bank = web
     client = signed_in(app, bank, "auditor")
-    response = client.get("/audit/export?kind=audit&format=csv")
+    before = _access_log_count(bank)
+    link = client.get("/audit/export?kind=audit&format=csv")  # following a link exports nothing, logs nothing
+    assert link.status_code == 302 and _access_log_count(bank) == before
+    response = post(client, "/audit/export", data={"kind": "audit", "format": "csv"})
     assert response.status_code == 200
     assert response.is_streamed
     assert response.headers["Content-Disposition"].startswith('attachment; filename="mianze-audit-')
@@ -394,3 +403,17 @@ def test_a_case_under_legal_hold_cannot_be_withdrawn_from_any_withdrawable_state
             cases.withdraw(s, s.get(Case, case_id), bank.user(s, "admin"), "贷款已收回")
     with Session(bank.engine) as s:
         assert s.get(Case, case_id).state == state
+
+
+def test_exported_times_are_in_the_banks_time_zone_with_their_offset(bank):
+    from tests.factories import drive
+
+    drive(bank, "under_review")
+    with Session(bank.engine) as s:
+        opened = s.exec(select(Case.opened_at)).first()
+        csv_text = b"".join(export.chunks("csv", "cases", export.rows(s, "cases", export.ExportFilter()))).decode("utf-8-sig")
+        jsonl = b"".join(export.chunks("jsonl", "cases", export.rows(s, "cases", export.ExportFilter()))).decode()
+    row = next(csv.DictReader(io.StringIO(csv_text)))
+    local = (opened if opened.tzinfo else opened.replace(tzinfo=UTC)).astimezone(export.CST)
+    assert row["立案时间 opened (北京时间 UTC+8)"] == local.strftime("%Y-%m-%d %H:%M:%S+0800")
+    assert json.loads(jsonl.splitlines()[0])["opened_at"].endswith("+08:00")

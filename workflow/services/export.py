@@ -47,7 +47,9 @@ from ..models import (
 )
 from . import access_log, anchor, audit
 
-CST = timezone(timedelta(hours=8), "CST")  # the bank's calendar day, for the period filter
+# The bank's time zone (China Standard Time): its calendar day for the period filter, and the exported times, with
+# the offset where the format can hold it (CSV, JSON Lines); XLSX cells hold no zone, so the headings say it.
+CST = timezone(timedelta(hours=8), "CST")
 FORMATS = ("csv", "xlsx", "jsonl")
 BATCH = 2000
 AUDITOR_ROLE = "auditor"
@@ -247,12 +249,12 @@ _CASES_COLS = (
     C("id", "ID", "int"), C("number", "案件编号 case no.", width=22), C("state", "状态 state", width=14),
     C("branch_code", "机构代码 branch"), C("branch_name", "机构 branch name"),
     C("enterprise", "企业 enterprise", width=30), C("uscc", "统一社会信用代码 USCC", width=22),
-    C("opened_at", "立案时间 opened (UTC)", "datetime"), C("opened_by", "立案人 opened by"),
+    C("opened_at", "立案时间 opened (北京时间 UTC+8)", "datetime"), C("opened_by", "立案人 opened by"),
     C("investigator", "调查人 investigator"), C("legal_hold", "法律保全 legal hold", "bool"),
     C("batch_report", "批量评议 batch", "bool"), C("loan_count", "贷款笔数 loans", "int"),
-    C("balance", "贷款余额 balance (CNY)", "money"), C("submitted_at", "提交评议 submitted (UTC)", "datetime"),
-    C("determined_at", "认定时间 determined (UTC)", "datetime"), C("final_at", "生效时间 final (UTC)", "datetime"),
-    C("closed_at", "结案时间 closed (UTC)", "datetime"), C("due_date", "当前时限 due", "date"),
+    C("balance", "贷款余额 balance (CNY)", "money"), C("submitted_at", "提交评议 submitted (北京时间 UTC+8)", "datetime"),
+    C("determined_at", "认定时间 determined (北京时间 UTC+8)", "datetime"), C("final_at", "生效时间 final (北京时间 UTC+8)", "datetime"),
+    C("closed_at", "结案时间 closed (北京时间 UTC+8)", "datetime"), C("due_date", "当前时限 due", "date"),
     C("rule_set_version", "规则版本 rule set", "int"),
 )
 
@@ -311,7 +313,7 @@ _RESPONDENT_COLS = (
     C("liability_kind", "责任类型 liability kind"), C("recommended_outcome", "建议结果 recommended"),
     C("decided_outcome", "认定结果 decided"), C("final_outcome", "最终结果 final"),
     C("deviation_reason", "偏离理由 deviation reason", pii="text", width=40),
-    C("statement", "陈述 statement", pii="text", width=50), C("statement_at", "陈述时间 statement (UTC)", "datetime"),
+    C("statement", "陈述 statement", pii="text", width=50), C("statement_at", "陈述时间 statement (北京时间 UTC+8)", "datetime"),
 )
 
 
@@ -332,7 +334,7 @@ _FACT_COLS = (
     C("unperformed", "未尽职事项 unperformed duties", "json", width=40),
     C("dissented", "有效异议 dissented", "bool"), C("facts", "全部事实 all facts", "json", pii="text"),
     C("rule_set_version", "规则版本 rule set", "int"), C("recorded_by", "记录人 recorded by"),
-    C("recorded_at", "记录时间 recorded (UTC)", "datetime"),
+    C("recorded_at", "记录时间 recorded (北京时间 UTC+8)", "datetime"),
 )
 
 
@@ -378,7 +380,7 @@ _VOTE_COLS = (
     C("id", "ID", "int"), C("case_number", "案件编号 case no.", width=22), C("respondent_id", "被评议人ID respondent", "int"),
     C("respondent", "被评议人 respondent name"), C("member", "委员 member"), C("member_name", "委员姓名 member name"),
     C("outcome", "表决 outcome"), C("reason", "理由 reason", pii="text", width=40),
-    C("cast_at", "表决时间 cast (UTC)", "datetime"), C("invalidated_at", "作废时间 invalidated (UTC)", "datetime"),
+    C("cast_at", "表决时间 cast (北京时间 UTC+8)", "datetime"), C("invalidated_at", "作废时间 invalidated (北京时间 UTC+8)", "datetime"),
     C("valid", "有效 valid", "bool"),
 )
 
@@ -401,8 +403,8 @@ _DETERMINATION_COLS = (
     C("respondent", "被评议人 respondent name"), C("employee_no", "工号 employee no."),
     C("liability_kind", "责任类型 liability kind"), C("recommended_outcome", "建议结果 recommended"),
     C("decided_outcome", "认定结果 decided"), C("deviation_reason", "偏离理由 deviation reason", pii="text", width=40),
-    C("final_outcome", "最终结果 final"), C("determined_at", "认定时间 determined (UTC)", "datetime"),
-    C("final_at", "生效时间 final (UTC)", "datetime"), C("case_state", "案件状态 case state"),
+    C("final_outcome", "最终结果 final"), C("determined_at", "认定时间 determined (北京时间 UTC+8)", "datetime"),
+    C("final_at", "生效时间 final (北京时间 UTC+8)", "datetime"), C("case_state", "案件状态 case state"),
 )
 
 
@@ -418,10 +420,10 @@ def _determinations_query(session, f):
 _APPEAL_COLS = (
     C("id", "ID", "int"), C("case_number", "案件编号 case no.", width=22), C("respondent_id", "被评议人ID respondent", "int"),
     C("respondent", "申诉人 appellant"), C("appealed_outcome", "原认定 appealed outcome"),
-    C("grounds", "申诉理由 grounds", pii="text", width=50), C("filed_at", "申诉时间 filed (UTC)", "datetime"),
+    C("grounds", "申诉理由 grounds", pii="text", width=50), C("filed_at", "申诉时间 filed (北京时间 UTC+8)", "datetime"),
     C("decision", "复核决定 decision"), C("new_outcome", "变更后结果 new outcome"),
     C("decision_reason", "复核理由 decision reason", pii="text", width=40), C("decided_by", "复核人 decided by"),
-    C("decided_at", "复核时间 decided (UTC)", "datetime"),
+    C("decided_at", "复核时间 decided (北京时间 UTC+8)", "datetime"),
 )
 
 
@@ -442,7 +444,7 @@ _LETTER_COLS = (
     C("appeal_id", "申诉ID appeal", "int"), C("template", "模板 template"),
     C("template_version", "模板版本 template version"), C("locale", "语言 locale"),
     C("sha256", "SHA-256", width=66), C("pdf_bytes", "PDF字节 PDF bytes", "int"), C("issued_by", "签发人 issued by"),
-    C("issued_at", "签发时间 issued (UTC)", "datetime"),
+    C("issued_at", "签发时间 issued (北京时间 UTC+8)", "datetime"),
 )
 
 
@@ -460,7 +462,7 @@ _EVIDENCE_COLS = (
     C("appeal_id", "申诉ID appeal", "int"), C("kind", "类型 kind"), C("filename", "文件名 file name", width=30),
     C("content_type", "文件类型 content type"), C("size", "字节 bytes", "int"), C("sha256", "SHA-256", width=66),
     C("description", "说明 description", pii="text", width=40), C("uploaded_by", "上传人 uploaded by"),
-    C("uploaded_at", "上传时间 uploaded (UTC)", "datetime"),
+    C("uploaded_at", "上传时间 uploaded (北京时间 UTC+8)", "datetime"),
 )
 
 
@@ -475,7 +477,7 @@ def _evidence_query(session, f):
 
 _AUDIT_COLS = (
     C("seq", "序号 seq", "int"), C("case_id", "案件ID case id", "int"), C("actor_id", "操作人ID actor id", "int"),
-    C("actor", "操作人 actor"), C("at", "时间 at (UTC)", width=28, system=True),
+    C("actor", "操作人 actor"), C("at", "时间 at (UTC，审计链原值 as hashed)", width=28, system=True),
     C("event", "事件 event", width=22, system=True), C("from_state", "原状态 from", system=True),
     C("to_state", "新状态 to", system=True), C("payload", "内容 payload", "json", pii="text"),
     C("prev_hash", "前一哈希 prev hash", width=66, system=True), C("hash", "哈希 hash", width=66, system=True),
@@ -491,7 +493,7 @@ def _audit_query(session, f, upto: int | None = None):
 
 
 _ACCESS_COLS = (
-    C("id", "ID", "int"), C("at", "时间 at (UTC)", "datetime"), C("user_id", "用户ID user id", "int"),
+    C("id", "ID", "int"), C("at", "时间 at (北京时间 UTC+8)", "datetime"), C("user_id", "用户ID user id", "int"),
     C("username", "用户名 username"), C("action", "操作 action"), C("target", "对象 target", width=30),
     C("case_id", "案件ID case id", "int"), C("details", "详情 details", "json", pii="text"),
 )
@@ -589,7 +591,7 @@ def _csv_bool(value):
 
 
 def _csv_datetime(value):
-    return None if value is None else _aware(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return None if value is None else _aware(value).astimezone(CST).strftime("%Y-%m-%d %H:%M:%S%z")
 
 
 def _csv_date(value):
@@ -640,7 +642,7 @@ def csv_chunks(name: str, row_iter: Iterable[tuple], *, progress=None, rows_per_
 
 def _json_default(value):
     if isinstance(value, datetime):
-        return _aware(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return _aware(value).astimezone(CST).isoformat(timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -709,7 +711,7 @@ def write_xlsx(target, sheets: Iterable[tuple[str, Iterable[tuple]]], *, progres
                     cell.number_format = "#,##0.00"
                     out.append(cell)
                 elif kind == "datetime":
-                    cell = WriteOnlyCell(ws, value=_aware(value).astimezone(UTC).replace(tzinfo=None))
+                    cell = WriteOnlyCell(ws, value=_aware(value).astimezone(CST).replace(tzinfo=None))
                     cell.number_format = "yyyy-mm-dd hh:mm:ss"
                     out.append(cell)
                 elif kind == "date":

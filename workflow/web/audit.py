@@ -108,7 +108,10 @@ def index():
 
 @bp.route("/export", methods=["GET", "POST"])
 def export_download():
-    """Download an export: CSV/JSON Lines of one record type stream directly; the rest via a temporary file."""
+    """Download an export: CSV/JSON Lines of one record type stream directly; the rest is a background job.
+    Only the audit page's form (a POST) exports: following a link (a GET) changes nothing and logs nothing."""
+    if request.method != "POST":
+        return redirect(url_for("audit.index"))
     p = _params()
     kind, fmt, full = p["kind"] or "cases", p["format"] or "xlsx", p["full"] in ("1", "on", "true", "yes")
     if fmt not in export.FORMATS:
@@ -133,10 +136,7 @@ def export_download():
         if details.get("checkpoint"):  # a single CSV or JSON Lines file has no room of its own for it
             response.headers["X-Audit-Checkpoint"] = "seq={seq} sha256={hash}".format(**details["checkpoint"])
         return response
-    # A workbook, or several files in a ZIP: a background job writes it; its page offers the download. It is
-    # started from the audit page's form (a POST), never by following a link.
-    if request.method != "POST":
-        return redirect(url_for("audit.index"))
+    # A workbook, or several files in a ZIP: a background job writes it; its page offers the download.
     return _start_job(kind=kind, fmt=fmt, full=full, reason=p["reason"], records=names, filters=_filters(p))
 
 
