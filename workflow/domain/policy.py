@@ -251,7 +251,12 @@ _CHAIR_OR_ADMIN = {"issue_letters", "start_publicity", "refer", "close", "withdr
 
 def _administers(actor: Actor, case: CaseView) -> bool:
     """An administrator whose subtree holds the case (head office: every case)."""
-    return actor.has("admin") and (actor.head_office or in_subtree(case.branch_path, actor.branch_path))
+    return _administers_branch(actor, case.branch_path)
+
+
+def _administers_branch(actor: Actor, branch_path: str) -> bool:
+    """An administrator whose subtree holds the branch (head office: every branch)."""
+    return actor.has("admin") and (actor.head_office or in_subtree(branch_path, actor.branch_path))
 
 
 def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
@@ -591,9 +596,7 @@ def why_not_issue_batch(actor: Actor, branch_id: int, branch_path: str) -> Refus
     administrator whose scope holds the branch (each case is still authorised as `issue_letters`)."""
     if actor.has("committee_chair") and actor.branch_id == branch_id:
         return None
-    if actor.has("admin") and (actor.head_office or in_subtree(branch_path, actor.branch_path)):
-        return None
-    return NOT_BATCH
+    return None if _administers_branch(actor, branch_path) else NOT_BATCH
 
 
 NOT_BATCH = Refusal("not_batch", N_("Only the committee's chair, or an administrator whose scope holds it, issues "

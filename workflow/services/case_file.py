@@ -51,13 +51,17 @@ def case_file_data(session: Session, case: Case) -> dict:
     """Everything the cover, the trail and the evidence list print, every text in Chinese."""
     labels = pdf.templates.labels("zh")
     agg = queries.aggregate(session, case)
-    names = dict(session.exec(select(User.id, User.name)).all())
+    events = list(audit.iter_events(session, case_id=case.id))
+    items = session.exec(select(Evidence).where(Evidence.case_id == case.id).order_by(Evidence.id)).all()
+    people = ({r.user_id for r in agg.respondents} | {ev["actor_id"] for ev in events}
+              | {e.uploaded_by_id for e in items}) - {None}
+    names = dict(session.exec(select(User.id, User.name).where(User.id.in_(people))).all()) if people else {}
     docs = current_documents(session, case)
     respondents = [{"name": names.get(r.user_id, "—"),
                     "outcome": labels["outcome"].get(r.final_outcome or r.decided_outcome or "", "尚未认定")}
                    for r in agg.respondents]
     trail = []
-    for ev in audit.iter_events(session, case_id=case.id):
+    for ev in events:
         payload = ev["payload"] if isinstance(ev["payload"], dict) else {}
         note = next((str(payload[k]) for k in TRAIL_NOTE_FIELDS if isinstance(payload.get(k), str) and payload[k]), "")
         moved = ""
@@ -69,8 +73,7 @@ def case_file_data(session: Session, case: Case) -> dict:
     evidence = [{"n": n, "name": Path(e.filename).stem, "description": e.description or "—",
                  "kind": EVIDENCE_KIND_ZH.get(e.kind, "其他材料"), "size": f"{max(e.size, 1) / 1024:,.1f} KB",
                  "by": names.get(e.uploaded_by_id, "—"), "at": _local(e.uploaded_at)}
-                for n, e in enumerate(session.exec(select(Evidence).where(Evidence.case_id == case.id)
-                                                   .order_by(Evidence.id)).all(), start=1)]
+                for n, e in enumerate(items, start=1)]
     return {"bank": document_form.form(session).bank_name, "number": case.number,
             "enterprise": agg.enterprise.name if agg.enterprise else "—", "branch": agg.branch_name,
             "state": states.STATE_LABELS[case.state]["zh"], "opened": _local(case.opened_at)[:10],

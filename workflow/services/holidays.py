@@ -135,8 +135,7 @@ def preview(session: Session, actor: User, schedule: Schedule, today: date | Non
     accounts.require_head_office_admin(session, actor)
     today = today or date.today()
     cal = _calendar_with(session, schedule)
-    moved = []
-    names = dict(session.exec(select(User.id, User.name)).all())
+    moved, who = [], []
     for case in session.exec(select(Case).where(Case.state.in_(SERVICE_STATES)).order_by(Case.id)).all():
         for rid, w in letters.appeal_windows(session, case).items():
             if w.service_id is None or w.final or not w.open(today):
@@ -146,10 +145,16 @@ def preview(session: Session, actor: User, schedule: Schedule, today: date | Non
             if after != service.appeal_deadline:
                 letter = session.get(Letter, service.letter_id)
                 r = session.get(Respondent, rid)
-                moved.append(Moved(case.number, letter.doc_number, names.get(r.user_id, "—") if r else "—",
-                                   service.served_on, service.appeal_deadline, after))
-    replaced = [o for o in session.exec(select(CalendarOverride).order_by(CalendarOverride.day)).all()
-                if o.day.year == schedule.year]
+                who.append(r.user_id if r else None)
+                moved.append(Moved(case.number, letter.doc_number, "—", service.served_on, service.appeal_deadline,
+                                   after))
+    ids = {u for u in who if u is not None}
+    names = dict(session.exec(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    for m, user_id in zip(moved, who, strict=True):
+        m.respondent = names.get(user_id, "—")
+    replaced = session.exec(select(CalendarOverride).where(
+        CalendarOverride.day >= date(schedule.year, 1, 1), CalendarOverride.day <= date(schedule.year, 12, 31))
+        .order_by(CalendarOverride.day)).all()
     return {"overrides": sorted(schedule.overrides().items()), "replaced": replaced, "moved": moved}
 
 
