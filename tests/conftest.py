@@ -67,6 +67,37 @@ def letter_certificate(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory, audit_key):
+    """The demo bank loaded once per test process into a SQLite file; `demo_database` copies it per user.
+    (Tests that use it are in the xdist group "demo", so one worker loads it once.)"""
+    from sqlmodel import SQLModel
+
+    from workflow import demo
+    from workflow.db import unit_of_work
+    from workflow.services import anchor, rulesets
+
+    tmp = tmp_path_factory.mktemp("demo-template")
+    engine = make_engine(f"sqlite:///{tmp / 'demo.sqlite3'}")
+    anchor.attach(engine, anchor.Anchor(audit_key, tmp / "audit_checkpoints"))
+    SQLModel.metadata.create_all(engine)
+    with unit_of_work(engine) as s:
+        rulesets.ensure_default(s)
+    demo.load(engine, seed=demo.DEFAULT_SEED, progress=False, evidence_dir=tmp / "evidence")
+    engine.dispose()
+    return tmp
+
+
+def demo_copy(template, target):
+    """A private copy of the demo bank (database, evidence files) in `target`; returns its engine."""
+    import shutil
+
+    shutil.copyfile(template / "demo.sqlite3", target / "demo.sqlite3")
+    if (template / "evidence").exists():
+        shutil.copytree(template / "evidence", target / "evidence", dirs_exist_ok=True)
+    return make_engine(f"sqlite:///{target / 'demo.sqlite3'}")
+
+
 @pytest.fixture(autouse=True)
 def _audit_checkpoints_per_test(tmp_path, audit_key, letter_certificate, monkeypatch):
     """Every app a test creates writes its audit checkpoints into that test's own directory, and signs its

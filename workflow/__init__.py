@@ -35,6 +35,12 @@ def create_app(config: dict | None = None):
     from .services import letters
 
     letters.attach_signer(engine, letters.signer_from_config(app.config))
+    if app.config.get("REDIS_URL"):
+        from .services import background, notifications
+
+        # Notifications' mail and 企业微信 posts go out as RQ jobs once their unit of work commits.
+        notifications.dispatch_through_rq(engine, app.config["REDIS_URL"],
+                                          app.config.get("JOBS_QUEUE") or background.QUEUE)
 
     from . import commands
 

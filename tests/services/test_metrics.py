@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import BytesIO
@@ -222,7 +223,7 @@ def dashboard_app(bank, tmp_path):
     engine_of(app).dispose()
 
 
-def test_the_dashboard_page_shows_the_figures_as_svg_charts_and_offers_the_same_xlsx(nine_cases, dashboard_app):
+def test_the_dashboard_page_shows_the_figures_as_tiles_and_charts_and_offers_the_same_xlsx(nine_cases, dashboard_app):
     from tests.web.support import login
 
     client = dashboard_app.test_client()
@@ -237,13 +238,22 @@ def test_the_dashboard_page_shows_the_figures_as_svg_charts_and_offers_the_same_
     assert 'data-figure="Cases">7<' in html
     assert 'data-figure="Exemption ratio">62.50%<' in html
     assert 'data-figure="Median days to determination">30<' in html
-    for chart in ("chart-states", "chart-outcomes", "chart-tolerance"):
-        assert f'<svg id="{chart}"' in html
+    assert '<svg id="chart-outcomes"' in html and 'id="outcomes-legend"' in html  # the legend is text, not SVG
+    for chart in ("chart-states", "chart-tolerance"):  # bar charts whose labels wrap instead of being clipped
+        assert '<table class="bars' in html and f'id="{chart}"' in html
+    tiles = re.findall(r'<div class="tile" data-kpi="([a-z_]+)">\s*<div class="tile-value">([^<]*)</div>', html)
+    assert dict(tiles)["cases"] == "7" and dict(tiles)["exemption_ratio"] == "62.50%"
+    assert html.count('class="tile-definition"') == len(tiles) == 6  # every tile says what it counts
     assert "<script" not in html and "https://" not in html
     assert xlsx.status_code == 200 and xlsx.mimetype.endswith("spreadsheetml.sheet")
     summary = {row[1]: row[2] for row in load_workbook(BytesIO(xlsx.data))["Summary"].iter_rows(values_only=True)
                if len(row) > 2}
     assert (summary["Cases"], summary["Appeals filed"]) == (7, 2)
+    book = load_workbook(BytesIO(xlsx.data))
+    tol = book["Tolerance"]
+    assert tol.freeze_panes == "A2" and tol.auto_filter.ref and book["Cases by state"].freeze_panes == "A2"
+    assert {tol.cell(r, 6).number_format for r in range(2, tol.max_row + 1)} == {"0.00"}  # no float noise shown
+    assert all(tol.cell(r, 8).value for r in range(2, tol.max_row + 1))  # each row says which test decided
 
 
 def test_the_dashboard_is_for_supervising_roles_within_their_own_subtree(bank, dashboard_app):

@@ -225,3 +225,38 @@ def test_killing_the_worker_mid_delivery_and_restarting_it_sends_nothing_twice(s
     [interrupted] = [d for d in deliveries(bank.engine) if d.status == "failed"]
     assert interrupted.target == "member1@bank.test" and "interrupted" in interrupted.last_error
     assert '"interrupted": 1' in again.stdout
+
+
+def test_with_redis_each_commit_that_queued_mail_enqueues_a_delivery_job_an_rq_worker_runs(sqlite_engine, sqlite_url,
+                                                                                           smtp):
+    redis = pytest.importorskip("redis")
+    from rq import Queue
+
+    from workflow.services import notifications
+
+    url = os.environ.get("MIANZE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.fail(f"Redis is not running at {url} (.ci/run starts it)")
+    queue = f"mianze-test-{os.getpid()}-{time.monotonic_ns()}"
+    notifications.dispatch_through_rq(sqlite_engine, url, queue)  # as create_app does with REDIS_URL
+    bank = make_bank(sqlite_engine)
+    case_id = drive(bank, "registered")  # the respondents are named: each is told, by mail too
+    number = case_number(sqlite_engine, case_id)
+    jobs = Queue(queue, connection=redis.Redis.from_url(url))
+    assert jobs.count >= 1 and all(j.func_name == notifications.JOB_FUNCTION for j in jobs.jobs)
+    assert {d.status for d in deliveries(sqlite_engine)} == {"pending"}  # nothing left before a worker ran
+
+    env = {**os.environ, "DATABASE_URL": sqlite_url, "REDIS_URL": url, "MIANZE_JOBS_QUEUE": queue,
+           "FLASK_APP": "wsgi", "MIANZE_SMTP_HOST": "127.0.0.1", "MIANZE_SMTP_PORT": str(smtp.port),
+           "MIANZE_SMTP_FROM": "mianze@bank.test", "MIANZE_SMTP_MAIL_DOMAIN": "bank.test"}
+    done = subprocess.run([str(Path(sys.executable).parent / "flask"), "jobs", "worker", "--burst"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    subject = f"【尽职免责】您被列为被评议人，请提交免责陈述：{number}"
+    assert sorted(smtp.inbox.mails()) == [("approver@bank.test", subject), ("officer@bank.test", subject),
+                                          ("reviewer@bank.test", subject)]
+    assert {d.status for d in deliveries(sqlite_engine) if d.channel == "mail"} == {"sent"}
+    assert jobs.count == 0
+    assert outbox.deliver(sqlite_engine, settings_for(smtp)).sent == {"mail": 0, "webhook": 0}  # never twice

@@ -42,7 +42,7 @@ def test_in_english_the_case_page_gives_the_reason_in_english(bank, app_for):
     page = _client(bank, app_for, "ho_chair").get(f"/cases/{case_id}").get_data(as_text=True)
     assert "The committee of HO" in page
     assert "decided by head office&#39;s committee" in page or "decided by head office's committee" in page
-    assert "the loans are booked at OU (Outlet), total loan amount 2,000,000.00" in page
+    assert "the loans are booked at OU (Outlet), total loan amount CNY 2,000,000.00" in page
 
 
 def test_a_tier1_chair_who_registers_a_case_for_head_office_is_told_where_it_went(bank, app_for):

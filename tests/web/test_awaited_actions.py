@@ -6,14 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
+from tests.conftest import demo_copy
 from tests.factories import drive, liable_officer, make_bank, serve_letters
 from tests.web.support import login, make_app, set_passwords
 from workflow import demo
-from workflow.db import make_engine, unit_of_work
+from workflow.db import unit_of_work
 from workflow.models import Case, Respondent, User
-from workflow.services import cases, rulesets
+from workflow.services import cases
 
 _ROW = re.compile(r'<tr>\s*<td><a href="/cases/(\d+)">.*?</tr>', re.S)
 _AWAITED = re.compile(r'<div class="awaited" data-action="([a-z_]+)">([^<]+)')
@@ -119,22 +120,15 @@ def test_the_list_of_all_cases_names_what_each_awaits_from_me_and_nothing_for_th
     assert rows[mine] == [("vote", "投票")] and rows[closed] == []
 
 
-@pytest.fixture(scope="module")
-def demo_bank(tmp_path_factory, audit_key):
-    """The demo bank on SQLite, loaded once for the module."""
-    from workflow.services import anchor
-
-    tmp = tmp_path_factory.mktemp("demo-inbox")
-    engine = make_engine(f"sqlite:///{tmp / 'demo.sqlite3'}")
-    anchor.attach(engine, anchor.Anchor(audit_key, tmp / "audit_checkpoints"))
-    SQLModel.metadata.create_all(engine)
-    with unit_of_work(engine) as s:
-        rulesets.ensure_default(s)
-    demo.load(engine, seed=demo.DEFAULT_SEED, progress=False, evidence_dir=tmp / "evidence")
-    yield engine, tmp
+@pytest.fixture
+def demo_bank(demo_template, tmp_path):
+    """A copy of the demo bank on SQLite (loaded once for the run)."""
+    engine = demo_copy(demo_template, tmp_path)
+    yield engine, tmp_path
     engine.dispose()
 
 
+@pytest.mark.xdist_group("demo")
 def test_every_inbox_row_of_every_demo_user_names_the_action_awaited_and_the_counts_agree(demo_bank):
     engine, tmp = demo_bank
     app = make_app(engine, tmp, INBOX_PAGE_SIZE=100)

@@ -101,7 +101,7 @@ def test_the_case_page_renders_in_chinese_by_default_and_in_english_when_chosen(
     assert "被评议人" in zh and "办理记录" in zh and "1,000,000.00 元" in zh
     post(client, "/language", {"locale": "en", "next": f"/cases/{case_id}"})
     en = client.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "Respondents" in en and "Timeline" in en and "1,000,000.00 元" in en
+    assert "Respondents" in en and "Timeline" in en and "CNY 1,000,000.00" in en and "1,000,000.00 元" not in en
     assert "被评议人" not in en
     again = client.application.test_client()  # the choice is stored on the user, not in the session
     login(again, "chair")

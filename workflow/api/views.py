@@ -381,7 +381,8 @@ def list_intake(user, query):
         items = [S.IntakeGroupOut(
             enterprise_id=g.enterprise_id, enterprise=g.enterprise, uscc=g.uscc, open_case=g.open_case,
             in_scope=g.in_scope, handlers=[S.IntakeHandlerOut(**vars(h)) for h in g.handlers],
-            loans=[S.IntakeLoanOut(**{**vars(lo), "amount": f"{lo.amount:.2f}", "balance": f"{lo.balance:.2f}"})
+            loans=[S.IntakeLoanOut(**{**{k: v for k, v in vars(lo).items() if k not in ("branch_en", "scope_details")},
+                                 "amount": f"{lo.amount:.2f}", "balance": f"{lo.balance:.2f}"})
                    for lo in g.loans]) for g in groups]
         return S.IntakePage(items=items, total=total, page=query.page)
 

@@ -31,18 +31,22 @@ def register_cli(app: Flask) -> None:
         from redis import Redis
         from rq import Queue, SimpleWorker
 
-        from ..services import background
+        from ..services import background, outbox
 
         url = current_app.config.get("REDIS_URL")
         if not url:
             _fail("REDIS_URL is not set: without Redis, jobs run in the app's worker thread", 2)
         background._WORKER_ENGINE[:] = [_engine()]
+        name = current_app.config.get("JOBS_QUEUE") or background.QUEUE
+        # notification deliveries enqueued after their commit (services/notifications.deliveries_queued)
+        outbox._WORKER[:] = [(_engine(), outbox.OutboxSettings.from_config(current_app.config), url, name)]
         connection = Redis.from_url(url)
-        queue = Queue(current_app.config.get("JOBS_QUEUE") or background.QUEUE, connection=connection)
+        queue = Queue(name, connection=connection)
         # SimpleWorker runs each job in this process (no fork per job): the job shares the process's
         # database pool and its letter-rendering processes, and a killed worker takes its job with it
-        # (the job stalls and is run again with `flask jobs retry`, doing only what is missing).
-        SimpleWorker([queue], connection=connection).work(burst=burst, with_scheduler=False)
+        # (the job stalls and is run again with `flask jobs retry`, doing only what is missing). The scheduler
+        # starts the deliveries' retries at their time (outbox.deliver_in_worker schedules them).
+        SimpleWorker([queue], connection=connection).work(burst=burst, with_scheduler=not burst)
 
     @jobs_group.command("list")
     @click.option("--limit", default=20, show_default=True)

@@ -90,6 +90,15 @@ class ToleranceResult:
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def reason_code(self) -> str:
+        """Why the branch is within (or outside), for people: the basis, except that a gap test over a book of
+        inclusive SME loans only compares the SME ratio with itself ("only_sme_loans": the gap test does not
+        apply, the branch is within by construction)."""
+        if self.basis == "gap" and self.all_balance is not None and self.all_balance == self.sme_balance:
+            return "only_sme_loans"
+        return self.basis
+
+    @property
     def display(self) -> dict[str, str]:
         """Figures for people: ratios as percents to 2 decimals, the gap and margin in points."""
         return {
@@ -102,7 +111,7 @@ class ToleranceResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; every Decimal as a string, so nothing is lost in the frozen snapshot."""
-        out: dict[str, Any] = {"within": self.within, "basis": self.basis}
+        out: dict[str, Any] = {"within": self.within, "basis": self.basis, "reason_code": self.reason_code}
         for name in _DECIMAL_FIELDS:
             value = getattr(self, name)
             out[name] = None if value is None else str(value)

@@ -310,7 +310,8 @@ def overdue_for_supervisor(session: Session, user: User, today: date | None = No
     cal = calendar(session)
     return [{"case_id": case.id, "number": case.number, "state": case.state, "due": case.due_date,
              "working_days_overdue": -cal.remaining(case.due_date, today),
-             "branch_id": branch.id, "branch": branch.code, "branch_name": branch.name}
+             "branch_id": branch.id, "branch": branch.code, "branch_name": branch.name,
+             "branch_name_en": branch.name_en or branch.name}
             for case, branch in overdue_cases(session, today, home, strictly_below=True)]
 
 

@@ -43,6 +43,7 @@ class Organ:
     signatory: str
     printed_by: str
     configured: bool
+    branch_name_en: str = ""
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -75,9 +76,10 @@ def organ(session: Session, branch: Branch) -> Organ:
     row = session.get(DocumentOrgan, branch.id)
     if row is not None:
         return Organ(branch.id, branch.name, row.short_name, row.committee_name, row.appeal_committee_name,
-                     row.signatory, row.printed_by or f"{branch.name}办公室", True)
+                     row.signatory, row.printed_by or f"{branch.name}办公室", True, branch.name_en or branch.name)
     return Organ(branch.id, branch.name, default_short_name(branch), f"{branch.name}尽职免责评议委员会",
-                 f"{branch.name}尽职免责申诉复核委员会", "", f"{branch.name}办公室", False)
+                 f"{branch.name}尽职免责申诉复核委员会", "", f"{branch.name}办公室", False,
+                 branch.name_en or branch.name)
 
 
 def _text(value: str, field: str, max_length: int, required: bool = True) -> str:

@@ -31,7 +31,9 @@ class IntakeLoan:
     amount: Decimal
     balance: Decimal
     branch: str
+    branch_en: str
     out_of_scope: str | None = None  # the scope check's reason, None when in scope
+    scope_details: dict | None = None  # the same as data: reason (product_class, borrower_kind, credit_total), value
 
 
 @dataclass
@@ -100,7 +102,7 @@ def groups(session: Session, user, *, q: str = "", offset: int = 0, limit: int =
 def _build(session: Session, actor: policy.Actor, enterprise_ids: list[int], today: date) -> list[IntakeGroup]:
     if not enterprise_ids:
         return []
-    rows = session.exec(select(Loan, Branch.name, Enterprise).join(Branch, Branch.id == Loan.branch_id)
+    rows = session.exec(select(Loan, Branch.name, Branch.name_en, Enterprise).join(Branch, Branch.id == Loan.branch_id)
                         .join(Enterprise, Enterprise.id == Loan.enterprise_id)
                         .where(Loan.enterprise_id.in_(enterprise_ids), _awaiting(), _scope(actor))
                         .order_by(Loan.loan_no)).all()
@@ -108,16 +110,16 @@ def _build(session: Session, actor: policy.Actor, enterprise_ids: list[int], tod
     by_ent: dict[int, list[IntakeLoan]] = defaultdict(list)
     ents: dict[int, Enterprise] = {}
     loan_ent: dict[int, int] = {}
-    for loan, branch_name, ent in rows:
+    for loan, branch_name, branch_name_en, ent in rows:
         ents[ent.id] = ent
         loan_ent[loan.id] = ent.id
         try:
             rulesets.check_scope(session, loan, rs)
-            why = None
+            why = details = None
         except OutOfScope as exc:
-            why = exc.message
+            why, details = exc.message, dict(exc.details)
         by_ent[ent.id].append(IntakeLoan(loan.id, loan.loan_no, loan.classification, loan.product_class, loan.amount,
-                                         loan.balance, branch_name, why))
+                                         loan.balance, branch_name, branch_name_en or branch_name, why, details))
     stages = session.exec(select(LoanStage.loan_id, LoanStage.stage, User.id, User.name, User.employee_no)
                           .join(User, User.id == LoanStage.user_id)
                           .where(LoanStage.loan_id.in_(list(loan_ent)))).all()

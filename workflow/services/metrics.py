@@ -127,7 +127,8 @@ def dashboard_figures(session: Session, branch_id: int, start: date, end: date, 
         result = results[b.id]
         tolerance_rows.append({
             "branch_id": b.id, "code": b.code, "name": b.name, "name_en": b.name_en, "level": b.level,
-            "within": result.within, "basis": result.basis, "sme_ratio": result.sme_ratio,
+            "within": result.within, "basis": result.basis, "reason_code": result.reason_code,
+            "sme_ratio": result.sme_ratio,
             "all_ratio": result.all_ratio, "gap_pp": result.gap_pp, "margin": result.margin,
             "display": result.display,
         })
@@ -181,6 +182,22 @@ def summary_rows(figures: dict) -> list[tuple[str, str, object, str]]:
     ]
 
 
+# Why a branch is within (or outside) tolerance, by ToleranceResult.reason_code, as the workbook says it.
+TOLERANCE_REASON_TEXTS = {
+    "no_loans": "期内无贷款，不适用容忍度测试 No loans: the test does not apply",
+    "no_sme_loans": "无普惠型小微企业贷款，不适用容忍度测试 No inclusive SME loans: the test does not apply",
+    "only_sme_loans": "全部为普惠型小微企业贷款，不适用差额测试 Only inclusive SME loans: the gap test does not apply",
+    "gap": "差额测试 Gap test",
+    "target": "目标值测试 Target test",
+}
+
+
+def _table_sheet(ws) -> None:
+    """A sheet read as a table: its header row frozen, filters on every column."""
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = ws.dimensions
+
+
 def metrics_xlsx(figures: dict) -> bytes:
     """The dashboard figures as an XLSX workbook: summary, cases by state, tolerance per branch."""
     from openpyxl import Workbook
@@ -200,8 +217,7 @@ def metrics_xlsx(figures: dict) -> bytes:
         cell.font = bold
     for zh, en, value, kind in summary_rows(figures):
         ws.append([zh, en, value])
-        if kind == "ratio":
-            ws.cell(ws.max_row, 3).number_format = "0.00%"
+        ws.cell(ws.max_row, 3).number_format = {"ratio": "0.00%", "days": "0.0"}.get(kind, "#,##0")
     ws.column_dimensions["A"].width = 28
     ws.column_dimensions["B"].width = 44
     ws.column_dimensions["C"].width = 14
@@ -212,19 +228,25 @@ def metrics_xlsx(figures: dict) -> bytes:
         cell.font = bold
     for code, n in figures["by_state"].items():
         states.append([code, STATE_LABELS[code]["zh"], STATE_LABELS[code]["en"], n])
+    for column, width in zip("ABCD", (24, 16, 28, 14), strict=True):
+        states.column_dimensions[column].width = width
+    _table_sheet(states)
 
     tol = wb.create_sheet("Tolerance")
     tol.append(["机构代码 Code", "机构 Branch", "层级 Level", "小微不良率 SME NPL ratio", "各项贷款不良率 All NPL ratio",
-                "差额（百分点） Gap (pp)", "容忍度内 Within"])
+                "差额（百分点） Gap (pp)", "容忍度内 Within", "依据 Basis"])
     for cell in tol[1]:
         cell.font = bold
     for row in figures["tolerance"]:
         tol.append([row["code"], row["name"], row["level"], row["sme_ratio"], row["all_ratio"], row["gap_pp"],
-                    "是 yes" if row["within"] else "否 no"])
+                    "是 yes" if row["within"] else "否 no", TOLERANCE_REASON_TEXTS[row["reason_code"]]])
         tol.cell(tol.max_row, 4).number_format = "0.00%"
         tol.cell(tol.max_row, 5).number_format = "0.00%"
+        tol.cell(tol.max_row, 6).number_format = "0.00"
     for column in "ABCDEFG":
         tol.column_dimensions[column].width = 20
+    tol.column_dimensions["H"].width = 48
+    _table_sheet(tol)
 
     out = io.BytesIO()
     wb.save(out)

@@ -3,10 +3,15 @@ transaction: the outbox, delivered by `services/outbox.py`), listing a user's, m
 
 from __future__ import annotations
 
-from sqlalchemy import String, cast, func, insert, literal, update
+import logging
+import weakref
+
+from sqlalchemy import String, cast, event, func, insert, literal, update
 from sqlmodel import Session, select
 
 from ..models import Branch, Notification, NotificationDelivery, User, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def unread_count(session: Session, user_id: int) -> int:
@@ -94,9 +99,52 @@ def notify(session: Session, user_ids, *, case_id: int | None, kind: str, key: s
                   for note_id, user_id in inserted for channel in channels[user_id]]
     if deliveries:
         session.connection().execute(insert(NotificationDelivery.__table__), deliveries)
+        deliveries_queued(session)
     return [Notification(id=note_id, **row) for (note_id, _), row in zip(inserted, rows, strict=True)]
 
 
 def tell(session: Session, user_ids, *, case_id: int | None, kind: str, key: str, zh: str, en: str) -> int:
     """Notify each user once, with delivery queued (`notify`); returns how many were told."""
     return len(notify(session, user_ids, case_id=case_id, kind=kind, key=key, zh=zh, en=en))
+
+
+# --- delivery as RQ jobs: the enqueueing side (the job is `outbox.deliver_in_worker`) -------------------------
+
+# engine's pool -> (redis url, queue name): the pool, because units of work write through the engine with
+# execution options (db.writer), another Engine object sharing it
+_DISPATCH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+JOB_FUNCTION = "workflow.services.outbox.deliver_in_worker"
+
+
+def dispatch_through_rq(engine, redis_url: str, queue: str) -> None:
+    """Deliveries queued on this engine's units of work go to this RQ queue after their commit."""
+    _DISPATCH[engine.pool] = (redis_url, queue)
+
+
+def rq_queue(redis_url: str, name: str):
+    from redis import Redis
+    from rq import Queue
+
+    return Queue(name, connection=Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5))
+
+
+def deliveries_queued(session: Session) -> None:
+    """Called by `notifications.notify` when it queued deliveries: after this unit of work commits, one
+    delivery job is enqueued (once per unit of work, whatever it queued)."""
+    target = _DISPATCH.get(session.get_bind().pool)
+    if target is None or session.info.get("mianze.outbox_kick"):
+        return
+    session.info["mianze.outbox_kick"] = True
+
+    def _kick(committed: Session) -> None:
+        committed.info.pop("mianze.outbox_kick", None)
+        try:
+            rq_queue(*target).enqueue(JOB_FUNCTION, job_timeout=600, result_ttl=3600, failure_ttl=7 * 24 * 3600)
+        except Exception as exc:  # noqa: BLE001 - after the commit: the polling worker delivers instead
+            log.warning("could not enqueue the notification delivery (%s): the polling worker delivers", exc)
+
+    def _forget(rolled_back: Session) -> None:
+        rolled_back.info.pop("mianze.outbox_kick", None)
+
+    event.listen(session, "after_commit", _kick, once=True)
+    event.listen(session, "after_soft_rollback", _forget, once=True)

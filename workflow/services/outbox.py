@@ -25,7 +25,7 @@ import secrets
 import smtplib
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from urllib.parse import urlsplit
 
@@ -40,7 +40,7 @@ from ..domain import policy
 from ..domain.errors import NotFound, ValidationFailed
 from ..models import Branch, Case, Notification, NotificationDelivery, User, utcnow
 from . import audit, queries
-from .notifications import title_of
+from .notifications import JOB_FUNCTION, rq_queue, title_of
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +397,32 @@ def _deliver_one(engine, settings: OutboxSettings, mailer: Mailer | None, item: 
             s.connection().execute(update(Notification.__table__).where(
                 Notification.__table__.c.id == item.notification_id).values(mailed_at=sent_at))
     return "sent"
+
+
+# --- delivery as RQ jobs (the enqueueing side is notifications.deliveries_queued) ------------------------------
+#
+# With Redis (REDIS_URL), a unit of work that queued deliveries enqueues one delivery job on the jobs queue once
+# it has committed; `flask jobs worker` runs it (`deliver` above: claims make two jobs at once harmless) and,
+# while deliveries wait for a retry, schedules the next job at the earliest retry time. Without Redis, or if
+# Redis does not answer, the deliveries wait for the polling worker (the app's thread in the embedded default,
+# `flask notifications deliver --loop` where configured): nothing is lost either way, only later.
+
+_WORKER: list = []  # the RQ worker's (engine, settings, redis url, queue), set by `flask jobs worker`
+
+
+def deliver_in_worker() -> dict:
+    """The RQ job: deliver what is due; if deliveries wait for a retry, schedule the next job at the earliest."""
+    if not _WORKER:
+        raise RuntimeError("run RQ workers with `flask jobs worker`, which connects them to the database")
+    engine, settings, redis_url, queue = _WORKER[0]
+    run = deliver(engine, settings)
+    with read_session(engine) as s:
+        retry_at = s.exec(select(func.min(NotificationDelivery.next_attempt_at))
+                          .where(NotificationDelivery.status == "pending")).one()
+    if retry_at is not None:
+        when = retry_at if retry_at.tzinfo else retry_at.replace(tzinfo=UTC)
+        rq_queue(redis_url, queue).enqueue_at(when, JOB_FUNCTION, job_timeout=600, result_ttl=3600)
+    return run.to_dict()
 
 
 # --- the embedded default's thread ---------------------------------------------------------------------------

@@ -93,7 +93,8 @@ def for_branch(session: Session, branch_id: int, period: date, rs=None) -> dict:
             sums = [a + b for a, b in zip(sums, s, strict=True)]
         result = _result(sums, rs)
         source = {"source": "computed"}
-    return {**result.to_dict(), "branch": branch.code, "branch_name": branch.name, "period": period.isoformat(),
+    return {**result.to_dict(), "branch": branch.code, "branch_name": branch.name,
+            "branch_name_en": branch.name_en or branch.name, "period": period.isoformat(),
             **source}
 
 

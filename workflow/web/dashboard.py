@@ -117,6 +117,46 @@ def _scope(session) -> tuple[Branch, Branch, date, date]:
     return home, branch, start, end
 
 
+TOLERANCE_REASONS = {
+    "no_loans": _l("No loans in the period: the test does not apply."),
+    "no_sme_loans": _l("No inclusive SME loans: the test does not apply."),
+    "only_sme_loans": _l("No loans other than inclusive SME loans: the gap test does not apply."),
+    "gap": _l("Gap test: the SME NPL ratio against the all-loans NPL ratio and the margin."),
+    "target": _l("Target test: the SME NPL ratio against the target of the rule set."),
+}
+
+
+def _tiles(figures: dict) -> list[dict]:
+    """The key figures as tiles, each with its definition (the table under them lists every figure)."""
+    o, d, y = figures["outcomes"], figures["determination_days"], figures["within_one_year"]
+    a, v = figures["appeals"], figures["deviations"]
+    return [
+        {"key": "cases", "value": figures["cases"], "kind": "count", "label": _("Cases"), "detail": "",
+         "definition": _("Cases opened in the period, in the branch and the branches below it.")},
+        {"key": "exemption_ratio", "value": o["exemption_ratio"], "kind": "ratio", "label": _("Exemption ratio"),
+         "detail": _("%(exempt)s exempt · %(reduced)s reduced · %(liable)s liable", exempt=o["exempt"],
+                     reduced=o["reduced"], liable=o["liable"]),
+         "definition": _("Exempt respondents over the respondents with an outcome (the final one, else the "
+                         "committee’s).")},
+        {"key": "median_days", "value": d["median"], "kind": "days", "label": _("Median days to determination"),
+         "detail": _("90th percentile: %(days)s", days="—" if d["p90"] is None else d["p90"]),
+         "definition": _("Calendar days from registration to the determination, over the cases determined so "
+                         "far.")},
+        {"key": "within_one_year", "value": y["share"], "kind": "ratio", "label": _("Share final within one year"),
+         "detail": _("%(within)s of %(counted)s cases", within=y["within"], counted=y["counted"]),
+         "definition": _("Of the cases that are final or whose one-year limit has passed, the share that became "
+                         "final within the limit.")},
+        {"key": "appeals_altered", "value": a["altered_share"], "kind": "ratio",
+         "label": _("Share of decided appeals altered"),
+         "detail": _("%(altered)s of %(decided)s decided, %(filed)s filed", altered=a["altered"],
+                     decided=a["decided"], filed=a["filed"]),
+         "definition": _("Appeals whose decision altered the outcome, over the appeals decided.")},
+        {"key": "deviations", "value": v["share"], "kind": "ratio", "label": _("Deviation share"),
+         "detail": _("%(n)s respondent(s)", n=v["deviated"]),
+         "definition": _("Respondents whose committee outcome differs from the system’s recommendation.")},
+    ]
+
+
 def _charts(figures: dict) -> dict:
     """Plain numbers for the SVG charts (the template only places them)."""
     most = max(figures["by_state"].values(), default=0) or 1
@@ -157,6 +197,7 @@ def index():
         timer = jobs.timer_status(s) if is_admin else None
     summary = [(en, summary_label(en), value, kind) for _zh, en, value, kind in metrics.summary_rows(figures)]
     return render_template("dashboard/index.html", figures=figures, charts=_charts(figures), summary=summary,
+                           tiles=_tiles(figures), tolerance_reasons=TOLERANCE_REASONS,
                            branches=branches, start=start, end=end, overdue=overdue, near_limit=near_limit,
                            calendar_warnings=warnings, timer=timer,
                            case_link="cases.show" in current_app.view_functions)

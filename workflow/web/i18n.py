@@ -72,6 +72,26 @@ def pick(obj, field: str = "") -> str:
     return getattr(obj, lang, "") or getattr(obj, "zh", "")
 
 
+def listing(items, *, clauses: bool = False) -> str:
+    """Items joined as the language lists them: 、 (or ； between clauses) in Chinese, ", " ("; ") in English."""
+    sep = ("；" if clauses else "、") if is_zh() else ("; " if clauses else ", ")
+    return sep.join(str(i) for i in items)
+
+
+def list_separator(clauses: bool = False) -> str:
+    """The separator `listing` puts between items, for templates that join marked-up items themselves."""
+    return ("；" if clauses else "、") if is_zh() else ("; " if clauses else ", ")
+
+
+def branch_name(branch) -> str:
+    """A branch's name in the UI language: its English name in English (its Chinese name where it has none)."""
+    if branch is None:
+        return ""
+    if isinstance(branch, dict):
+        return branch.get("name", "") if is_zh() else (branch.get("name_en") or branch.get("name", ""))
+    return branch.name if is_zh() else (branch.name_en or branch.name)
+
+
 def _locale_and_zone():
     """The request's Babel locale and time zone (Flask-Babel keeps both for the request)."""
     return get_locale(), get_timezone()
@@ -125,10 +145,12 @@ def _medium_datetime_patterns(locale: Locale):
 
 
 def fmt_money(value) -> str:
-    """An amount with thousands separators and two decimals, followed by 元."""
+    """An amount with thousands separators and two decimals: "1,234.50 元" in Chinese, "CNY 1,234.50" in
+    English (the currency's ISO code, as English banking texts write it)."""
     if value is None:
         return "—"
-    return f"{format_decimal(Decimal(str(value)), format='#,##0.00')} 元"
+    figure = format_decimal(Decimal(str(value)), format='#,##0.00')
+    return f"{figure} 元" if is_zh() else f"CNY {figure}"
 
 
 def fmt_size(size: int | None) -> str:
@@ -149,6 +171,10 @@ def state_label(code: str | None) -> str:
     return (labels["zh"] if is_zh() else labels["en"]) if labels else code
 
 
+RECORD_LABELS = {"cases": _l("Cases"), "loans": _l("Loans"), "respondents": _l("Respondents"), "facts": _l("Facts"),
+                 "recommendations": _l("Recommendations"), "votes": _l("Votes"),
+                 "determinations": _l("Determinations"), "appeals": _l("Appeals"), "letters": _l("Documents"),
+                 "evidence": _l("Evidence"), "audit": _l("Audit trail"), "access_log": _l("Access log")}
 OUTCOME_LABELS = {"exempt": _l("Exempt"), "reduced": _l("Reduced liability"), "liable": _l("Liable")}
 DECISION_LABELS = {"upheld": _l("Upheld"), "altered": _l("Altered")}
 ROLE_LABELS = {
@@ -243,13 +269,15 @@ def register_filters(app) -> None:
     """
     app.jinja_env.filters.update(
         date=fmt_date, datetime=fmt_datetime, money=fmt_money, filesize=fmt_size, state=state_label, pick=pick,
+        branch_name=branch_name,
         outcome=lambda c: label(OUTCOME_LABELS, c), decision=lambda c: label(DECISION_LABELS, c),
         role=lambda c: label(ROLE_LABELS, c), stage=lambda c: label(STAGE_LABELS, c),
         liability=lambda c: label(LIABILITY_LABELS, c), letter_kind=lambda c: label(LETTER_LABELS, c),
         event=lambda c: label(EVENT_LABELS, c), step=lambda c: label(STEP_LABELS, c),
-        heard=lambda c: label(STATEMENT_POSITION_LABELS, c),
+        heard=lambda c: label(STATEMENT_POSITION_LABELS, c), record=lambda c: label(RECORD_LABELS, c),
+        listing=listing,
     )
-    app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, action_labels=ACTION_LABELS,
+    app.jinja_env.globals.update(ui_locale=user_locale, is_zh=is_zh, list_separator=list_separator, action_labels=ACTION_LABELS,
                                  classification_labels=CLASSIFICATION_LABELS, evidence_kinds=EVIDENCE_KIND_LABELS,
                                  level_labels=LEVEL_LABELS, service_methods=SERVICE_METHOD_LABELS,
                                  precedent_status=PRECEDENT_STATUS_LABELS, product_labels=PRODUCT_LABELS,
