@@ -37,7 +37,8 @@ def build(bank, tmp_path):
                                    storage_dir=evidence_dir, description="贷款发放凭证")
     f = export.ExportFilter()
     with unit_of_work(bank.engine) as s:
-        export.authorize(s, bank.user(s, "auditor"), kind="bundle", fmt="zip", f=f, target="bundle")
+        export.authorize(s, bank.user(s, "auditor"), kind="bundle", fmt="zip", f=f, target="bundle",
+                         reason="移交外部审计")
     out = tmp_path / "bundle.zip"
     with bundle.snapshot_session(bank.engine) as s:
         manifest = bundle.write_bundle(s, bank.user(s, "auditor"), str(out), f, evidence_dir=evidence_dir)

@@ -22,6 +22,7 @@ from tests.factories import TODAY, Bank, drive, open_case
 from workflow.chain import verify_events
 from workflow.db import read_session, unit_of_work
 from workflow.domain.errors import GuardFailed, PermissionDenied, ValidationFailed
+from workflow.domain.states import STATE_LABELS
 from workflow.models import (
     AccessLog,
     AuditEvent,
@@ -73,8 +74,8 @@ def export_file(bank, tmp_path, kind, fmt, name, **kw):
 
     out = str(tmp_path / name)
     counts = run_export(bank.engine, kind=kind, fmt=fmt, out=out, username="auditor",
-                        filters=kw.pop("filters", {}), full=kw.pop("full", False), reason=kw.pop("reason", None),
-                        **kw)
+                        filters=kw.pop("filters", {}), full=kw.pop("full", False),
+                        reason=kw.pop("reason", "年度审计抽查"), **kw)
     return out, counts
 
 
@@ -87,7 +88,7 @@ def test_the_xlsx_has_one_sheet_per_record_type_with_frozen_headers_dates_and_am
     assert ws.freeze_panes == "A2"
     assert ws.column_dimensions["B"].width >= 20
     header = [c.value for c in ws[1]]
-    assert header[:3] == ["ID", "案件编号 case no.", "状态 state"]
+    assert header[:4] == ["ID", "案件编号 case no.", "状态 state", "状态代码 state code"]
     got = {row[1]: row for row in ws.iter_rows(min_row=2, values_only=True)}
     with Session(bank.engine) as s:
         db_cases = s.exec(select(Case)).all()
@@ -98,6 +99,7 @@ def test_the_xlsx_has_one_sheet_per_record_type_with_frozen_headers_dates_and_am
                                                                              .where(CaseLoan.case_id == c.id))),
                           Decimal(0))
             assert row["state"] == c.state
+            assert row["state_label"] == STATE_LABELS[c.state]["zh"]
             assert row["branch_code"] == s.get(Branch, c.branch_id).code
             assert isinstance(row["balance"], int | float) and Decimal(str(row["balance"])) == balance
             assert isinstance(row["opened_at"], datetime)
@@ -179,11 +181,14 @@ def test_filters_select_cases_by_branch_subtree_state_outcome_and_period(bank, s
         export.ExportFilter.parse(date_from="2026-02-30")
 
 
-def test_full_identity_and_phone_numbers_need_a_reason_which_is_logged(bank, several):
+def test_every_export_needs_a_reason_and_full_values_are_also_recorded_in_the_audit_chain(bank, several):
     f = export.ExportFilter()
-    with pytest.raises(ValidationFailed, match="reason"):
-        with unit_of_work(bank.engine) as s:
-            export.authorize(s, auditor(s, bank), kind="cases", fmt="csv", f=f, full=True, reason="  ")
+    for full in (True, False):
+        with pytest.raises(ValidationFailed, match="reason"):
+            with unit_of_work(bank.engine) as s:
+                export.authorize(s, auditor(s, bank), kind="cases", fmt="csv", f=f, full=full, reason="  ")
+    with read_session(bank.engine) as s:
+        assert s.exec(select(AccessLog)).all() == []
     with unit_of_work(bank.engine) as s:
         export.authorize(s, auditor(s, bank), kind="cases", fmt="csv", f=f, full=True, reason="纪检调查需核对身份")
     with read_session(bank.engine) as s:
@@ -211,7 +216,8 @@ def test_free_text_is_scrubbed_of_identity_and_mobile_numbers():
 def test_only_auditors_may_export(bank):
     with pytest.raises(PermissionDenied):
         with unit_of_work(bank.engine) as s:
-            export.authorize(s, bank.user(s, "admin"), kind="cases", fmt="csv", f=export.ExportFilter())
+            export.authorize(s, bank.user(s, "admin"), kind="cases", fmt="csv", f=export.ExportFilter(),
+                             reason="查看")
     with Session(bank.engine) as s:
         assert s.exec(select(AccessLog)).all() == []
 
@@ -240,7 +246,9 @@ def test_case_views_are_logged_and_auditors_list_and_export_the_access_log(bank,
     with open(out, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     # the export itself is logged before it runs, so it lists itself too
-    assert [r["操作 action"] for r in rows] == ["view_case", "download_letter", "export"]
+    assert [r["操作代码 action code"] for r in rows] == ["view_case", "download_letter", "export"]
+    assert [r["操作 action"] for r in rows] == ["查看案件", "下载文书", "导出"]
+    assert rows[2]["理由 reason"] == "年度审计抽查"
     assert json.loads(rows[0]["详情 details"]) == {"tab": "facts"}
 
 
@@ -251,15 +259,14 @@ def test_the_cli_exports_with_the_acting_auditor_and_refuses_others(bank, severa
     runner = app.test_cli_runner()
     out = tmp_path / "cases.xlsx"
     result = runner.invoke(args=["export", "cases", "--format", "xlsx", "--out", str(out), "--as", "auditor",
-                                 "--branch", "T1", "--state", "determined"])
+                                 "--branch", "T1", "--state", "determined", "--reason", "专项审计"])
     assert result.exit_code == 0, result.output
     assert "cases 1" in result.output
     assert load_workbook(out)[export.RECORD_TYPES["cases"].title].max_row == 2
     refused = runner.invoke(args=["export", "audit", "--format", "csv", "--out", str(tmp_path / "a.csv"),
-                                  "--as", "admin"])
+                                  "--as", "admin", "--reason", "查看"])
     assert refused.exit_code == 2 and "auditor" in refused.output
-    no_reason = runner.invoke(args=["export", "cases", "--format", "xlsx", "--out", str(out), "--as", "auditor",
-                                    "--full"])
+    no_reason = runner.invoke(args=["export", "cases", "--format", "xlsx", "--out", str(out), "--as", "auditor"])
     assert no_reason.exit_code == 2 and "reason" in no_reason.output
     app.extensions["mianze.engine"].dispose()
 
@@ -316,7 +323,7 @@ def test_an_auditor_downloads_a_streamed_csv_and_sees_the_download_in_the_access
     before = _access_log_count(bank)
     link = client.get("/audit/export?kind=audit&format=csv")  # following a link exports nothing, logs nothing
     assert link.status_code == 302 and _access_log_count(bank) == before
-    response = post(client, "/audit/export", data={"kind": "audit", "format": "csv"})
+    response = post(client, "/audit/export", data={"kind": "audit", "format": "csv", "reason": "年度审计"})
     assert response.status_code == 200
     assert response.is_streamed
     assert response.headers["Content-Disposition"].startswith('attachment; filename="mianze-audit-')
@@ -324,7 +331,7 @@ def test_an_auditor_downloads_a_streamed_csv_and_sees_the_download_in_the_access
     with Session(bank.engine) as s:
         assert len(rows) - 1 == s.get(AuditHead, 1).seq
     # A workbook is written by a background job (here the app's worker thread); its page offers the download.
-    started = post(client, "/audit/export", data={"kind": "cases", "format": "xlsx"})
+    started = post(client, "/audit/export", data={"kind": "cases", "format": "xlsx", "reason": "年度审计"})
     assert started.status_code == 302 and "/jobs/" in started.headers["Location"]
     job_page = started.headers["Location"]
     for _ in range(600):
@@ -349,7 +356,7 @@ def test_an_evidence_bundle_is_prepared_by_a_background_job_and_downloaded_from_
     app, bank = web
     drive(bank, "final")
     client = signed_in(app, bank, "auditor")
-    started = post(client, "/audit/bundle", data={})
+    started = post(client, "/audit/bundle", data={"reason": "移交外部审计"})
     assert started.status_code == 302
     for _ in range(600):
         page = client.get(started.headers["Location"]).get_data(as_text=True)
@@ -363,11 +370,16 @@ def test_an_evidence_bundle_is_prepared_by_a_background_job_and_downloaded_from_
     assert "manifest.json" in names and any(n.endswith(".pdf") for n in names)
 
 
-def test_a_full_values_download_without_a_reason_is_refused(web):
+def test_an_export_without_a_reason_gives_the_form_back_with_a_translated_error_and_logs_nothing(web):
     app, bank = web
-    response = post(signed_in(app, bank, "auditor"), "/audit/export",
-                    data={"kind": "cases", "format": "xlsx", "full": "1"})
-    assert response.status_code == 400
+    client = signed_in(app, bank, "auditor")
+    for url, data in (("/audit/export", {"kind": "cases", "format": "xlsx", "full": "1", "branch": "T1"}),
+                      ("/audit/export", {"kind": "audit", "format": "csv", "reason": "  "}),
+                      ("/audit/bundle", {"state": "final"})):
+        response = post(client, url, data=data)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 400 and 'id="export-form"' in page and 'id="bundle-form"' in page
+        assert 'id="error-reason"' in page and "每次导出都须说明理由" in page, page
     with Session(bank.engine) as s:
         assert s.exec(select(AccessLog).where(AccessLog.action == "export")).all() == []
 

@@ -68,6 +68,7 @@ class Operation:
     extra_bodies: dict[str, dict] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     auth: bool = True
+    logged: bool = False  # each successful call leaves an access-log entry (api_read)
 
 
 OPERATIONS: list[Operation] = []
@@ -183,13 +184,20 @@ def _case_state(case_id: int) -> dict:
 def operation(method: str, path: str, *, summary: str, tag: str, response: type[BaseModel] | None = None,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None, status: int = 200,
               produces: str = "application/json", extra_bodies: dict[str, dict] | None = None,
-              errors: tuple[int, ...] = (), auth: bool = True, raw_body: bool = False) -> Callable:
+              errors: tuple[int, ...] = (), auth: bool = True, raw_body: bool = False,
+              personal: bool | None = None) -> Callable:
     """Declare an API operation: the view receives `user`, `body`, `query` and the path ids.
 
     The view returns a pydantic model (serialised with status `status`) or a ready Response. A 409 on a
     case carries the case's current state and version in `details`.
+
+    `personal`: whether the answer names people (staff, respondents, borrowers), so that each successful
+    call is access-logged like a page view of the web (`api_read`, in the request's unit of work). Every
+    authenticated read is, unless it says `personal=False` (reference data, anonymised precedents, or a
+    download that logs its own kind of entry).
     """
     params = _PARAM.findall(path)
+    logged = (method == "GET" and auth) if personal is None else (personal and auth)
     rule = _PARAM.sub(lambda m: f"<int:{m.group(1)}>", path)
 
     def decorate(view: Callable) -> Callable:
@@ -224,6 +232,8 @@ def operation(method: str, path: str, *, summary: str, tag: str, response: type[
                 if exc.http_status == 409 and "case_id" in path_ids:
                     exc.details = {**exc.details, **_case_state(path_ids["case_id"])}
                 raise
+            if logged:
+                _log_read(kwargs["user"], path_ids)
             if isinstance(result, Response):
                 return result
             return json_response(result.model_dump(mode="json"), status)
@@ -232,12 +242,25 @@ def operation(method: str, path: str, *, summary: str, tag: str, response: type[
         OPERATIONS.append(Operation(
             method=method.lower(), path=path, endpoint=view.__name__, summary=summary,
             description=doc, tag=tag, body=body, query=query, response=response, status=status,
-            produces=produces, extra_bodies=extra_bodies or {}, errors=errors, auth=auth,
+            produces=produces, extra_bodies=extra_bodies or {}, errors=errors, auth=auth, logged=logged,
         ))
         wrapper.path_params = params
         return wrapper
 
     return decorate
+
+
+def _log_read(user: User, path_ids: dict) -> None:
+    """The access-log entry of a successful read of personal data through the API: who, which resource (the
+    path and query), and the case it belongs to when the path names one. It is written by the request's unit
+    of work, committed with it, and never when the request fails."""
+    from ..services import access_log
+    from ..unit import write_now
+
+    details: dict[str, Any] = {"via": "api", "operation": request.endpoint.rpartition(".")[2]}
+    if request.args:
+        details["query"] = request.args.to_dict()
+    access_log.record(write_now(), user, "api_read", request.path, path_ids.get("case_id"), details)
 
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mianze"'}

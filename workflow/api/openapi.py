@@ -109,6 +109,10 @@ def document() -> dict:
         item: dict = {"operationId": op.endpoint, "summary": op.summary, "tags": [op.tag]}
         if op.description:
             item["description"] = op.description
+        if op.logged:
+            item["description"] = (op.description + "\n\n" if op.description else "") + \
+                "Each successful call is recorded in the access log (`api_read`)."
+            item["x-access-logged"] = True
         parameters = [{"name": name, "in": "path", "required": True,
                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
                       for name in _path_params(op.path)]

@@ -213,7 +213,7 @@ def _respondent_of(session, case: Case, respondent_id: int) -> Respondent:
 # --- branches, staff, enterprises -----------------------------------------------------------------------
 
 @operation("GET", "/branches", summary="List branches", tag="reference", query=S.PageQuery,
-           response=S.BranchPage, errors=(400, 401))
+           response=S.BranchPage, errors=(400, 401), personal=False)
 def list_branches(user, query):
     """Every branch of the hierarchy (head office, tier-1 branches, sub-branches, outlets)."""
     with reading() as s:
@@ -222,7 +222,7 @@ def list_branches(user, query):
 
 
 @operation("GET", "/branches/{branch_id}", summary="One branch", tag="reference", response=S.BranchOut,
-           errors=E_READ)
+           errors=E_READ, personal=False)
 def get_branch(user, branch_id):
     with reading() as s:
         b = s.get(Branch, branch_id)
@@ -232,7 +232,7 @@ def get_branch(user, branch_id):
 
 
 @operation("GET", "/branches/{branch_id}/tolerance", summary="NPL tolerance of a branch for a period",
-           tag="loan book", query=S.PeriodQuery, response=S.ToleranceOut, errors=(400, 401, 404))
+           tag="loan book", query=S.PeriodQuery, response=S.ToleranceOut, errors=(400, 401, 404), personal=False)
 def get_tolerance(user, branch_id, query):
     """The branch with its whole subtree: imported regulator figures if recorded, else computed from the book."""
     with reading() as s:
@@ -240,7 +240,7 @@ def get_tolerance(user, branch_id, query):
 
 
 @operation("GET", "/branches/{branch_id}/loan-book", summary="Loan-book snapshot of a branch for a period",
-           tag="loan book", query=S.PeriodQuery, response=S.LoanBookOut, errors=(400, 401, 404))
+           tag="loan book", query=S.PeriodQuery, response=S.LoanBookOut, errors=(400, 401, 404), personal=False)
 def get_loan_book(user, branch_id, query):
     """Balances of the branch and its subtree for the loans on the book at the period end (computed)."""
     with reading() as s:
@@ -431,7 +431,7 @@ def start_letter_batch(user, body):
 
 
 @operation("GET", "/jobs/{job_id}", summary="A background job's status and progress", tag="jobs",
-           response=S.JobOut, errors=E_READ)
+           response=S.JobOut, errors=E_READ, personal=False)
 def get_job(user, job_id):
     with reading() as s:
         return _job(background.get(s, _actor(s, user), job_id))
@@ -828,7 +828,7 @@ def get_letter(user, letter_id):
 
 
 @operation("GET", "/letters/{letter_id}/pdf", summary="The letter's PDF, as issued", tag="letters",
-           produces="application/pdf", errors=E_PART)
+           produces="application/pdf", errors=E_PART, personal=False)
 def get_letter_pdf(user, letter_id):
     """The stored PDF, byte for byte (its SHA-256 is in the metadata). The download is logged."""
     with work() as s:
@@ -843,7 +843,7 @@ def get_letter_pdf(user, letter_id):
 
 
 @operation("GET", "/cases/{case_id}/case-file", summary="The case file (案件卷宗) as one PDF", tag="letters",
-           produces="application/pdf", errors=E_PART)
+           produces="application/pdf", errors=E_PART, personal=False)
 def get_case_file(user, case_id):
     """Cover and contents, every current document as issued, the case's audit trail and evidence list. Not for
     a respondent (403 `need_to_know`: they see only their own part). The download is logged."""
@@ -882,7 +882,7 @@ def post_evaluation(user, body):
 
 
 @operation("GET", "/precedents", summary="Search the precedent library", tag="guidance", query=S.PrecedentQuery,
-           response=S.PrecedentList, errors=(400, 401))
+           response=S.PrecedentList, errors=(400, 401), personal=False)
 def list_precedents(user, query):
     """Approved precedents (案例引导) by rule code, stage, final outcome, product and text, newest first. Every
     member of staff may read them: they are anonymised."""

@@ -9,6 +9,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from ..chain import GENESIS, ChainBroken, link_hash, verify_stored
+from ..db import stream
 from ..models import AuditEvent, AuditHead, utcnow  # noqa: F401  (AuditHead: re-exported)
 
 SYSTEM_ACTOR = "system"
@@ -86,37 +87,26 @@ _COLUMNS = ("seq", "case_id", "actor_id", "actor", "at", "event", "from_state", 
 
 
 def iter_events(session: Session, batch: int = 10000, case_id: int | None = None):
-    """Events in seq order as plain dicts, streamed in batches (Core rows, no ORM objects)."""
+    """Events in seq order as plain dicts, streamed (one SELECT read `batch` rows at a time; Core rows, no ORM
+    objects, flat memory however long the chain)."""
     table = AuditEvent.__table__
-    cols = [table.c[name] for name in _COLUMNS]
-    last = 0
-    while True:
-        query = sa_select(*cols).where(table.c.seq > last)
-        if case_id is not None:
-            query = query.where(table.c.case_id == case_id)
-        rows = session.connection().execute(query.order_by(table.c.seq).limit(batch)).all()
-        if not rows:
-            return
-        for row in rows:
+    query = sa_select(*(table.c[name] for name in _COLUMNS))
+    if case_id is not None:
+        query = query.where(table.c.case_id == case_id)
+    for part in stream(session.connection(), query.order_by(table.c.seq), batch):
+        for row in part:
             yield dict(zip(_COLUMNS, row, strict=True))
-        last = rows[-1][0]
 
 
 _STORED = ("seq", "case_id", "actor_id", "actor", "at", "event", "from_state", "to_state", "prev_hash", "hash")
 
 
 def _stored_rows(session: Session, batch: int = 20000):
-    """Events as stored, payload as its text (no JSON decoding), in seq order, streamed in batches."""
+    """Events as stored, payload as its text (no JSON decoding), in seq order, streamed."""
     table = AuditEvent.__table__
     cols = [table.c[name] for name in _STORED] + [cast(table.c.payload, Text)]
-    last = 0
-    conn = session.connection()
-    while True:
-        rows = conn.execute(sa_select(*cols).where(table.c.seq > last).order_by(table.c.seq).limit(batch)).all()
-        if not rows:
-            return
-        yield from rows
-        last = rows[-1][0]
+    for part in stream(session.connection(), sa_select(*cols).order_by(table.c.seq), batch):
+        yield from part
 
 
 def verify(session: Session) -> int:

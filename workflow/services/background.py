@@ -101,7 +101,7 @@ def _export(engine, job: BackgroundJob, progress) -> dict:
     path = _output(job, ext)
     counts = run_export(engine, kind=p["kind"], fmt=p["fmt"], out=path, username=p["username"],
                         filters=p["filters"], full=p["full"], reason=p["reason"],
-                        records=tuple(p["records"]) if p.get("records") else None,
+                        records=tuple(p["records"]) if p.get("records") else None, locale=p.get("locale", "zh"),
                         progress=lambda _desc, total, _unit: _Bar(progress, total))
     return _file_result(path, export.filename(p["kind"], ext), FILE_TYPES[ext], rows=counts)
 
@@ -114,7 +114,7 @@ def _bundle(engine, job: BackgroundJob, progress) -> dict:
     p = job.params
     path = _output(job, "zip")
     manifest = run_bundle(engine, out=path, username=p["username"], filters=p["filters"], full=p["full"],
-                          reason=p["reason"], evidence_dir=p["evidence_dir"],
+                          reason=p["reason"], evidence_dir=p["evidence_dir"], locale=p.get("locale", "zh"),
                           progress=lambda _desc, total, _unit: _Bar(progress, total))
     return _file_result(path, export.filename("bundle", "zip"), FILE_TYPES["zip"],
                         cases=len(manifest.get("cases", [])) if isinstance(manifest, dict) else None)
@@ -124,32 +124,23 @@ KINDS: dict[str, Callable] = {"letter_batch": _letter_batch, "export": _export, 
 
 
 def create_export(s: Session, user: User, *, kind: str, fmt: str, filters: dict, full: bool, reason: str | None,
-                  records: tuple[str, ...] | None, out_dir: str, evidence_dir: str | None = None) -> BackgroundJob:
+                  records: tuple[str, ...] | None, out_dir: str, evidence_dir: str | None = None,
+                  locale: str = "zh") -> BackgroundJob:
     """The queued job of an audit export (`kind` "bundle": the evidence bundle), in the caller's unit of work.
 
-    Checked now, so that a refusal is immediate and nothing is queued: the auditor role, the kind, format
-    and record types, the filters, and a reason for full values. The export itself is authorised and logged
-    again when it runs (export.authorize), as from the command line.
+    Checked now (`export.check_request`), so that a refusal is immediate and nothing is queued: the auditor
+    role, the kind, format and record types, the filters (a branch in the auditor's scope) and the stated
+    reason. The export itself is authorised and logged again when it runs (export.authorize), as from the
+    command line; `locale` is the language of its labels.
     """
     from . import export
 
-    export.require_auditor(user)
-    if kind != "bundle":
-        names = export.record_names(kind)
-        if fmt not in export.FORMATS:
-            raise ValidationFailed(f"unknown format '{fmt}' (choose {', '.join(export.FORMATS)})", field="format")
-        unknown = set(records or ()) - set(names)
-        if unknown:
-            raise ValidationFailed(f"unknown record type(s) {', '.join(sorted(unknown))} for '{kind}'",
-                                   field="records")
     f = export.ExportFilter.parse(**filters)
-    if f.branch:
-        export._branch_ids(s, f.branch)  # an unknown branch code is refused now
-    if full and not (reason or "").strip():
-        raise ValidationFailed("full identity and phone numbers need a stated reason", field="reason")
+    reason = export.check_request(s, user, kind=kind, fmt="zip" if kind == "bundle" else fmt, f=f, reason=reason,
+                                  records=records or ())
     job = BackgroundJob(kind="bundle" if kind == "bundle" else "export", created_by_id=user.id, params={
         "username": user.username, "kind": kind, "fmt": "zip" if kind == "bundle" else fmt, "filters": filters,
-        "full": bool(full), "reason": (reason or "").strip() or None, "records": list(records or ()),
+        "full": bool(full), "reason": reason, "records": list(records or ()), "locale": locale,
         "out_dir": out_dir, "evidence_dir": evidence_dir})
     s.add(job)
     s.flush()

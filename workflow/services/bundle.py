@@ -135,7 +135,8 @@ def snapshot_session(engine) -> Iterator[Session]:
 
 def write_bundle(session: Session, actor, out, f: export.ExportFilter, *, evidence_dir: str, full: bool = False,
                  reason: str | None = None, formats: tuple[str, ...] = ("csv", "xlsx"),
-                 progress: Callable[[int], None] | None = None, name: str = "bundle.zip") -> dict:
+                 progress: Callable[[int], None] | None = None, name: str = "bundle.zip",
+                 locale: str = "zh") -> dict:
     """Write the evidence bundle of the cases `f` selects to `out` (a path or a binary file); return the
     manifest. Call `export.authorize(..., kind="bundle")` first: it checks the role and logs the export;
     pass a `snapshot_session` so that everything is read from one snapshot.
@@ -162,14 +163,14 @@ def write_bundle(session: Session, actor, out, f: export.ExportFilter, *, eviden
             for record in BUNDLE_RECORDS:
                 for fmt in ("csv", "jsonl"):
                     if fmt in formats:
-                        row_iter = counted(record, export.rows(session, record, f, full=full, upto=head["seq"])
-                                           if record == "audit" else export.rows(session, record, f, full=full))
+                        row_iter = counted(record, export.rows(session, record, f, full=full, locale=locale,
+                                                               **({"upto": head["seq"]} if record == "audit" else {})))
                         bw.add_chunks(f"exports/{record}.{fmt}", export.chunks(fmt, record, row_iter),
                                       "export", record=record, format=fmt)
         if "xlsx" in formats:
             with tempfile.TemporaryFile() as tmp:
-                export.write_xlsx(tmp, [(r, export.rows(session, r, f, full=full, **({"upto": head["seq"]}
-                                                                                     if r == "audit" else {})))
+                export.write_xlsx(tmp, [(r, export.rows(session, r, f, full=full, locale=locale,
+                                                        **({"upto": head["seq"]} if r == "audit" else {})))
                                         for r in BUNDLE_RECORDS])
                 tmp.seek(0)
                 bw.add_chunks("exports/records.xlsx", iter(lambda: tmp.read(_CHUNK), b""), "export",
@@ -222,6 +223,7 @@ def write_bundle(session: Session, actor, out, f: export.ExportFilter, *, eviden
             "exported_by": {"id": getattr(actor, "id", None), "username": getattr(actor, "username", None),
                             "name": getattr(actor, "name", None)},
             "filters": f.describe(), "full_values": bool(full),
+            "reason": (reason or "").strip() or None,
             "full_values_reason": ((reason or "").strip() or None) if full else None,
             "masking": "identity and phone numbers masked" if not full else "full values (reason logged)",
             "audit": {"file": AUDIT_FILE, "head": head, "events": n_events,

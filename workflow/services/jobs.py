@@ -34,7 +34,8 @@ def _actor(session, username: str) -> User:
 
 
 def run_export(engine, *, kind: str, fmt: str, out: str, username: str, filters: dict, full: bool,
-               reason: str | None, records: tuple[str, ...] | None = None, progress=None) -> dict:
+               reason: str | None, records: tuple[str, ...] | None = None, progress=None,
+               locale: str = "zh") -> dict:
     """Authorise and log an export, then stream it to `out`; returns {record: rows}. Raises DomainError."""
     f = export.ExportFilter.parse(**filters)
     names = export.record_names(kind)
@@ -49,7 +50,8 @@ def run_export(engine, *, kind: str, fmt: str, out: str, username: str, filters:
         raise ValidationFailed(f"{fmt.upper()} holds one record type per file: give --out FILE.zip for "
                                f"{len(names)} record types, or choose one with --records", field="out")
     with unit_of_work(engine) as s:
-        details = export.authorize(s, _actor(s, username), kind=kind, fmt=fmt, f=f, full=full, reason=reason)
+        details = export.authorize(s, _actor(s, username), kind=kind, fmt=fmt, f=f, full=full, reason=reason,
+                                   locale=locale)
     checkpoint = details.get("checkpoint")
     counts: dict[str, int] = {}
     with read_session(engine) as s:
@@ -59,7 +61,7 @@ def run_export(engine, *, kind: str, fmt: str, out: str, username: str, filters:
 
         def counted(name):
             counts[name] = 0
-            for row in export.rows(s, name, f, full=full):
+            for row in export.rows(s, name, f, full=full, locale=locale):
                 counts[name] += 1
                 yield row
 
@@ -83,18 +85,18 @@ def run_export(engine, *, kind: str, fmt: str, out: str, username: str, filters:
 
 
 def run_bundle(engine, *, out: str, username: str, filters: dict, full: bool, reason: str | None,
-               evidence_dir: str, progress=None) -> dict:
+               evidence_dir: str, progress=None, locale: str = "zh") -> dict:
     """Authorise and log a bundle export, then write the ZIP to `out`; returns the manifest."""
     f = export.ExportFilter.parse(**filters)
     with unit_of_work(engine) as s:
         export.authorize(s, _actor(s, username), kind="bundle", fmt="zip", f=f, full=full, reason=reason,
-                         target="bundle")
+                         target="bundle", locale=locale)
     with bundle.snapshot_session(engine) as s:
         actor = _actor(s, username)
         bar = progress("evidence bundle", None, "file") if progress is not None else nullcontext()
         with bar:
             return bundle.write_bundle(s, actor, out, f, evidence_dir=evidence_dir, full=full, reason=reason,
-                                       progress=getattr(bar, "update", None), name=Path(out).name)
+                                       progress=getattr(bar, "update", None), name=Path(out).name, locale=locale)
 
 
 # --- the deadline timer ----------------------------------------------------------------------------------

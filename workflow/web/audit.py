@@ -31,7 +31,8 @@ from ..models import OUTCOMES, User
 from ..services import access_log, background, export
 from ..unit import after_commit
 from .common import work
-from .i18n import _l
+from .i18n import _l, user_locale
+from .messages import translate
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -96,23 +97,47 @@ def _download(body, fmt: str, name: str) -> Response:
     return response
 
 
+def _page(*, failed: str | None = None, errors: dict | None = None, form: dict | None = None, status: int = 200):
+    """The auditor's page: export forms, the bundle form, a link to the access log. After a refused request
+    (`failed`: "export" or "bundle") that form comes back with what was entered and its errors."""
+    from ..domain.states import STATE_CODES
+
+    with read_session(_engine()) as s:
+        branches = export.branch_choices(s, s.get(User, current_user.id))
+    return _render("audit/index.html", kinds=list(export.KINDS), records=export.RECORD_TYPES,
+                   case_records=export.CASE_RECORDS, states=STATE_CODES, outcomes=OUTCOMES,
+                   formats=export.FORMATS, branches=branches, failed=failed, errors=errors or {},
+                   form=form or {}), status
+
+
+def _form_back(which: str, exc: ValidationFailed, p: dict):
+    """The form again (400) with the values entered and the refusal next to its field, in the UI language."""
+    field = exc.details.get("field")
+    key = field if field in ("branch", "from", "to", "state", "outcome", "reason", "format", "records") else "_"
+    return _page(failed=which, errors={key: translate(exc.message)}, form=p, status=400)
+
+
 @bp.get("/")
 def index():
     """The auditor's page: export forms, the bundle form, a link to the access log."""
-    from ..domain.states import STATE_CODES
-
-    return _render("audit/index.html", kinds=list(export.KINDS), records=export.RECORD_TYPES,
-                   case_records=export.CASE_RECORDS, states=STATE_CODES, outcomes=OUTCOMES,
-                   formats=export.FORMATS)
+    return _page()
 
 
 @bp.route("/export", methods=["GET", "POST"])
 def export_download():
     """Download an export: CSV/JSON Lines of one record type stream directly; the rest is a background job.
-    Only the audit page's form (a POST) exports: following a link (a GET) changes nothing and logs nothing."""
+    Only the audit page's form (a POST) exports: following a link (a GET) changes nothing and logs nothing.
+    Every export states its reason; a refused request gives the form back with the refusal."""
     if request.method != "POST":
         return redirect(url_for("audit.index"))
     p = _params()
+    try:
+        return _export(p)
+    except ValidationFailed as exc:
+        return _form_back("export", exc, p)
+
+
+def _export(p: dict):
     kind, fmt, full = p["kind"] or "cases", p["format"] or "xlsx", p["full"] in ("1", "on", "true", "yes")
     if fmt not in export.FORMATS:
         raise ValidationFailed(_("Unknown format “%(format)s”.", format=fmt), field="format")
@@ -122,22 +147,24 @@ def export_download():
             raise ValidationFailed(_("Unknown record type “%(records)s”.", records=p["records"]), field="records")
         names = (p["records"],)
     f = export.ExportFilter.parse(**_filters(p))
+    locale = user_locale()
     if fmt in ("csv", "jsonl") and len(names) == 1:
         with unit_of_work(_engine()) as s:
             details = export.authorize(s, s.get(User, current_user.id), kind=kind, fmt=fmt, f=f, full=full,
-                                       reason=p["reason"])
+                                       reason=p["reason"], locale=locale)
         name = names[0]
 
         def generate():
             with read_session(_engine()) as s:
-                yield from export.chunks(fmt, name, export.rows(s, name, f, full=full))
+                yield from export.chunks(fmt, name, export.rows(s, name, f, full=full, locale=locale))
 
         response = _download(stream_with_context(generate()), fmt, export.filename(name.replace("_", "-"), fmt))
         if details.get("checkpoint"):  # a single CSV or JSON Lines file has no room of its own for it
             response.headers["X-Audit-Checkpoint"] = "seq={seq} sha256={hash}".format(**details["checkpoint"])
         return response
     # A workbook, or several files in a ZIP: a background job writes it; its page offers the download.
-    return _start_job(kind=kind, fmt=fmt, full=full, reason=p["reason"], records=names, filters=_filters(p))
+    return _start_job(kind=kind, fmt=fmt, full=full, reason=p["reason"], records=names, filters=_filters(p),
+                      locale=locale)
 
 
 @bp.route("/bundle", methods=["GET", "POST"])
@@ -147,7 +174,12 @@ def bundle_download():
         return redirect(url_for("audit.index"))
     p = _params()
     full = p["full"] in ("1", "on", "true", "yes")
-    return _start_job(kind="bundle", fmt="zip", full=full, reason=p["reason"], records=None, filters=_filters(p))
+    try:
+        export.ExportFilter.parse(**_filters(p))
+        return _start_job(kind="bundle", fmt="zip", full=full, reason=p["reason"], records=None,
+                          filters=_filters(p), locale=user_locale())
+    except ValidationFailed as exc:
+        return _form_back("bundle", exc, p)
 
 
 def _start_job(**spec):

@@ -177,6 +177,11 @@ _KNOWN = [
     _l("nobody active has this username"),
     _l("only the case's staff can be mentioned, not its respondents nor anyone outside its scope"),
     _l("Comments on a case are the staff's: a respondent of the case neither reads nor writes them."),
+    # audit exports (services/export.py)
+    _l("every export needs a stated reason (it is recorded in the access log)"),
+    _l("the branch is not one of those in your scope: choose it from the list"),
+    _l("the reason is longer than 500 characters"),
+    _l("only internal auditors may export records"),
 ]
 KNOWN = {m._args[0]: m for m in _KNOWN}  # msgid -> lazy translation
 
