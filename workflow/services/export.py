@@ -48,7 +48,7 @@ from ..models import (
     User,
     Vote,
 )
-from . import access_log, anchor, audit, queries
+from . import access_log, anchor, audit
 
 # The bank's time zone (China Standard Time): its calendar day for the period filter, and the exported times, with
 # the offset where the format can hold it (CSV, JSON Lines); XLSX cells hold no zone, so the headings say it.
@@ -938,10 +938,18 @@ def require_auditor(actor) -> None:
         raise PermissionDenied("only internal auditors may export records")
 
 
+def _actor(session: Session, user) -> policy.Actor:
+    # Imported here: queries imports the accounts service and with it zxcvbn, whose word lists take a process
+    # ~80 MB at import; a command-line export or a job has no password to check and stays ~60 MB smaller.
+    from .queries import actor_of
+
+    return actor_of(session, user)
+
+
 def branch_choices(session: Session, actor) -> list[tuple[str, str, int]]:
     """The branches an export may be filtered by: those in the actor's scope (`policy.sees_branch`), as
     (code, Chinese name, level) in the hierarchy's order (head office first, each branch before its subtree)."""
-    who = queries.actor_of(session, actor)
+    who = _actor(session, actor)
     found = session.execute(select(Branch.code, Branch.name, Branch.level, Branch.path)
                             .where(Branch.active.is_(True)).order_by(Branch.path)).all()
     return [(code, name, level) for code, name, level, path in found if policy.sees_branch(who, path)]
@@ -949,7 +957,7 @@ def branch_choices(session: Session, actor) -> list[tuple[str, str, int]]:
 
 def _check_branch(session: Session, actor, code: str) -> None:
     path = session.execute(select(Branch.path).where(Branch.code == code)).scalar_one_or_none()
-    if path is None or not policy.sees_branch(queries.actor_of(session, actor), path):
+    if path is None or not policy.sees_branch(_actor(session, actor), path):
         raise ValidationFailed("the branch is not one of those in your scope: choose it from the list", field="branch",
                                branch=code)
 
