@@ -946,13 +946,14 @@ def _actor(session: Session, user) -> policy.Actor:
     return actor_of(session, user)
 
 
-def branch_choices(session: Session, actor) -> list[tuple[str, str, int]]:
+def branch_choices(session: Session, actor) -> list[dict]:
     """The branches an export may be filtered by: those in the actor's scope (`policy.sees_branch`), as
-    (code, Chinese name, level) in the hierarchy's order (head office first, each branch before its subtree)."""
+    {code, name, name_en, level} in the hierarchy's order (head office first, each branch before its subtree)."""
     who = _actor(session, actor)
-    found = session.execute(select(Branch.code, Branch.name, Branch.level, Branch.path)
+    found = session.execute(select(Branch.code, Branch.name, Branch.name_en, Branch.level, Branch.path)
                             .where(Branch.active.is_(True)).order_by(Branch.path)).all()
-    return [(code, name, level) for code, name, level, path in found if policy.sees_branch(who, path)]
+    return [{"code": code, "name": name, "name_en": name_en, "level": level}
+            for code, name, name_en, level, path in found if policy.sees_branch(who, path)]
 
 
 def _check_branch(session: Session, actor, code: str) -> None:
