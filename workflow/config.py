@@ -91,6 +91,13 @@ def from_environment() -> dict:
         "BANK_NAME_EN": os.environ.get("MIANZE_BANK_NAME_EN", "Demonstration Commercial Bank"),
         "EVIDENCE_DIR": os.environ.get("MIANZE_EVIDENCE_DIR", str(INSTANCE / "evidence")),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MIANZE_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
+        # One import file (loans, HR staff; services/tabular.py): at most this many data rows and bytes (an
+        # upload is also capped by MAX_CONTENT_LENGTH), at most this many row errors reported (with a count
+        # per kind), and an XLSX's shared strings (held in memory while reading) at most this many bytes.
+        "IMPORT_MAX_ROWS": int(os.environ.get("MIANZE_IMPORT_MAX_ROWS") or 10_000_000),
+        "IMPORT_MAX_BYTES": int(os.environ.get("MIANZE_IMPORT_MAX_BYTES") or 4 << 30),
+        "IMPORT_MAX_ERRORS": int(os.environ.get("MIANZE_IMPORT_MAX_ERRORS") or 100),
+        "IMPORT_MAX_XLSX_STRINGS_BYTES": int(os.environ.get("MIANZE_IMPORT_MAX_XLSX_STRINGS_BYTES") or 64 << 20),
         "SMTP_HOST": os.environ.get("MIANZE_SMTP_HOST"),
         "SMTP_PORT": os.environ.get("MIANZE_SMTP_PORT", "25"),
         "SMTP_FROM": os.environ.get("MIANZE_SMTP_FROM"),

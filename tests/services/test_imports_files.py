@@ -33,7 +33,7 @@ def test_a_gbk_csv_as_excel_writes_it_on_chinese_windows_imports(bank):
     data = to_csv(records).decode("utf-8").encode("gbk")
     result = run_import(bank.engine, data)
     assert (result.created, result.encoding) == (5, "GB18030")
-    assert imports.read_file(data, "csv")[0][1]["enterprise"]["name"] == "企业0"
+    assert list(imports.read_file(data, "csv"))[0][1]["enterprise"]["name"] == "企业0"
 
 
 @pytest.mark.parametrize(("bom", "said"), [(b"", "UTF-8"), (b"\xef\xbb\xbf", "UTF-8 with BOM")])
@@ -101,4 +101,4 @@ def test_an_xlsx_whose_dimension_understates_its_rows_imports_every_row(tmp_path
     assert declared.worksheets[0].max_row == 4  # what a reader trusting the dimension would stop at
     declared.close()
     rows = imports.read_file(out_path.read_bytes(), "xlsx")
-    assert len(rows) == 10
+    assert len(list(rows)) == 10

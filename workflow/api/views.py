@@ -5,6 +5,7 @@ Permissions are the services' own (roles, segregation of duties); branch scope i
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
@@ -46,6 +47,7 @@ from ..services import (
     letters,
     queries,
     stand_ins,
+    tabular,
     tolerance,
 )
 from ..unit import after_commit, reading, work
@@ -345,27 +347,26 @@ def import_loans(user, query):
     `line` is the position of the loan in `loans` (1-based); for CSV and XLSX the line or row number."""
     if not has_role(user.role_set, "admin"):
         raise PermissionDenied("only administrators import loans")
+    limits = tabular.Limits.from_config(current_app.config)
     mimetype = request.mimetype
-    if mimetype == "application/json":
-        data, fmt = read_json_body(), "json"
-        raw = request.get_data(cache=True)
-        rows = imports.read_json(data)
-    elif mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None or set(request.files) != {"file"} or request.form:
-            raise MalformedRequest("send one file in the form field 'file'", field="file")
-        raw = upload.read()
-        fmt = imports.format_of(upload.filename or "")
-        rows = imports.read_file(raw, fmt)
-    elif mimetype in ("text/csv", _XLSX):
-        raw = request.get_data(cache=True)
-        rows = imports.read_file(raw, "csv" if mimetype == "text/csv" else "xlsx")
-    else:
-        raise UnsupportedMediaType("send application/json, text/csv, an XLSX workbook or a multipart upload",
-                                   content_type=mimetype or None)
-    with work() as s:
-        result = imports.import_loans(s, _actor(s, user), rows, dry_run=query.dry_run,
-                                      source_sha256=imports.sha256_of(raw))
+    with ExitStack() as files:
+        if mimetype == "application/json":
+            rows = imports.read_json(read_json_body(), limits)
+            rows.sha256 = imports.sha256_of(request.get_data(cache=True))
+        elif mimetype == "multipart/form-data":
+            upload = request.files.get("file")
+            if upload is None or set(request.files) != {"file"} or request.form:
+                raise MalformedRequest("send one file in the form field 'file'", field="file")
+            # werkzeug spooled the upload to a temporary file: it is read from there, row by row
+            rows = imports.read_file(upload.stream, imports.format_of(upload.filename or ""), limits)
+        elif mimetype in ("text/csv", _XLSX):
+            body = files.enter_context(tabular.spool(request.stream, limits.max_bytes))
+            rows = imports.read_file(body, "csv" if mimetype == "text/csv" else "xlsx", limits)
+        else:
+            raise UnsupportedMediaType("send application/json, text/csv, an XLSX workbook or a multipart upload",
+                                       content_type=mimetype or None)
+        with work() as s:
+            result = imports.import_loans(s, _actor(s, user), rows, dry_run=query.dry_run, limits=limits)
     return S.ImportResultOut(**result.to_dict())
 
 

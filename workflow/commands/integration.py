@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -31,25 +32,18 @@ def register_cli(app: Flask) -> None:
     def import_loans(file: Path, fmt: str | None, dry_run: bool):
         """Import loans with their enterprises and stage handlers from FILE (JSON, CSV or XLSX).
 
-        Every row is validated first; on any bad row the command lists them all (line and reason), writes
-        nothing and exits 1. Importing the same file again changes nothing.
+        Every row is validated first; on any bad row the command lists the first ones (line and reason, at
+        most IMPORT_MAX_ERRORS) with a count per kind, writes nothing and exits 1. Importing the same file
+        again changes nothing. Progress goes to stderr: a bar on a terminal, a line a minute in a log file.
         """
-        from tqdm import tqdm
+        from ..services import imports, tabular
 
-        from ..services import imports
-
-        data = file.read_bytes()
+        limits = tabular.Limits.from_config(current_app.config)
         try:
-            rows = imports.read_file(data, fmt or imports.format_of(file.name))
-        except DomainError as exc:
-            _report(exc)
-            sys.exit(1)
-        try:
-            with tqdm(total=len(rows), unit="row", desc="validating", file=sys.stderr) as bar, \
-                    unit_of_work(_engine()) as s:
-                result = imports.import_loans(s, None, rows, dry_run=dry_run, source_sha256=imports.sha256_of(data),
-                                              progress=bar.update)
-                bar.set_description("writing" if not dry_run else "checked")
+            rows = imports.read_file(file, fmt or imports.format_of(file.name), limits)
+            with Progress("reading and checking", sys.stderr) as progress, unit_of_work(_engine()) as s:
+                result = imports.import_loans(s, None, rows, dry_run=dry_run, progress=progress.update,
+                                              limits=limits)
         except DomainError as exc:
             _report(exc)
             sys.exit(1)
@@ -129,3 +123,40 @@ def _report(exc: DomainError) -> None:
     for e in errors:
         who = f" ({e['loan_no']})" if e.get("loan_no") else ""
         click.echo(f"  line {e['line']}{who}: {e['reason']}", err=True)
+    total = exc.details.get("error_total", len(errors))
+    if total > len(errors):
+        kinds = ", ".join(f"{kind} {n}" for kind, n in exc.details.get("error_counts", {}).items())
+        click.echo(f"  … {total} bad rows in all, the first {len(errors)} shown; by kind: {kinds}", err=True)
+
+
+class Progress:
+    """Rows done so far, on `stream`: a bar updating in place on a terminal; written to a file (a log), one
+    line at most every `interval` seconds and one at the end, so a long import logs a few lines."""
+
+    def __init__(self, desc: str, stream, interval: float = 60.0):
+        self.desc, self.stream, self.interval = desc, stream, interval
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.done, self.bar, self._last = 0, None, 0.0
+
+    def __enter__(self) -> Progress:
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit="row", desc=self.desc, file=self.stream, unit_scale=True)
+        self._start = self._last = time.monotonic()
+        return self
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self._last >= self.interval:
+            self._last = time.monotonic()
+            print(f"{self.desc}: {self.done:,} rows", file=self.stream, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            print(f"{self.desc}: {self.done:,} rows in {time.monotonic() - self._start:.0f} s", file=self.stream,
+                  flush=True)

@@ -14,17 +14,14 @@ stage, a column `<stage>` with the handlers' employee numbers separated by "|" a
 
 from __future__ import annotations
 
-import codecs
-import csv
 import gc
 import hashlib
-import io
 import json
 import re
-from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -37,18 +34,28 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from ..domain.errors import DomainError, ValidationFailed
-from ..domain.intake import entered_npl
-from ..models import CLASSIFICATIONS, STAGES, Branch, Case, CaseLoan, Enterprise, Loan, LoanStage, User
-from . import audit
+from ..models import (
+    CLASSIFICATIONS,
+    NPL_CLASSES,
+    STAGES,
+    Branch,
+    Case,
+    CaseLoan,
+    Enterprise,
+    Loan,
+    LoanStage,
+    User,
+)
+from . import audit, tabular
 
 PRODUCT_CLASSES = ("inclusive_sme", "farmer_business", "corporate", "retail")
 ENTERPRISE_KINDS = ("small", "micro", "owner", "individual_business", "farmer", "other")
 FORMATS = ("json", "csv", "xlsx")
-_CHUNK = 2000  # keys per IN (...) query: well under SQLite's and PostgreSQL's parameter limits
+MAX_JSON_BYTES = 64 << 20  # a JSON import is parsed whole: CSV and XLSX files are read row by row
 _MAX_AMOUNT = Decimal("9999999999999.99")
 
 
@@ -237,102 +244,68 @@ def _check_header(header: list[str]) -> None:
 
 
 class Rows(list):
-    """The (line, row) pairs of a file, and the encoding it was read in (CSV only; None otherwise)."""
+    """The (line, row) pairs of a JSON import, read whole (its size is capped), with its SHA-256."""
 
     encoding: str | None = None
+    sha256: str | None = None
 
 
-def read_csv(data: bytes) -> Rows:
-    """(line, row) pairs of a CSV file in UTF-8 (with or without a BOM) or GB18030/GBK (what Excel writes on
-    Chinese Windows); raises ValidationFailed when it is neither. `.encoding` says which it was."""
-    try:
-        text = data.decode("utf-8-sig")
-        encoding = "UTF-8 with BOM" if data.startswith(codecs.BOM_UTF8) else "UTF-8"
-    except UnicodeDecodeError as exc:
-        try:  # GB18030 is a superset of GBK and GB 2312
-            text = data.decode("gb18030")
-            encoding = "GB18030"
-        except UnicodeDecodeError:
-            raise ValidationFailed(f"the CSV file is neither UTF-8 nor GB18030/GBK (byte {exc.start})",
-                                   field="file") from None
-    if "\x00" in text:
-        raise ValidationFailed("the CSV file contains NUL characters", field="file")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ValidationFailed("the CSV file is empty", field="file") from None
-    except csv.Error as exc:
-        raise ValidationFailed(f"the CSV header cannot be read: {exc}", field="file") from None
-    _check_header(header)
-    rows = Rows()
-    rows.encoding = encoding
-    try:
-        for values in reader:
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                rows.append((reader.line_num, {"__error__": f"has {len(values)} fields, the header has {len(header)}"}))
-                continue
-            rows.append((reader.line_num, _flat_to_row(dict(zip(header, values, strict=True)))))
-    except csv.Error as exc:
-        raise ValidationFailed(f"line {reader.line_num}: {exc}", field="file") from None
-    return rows
+class LoanFile:
+    """A CSV or XLSX loan file, read row by row each time it is iterated: (line, row) pairs in the JSON row
+    shape. Opening it reads it once (size cap, SHA-256, CSV encoding); the header is checked, and the row
+    cap enforced, while iterating."""
+
+    def __init__(self, source: tabular.Source, fmt: str, limits: tabular.Limits):
+        self.source, self.fmt, self.limits = source, fmt, limits
+        with tabular.opened(source) as f:
+            found = tabular.scan(f, limits, text=fmt == "csv")
+        self.sha256, self.size, self.encoding, self._codec = found.sha256, found.size, found.encoding, found.codec
+
+    def __iter__(self) -> Iterator[tuple[int, dict]]:
+        with tabular.opened(self.source) as f:
+            if self.fmt == "csv":
+                records = tabular.csv_rows(f, self._codec, self.limits)
+            else:
+                records = tabular.xlsx_rows(f, self.limits)
+            yield from self._rows(records)
+
+    def _rows(self, records: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, dict]]:
+        with closing(records):  # ended while the file is open, whatever stops the reading
+            header = next(records)[1]
+            _check_header(header)
+            width = len(header)
+            for line, cells in records:
+                if len(cells) != width:
+                    if self.fmt == "csv":
+                        yield line, {"__error__": f"has {len(cells)} fields, the header has {width}"}
+                        continue
+                    if any(cells[width:]):
+                        yield line, {"__error__": "has values beyond the last column of the header"}
+                        continue
+                    cells = (cells + [""] * width)[:width]
+                yield line, _flat_to_row(dict(zip(header, cells, strict=True)))
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return str(value).strip()
+def read_csv(data: tabular.Source, limits: tabular.Limits | None = None) -> LoanFile:
+    """The rows of a CSV file in UTF-8 (with or without a BOM) or GB18030/GBK (what Excel writes on Chinese
+    Windows); raises ValidationFailed when it is neither. `.encoding` says which it was."""
+    return LoanFile(data, "csv", limits or tabular.Limits())
 
 
-def read_xlsx(data: bytes) -> list[tuple[int, dict]]:
-    """(row number, row) pairs of the first worksheet of an XLSX workbook; row 1 is the header."""
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
-        raise ValidationFailed(f"the file is not a readable XLSX workbook ({type(exc).__name__})",
-                               field="file") from None
-    try:
-        sheet = wb.worksheets[0]
-        sheet.reset_dimensions()  # the stored dimension may understate the rows: read the rows themselves
-        rows_iter = sheet.iter_rows(values_only=True)
-        try:
-            header = [_cell(h) for h in next(rows_iter)]
-        except StopIteration:
-            raise ValidationFailed("the worksheet is empty", field="file") from None
-        while header and header[-1] == "":
-            header.pop()
-        _check_header(header)
-        rows = []
-        for n, values in enumerate(rows_iter, start=2):
-            cells = [_cell(v) for v in values]
-            if not any(cells):
-                continue
-            extra = cells[len(header):]
-            if any(extra):
-                rows.append((n, {"__error__": "has values beyond the last column of the header"}))
-                continue
-            cells += [""] * (len(header) - len(cells))
-            rows.append((n, _flat_to_row(dict(zip(header, cells[:len(header)], strict=True)))))
-        return rows
-    finally:
-        wb.close()
+def read_xlsx(data: tabular.Source, limits: tabular.Limits | None = None) -> LoanFile:
+    """The rows of the first worksheet of an XLSX workbook; row 1 is the header."""
+    return LoanFile(data, "xlsx", limits or tabular.Limits())
 
 
-def read_json(data: bytes | dict | list) -> list[tuple[int, dict]]:
+def read_json(data: bytes | dict | list, limits: tabular.Limits | None = None) -> Rows:
     """(record number, row) pairs of a JSON import ({"loans": [...]}, or a bare list of loans)."""
+    limits = limits or tabular.Limits()
+    rows = Rows()
     if isinstance(data, bytes | str):
+        raw = data.encode() if isinstance(data, str) else data
+        if len(raw) > min(limits.max_bytes, MAX_JSON_BYTES):
+            raise tabular.too_large(min(limits.max_bytes, MAX_JSON_BYTES))
+        rows.sha256 = hashlib.sha256(raw).hexdigest()
         try:
             data = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -347,23 +320,24 @@ def read_json(data: bytes | dict | list) -> list[tuple[int, dict]]:
         data = data["loans"]
     if not isinstance(data, list):
         raise ValidationFailed('"loans" must be a list of loans', field="loans")
-    return [(n, row if isinstance(row, dict) else {"__error__": "must be an object"})
-            for n, row in enumerate(data, start=1)]
+    if len(data) > limits.max_rows:
+        raise tabular.too_many_rows(limits.max_rows)
+    rows.extend((n, row if isinstance(row, dict) else {"__error__": "must be an object"})
+                for n, row in enumerate(data, start=1))
+    return rows
 
 
-def read_file(data: bytes, fmt: str) -> list[tuple[int, dict]]:
-    """(line, row) pairs of a file in one of FORMATS."""
-    with _collector_paused():
-        return _read_file(data, fmt)
-
-
-def _read_file(data: bytes, fmt: str) -> list[tuple[int, dict]]:
+def read_file(data: tabular.Source, fmt: str, limits: tabular.Limits | None = None) -> Rows | LoanFile:
+    """The (line, row) pairs of a file in one of FORMATS: bytes, a path or an open binary file (CSV and XLSX
+    are read row by row when imported; JSON is read whole, at most MAX_JSON_BYTES)."""
+    limits = limits or tabular.Limits()
     if fmt == "json":
-        return read_json(data)
-    if fmt == "csv":
-        return read_csv(data)
-    if fmt == "xlsx":
-        return read_xlsx(data)
+        if not isinstance(data, bytes | bytearray | dict | list | str):
+            with tabular.opened(data) as f:
+                data = f.read(min(limits.max_bytes, MAX_JSON_BYTES) + 1)
+        return read_json(data, limits)
+    if fmt in ("csv", "xlsx"):
+        return LoanFile(data, fmt, limits)
     raise ValidationFailed(f"unknown import format {fmt!r}; use one of {', '.join(FORMATS)}", field="format")
 
 
@@ -387,38 +361,111 @@ def _reason(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+_BATCH = 5000  # rows validated, then staged, at a time
 
 
-def _loan_values(row: LoanRow, branch_id: int) -> dict:
-    return {"loan_no": row.loan_no, "branch_id": branch_id, "product_class": row.product_class,
-            "credit_total": row.credit_total, "amount": row.amount, "balance": row.balance,
-            "start_date": row.start_date, "maturity_date": row.maturity_date,
-            "classification": row.classification, "written_off": row.written_off}
+class _Staging:
+    """The rows of one import, validated, in temporary tables of the import's own transaction (gone when
+    it ends): PostgreSQL loads them with COPY, SQLite with executemany; the checks across rows and the merge
+    into the loan book are then set-wise SQL, the same on both."""
+
+    LOANS = "mianze_import_loan"
+    STAGES = "mianze_import_stage"
+    ENTERPRISES = "mianze_import_enterprise"
+    _LOAN_COLS = ("line", "loan_no", "uscc", "ent_name", "kind", "owner_name", "industry", "branch_id",
+                  "product_class", "credit_total", "amount", "balance", "start_date", "maturity_date",
+                  "classification", "written_off")
+    _STAGE_COLS = ("line", "stage", "user_id", "performed_on")
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.postgres = conn.dialect.name == "postgresql"
+        self.loans: list[tuple] = []
+        self.stages: list[tuple] = []
+        tail = " ON COMMIT DROP" if self.postgres else ""
+        for name in (self.LOANS, self.STAGES, self.ENTERPRISES):
+            self.sql(f"DROP TABLE IF EXISTS {name}")
+        self.sql(f"""CREATE TEMPORARY TABLE {self.LOANS} (line integer NOT NULL, loan_no varchar(40) NOT NULL,
+            uscc varchar(18) NOT NULL, ent_name varchar(200) NOT NULL, kind varchar(32) NOT NULL,
+            owner_name varchar(64) NOT NULL, industry varchar(64) NOT NULL, branch_id integer NOT NULL,
+            product_class varchar(32) NOT NULL, credit_total bigint NOT NULL, amount bigint NOT NULL,
+            balance bigint NOT NULL, start_date date NOT NULL, maturity_date date NOT NULL,
+            classification varchar(20) NOT NULL, written_off boolean NOT NULL){tail}""")
+        self.sql(f"""CREATE TEMPORARY TABLE {self.STAGES} (line integer NOT NULL, stage varchar(20) NOT NULL,
+            user_id integer NOT NULL, performed_on date NOT NULL){tail}""")
+
+    def sql(self, statement: str, params: dict | None = None):
+        return self.conn.execute(text(statement), params or {})
+
+    def add(self, line: int, row: LoanRow, branch_id: int, stages: Iterable[tuple[str, int, date]]) -> None:
+        e = row.enterprise
+        if self.postgres:
+            self.loans.append((line, row.loan_no, e.uscc, e.name, e.kind, e.owner_name, e.industry, branch_id,
+                               row.product_class, _fen(row.credit_total), _fen(row.amount), _fen(row.balance),
+                               row.start_date, row.maturity_date, row.classification, row.written_off))
+            self.stages.extend((line, stage, uid, day) for stage, uid, day in stages)
+        else:  # as SQLAlchemy stores them on SQLite: ISO dates, 0/1
+            self.loans.append((line, row.loan_no, e.uscc, e.name, e.kind, e.owner_name, e.industry, branch_id,
+                               row.product_class, _fen(row.credit_total), _fen(row.amount), _fen(row.balance),
+                               row.start_date.isoformat(), row.maturity_date.isoformat(), row.classification,
+                               int(row.written_off)))
+            self.stages.extend((line, stage, uid, day.isoformat()) for stage, uid, day in stages)
+        if len(self.loans) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        for table, cols, rows in ((self.LOANS, self._LOAN_COLS, self.loans),
+                                  (self.STAGES, self._STAGE_COLS, self.stages)):
+            if not rows:
+                continue
+            if self.postgres:
+                raw = self.conn.connection.driver_connection
+                with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+                    for r in rows:
+                        copy.write_row(r)
+            else:
+                self.conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                                          f"({', '.join('?' * len(cols))})", rows)
+            rows.clear()
+
+    def loaded(self) -> None:
+        """All rows are in: index and describe the staging tables for the checks and the merge."""
+        self.flush()
+        self.sql(f"CREATE INDEX {self.LOANS}_no ON {self.LOANS} (loan_no)")
+        self.sql(f"CREATE INDEX {self.LOANS}_uscc ON {self.LOANS} (uscc)")
+        self.sql(f"CREATE INDEX {self.STAGES}_line ON {self.STAGES} (line)")
+        self.sql(f"ANALYZE {self.LOANS}")
+        self.sql(f"ANALYZE {self.STAGES}")
+
+    def drop(self) -> None:
+        for name in (self.LOANS, self.STAGES, self.ENTERPRISES):
+            self.sql(f"DROP TABLE IF EXISTS {name}")
 
 
-_LOAN_FIELDS = ("enterprise_id", "branch_id", "product_class", "credit_total", "amount", "balance", "start_date",
-                "maturity_date", "classification", "written_off")
-_ENTERPRISE_FIELDS = ("name", "kind", "owner_name", "industry")
+def _fen(amount: Decimal) -> int:
+    return int(amount * 100)
 
 
-def import_loans(session: Session, actor, rows: list[tuple[int, dict]], *, dry_run: bool = False,
-                 source_sha256: str | None = None, progress: Callable[[int], None] | None = None) -> ImportResult:
-    """Validate every row, then (unless `dry_run`) create or update loans, enterprises and stage handlers.
+def import_loans(session: Session, actor, rows: Iterable[tuple[int, dict]], *, dry_run: bool = False,
+                 source_sha256: str | None = None, progress: Callable[[int], None] | None = None,
+                 limits: tabular.Limits | None = None) -> ImportResult:
+    """Validate every row, then (unless `dry_run`) create or update loans, enterprises and stage handlers,
+    all in the session's transaction.
 
-    Raises ImportRejected listing every bad row (line, loan number, reason); nothing is written then.
-    A loan that is part of a case keeps its borrower, branch and stage handlers: changing them is an error.
+    `rows`: (line, row) pairs, e.g. read_file(...): read once, row by row, so memory stays bounded for any
+    size of file. Raises ImportRejected with the first `limits.max_errors` bad rows (line, loan number,
+    reason), their total and a count per kind; nothing is written then. A loan that is part of a case keeps
+    its borrower, branch and stage handlers: changing them is an error. An unchanged file writes nothing.
     """
     with _collector_paused():
-        return _import_loans(session, actor, rows, dry_run=dry_run, source_sha256=source_sha256, progress=progress)
+        return _import_loans(session, actor, rows, dry_run=dry_run, limits=limits or tabular.Limits(),
+                             source_sha256=source_sha256 or getattr(rows, "sha256", None), progress=progress)
 
 
 @contextmanager
 def _collector_paused():
-    """A bulk import allocates millions of small, long-lived objects; the cyclic collector would rescan
-    them again and again (half the run time at 100,000 rows) while finding nothing to free."""
+    """A bulk import allocates millions of small objects; the cyclic collector would rescan the live ones
+    again and again while finding nothing to free."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -428,160 +475,175 @@ def _collector_paused():
             gc.enable()
 
 
-def _import_loans(session: Session, actor, rows: list[tuple[int, dict]], *, dry_run: bool,
-                  source_sha256: str | None, progress: Callable[[int], None] | None) -> ImportResult:
-    errors: list[RowError] = []
-    valid: list[tuple[int, LoanRow]] = []
-    first_line: dict[str, int] = {}
-    names: dict[str, tuple[int, str]] = {}
-    for n, (line, raw) in enumerate(rows, start=1):
-        if progress and n % 1000 == 0:
+def _error(report: tabular.ErrorReport, kind: str, line: int, loan_no: str | None, reason: str) -> None:
+    report.add(kind, {"line": line, "loan_no": loan_no, "reason": reason})
+
+
+def _kind(exc: ValidationError) -> str:
+    loc = exc.errors(include_url=False)[0]["loc"]
+    return str(loc[0]) if loc else "row"
+
+
+def _import_loans(session: Session, actor, rows: Iterable[tuple[int, dict]], *, dry_run: bool,
+                  source_sha256: str | None, progress: Callable[[int], None] | None,
+                  limits: tabular.Limits) -> ImportResult:
+    conn = session.connection()
+    branches = dict(conn.execute(select(Branch.__table__.c.code, Branch.__table__.c.id)).all())
+    staff = dict(conn.execute(select(User.__table__.c.employee_no, User.__table__.c.id)).all())
+    report = tabular.ErrorReport(limits.max_errors)
+    staging = _Staging(conn)
+    count = 0
+    for line, raw in rows:
+        count += 1
+        if progress and count % 1000 == 0:
             progress(1000)
         loan_no = raw.get("loan_no") if isinstance(raw.get("loan_no"), str) else None
         if "__error__" in raw:
-            errors.append(RowError(line, loan_no, raw["__error__"]))
+            _error(report, "fields", line, loan_no, raw["__error__"])
             continue
         try:
             row = LoanRow.model_validate(raw)
         except ValidationError as exc:
-            errors.append(RowError(line, loan_no, _reason(exc)))
+            _error(report, _kind(exc), line, loan_no, _reason(exc))
             continue
-        if row.loan_no in first_line:
-            errors.append(RowError(line, row.loan_no, f"loan_no {row.loan_no} is already on line "
-                                                      f"{first_line[row.loan_no]}"))
-            continue
-        first_line[row.loan_no] = line
-        known = names.setdefault(row.enterprise.uscc, (line, row.enterprise.name))
-        if known[1] != row.enterprise.name:
-            errors.append(RowError(line, row.loan_no, f"enterprise {row.enterprise.uscc} is named "
-                                                      f"{known[1]!r} on line {known[0]}"))
-            continue
-        valid.append((line, row))
-    if progress:
-        progress(len(rows) % 1000)
-
-    branches = dict(session.connection().execute(select(Branch.__table__.c.code, Branch.__table__.c.id)).all())
-    staff = dict(session.connection().execute(select(User.__table__.c.employee_no, User.__table__.c.id)).all())
-    loan_t, stage_t, ent_t = Loan.__table__, LoanStage.__table__, Enterprise.__table__
-    conn = session.connection()
-
-    existing: dict[str, Any] = {}
-    for chunk in _chunks([r.loan_no for _, r in valid]):
-        for rec in conn.execute(select(loan_t).where(loan_t.c.loan_no.in_(chunk))).mappings():
-            existing[rec["loan_no"]] = rec
-    existing_ids = [rec["id"] for rec in existing.values()]
-    old_stages: dict[int, set] = {}
-    in_case: dict[int, str] = {}
-    for chunk in _chunks(existing_ids):
-        for lid, stage, uid, day in conn.execute(select(stage_t.c.loan_id, stage_t.c.stage, stage_t.c.user_id,
-                                                        stage_t.c.performed_on).where(stage_t.c.loan_id.in_(chunk))):
-            old_stages.setdefault(lid, set()).add((stage, uid, day))
-        for lid, number in conn.execute(select(CaseLoan.__table__.c.loan_id, Case.__table__.c.number)
-                                        .join(Case.__table__, Case.__table__.c.id == CaseLoan.__table__.c.case_id)
-                                        .where(CaseLoan.__table__.c.loan_id.in_(chunk))):
-            in_case[lid] = number
-    enterprises: dict[str, Any] = {}
-    for chunk in _chunks(sorted(names)):
-        for rec in conn.execute(select(ent_t).where(ent_t.c.uscc.in_(chunk))).mappings():
-            enterprises[rec["uscc"]] = rec
-
-    planned = []  # (row, branch_id, stage set)
-    for line, row in valid:
-        problems = []
         branch_id = branches.get(row.branch)
-        if branch_id is None:
-            problems.append(f"branch: unknown branch code {row.branch!r}")
         unknown = sorted({s.employee_no for s in row.stages if s.employee_no not in staff})
-        if unknown:
-            problems.append(f"stages: unknown employee number(s) {', '.join(unknown)}")
-        stages = {(s.stage, staff.get(s.employee_no), s.performed_on) for s in row.stages}
-        old = existing.get(row.loan_no)
-        if old is not None and old["id"] in in_case and not problems:
-            ent = enterprises.get(row.enterprise.uscc)
-            moved = [f for f, changed in (("branch", old["branch_id"] != branch_id),
-                                          ("enterprise", ent is None or ent["id"] != old["enterprise_id"]),
-                                          ("stages", old_stages.get(old["id"], set()) != stages)) if changed]
-            if moved:
-                problems.append(f"loan is part of case {in_case[old['id']]}: its {', '.join(moved)} cannot change")
-        if problems:
-            errors.append(RowError(line, row.loan_no, "; ".join(problems)))
-        else:
-            planned.append((row, branch_id, stages))
-    if errors:
-        errors.sort(key=lambda e: e.line)
-        shown = "; ".join(f"line {e.line}: {e.reason}" for e in errors[:3])
-        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise ImportRejected(f"{len(errors)} bad row(s), nothing was imported: {shown}{more}",
-                             errors=[asdict(e) for e in errors])
+        if branch_id is None or unknown:
+            problems = ([f"branch: unknown branch code {row.branch!r}"] if branch_id is None else []) + \
+                ([f"stages: unknown employee number(s) {', '.join(unknown)}"] if unknown else [])
+            _error(report, "branch" if branch_id is None else "employee", line, row.loan_no, "; ".join(problems))
+            continue
+        staging.add(line, row, branch_id, {(s.stage, staff[s.employee_no], s.performed_on) for s in row.stages})
+    if progress:
+        progress(count % 1000)
+    staging.loaded()
+    _check_across_rows(staging, report)
+    if report:
+        details = report.details()
+        shown = "; ".join(f"line {e['line']}: {e['reason']}" for e in details["errors"][:3])
+        more = f" (and {report.total - 3} more)" if report.total > 3 else ""
+        raise ImportRejected(f"{report.total} bad row(s), nothing was imported: {shown}{more}", **details)
 
-    result = ImportResult(rows=len(rows), dry_run=dry_run, sha256=source_sha256,
-                          encoding=getattr(rows, "encoding", None))
-    new_ents, changed_ents, changed_usccs = {}, [], set()
-    for row, _, _ in planned:
-        e = row.enterprise
-        values = {"uscc": e.uscc, "name": e.name, "kind": e.kind, "owner_name": e.owner_name, "industry": e.industry}
-        old = enterprises.get(e.uscc)
-        if old is None:
-            new_ents.setdefault(e.uscc, values)
-        elif e.uscc not in changed_usccs and any(old[f] != values[f] for f in _ENTERPRISE_FIELDS):
-            changed_usccs.add(e.uscc)
-            changed_ents.append({"b_uscc": e.uscc, **{f: values[f] for f in _ENTERPRISE_FIELDS}})
-    result.enterprises_created, result.enterprises_updated = len(new_ents), len(changed_ents)
-    if not dry_run and new_ents:
-        conn.execute(insert(ent_t), list(new_ents.values()))
-        for chunk in _chunks(list(new_ents)):
-            for rec in conn.execute(select(ent_t).where(ent_t.c.uscc.in_(chunk))).mappings():
-                enterprises[rec["uscc"]] = rec
-    if not dry_run and changed_ents:
-        conn.execute(update(ent_t).where(ent_t.c.uscc == bindparam("b_uscc")),
-                     changed_ents)
-
-    new_loans, changed_loans, stage_plan = [], [], []
-    for row, branch_id, stages in planned:
-        ent = enterprises.get(row.enterprise.uscc)
-        values = {**_loan_values(row, branch_id), "enterprise_id": ent["id"] if ent else None}
-        old = existing.get(row.loan_no)
-        if entered_npl(old["classification"] if old is not None else None, values["classification"]):
-            result.new_npls += 1
-        if old is None:
-            new_loans.append(values)
-            result.created += 1
-        elif any(old[f] != values[f] for f in _LOAN_FIELDS):
-            changed_loans.append({"b_loan_no": row.loan_no, **{f: values[f] for f in _LOAN_FIELDS}})
-            result.updated += 1
-        else:
-            result.unchanged += 1
-        stage_plan.append((row.loan_no, stages))
-    if not dry_run:
-        if new_loans:
-            conn.execute(insert(loan_t), new_loans)
-        if changed_loans:
-            conn.execute(update(loan_t).where(loan_t.c.loan_no == bindparam("b_loan_no")), changed_loans)
-        ids = {no: rec["id"] for no, rec in existing.items()}
-        for chunk in _chunks([v["loan_no"] for v in new_loans]):
-            ids.update(conn.execute(select(loan_t.c.loan_no, loan_t.c.id).where(loan_t.c.loan_no.in_(chunk))).all())
-    else:
-        ids = {no: rec["id"] for no, rec in existing.items()}
-    add, remove = [], []
-    for loan_no, stages in stage_plan:
-        lid = ids.get(loan_no)
-        old = old_stages.get(lid, set()) if lid is not None else set()
-        for stage, uid, day in stages - old:
-            add.append({"loan_id": lid, "stage": stage, "user_id": uid, "performed_on": day})
-        for stage, uid, _day in old - stages:
-            remove.append({"b_loan_id": lid, "b_stage": stage, "b_user_id": uid})
-    result.handlers_added, result.handlers_removed = len(add), len(remove)
-    if not dry_run:
-        if remove:
-            conn.execute(delete(stage_t).where(stage_t.c.loan_id == bindparam("b_loan_id"),
-                                               stage_t.c.stage == bindparam("b_stage"),
-                                               stage_t.c.user_id == bindparam("b_user_id")), remove)
-        if add:
-            conn.execute(insert(stage_t), add)
-        if result.created or result.updated or result.enterprises_created or result.enterprises_updated \
-                or add or remove:
-            audit.record(session, event="import_loans", actor=actor, payload=result.to_dict())
+    result = ImportResult(rows=count, dry_run=dry_run, sha256=source_sha256, encoding=getattr(rows, "encoding", None))
+    _merge(staging, result, dry_run=dry_run)
+    staging.drop()
+    if not dry_run and (result.created or result.updated or result.enterprises_created
+                        or result.enterprises_updated or result.handlers_added or result.handlers_removed):
+        audit.record(session, event="import_loans", actor=actor, payload=result.to_dict())
     return result
+
+
+_T = {"loan": Loan.__table__.name, "stage": LoanStage.__table__.name, "ent": Enterprise.__table__.name,
+      "case_loan": CaseLoan.__table__.name, "case": Case.__table__.name, "L": _Staging.LOANS, "S": _Staging.STAGES,
+      "E": _Staging.ENTERPRISES}
+
+
+def _q(statement: str) -> str:
+    return statement.format(**_T)
+
+
+def _check_across_rows(st: _Staging, report: tabular.ErrorReport) -> None:
+    """The checks that need every row: a loan number twice, an enterprise named two ways, a loan of a case
+    whose borrower, branch or handlers would change. Only the first errors are fetched, the rest counted."""
+    keep = report.keep
+    dupes = _q("""SELECT s.line, s.loan_no, f.first FROM {L} s JOIN (SELECT loan_no, min(line) AS first FROM {L}
+                  GROUP BY loan_no HAVING count(*) > 1) f ON f.loan_no = s.loan_no WHERE s.line > f.first""")
+    total = st.sql(f"SELECT count(*) FROM ({dupes}) d").scalar_one()
+    if total:
+        for line, loan_no, first in st.sql(f"{dupes} ORDER BY s.line LIMIT {keep}"):
+            _error(report, "duplicate", line, loan_no, f"loan_no {loan_no} is already on line {first}")
+        report.counts["duplicate"] += total - min(total, keep)
+        st.sql(_q("DELETE FROM {S} WHERE line IN (SELECT line FROM {L} s WHERE line > "
+                  "(SELECT min(line) FROM {L} f WHERE f.loan_no = s.loan_no))"))
+        st.sql(_q("DELETE FROM {L} WHERE line > (SELECT min(line) FROM {L} f WHERE f.loan_no = {L}.loan_no)"))
+    tail = " ON COMMIT DROP" if st.postgres else ""
+    st.sql(_q(f"""CREATE TEMPORARY TABLE {{E}}{tail} AS SELECT line, uscc, ent_name, kind, owner_name, industry FROM
+                 (SELECT line, uscc, ent_name, kind, owner_name, industry,
+                         row_number() OVER (PARTITION BY uscc ORDER BY line) AS rn FROM {{L}}) firsts WHERE rn = 1"""))
+    st.sql(_q("CREATE UNIQUE INDEX {E}_uscc ON {E} (uscc)"))
+    names = _q("SELECT s.line, s.loan_no, s.uscc, e.ent_name, e.line FROM {L} s JOIN {E} e ON e.uscc = s.uscc "
+               "WHERE s.ent_name <> e.ent_name")
+    total = st.sql(f"SELECT count(*) FROM ({names}) n").scalar_one()
+    if total:
+        for line, loan_no, uscc, name, first in st.sql(f"{names} ORDER BY s.line LIMIT {keep}"):
+            _error(report, "enterprise_name", line, loan_no, f"enterprise {uscc} is named {name!r} on line {first}")
+        report.counts["enterprise_name"] += total - min(total, keep)
+    in_case = st.sql(_q(f"""SELECT s.line, s.loan_no, min(c.number), l.branch_id <> s.branch_id,
+            (e.id IS NULL OR e.id <> l.enterprise_id), ({_STAGES_DIFFER})
+        FROM {{L}} s JOIN {{loan}} l ON l.loan_no = s.loan_no JOIN {{case_loan}} cl ON cl.loan_id = l.id
+        JOIN {{case}} c ON c.id = cl.case_id LEFT JOIN {{ent}} e ON e.uscc = s.uscc
+        GROUP BY s.line, s.loan_no, l.id, l.branch_id, s.branch_id, e.id, l.enterprise_id ORDER BY s.line"""))
+    for line, loan_no, number, branch, enterprise, stages in in_case:
+        moved = [f for f, changed in (("branch", branch), ("enterprise", enterprise), ("stages", stages)) if changed]
+        if moved:
+            _error(report, "in_case", line, loan_no, f"loan is part of case {number}: its {', '.join(moved)} "
+                                                     "cannot change")
+
+
+# A staged loan's handlers differ from the stored ones (s: the staged loan, l: the stored loan).
+_STAGES_DIFFER = """EXISTS (SELECT 1 FROM {stage} ls WHERE ls.loan_id = l.id AND NOT EXISTS (SELECT 1 FROM {S} t
+        WHERE t.line = s.line AND t.stage = ls.stage AND t.user_id = ls.user_id AND t.performed_on = ls.performed_on))
+    OR EXISTS (SELECT 1 FROM {S} t WHERE t.line = s.line AND NOT EXISTS (SELECT 1 FROM {stage} ls
+        WHERE ls.loan_id = l.id AND ls.stage = t.stage AND ls.user_id = t.user_id AND ls.performed_on = t.performed_on))"""
+
+_ENT_CHANGED = "(x.ent_name <> e.name OR x.kind <> e.kind OR x.owner_name <> e.owner_name OR x.industry <> e.industry)"
+_LOAN_CHANGED = """(l.enterprise_id <> e.id OR l.branch_id <> s.branch_id OR l.product_class <> s.product_class
+    OR l.credit_total <> s.credit_total OR l.amount <> s.amount OR l.balance <> s.balance
+    OR l.start_date <> s.start_date OR l.maturity_date <> s.maturity_date OR l.classification <> s.classification
+    OR l.written_off <> s.written_off)"""
+_STAGE_GONE = """FROM {stage} ls JOIN {loan} l ON l.id = ls.loan_id JOIN {L} s ON s.loan_no = l.loan_no
+    WHERE NOT EXISTS (SELECT 1 FROM {S} t WHERE t.line = s.line AND t.stage = ls.stage AND t.user_id = ls.user_id
+                      AND t.performed_on = ls.performed_on)"""
+
+
+def _merge(st: _Staging, result: ImportResult, *, dry_run: bool) -> None:
+    """Count, and unless `dry_run` write, the differences between the staged rows and the loan book:
+    new enterprises and loans inserted, changed ones updated, unchanged ones not touched; stage handlers
+    no longer named removed, new ones added."""
+    npl = ", ".join(f"'{c}'" for c in NPL_CLASSES)  # the domain's classes (domain/intake.entered_npl)
+    result.new_npls = st.sql(_q(f"""SELECT count(*) FROM {{L}} s LEFT JOIN {{loan}} l ON l.loan_no = s.loan_no
+        WHERE s.classification IN ({npl}) AND (l.id IS NULL OR l.classification NOT IN ({npl}))""")).scalar_one()
+    new_ents = _q("FROM {E} x WHERE NOT EXISTS (SELECT 1 FROM {ent} e WHERE e.uscc = x.uscc)")
+    if dry_run:
+        count = lambda sql: st.sql(_q(sql)).scalar_one()  # noqa: E731
+        result.enterprises_created = st.sql(f"SELECT count(*) {new_ents}").scalar_one()
+        result.enterprises_updated = count(f"SELECT count(*) FROM {{E}} x JOIN {{ent}} e ON e.uscc = x.uscc "
+                                           f"WHERE {_ENT_CHANGED}")
+        result.created = count("SELECT count(*) FROM {L} s WHERE NOT EXISTS "
+                               "(SELECT 1 FROM {loan} l WHERE l.loan_no = s.loan_no)")
+        result.updated = count(f"""SELECT count(*) FROM {{L}} s JOIN {{loan}} l ON l.loan_no = s.loan_no
+            LEFT JOIN {{ent}} e ON e.uscc = s.uscc WHERE e.id IS NULL OR {_LOAN_CHANGED}""")
+        result.handlers_removed = count("SELECT count(*) " + _STAGE_GONE)
+        result.handlers_added = count("""SELECT count(*) FROM {S} t JOIN {L} s ON s.line = t.line
+            LEFT JOIN {loan} l ON l.loan_no = s.loan_no WHERE l.id IS NULL OR NOT EXISTS (SELECT 1 FROM {stage} ls
+            WHERE ls.loan_id = l.id AND ls.stage = t.stage AND ls.user_id = t.user_id
+            AND ls.performed_on = t.performed_on)""")
+    else:
+        write = lambda sql: st.sql(_q(sql)).rowcount  # noqa: E731
+        result.enterprises_created = st.sql(
+            _q("INSERT INTO {ent} (uscc, name, kind, owner_name, industry) "
+               "SELECT x.uscc, x.ent_name, x.kind, x.owner_name, x.industry ") + new_ents).rowcount
+        result.enterprises_updated = write(f"""UPDATE {{ent}} SET name = x.ent_name, kind = x.kind,
+            owner_name = x.owner_name, industry = x.industry FROM {{E}} x
+            WHERE {{ent}}.uscc = x.uscc AND {_ENT_CHANGED.replace('e.', '{ent}.')}""")
+        result.handlers_removed = write("DELETE FROM {stage} WHERE id IN (SELECT ls.id " + _STAGE_GONE + ")")
+        result.updated = write(f"""UPDATE {{loan}} SET enterprise_id = e.id, branch_id = s.branch_id,
+            product_class = s.product_class, credit_total = s.credit_total, amount = s.amount, balance = s.balance,
+            start_date = s.start_date, maturity_date = s.maturity_date, classification = s.classification,
+            written_off = s.written_off FROM {{L}} s JOIN {{ent}} e ON e.uscc = s.uscc
+            WHERE {{loan}}.loan_no = s.loan_no AND {_LOAN_CHANGED.replace('l.', '{loan}.')}""")
+        result.created = write("""INSERT INTO {loan} (loan_no, enterprise_id, branch_id, product_class, credit_total,
+            amount, balance, start_date, maturity_date, classification, written_off)
+            SELECT s.loan_no, e.id, s.branch_id, s.product_class, s.credit_total, s.amount, s.balance, s.start_date,
+            s.maturity_date, s.classification, s.written_off FROM {L} s JOIN {ent} e ON e.uscc = s.uscc
+            WHERE NOT EXISTS (SELECT 1 FROM {loan} l WHERE l.loan_no = s.loan_no) ORDER BY s.line""")
+        result.handlers_added = write("""INSERT INTO {stage} (loan_id, stage, user_id, performed_on)
+            SELECT l.id, t.stage, t.user_id, t.performed_on FROM {S} t JOIN {L} s ON s.line = t.line
+            JOIN {loan} l ON l.loan_no = s.loan_no WHERE NOT EXISTS (SELECT 1 FROM {stage} ls
+            WHERE ls.loan_id = l.id AND ls.stage = t.stage AND ls.user_id = t.user_id
+            AND ls.performed_on = t.performed_on)""")
+    staged = st.sql(_q("SELECT count(*) FROM {L}")).scalar_one()
+    result.unchanged = staged - result.created - result.updated
 
 
 def sha256_of(data: bytes) -> str:

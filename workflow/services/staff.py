@@ -11,10 +11,8 @@ Staff created by an import have no password (they cannot sign in) until one is s
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
@@ -24,7 +22,7 @@ from ..domain import policy
 from ..domain.errors import DomainError, ValidationFailed
 from ..domain.ordering import natural_key
 from ..models import ROLES, Branch, User, utcnow
-from . import audit
+from . import audit, tabular
 from .accounts import LOCALES, _policy_actor, _require_admin
 
 PER_PAGE = 50
@@ -158,20 +156,6 @@ def _error(line: int, who: str | None, code: str, **values) -> StaffRowError:
     return StaffRowError(line, who or None, code, values, ROW_REASONS[code] % values)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
 def _check_header(header: list[str]) -> None:
     unknown = [h for h in header if h not in COLUMNS]
     missing = [c for c in REQUIRED if c not in header]
@@ -182,86 +166,50 @@ def _check_header(header: list[str]) -> None:
         raise StaffImportRejected(f"line 1: {err.reason}; nothing was imported", errors=[asdict(err)])
 
 
-def _read_csv(data: bytes) -> list[tuple[int, dict]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:  # what Excel writes on Chinese Windows
-            text = data.decode("gb18030")
-        except UnicodeDecodeError:
-            raise ValidationFailed("the CSV file is neither UTF-8 nor GB18030/GBK", field="file") from None
-    if "\x00" in text:
-        raise ValidationFailed("the CSV file contains NUL characters", field="file")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ValidationFailed("the file is empty", field="file") from None
-    except csv.Error as exc:
-        raise ValidationFailed(f"the CSV header cannot be read: {exc}", field="file") from None
-    _check_header(header)
-    rows = []
-    try:
-        for values in reader:
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                rows.append((reader.line_num, {"__error__": ("fields", {"found": len(values),
-                                                                        "expected": len(header)})}))
-                continue
-            rows.append((reader.line_num, {h: v.strip() for h, v in zip(header, values, strict=True)}))
-    except csv.Error as exc:
-        raise ValidationFailed(f"line {reader.line_num}: {exc}", field="file") from None
+class StaffRows(list):
+    """The (line, row) pairs of an HR file, with its SHA-256 and (CSV) the encoding it was read in."""
+
+    sha256: str | None = None
+    encoding: str | None = None
+
+
+def read_hr_file(data: tabular.Source, filename: str, limits: tabular.Limits | None = None) -> StaffRows:
+    """(line, row) pairs of an HR file, CSV (UTF-8 or GB18030) or XLSX by its extension; row 1 is the header.
+    `data`: bytes, a path or an open binary file (an upload's spooled file), read row by row (services/tabular).
+
+    Raises ValidationFailed (unreadable file, unknown extension, beyond the caps) and StaffImportRejected
+    (wrong header).
+    """
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if ext not in ("csv", "xlsx"):
+        raise ValidationFailed("the HR file must be a .csv or .xlsx file", field="file")
+    limits = limits or tabular.Limits()
+    limits = replace(limits, max_rows=min(limits.max_rows, _MAX_ROWS))
+    rows = StaffRows()
+    with tabular.opened(data) as f:
+        found = tabular.scan(f, limits, text=ext == "csv")
+        rows.sha256, rows.encoding = found.sha256, found.encoding
+        records = (tabular.csv_rows(f, found.codec, limits) if ext == "csv"
+                   else tabular.xlsx_rows(f, limits, yes="yes", no="no"))
+        with closing(records):
+            _read_rows(records, rows, ext)
     return rows
 
 
-def _read_xlsx(data: bytes) -> list[tuple[int, dict]]:
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
-        raise ValidationFailed(f"the file is not a readable XLSX workbook ({type(exc).__name__})",
-                               field="file") from None
-    try:
-        sheet = wb.worksheets[0]
-        sheet.reset_dimensions()  # the stored dimension may understate the rows
-        cells_iter = sheet.iter_rows(values_only=True)
-        try:
-            header = [_cell(h) for h in next(cells_iter)]
-        except StopIteration:
-            raise ValidationFailed("the file is empty", field="file") from None
-        while header and header[-1] == "":
-            header.pop()
-        _check_header(header)
-        rows = []
-        for n, values in enumerate(cells_iter, start=2):
-            cells = [_cell(v) for v in values]
-            if not any(cells):
+def _read_rows(records, rows: StaffRows, ext: str) -> None:
+    header = next(records)[1]
+    _check_header(header)
+    width = len(header)
+    for line, cells in records:
+        if len(cells) != width:
+            if ext == "csv":
+                rows.append((line, {"__error__": ("fields", {"found": len(cells), "expected": width})}))
                 continue
-            if any(cells[len(header):]):
-                rows.append((n, {"__error__": ("beyond_header", {})}))
+            if any(cells[width:]):
+                rows.append((line, {"__error__": ("beyond_header", {})}))
                 continue
-            cells += [""] * (len(header) - len(cells))
-            rows.append((n, dict(zip(header, cells[:len(header)], strict=True))))
-        return rows
-    finally:
-        wb.close()
-
-
-def read_hr_file(data: bytes, filename: str) -> list[tuple[int, dict]]:
-    """(line, row) pairs of an HR file, CSV (UTF-8 or GB18030) or XLSX by its extension; row 1 is the header.
-
-    Raises ValidationFailed (unreadable file or unknown extension) and StaffImportRejected (wrong header).
-    """
-    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    if not data:
-        raise ValidationFailed("the file is empty", field="file")
-    if ext == "csv":
-        return _read_csv(data)
-    if ext == "xlsx":
-        return _read_xlsx(data)
-    raise ValidationFailed("the HR file must be a .csv or .xlsx file", field="file")
+            cells = (cells + [""] * width)[:width]
+        rows.append((line, {h: v.strip() for h, v in zip(header, cells, strict=True)}))
 
 
 def _roles_of(text: str) -> list[str]:

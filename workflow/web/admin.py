@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -16,7 +15,7 @@ from sqlmodel import select
 from ..domain import policy, rules
 from ..domain.errors import ConflictError, DomainError, NotFound, PermissionDenied, ValidationFailed
 from ..models import ROLES, Branch, CalendarOverride, CalendarYear, RuleSetDraft, RuleSetVersion, User
-from ..services import accounts, deadlines, holidays, jobs, outbox, rulesets, staff, tolerance
+from ..services import accounts, deadlines, holidays, jobs, outbox, rulesets, staff, tabular, tolerance
 from . import access
 from .common import (
     actor,
@@ -281,18 +280,25 @@ def import_users():
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _users_page({"file": _("Choose an HR file (.csv or .xlsx).")}, 400)
-    data = upload.read()
-    try:
-        rows = staff.read_hr_file(data, upload.filename)
+    try:  # read from werkzeug's spooled temporary file, row by row
+        rows = staff.read_hr_file(upload.stream, upload.filename, tabular.Limits.from_config(current_app.config))
         with work() as s:
-            result = staff.import_staff(s, actor(s), rows, source_sha256=hashlib.sha256(data).hexdigest())
+            result = staff.import_staff(s, actor(s), rows, source_sha256=rows.sha256)
     except staff.StaffImportRejected as exc:
         return _users_page(import_errors=exc.details["errors"], status=422)
     except ValidationFailed as exc:
         return _users_page({"file": translate(exc.message)}, 400)
     flash(_("The HR file has been imported: %(created)d staff added, %(updated)d updated, %(unchanged)d unchanged.",
             created=result.created, updated=result.updated, unchanged=result.unchanged), "success")
+    if rows.encoding:
+        flash(_("The CSV file was read as %(encoding)s.", encoding=_ENCODINGS.get(rows.encoding, rows.encoding)),
+              "info")
     return redirect(url_for("admin.users"))
+
+
+# How a CSV file was read (services/tabular.py), in the UI language.
+_ENCODINGS = {"UTF-8": _l("UTF-8"), "UTF-8 with BOM": _l("UTF-8 with a byte order mark"),
+              "GB18030": _l("GB18030 (which includes GBK)")}
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
