@@ -626,6 +626,8 @@ def _merge(st: _Staging, result: ImportResult, *, dry_run: bool) -> None:
         result.enterprises_updated = write(f"""UPDATE {{ent}} SET name = x.ent_name, kind = x.kind,
             owner_name = x.owner_name, industry = x.industry FROM {{E}} x
             WHERE {{ent}}.uscc = x.uscc AND {_ENT_CHANGED.replace('e.', '{ent}.')}""")
+        if st.postgres and result.enterprises_created > 1000:
+            st.sql(_q("ANALYZE {ent}"))  # the planner would take the new rows for none and loop over them
         result.handlers_removed = write("DELETE FROM {stage} WHERE id IN (SELECT ls.id " + _STAGE_GONE + ")")
         result.updated = write(f"""UPDATE {{loan}} SET enterprise_id = e.id, branch_id = s.branch_id,
             product_class = s.product_class, credit_total = s.credit_total, amount = s.amount, balance = s.balance,
@@ -637,6 +639,8 @@ def _merge(st: _Staging, result: ImportResult, *, dry_run: bool) -> None:
             SELECT s.loan_no, e.id, s.branch_id, s.product_class, s.credit_total, s.amount, s.balance, s.start_date,
             s.maturity_date, s.classification, s.written_off FROM {L} s JOIN {ent} e ON e.uscc = s.uscc
             WHERE NOT EXISTS (SELECT 1 FROM {loan} l WHERE l.loan_no = s.loan_no) ORDER BY s.line""")
+        if st.postgres and result.created > 1000:
+            st.sql(_q("ANALYZE {loan}"))
         result.handlers_added = write("""INSERT INTO {stage} (loan_id, stage, user_id, performed_on)
             SELECT l.id, t.stage, t.user_id, t.performed_on FROM {S} t JOIN {L} s ON s.line = t.line
             JOIN {loan} l ON l.loan_no = s.loan_no WHERE NOT EXISTS (SELECT 1 FROM {stage} ls

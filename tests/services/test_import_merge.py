@@ -1,0 +1,90 @@
+"""The set-wise checks and merge of the loan import (staging tables; COPY on PostgreSQL): what needs every
+row (a loan twice, an enterprise named two ways, a loan of a case), and the differences it writes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlmodel import select
+
+from tests.api.test_imports import counts, loan_record, run_import, to_csv
+from tests.factories import open_case
+from workflow.db import read_session, unit_of_work
+from workflow.models import Enterprise, Loan, LoanStage, User
+from workflow.services import imports
+
+
+def test_a_loan_twice_and_an_enterprise_named_two_ways_are_refused_by_line_and_nothing_is_written(bank):
+    records = [loan_record(n) for n in range(6)]
+    records[3]["loan_no"] = records[1]["loan_no"]                # line 5 repeats line 3
+    records[4]["enterprise_uscc"] = records[0]["enterprise_uscc"]  # line 6 names line 2's enterprise otherwise
+    before = counts(bank.engine)
+    with pytest.raises(imports.ImportRejected) as rejected:
+        run_import(bank.engine, to_csv(records))
+    details = rejected.value.details
+    assert [(e["line"], e["loan_no"], e["reason"]) for e in details["errors"]] == [
+        (5, "IMP0000001", "loan_no IMP0000001 is already on line 3"),
+        (6, "IMP0000004", "enterprise 91110000MA00000000 is named '企业0' on line 2")]
+    assert details["error_counts"] == {"duplicate": 1, "enterprise_name": 1} and details["error_total"] == 2
+    assert counts(bank.engine) == before
+
+
+def _stored_record(bank, loan_no: str) -> dict:
+    """The CSV record of a loan as it is stored (so re-importing it changes nothing)."""
+    with read_session(bank.engine) as s:
+        loan = s.exec(select(Loan).where(Loan.loan_no == loan_no)).one()
+        ent = s.get(Enterprise, loan.enterprise_id)
+        rec = {"loan_no": loan.loan_no, "enterprise_uscc": ent.uscc, "enterprise_name": ent.name,
+               "enterprise_kind": ent.kind, "owner_name": ent.owner_name, "industry": ent.industry, "branch": "OU",
+               "product_class": loan.product_class, "credit_total": f"{loan.credit_total:.2f}",
+               "amount": f"{loan.amount:.2f}", "balance": f"{loan.balance:.2f}",
+               "start_date": loan.start_date.isoformat(), "maturity_date": loan.maturity_date.isoformat(),
+               "classification": loan.classification, "written_off": "false"}
+        for ls in s.exec(select(LoanStage).where(LoanStage.loan_id == loan.id)):
+            who = s.get(User, ls.user_id).employee_no
+            rec[ls.stage] = f"{rec[ls.stage]}|{who}" if rec.get(ls.stage) else who
+            rec[f"{ls.stage}_date"] = ls.performed_on.isoformat()
+        return rec
+
+
+def test_a_loan_of_a_case_takes_a_new_balance_but_not_new_handlers(bank):
+    open_case(bank)
+    rec = _stored_record(bank, "L2024-0002")
+    result = run_import(bank.engine, to_csv([{**rec, "balance": "123.45"}]))
+    assert (result.updated, result.handlers_added, result.handlers_removed) == (1, 0, 0)
+    with read_session(bank.engine) as s:
+        assert str(s.exec(select(Loan).where(Loan.loan_no == "L2024-0002")).one().balance) == "123.45"
+    before = counts(bank.engine)
+    with pytest.raises(imports.ImportRejected) as rejected:
+        run_import(bank.engine, to_csv([{**rec, "pre_loan": "E1009"}]))
+    [error] = rejected.value.details["errors"]
+    assert error["line"] == 2 and error["reason"].startswith("loan is part of case ")
+    assert error["reason"].endswith(": its stages cannot change")
+    assert counts(bank.engine) == before
+
+
+def test_a_later_snapshot_counts_the_same_in_a_dry_run_as_it_writes(bank):
+    first = [loan_record(n) for n in range(4)]
+    run_import(bank.engine, to_csv(first))
+    later = [dict(r) for r in first] + [loan_record(4)]
+    later[0]["enterprise_kind"] = "micro"      # the enterprise changes, the loan does not
+    later[1]["approval"] = "E1002"             # E1003 no longer handled approval
+    later[2]["review_date"] = "2024-08-17"     # the same reviewer, another day
+    data = to_csv(later)
+    before = counts(bank.engine)
+    with unit_of_work(bank.engine) as s:
+        dry = imports.import_loans(s, None, imports.read_file(data, "csv"), dry_run=True)
+    assert counts(bank.engine) == before
+    real = run_import(bank.engine, data)
+    assert replace(dry, dry_run=False) == real
+    assert (real.created, real.updated, real.unchanged) == (1, 0, 4)
+    assert (real.enterprises_created, real.enterprises_updated) == (1, 1)
+    assert (real.handlers_added, real.handlers_removed) == (1 + 4, 2)
+    with read_session(bank.engine) as s:
+        loan = s.exec(select(Loan).where(Loan.loan_no == "IMP0000001")).one()
+        approvers = s.exec(select(User.employee_no).join(LoanStage, LoanStage.user_id == User.id)
+                           .where(LoanStage.loan_id == loan.id, LoanStage.stage == "approval")).all()
+        assert approvers == ["E1002"]
+        assert s.exec(select(Enterprise.kind).where(Enterprise.uscc == "91110000MA00000000")).one() == "micro"
+    assert run_import(bank.engine, data).unchanged == 5
