@@ -57,6 +57,7 @@ ENTERPRISE_KINDS = ("small", "micro", "owner", "individual_business", "farmer", 
 FORMATS = ("json", "csv", "xlsx")
 MAX_JSON_BYTES = 64 << 20  # a JSON import is parsed whole: CSV and XLSX files are read row by row
 _MAX_AMOUNT = Decimal("9999999999999.99")
+_CENT = Decimal("0.01")
 
 
 class ImportRejected(DomainError):
@@ -72,6 +73,10 @@ _AMOUNT_TEXT = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,2})?
 
 
 def _amount(value: Any) -> Decimal:
+    if value.__class__ is str and _AMOUNT_TEXT.fullmatch(value):  # the usual case, first
+        amount = Decimal(value.replace(",", "") if "," in value else value)
+        if amount <= _MAX_AMOUNT:
+            return amount.quantize(_CENT)
     if isinstance(value, bool):
         raise ValueError("must be an amount in yuan, not true/false")
     if isinstance(value, float):
@@ -87,7 +92,7 @@ def _amount(value: Any) -> Decimal:
     amount = Decimal(text.replace(",", ""))
     if amount > _MAX_AMOUNT:
         raise ValueError(f"{value!r} is too large")
-    return amount.quantize(Decimal("0.01"))
+    return amount.quantize(_CENT)
 
 
 Amount = Annotated[
@@ -206,24 +211,35 @@ COLUMNS = (*_FLAT[:1], *_ENTERPRISE_COLUMNS, *_FLAT[1:], *[c for s in STAGES for
 _TRUE, _FALSE = {"1", "true", "yes", "y", "是"}, {"0", "false", "no", "n", "否", ""}
 
 
-def _flat_to_row(cells: dict[str, str]) -> dict:
-    """A CSV/XLSX record (column → text) in the JSON row shape; leaves validation to LoanRow."""
-    row: dict[str, Any] = {k: cells[k] for k in _FLAT if cells.get(k, "") != ""}
-    enterprise = {v: cells[k] for k, v in _ENTERPRISE_COLUMNS.items() if cells.get(k, "") != ""}
-    row["enterprise"] = enterprise
-    if "written_off" in row:
-        flag = row["written_off"].strip().lower()
-        row["written_off"] = True if flag in _TRUE else False if flag in _FALSE else row["written_off"]
-    stages = []
-    for stage in STAGES:
-        who, when = cells.get(stage, ""), cells.get(f"{stage}_date", "")
-        for emp in (e.strip() for e in who.split("|")):
-            if emp:
-                stages.append({"stage": stage, "employee_no": emp, "performed_on": when or None})
-        if when and not who.strip():
-            stages.append({"stage": stage, "employee_no": "", "performed_on": when})
-    row["stages"] = stages
-    return row
+def _flat_reader(header: list[str]) -> Callable[[list[str]], dict]:
+    """For a checked header: a function from a CSV/XLSX record (its cells, in the header's order) to the JSON
+    row shape; validation is left to LoanRow."""
+    at = {h: i for i, h in enumerate(header)}
+    flat = [(k, at[k]) for k in _FLAT if k in at]
+    enterprise = [(v, at[k]) for k, v in _ENTERPRISE_COLUMNS.items() if k in at]
+    stages = [(s, at.get(s), at.get(f"{s}_date")) for s in STAGES if s in at or f"{s}_date" in at]
+    written_off = at.get("written_off")
+
+    def row_of(cells: list[str]) -> dict:
+        row: dict[str, Any] = {k: cells[i] for k, i in flat if cells[i] != ""}
+        row["enterprise"] = {k: cells[i] for k, i in enterprise if cells[i] != ""}
+        if written_off is not None and cells[written_off] != "":
+            flag = cells[written_off].strip().lower()
+            row["written_off"] = True if flag in _TRUE else False if flag in _FALSE else cells[written_off]
+        handlers = []
+        for stage, who_at, when_at in stages:
+            who = cells[who_at] if who_at is not None else ""
+            when = cells[when_at] if when_at is not None else ""
+            if who:
+                for emp in who.split("|"):
+                    if emp := emp.strip():
+                        handlers.append({"stage": stage, "employee_no": emp, "performed_on": when or None})
+            if when and not who.strip():
+                handlers.append({"stage": stage, "employee_no": "", "performed_on": when})
+        row["stages"] = handlers
+        return row
+
+    return row_of
 
 
 def _check_header(header: list[str]) -> None:
@@ -273,7 +289,7 @@ class LoanFile:
         with closing(records):  # ended while the file is open, whatever stops the reading
             header = next(records)[1]
             _check_header(header)
-            width = len(header)
+            width, row_of = len(header), _flat_reader(header)
             for line, cells in records:
                 if len(cells) != width:
                     if self.fmt == "csv":
@@ -283,7 +299,7 @@ class LoanFile:
                         yield line, {"__error__": "has values beyond the last column of the header"}
                         continue
                     cells = (cells + [""] * width)[:width]
-                yield line, _flat_to_row(dict(zip(header, cells, strict=True)))
+                yield line, row_of(cells)
 
 
 def read_csv(data: tabular.Source, limits: tabular.Limits | None = None) -> LoanFile:
