@@ -129,3 +129,36 @@ def test_the_api_imports_a_csv_upload(sqlite_api):
     r = sqlite_api.post("admin", "/api/v1/imports/loans", data={"file": (io.BytesIO(data), "loans.csv")},
                         content_type="multipart/form-data")
     assert r.status_code == 200 and r.json["created"] == 3
+
+
+def test_the_api_reads_an_xlsx_body_and_a_multipart_xlsx_from_their_spooled_files(sqlite_api):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for n in range(4):
+        rec = loan_record(n)
+        ws.append([rec.get(h, "") for h in HEADER])
+    buf = io.BytesIO()
+    wb.save(buf)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    r = sqlite_api.post("admin", "/api/v1/imports/loans?dry_run=true", data=buf.getvalue(), content_type=xlsx)
+    assert r.status_code == 200 and r.json["created"] == 4 and r.json["encoding"] is None
+    r = sqlite_api.post("admin", "/api/v1/imports/loans", data={"file": (io.BytesIO(buf.getvalue()), "book.xlsx")},
+                        content_type="multipart/form-data")
+    assert r.status_code == 200 and r.json["created"] == 4 and len(r.json["sha256"]) == 64
+
+
+def test_the_api_refuses_a_file_beyond_the_row_cap_and_lists_only_the_first_bad_rows(sqlite_api):
+    sqlite_api.app.config.update(IMPORT_MAX_ROWS=50, IMPORT_MAX_ERRORS=5)
+    data = to_csv([loan_record(n) for n in range(51)])
+    r = sqlite_api.post("admin", "/api/v1/imports/loans", data=data, content_type="text/csv")
+    assert r.status_code == 422, r.json
+    assert "more rows than an import accepts: at most 50 rows" in r.json["message"]
+    bad = [{**loan_record(n), "branch": "NOPE"} for n in range(40)]
+    r = sqlite_api.post("admin", "/api/v1/imports/loans", data=to_csv(bad), content_type="text/csv")
+    assert r.status_code == 422
+    details = r.json["details"]
+    assert [e["line"] for e in details["errors"]] == [2, 3, 4, 5, 6]
+    assert (details["error_total"], details["error_counts"]) == (40, {"branch": 40})
