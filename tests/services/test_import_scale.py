@@ -2,7 +2,8 @@
 nothing, with the importing process's peak memory bounded and a short error report.
 
 Each import runs in a child Python process (the app's own import code on the test's database), which
-reports its peak resident set size (resource.getrusage), so the measure is the import's alone.
+reports its peak resident set size: resource.getrusage (an upper bound: Linux carries the forking test
+runner's peak across exec) and the kernel's VmHWM of its own image.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ except DomainError as exc:
     out = {"outcome": "refused", "code": exc.code, "message": exc.message, "details": exc.details,
            "report_bytes": len(report.encode())}
 out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+try:  # Linux keeps ru_maxrss across exec (the forked test runner's size counts): VmHWM is this image's own
+    with open("/proc/self/status") as status:
+        out["own_peak_mb"] = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) / 1024
+except OSError:
+    out["own_peak_mb"] = out["max_rss_mb"]
 print(json.dumps(out, ensure_ascii=False))
 """
 
@@ -54,8 +60,9 @@ def _import_in_child(url: str, path: Path, fmt: str, **limits) -> dict:
                           capture_output=True, text=True, cwd=root, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"{path.name}: {out['outcome']}, peak RSS {out['max_rss_mb']:.0f} MB")
-    assert out["max_rss_mb"] <= MAX_RSS_MB, out["max_rss_mb"]
+    print(f"{path.name}: {out['outcome']}, peak RSS {out['own_peak_mb']:.0f} MB "
+          f"(getrusage, with the test runner's image: {out['max_rss_mb']:.0f} MB)")
+    assert out["max_rss_mb"] <= MAX_RSS_MB and out["own_peak_mb"] <= MAX_RSS_MB, out
     if out["outcome"] == "refused":
         assert out["report_bytes"] <= MAX_REPORT_BYTES
     return out
