@@ -396,11 +396,12 @@ class _Staging:
     def __init__(self, conn):
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
+        self.temp = "pg_temp" if self.postgres else "temp"  # the session's own schema: never a real table
         self.loans: list[tuple] = []
         self.stages: list[tuple] = []
         tail = " ON COMMIT DROP" if self.postgres else ""
         for name in (self.LOANS, self.STAGES, self.ENTERPRISES):
-            self.sql(f"DROP TABLE IF EXISTS {name}")
+            self.sql(f"DROP TABLE IF EXISTS {self.temp}.{name}")
         self.sql(f"""CREATE TEMPORARY TABLE {self.LOANS} (line integer NOT NULL, loan_no varchar(40) NOT NULL,
             uscc varchar(18) NOT NULL, ent_name varchar(200) NOT NULL, kind varchar(32) NOT NULL,
             owner_name varchar(64) NOT NULL, industry varchar(64) NOT NULL, branch_id integer NOT NULL,
@@ -455,7 +456,7 @@ class _Staging:
 
     def drop(self) -> None:
         for name in (self.LOANS, self.STAGES, self.ENTERPRISES):
-            self.sql(f"DROP TABLE IF EXISTS {name}")
+            self.sql(f"DROP TABLE IF EXISTS {self.temp}.{name}")
 
 
 def _fen(amount: Decimal) -> int:
