@@ -80,3 +80,20 @@ def test_a_bad_row_in_the_hr_file_writes_nothing_and_the_page_names_its_line(ban
 def test_an_unknown_filter_is_a_clear_error(bank, app_for):
     client = _admin(bank, app_for)
     assert client.get("/admin/users?role=judge").status_code == 400
+
+
+def test_a_gbk_hr_file_imports_and_the_page_says_it_was_read_as_gb18030(bank, app_for):
+    client = _admin(bank, app_for)
+    lines = [f"G{n},gbk{n},员工{n},SB,credit_officer,是" for n in range(1, 4)]
+    response = _upload(client, _file(lines).decode("utf-8").encode("gbk"))
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "CSV 文件按 GB18030（包含 GBK） 编码读取。" in page
+
+
+def test_an_hr_file_beyond_the_byte_cap_is_refused_in_the_ui_language(bank, app_for):
+    client = _admin(bank, app_for)
+    client.application.config["IMPORT_MAX_BYTES"] = 100
+    response = _upload(client, _file([f"H{n},staff{n},员工{n},SB,credit_officer,yes" for n in range(1, 20)]))
+    assert response.status_code == 400
+    assert "文件超过导入允许的大小" in response.get_data(as_text=True)
