@@ -119,6 +119,22 @@ def test_an_untouched_bundle_passes_with_a_bare_system_python_and_with_python_m(
     assert module.returncode == 0, module.stdout + module.stderr
 
 
+def test_the_verifier_checks_every_letters_signature_with_pdfsig_and_says_when_it_cannot(one_bundle, tmp_path,
+                                                                                       monkeypatch):
+    out, manifest, _ = one_bundle
+    if shutil.which("pdfsig") is None:
+        pytest.fail("poppler's pdfsig is not installed (scripts/setup installs poppler-utils)")
+    letters = [e["path"] for e in manifest["files"] if e["type"] == "letter"]
+    report = verifier.verify(out)
+    assert report.ok, report.problems
+    assert f"{len(letters)} letters' digital signatures validate over the whole file (pdfsig)" in report.notes[0]
+    broken = verifier.verify(rewrite(out, tmp_path / "one-letter.zip", {letters[0]: flip_one_byte}))
+    assert any(p.startswith(f"{letters[0]}: its digital signature does not validate") for p in broken.problems)
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without poppler: the hashes are still checked
+    blind = verifier.verify(out)
+    assert blind.ok and any("signatures were not checked: poppler's pdfsig is not installed" in n for n in blind.notes)
+
+
 def test_the_verifier_loads_nothing_but_the_standard_library():
     if SYSTEM_PYTHON is None:
         pytest.skip("no system python3")
