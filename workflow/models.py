@@ -746,3 +746,57 @@ class StandIn(SQLModel, table=True):
     created_at: datetime = Field(default_factory=lambda: utcnow())
     revoked_at: datetime | None = None
     revoked_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+
+class Referral(SQLModel, table=True):
+    """The record of a case's referral to the accountability procedure (移交问责): to whom (the recipient
+    department), under which reference (文号; the referral letter's number unless another was entered), and what
+    is referred: the respondents (with the outcome and the determination referred for each) and the matters
+    (the findings) in words. One per case, written with the `refer_for_accountability` event."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", unique=True)
+    recipient: str = Field(max_length=100)
+    reference: str = Field(max_length=100)
+    matters: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    respondents: list = json_field(default_factory=list)  # [{"respondent_id", "outcome", "determination"}]
+    letter_id: int | None = Field(default=None, foreign_key="letter.id")
+    referred_by_id: int = Field(foreign_key="app_user.id")
+    referred_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class Sanction(SQLModel, table=True):
+    """The accountability result recorded back for one respondent: points deducted (考核扣分), the sanction type
+    (domain/hr.SANCTION_TYPES), the amount deducted (扣发, yuan) and the month HR applies it in, for the outcome
+    in force when it was recorded (`basis_outcome`). Never edited: a correction is a refund or a new record."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    respondent_id: int = Field(foreign_key="respondent.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)  # the person sanctioned
+    basis_outcome: str = Field(max_length=10)
+    points: int = 0
+    sanction_type: str = Field(default="none", max_length=20)
+    amount: Decimal = money(default=Decimal("0"))
+    month: str | None = Field(default=None, max_length=7, index=True)  # YYYY-MM, when an amount is deducted
+    note: str = Field(default="", max_length=500)
+    recorded_by_id: int = Field(foreign_key="app_user.id")
+    recorded_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class Refund(SQLModel, table=True):
+    """A refund (返还) of part or all of a deduction, due because a later decision improved the outcome the
+    deduction was applied for: the appeal decision or re-determination, its date, the new outcome; listed in
+    the HR export of the decision's month (China Standard Time). Written in the decision's transaction."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    sanction_id: int = Field(foreign_key="sanction.id", index=True)
+    case_id: int = Field(foreign_key="case_file.id", index=True)
+    user_id: int = Field(foreign_key="app_user.id")
+    amount: Decimal = money()
+    decision: str = Field(max_length=20)  # appeal_decision|redetermination
+    decision_ref: str = Field(max_length=60)  # the appeal decision's document number, or the determination's
+    decided_on: date
+    new_outcome: str = Field(max_length=10)
+    month: str = Field(max_length=7, index=True)
+    created_at: datetime = Field(default_factory=lambda: utcnow())

@@ -218,7 +218,9 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
     reviewer.close()
 
     page = chair.case(case_id)
-    page.click("#action-refer")
+    page.click("#action-refer")  # the accountability page's referral form
+    page.fill("#reference", "郑分人〔2026〕7号")
+    page.click("#refer-submit")
     page.click("#confirm-step")
     page.click("#action-close")
     page.click("#confirm-step")

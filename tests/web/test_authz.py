@@ -27,7 +27,7 @@ from tests.web.support import login, make_app, set_passwords
 from workflow.db import make_engine, unit_of_work, writer
 from workflow.domain.errors import DomainError, PermissionDenied
 from workflow.models import Appeal, AuditHead, Case, CaseLoan, Evidence, Letter, LoanStage, Respondent, User
-from workflow.services import cases, guidance, investigation, letters, rulesets, tokens
+from workflow.services import cases, guidance, hr, investigation, letters, rulesets, tokens
 
 OWN = ("officer", "investigator", "member1", "chair", "appeal", "appeal_chair", "auditor", "admin")
 OTHER = ("t2_officer", "t2_investigator", "other_member", "t2_chair", "t2_appeal", "t2_auditor", "t2_admin")
@@ -71,6 +71,7 @@ CASE_MATRIX: dict[str, tuple[str, set[str]]] = {
     "preview_documents": ("determined", {"chair", "admin"}),
     "urge": ("investigating", {"chair", "admin"}),  # the branch's chair (or one above) and head office
     "propose_precedent": ("final", {"chair", "admin"}),  # a chair of the branch (or above), head-office admin
+    "record_sanctions": ("final", {"admin"}),  # an administrator whose scope holds the case (HR's result)
 }
 # action -> its web routes
 WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
@@ -105,6 +106,7 @@ WEB_ROUTES: dict[str, list[tuple[str, str]]] = {
     "preview_documents": [("GET", "/cases/{case}/preview/minutes")],
     "urge": [("GET", "/cases/{case}/urge"), ("POST", "/cases/{case}/urge")],
     "propose_precedent": [("POST", "/precedents/propose/{case}")],
+    "record_sanctions": [("POST", "/cases/{case}/sanctions")],  # no person chosen: nothing recorded
 }
 # action -> the API's operation (method, path, body); {version} is a stale case version. Evidence, re-evaluation
 # and legal holds have no API operation.
@@ -136,6 +138,7 @@ API_CALLS: dict[str, tuple[str, str, dict | None]] = {
     "acknowledge": ("POST", "/api/v1/letters/{det_letter}/acknowledgement", {"expected_version": "{version}"}),
     "waive_appeal": ("POST", "/api/v1/cases/{case}/waiver", {"statement": "放弃申诉", "expected_version": "{version}"}),
     "urge": ("POST", "/api/v1/cases/{case}/urges", {"message": "请尽快办理。"}),
+    "record_sanctions": ("POST", "/api/v1/cases/{case}/sanctions", {"respondent_id": "{respondent}", "points": 1}),
 }
 # Segregation of duties: (action, case, who, the policy's reason). "sod:<state>" cases are investigated by
 # `inv2` (who also chairs, sits on the committee and reviews appeals) and determined by `chair2` (who also
@@ -207,6 +210,8 @@ MATRIX = [
     # comments are the staff's (policy.reads_comments): a respondent of the case neither reads nor writes them
     ("GET", "/cases/{case}/comments", "final", VIEWERS - {"officer"}),
     ("POST", "/cases/{case}/comments", "final", VIEWERS - {"officer"}),  # no text: 400, nothing added
+    # the referral record and the sanctions: everyone who sees the case (a respondent: their own rows)
+    ("GET", "/cases/{case}/accountability", "final", VIEWERS),
     ("GET", "/admin/", None, {"admin", "t2_admin"}),
     ("GET", "/admin/branches", None, {"admin", "t2_admin"}),
     ("POST", "/admin/branches", None, {"admin", "t2_admin"}),
@@ -245,6 +250,10 @@ MATRIX = [
     ("GET", "/audit/bundle", None, {"auditor", "t2_auditor"}),
     ("POST", "/audit/bundle", None, {"auditor", "t2_auditor"}),
     ("GET", "/audit/access-log", None, {"auditor", "t2_auditor"}),
+    # the HR list: head-office administrators and internal auditors (policy.why_not_hr_export); no reason: 400
+    ("GET", "/hr/", None, {"admin", "auditor", "t2_auditor"}),
+    ("GET", "/hr/export", None, {"admin", "auditor", "t2_auditor"}),
+    ("POST", "/hr/export", None, {"admin", "auditor", "t2_auditor"}),
     ("GET", "/dashboard/", None, DASHBOARD),
     ("GET", "/dashboard/export.xlsx", None, DASHBOARD),
     ("GET", "/dashboard/consistency", None, DASHBOARD),  # the like cases: auditors and head office only
@@ -482,6 +491,7 @@ SERVICE_CALLS = {
     "preview_documents": lambda s, w, f, case, u: letters.preview(s, case, u, "minutes"),
     "urge": lambda s, w, f, case, u: cases.urge(s, case, u, "请尽快办理。"),
     "propose_precedent": lambda s, w, f, case, u: guidance.propose(s, case, u, f["respondent"]),
+    "record_sanctions": lambda s, w, f, case, u: hr.record_sanction(s, case, u, f["respondent"], points=1),
 }
 
 

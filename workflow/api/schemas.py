@@ -401,17 +401,36 @@ class DetermineEvent(In):
     expected_version: Version | None = None
 
 
+class ReferPayload(In):
+    """What the referral records: the recipient department (default the rule set's), the reference (文号;
+    default the referral letter's number), the respondents referred (default every one with a reduced or liable
+    final outcome) and the matters referred, in words."""
+
+    recipient: Annotated[str, Field(max_length=100)] | None = None
+    reference: Annotated[str, Field(max_length=100)] | None = None
+    respondent_ids: list[Id] | None = Field(default=None, max_length=1000)
+    matters: Annotated[str, Field(max_length=2000)] | None = None
+
+
+class ReferEvent(In):
+    event: Literal["refer_for_accountability"]
+    payload: ReferPayload = Field(default_factory=ReferPayload)
+    expected_version: Version | None = None
+
+
 class PlainEvent(In):
-    event: Literal[tuple(t for t in TRIGGERS if t not in {"assign_investigator", "determine", *_REASONED})]
+    event: Literal[tuple(t for t in TRIGGERS if t not in {"assign_investigator", "determine",
+                                                           "refer_for_accountability", *_REASONED})]
     payload: NoPayload = Field(default_factory=NoPayload)
     expected_version: Version | None = None
 
 
 class EventIn(RootModel):
     """An event and what it takes: assign_investigator → investigator_id; return_for_investigation, reopen
-    and withdraw → an optional reason; determine → optional deviation_reasons; the others nothing."""
+    and withdraw → an optional reason; determine → optional deviation_reasons; refer_for_accountability →
+    the optional referral record (ReferPayload); the others nothing."""
 
-    root: Annotated[AssignInvestigatorEvent | ReasonedEvent | DetermineEvent | PlainEvent,
+    root: Annotated[AssignInvestigatorEvent | ReasonedEvent | DetermineEvent | ReferEvent | PlainEvent,
                     Field(discriminator="event")]
 
 
@@ -855,3 +874,75 @@ class PrecedentOut(Out):
 
 class PrecedentList(Out):
     items: list[PrecedentOut]
+
+
+# --- the referral record, the sanctions recorded back, refunds, the HR list ----------------------------------
+
+class SanctionIn(In):
+    """The accountability result for one respondent: points deducted, the sanction type (none, criticism,
+    warning, demerit, major_demerit, demotion, removal, probation, dismissal), the amount deducted in yuan (a
+    string with at most two decimals) and the month it is applied in (YYYY-MM, required with an amount)."""
+
+    respondent_id: Id
+    points: Annotated[int, Field(ge=0, le=100), BeforeValidator(_integral)] = 0
+    sanction_type: Annotated[str, Field(max_length=20)] = "none"
+    amount: Annotated[str, Field(max_length=20, pattern=r"^[0-9]{1,9}(\.[0-9]{1,2})?$")] | None = None
+    month: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}$")] | None = None
+    note: Annotated[str, Field(max_length=500)] = ""
+
+
+class SanctionOut(Out):
+    id: int
+    respondent_id: int
+    user_id: int
+    name: str
+    employee_no: str
+    basis_outcome: str = Field(description="the outcome in force when the sanction was recorded")
+    points: int
+    sanction_type: str
+    amount: str = Field(description="yuan, two decimals")
+    month: str | None
+    note: str
+    recorded_at: str
+
+
+class RefundOut(Out):
+    id: int
+    sanction_id: int
+    user_id: int
+    amount: str = Field(description="yuan, two decimals")
+    decision: Literal["appeal_decision", "redetermination"]
+    decision_ref: str
+    decided_on: date
+    new_outcome: str
+    month: str
+
+
+class ReferredOut(Out):
+    respondent_id: int
+    outcome: str
+    determination: str | None = Field(description="the number of the determination letter referred")
+
+
+class ReferralOut(Out):
+    recipient: str
+    reference: str
+    matters: str
+    respondents: list[ReferredOut]
+    letter_id: int | None
+    referred_at: str
+
+
+class AccountabilityOut(Out):
+    case_id: int
+    referral: ReferralOut | None
+    sanctions: list[SanctionOut]
+    refunds: list[RefundOut]
+
+
+class HrExportIn(In):
+    """A month's HR list of deductions and refunds, with the reason for exporting it (logged)."""
+
+    month: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}$")]
+    format: Literal["csv", "xlsx"] = "xlsx"
+    reason: Annotated[str, Field(min_length=1, max_length=500)]

@@ -41,6 +41,7 @@ from ..services import (
     deadlines,
     evaluation,
     guidance,
+    hr,
     imports,
     intake,
     investigation,
@@ -496,6 +497,9 @@ def _fire_event(s, case: Case, actor: User, body: S.EventIn) -> None:
     elif ev == "determine":
         reasons = {int(k): r for k, r in (p.deviation_reasons or {}).items()}
         cases.determine(s, case, actor, reasons, expected_version=v)
+    elif ev == "refer_for_accountability":
+        cases.refer_for_accountability(s, case, actor, recipient=p.recipient, reference=p.reference,
+                                       respondent_ids=p.respondent_ids, matters=p.matters, expected_version=v)
     else:
         getattr(cases, ev)(s, case, actor, expected_version=v)
 
@@ -571,6 +575,67 @@ def post_comment(user, case_id, body):
         return S.CommentOut(id=c.id, case_id=case.id, author_id=c.author_id, author=found.name,
                             author_username=found.username, body=c.body, mentions=list(c.mentions),
                             created_at=_iso(c.created_at))
+
+
+def _accountability(s, case: Case, user) -> S.AccountabilityOut:
+    found = hr.accountability(s, case, user)
+    ref = found["referral"]
+    people = found["people"]
+    return S.AccountabilityOut(
+        case_id=case.id,
+        referral=None if ref is None else S.ReferralOut(
+            recipient=ref.recipient, reference=ref.reference, matters=ref.matters, letter_id=ref.letter_id,
+            referred_at=_iso(ref.referred_at),
+            respondents=[S.ReferredOut(respondent_id=x["respondent_id"], outcome=x["outcome"],
+                                       determination=x["determination"]) for x in found["referred"]]),
+        sanctions=[S.SanctionOut(id=x.id, respondent_id=x.respondent_id, user_id=x.user_id,
+                                 name=people[x.user_id].name, employee_no=people[x.user_id].employee_no,
+                                 basis_outcome=x.basis_outcome, points=x.points, sanction_type=x.sanction_type,
+                                 amount=f"{x.amount:.2f}", month=x.month, note=x.note,
+                                 recorded_at=_iso(x.recorded_at)) for x in found["sanctions"]],
+        refunds=[S.RefundOut(id=f.id, sanction_id=f.sanction_id, user_id=f.user_id, amount=f"{f.amount:.2f}",
+                             decision=f.decision, decision_ref=f.decision_ref, decided_on=f.decided_on,
+                             new_outcome=f.new_outcome, month=f.month) for f in found["refunds"]])
+
+
+@operation("GET", "/cases/{case_id}/accountability", summary="The referral record, sanctions and refunds",
+           tag="cases", response=S.AccountabilityOut, errors=E_READ)
+def get_accountability(user, case_id):
+    """The case's referral (recipient, reference, respondents and matters referred), the sanctions recorded
+    back per person and the refunds due; a respondent of the case reads only their own. The read is logged."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        access_log.record(s, user, "api_read", f"accountability:{case.number}", case.id, {"via": "api"})
+        return _accountability(s, case, user)
+
+
+@operation("POST", "/cases/{case_id}/sanctions", summary="Record the sanctions applied to a respondent",
+           tag="cases", body=S.SanctionIn, response=S.AccountabilityOut, status=201, errors=E_WRITE)
+def post_sanction(user, case_id, body):
+    """An administrator whose scope holds the case records the accountability result for one respondent
+    (audited; the case does not change). A deduction later improved by an appeal decision or a
+    re-determination is refunded in the HR list of that decision's month."""
+    with work() as s:
+        case = scope.visible_case(s, user, case_id)
+        hr.record_sanction(s, case, _actor(s, user), body.respondent_id, points=body.points,
+                           sanction_type=body.sanction_type, amount=body.amount, month=body.month, note=body.note)
+        return _accountability(s, case, user)
+
+
+@operation("POST", "/hr/exports", summary="The monthly HR list of deductions and refunds (CSV or XLSX)",
+           tag="audit", body=S.HrExportIn,
+           produces="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", errors=(400, 401, 403, 422))
+def post_hr_export(user, body):
+    """Head-office administrators and internal auditors: the month's deductions and refunds per person, with
+    names, employee numbers and amounts; the export and its reason go to the access log and the audit chain."""
+    with work() as s:
+        details = hr.authorize_export(s, _actor(s, user), month=body.month, fmt=body.format, reason=body.reason)
+        data = hr.render(details["format"], details["month"], hr.month_lines(s, details["month"]))
+    mime = "text/csv; charset=utf-8" if body.format == "csv" else \
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return Response(data, content_type=mime,
+                    headers={"Content-Disposition": f'attachment; filename="{hr.filename(body.month, body.format)}"',
+                             "Cache-Control": "no-store"})
 
 
 @operation("POST", "/cases/{case_id}/urges", summary="Urge the case's current step (督办)", tag="cases",

@@ -213,6 +213,7 @@ _TRIGGERS: dict[str, str | None] = {
     "legal_hold": None,
     "urge": None,
     "propose_precedent": None,
+    "record_sanctions": None,
 }
 
 # action -> (states in which it can be taken, the machine's trigger if it changes the state)
@@ -237,6 +238,8 @@ NOT_SUPERVISOR = Refusal("not_supervisor",
 NOT_APPEAL_PANEL = Refusal("not_appeal_panel",
                            N_("Only the appeal committee of the level above the deciding committee may do this."))
 NOT_PANEL_CHAIR = Refusal("not_panel_chair", N_("Only the chair of the appeal committee signs the appeal decision."))
+NOT_SANCTIONS_ADMIN = Refusal("not_sanctions_admin",
+                              N_("Only an administrator whose scope covers the case records the sanctions applied."))
 RECUSED = N_("You are recused from this case: %(why)s")
 STAND_IN_CONFLICTED = N_("You may not stand in on this case: %(why)s")
 NOT_STAND_IN = Refusal("not_stand_in", N_("You are not this person's stand-in today."))
@@ -319,6 +322,9 @@ def why_not(actor: Actor, case: CaseView, action: str) -> Refusal | None:
         return None if supervises(actor, case) else NOT_SUPERVISOR
     if action == "propose_precedent":
         return None if curates(actor, case.branch_path) else NOT_CURATOR
+    if action == "record_sanctions":
+        # The accountability procedure is HR's: an administrator whose scope holds the case records its result.
+        return None if _administers(actor, case) else NOT_SANCTIONS_ADMIN
     raise KeyError(action)  # pragma: no cover - every action of ACTIONS is answered above
 
 
@@ -633,6 +639,23 @@ def why_not_manage_deliveries(actor: Actor) -> Refusal | None:
     """Who sees the notification deliveries that failed and sends one again (head office: they concern staff
     of the whole bank, and a resend may deliver a message twice)."""
     return None if actor.has("admin") and actor.head_office else DELIVERIES_HEAD_OFFICE
+
+
+HR_EXPORT = Refusal("hr_export", N_("Only head-office administrators and internal auditors export the HR list."))
+
+
+def why_not_hr_export(actor: Actor) -> Refusal | None:
+    """Who reads and exports the monthly HR list of deductions and refunds (every person of the bank, by name,
+    employee number and amount): head-office administrators, who hand it to HR, and internal auditors, who
+    read and export everything."""
+    return None if actor.has("auditor") or (actor.has("admin") and actor.head_office) else HR_EXPORT
+
+
+def require_hr_export(actor: Actor) -> None:
+    """Raise PermissionDenied unless the actor may read and export the HR list."""
+    refusal = why_not_hr_export(actor)
+    if refusal is not None:
+        raise refuse(refusal)
 
 
 def refuse(refusal: Refusal) -> PermissionDenied:

@@ -99,6 +99,10 @@ ACTION_STATES: dict[str, tuple[str, ...]] = {
     "urge": OPEN_STATES,
     # 案例引导: a decided case becomes guidance only once its determination is final.
     "propose_precedent": ("final", "referred", "closed"),
+    # The sanctions applied to a person (扣分, 处分, 扣发) are recorded back from the determination on: the
+    # determination letter states them, HR may apply them at once, and an appeal decision or a
+    # re-determination that improves the outcome afterwards makes a refund due (domain/hr.py).
+    "record_sanctions": SERVICE_STATES + ("closed",),
 }
 
 

@@ -35,7 +35,7 @@ from ..models import (
     Vote,
     utcnow,
 )
-from . import audit, deadlines, letters, notices, notifications, queries, rulesets
+from . import audit, deadlines, hr, letters, notices, notifications, queries, rulesets
 from .queries import (  # noqa: F401  (readers other modules and tests take from here)
     audit_events,
     authorize,
@@ -333,6 +333,7 @@ def determine(session: Session, case: Case, actor: User, deviation_reasons: dict
     agg = _begin(session, case, actor, "determine", expected_version)
     principal, behalf = _acting_for(session, agg, actor, "determine")
     deviation_reasons = {int(k): v for k, v in (deviation_reasons or {}).items()}
+    redetermined = case.determined_at is not None  # determined before, then reopened after an objection
     outcomes = {}
     for r in agg.respondents:
         decided = agg.carried(r)
@@ -351,6 +352,9 @@ def determine(session: Session, case: Case, actor: User, deviation_reasons: dict
                    "deviations": {str(r.id): r.deviation_reason for r in agg.respondents if r.deviation_reason},
                    **behalf})
     agg.changed("determiners")
+    if redetermined:  # a re-determination may improve an outcome a deduction was applied for
+        hr.refunds_after(session, case, actor, {k: v for k, v in outcomes.items() if v}, decision="redetermination",
+                         decision_ref=case.number, today=today)
     notices.determined(session, case)
     return case
 
@@ -622,7 +626,10 @@ def decide_appeal(session: Session, case: Case, actor: User, appeal_id: int, rea
                  payload={"appeal_id": appeal.id, "decision": decision, "appealed_outcome": appeal.appealed_outcome,
                           "new_outcome": new_outcome, "reason": appeal.decision_reason, "votes": votes,
                           "eligible": tally.eligible})
-    letters.issue_appeal_decision(session, case, appeal, actor, today=today)
+    decision_letter = letters.issue_appeal_decision(session, case, appeal, actor, today=today)
+    if decision == "altered":  # a deduction applied for the appealed outcome is refunded in part or whole
+        hr.refunds_after(session, case, actor, {appeal.respondent_id: new_outcome}, decision="appeal_decision",
+                         decision_ref=decision_letter.doc_number, today=today)
     notices.appeal_decided(session, case, appeal)
     return appeal
 
@@ -639,14 +646,34 @@ def conclude_appeals(session: Session, case: Case, actor: User, *, expected_vers
     return case
 
 
-def refer_for_accountability(session: Session, case: Case, actor: User, *, expected_version: int | None = None,
+def refer_for_accountability(session: Session, case: Case, actor: User, *, recipient: str | None = None,
+                             reference: str | None = None, respondent_ids: Collection[int] | None = None,
+                             matters: str | None = None, expected_version: int | None = None,
                              today: date | None = None) -> Case:
-    """Hand liable and reduced outcomes to the accountability procedure (only after a final determination)."""
+    """Hand liable and reduced outcomes to the accountability procedure (only after a final determination),
+    recording to whom (the recipient department; default the rule set's), under which reference (文号; default
+    the referral letter's number) and what: the respondents (default every one with a reduced or liable final
+    outcome) and the matters referred. One audited event; the referral letter is issued with it.
+
+    Raises PermissionDenied, ConflictError, TransitionNotAllowed, GuardFailed (nothing to refer),
+    ValidationFailed (a respondent not referable; a field too long).
+    """
     agg = _begin(session, case, actor, "refer", expected_version)
-    referred = [r.id for r in agg.respondents if r.final_outcome in ("liable", "reduced")]
+    referable = {r.id: r.final_outcome for r in agg.respondents if r.final_outcome in ("liable", "reduced")}
+    chosen = hr.referral_choice(referable, respondent_ids) if referable else []
+    recipient, reference, matters = hr.clean_referral(recipient, reference, matters,
+                                                      letters.default_recipient(agg.procedure))
     _fire(session, case, "refer_for_accountability", actor, expected_version=expected_version, today=today,
-          payload={"respondents": referred})
-    letters.issue_referral(session, case, actor, today=today)
+          payload={"respondents": chosen, "recipient": recipient, "reference": reference or None,
+                   "matters": matters})
+    letter = letters.issue_referral(session, case, actor, today=today, recipient=recipient, respondent_ids=chosen)
+    determinations = {r.id: letters.current(session, "determination", case.id, r.id) for r in agg.respondents
+                      if r.id in chosen}
+    hr.record_referral(session, case, actor, recipient=recipient, reference=reference, matters=matters,
+                       letter=letter,
+                       respondents=[{"respondent_id": rid, "outcome": referable[rid],
+                                     "determination": determinations[rid].doc_number if determinations[rid] else None}
+                                    for rid in chosen])
     return case
 
 

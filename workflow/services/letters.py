@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -660,15 +660,17 @@ def _publicity_start(session: Session, case: Case, today: date) -> date:
     return today
 
 
-def referral_data(session: Session, case: Case, actor=None) -> dict:
-    """移交问责函: the respondents whose final outcome is reduced or liable, with their consequences."""
+def referral_data(session: Session, case: Case, actor=None, *, recipient: str | None = None,
+                  respondent_ids: Collection[int] | None = None) -> dict:
+    """移交问责函: the respondents referred (by default every one whose final outcome is reduced or liable),
+    with their consequences, to the recipient department (by default the rule set's)."""
     agg = queries.aggregate(session, case)
     rs = agg.procedure
     referred = []
     documents = []
     for r in agg.respondents:
         outcome = r.final_outcome or r.decided_outcome
-        if outcome not in ("reduced", "liable"):
+        if outcome not in ("reduced", "liable") or (respondent_ids is not None and r.id not in respondent_ids):
             continue
         letter = current(session, "determination", case.id, r.id)
         referred.append({**_respondent_data(session, r), "outcome": outcome, "liability_kind": r.liability_kind,
@@ -678,10 +680,15 @@ def referral_data(session: Session, case: Case, actor=None) -> dict:
             documents.append(letter.doc_number)
     if not referred:
         raise ValidationFailed("no respondent's final outcome is reduced or liable: nothing to refer")
-    recipient = next((s.referral_recipient.zh for s in rs.sanctions.values() if s.referral_recipient), "问责部门")
+    recipient = recipient or default_recipient(rs)
     form = _form(session, case, "referral", actor, decided_at=(case.final_at or utcnow()).date())
     return {**form, "main_to": [recipient], "enterprise": agg.enterprise.name, "recipient": recipient,
             "respondents": referred, "documents": documents}
+
+
+def default_recipient(rs: rules.RuleSet) -> str:
+    """The department the rule set names to receive referrals (问责部门 when it names none)."""
+    return next((s.referral_recipient.zh for s in rs.sanctions.values() if s.referral_recipient), "问责部门")
 
 
 def batch_report_data(session: Session, case: Case, actor=None) -> dict:
@@ -774,9 +781,11 @@ def issue_publicity_notice(session: Session, case: Case, actor, *, today: date |
                   today=today, correction_reason="重新评议后再次公示")
 
 
-def issue_referral(session: Session, case: Case, actor, *, today: date | None = None) -> Letter:
-    """The referral letter to the accountability procedure."""
-    return _store(session, case, actor, "referral", referral_data(session, case, actor), today=today)
+def issue_referral(session: Session, case: Case, actor, *, today: date | None = None, recipient: str | None = None,
+                   respondent_ids: Collection[int] | None = None) -> Letter:
+    """The referral letter to the accountability procedure (to `recipient`, for `respondent_ids`)."""
+    return _store(session, case, actor, "referral", referral_data(session, case, actor, recipient=recipient,
+                                                                  respondent_ids=respondent_ids), today=today)
 
 
 def issue_final_determination(session: Session, case: Case, appeal: Appeal, actor, *,

@@ -184,6 +184,7 @@ def register(app: Flask) -> None:
         dashboard,
         documents,
         guidance,
+        hr,
         inbox,
         intake,
         jobs,
@@ -192,7 +193,7 @@ def register(app: Flask) -> None:
     )
 
     for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, documents.bp, notifications.bp, audit.bp, dashboard.bp,
-               guidance.bp, intake.bp, jobs.bp, whatif.bp):
+               guidance.bp, intake.bp, jobs.bp, whatif.bp, hr.bp):
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 

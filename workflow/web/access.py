@@ -51,6 +51,11 @@ class Principal(UserMixin):
         return self.branch_level == 0
 
     @property
+    def exports_hr(self) -> bool:
+        """Whether the policy lets this user read and export the monthly HR list (the navigation asks)."""
+        return policy.why_not_hr_export(self.actor) is None
+
+    @property
     def actor(self) -> policy.Actor:
         """The policy's view of this user."""
         return policy.Actor(id=self.id, roles=self.roles, branch_id=self.branch_id, branch_path=self.branch_path,

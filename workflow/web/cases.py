@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from ..db import rows
 from ..domain import hearing, policy, rules
+from ..domain import hr as hr_domain
 from ..domain.errors import ConflictError, DocumentsUnavailable, GuardFailed, ValidationFailed
 from ..domain.states import SERVICE_STATES, SEVERITY
 from ..models import (
@@ -50,6 +51,7 @@ from ..services import (
     rulesets,
 )
 from ..services import cases as case_service
+from ..services import hr as hr_service
 from ..unit import session, write_now
 from . import access
 from .common import (
@@ -799,8 +801,65 @@ def conclude(case_id: int):
 @bp.post("/<int:case_id>/refer")
 @login_required
 def refer(case_id: int):
-    return _button(case_id, "refer", lambda s, c, a, v: case_service.refer_for_accountability(
-        s, c, a, expected_version=v), _("The case has been referred to the accountability procedure."))
+    """Refer the case with its record (recipient department, reference, respondents, matters) from the
+    accountability page's form; a bad field sends the user back there with the error, nothing changed."""
+    def call(s, case, me, version):
+        chosen = [int(v) for v in request.form.getlist("respondents") if v.isdigit()]
+        case_service.refer_for_accountability(s, case, me, recipient=text_field("recipient"),
+                                              reference=text_field("reference"), matters=text_field("matters"),
+                                              respondent_ids=chosen or None, expected_version=version,
+                                              today=today())
+
+    try:
+        return _button(case_id, "refer", call, _("The case has been referred to the accountability procedure."))
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+        return redirect(url_for("cases.accountability", case_id=case_id))
+
+
+# --- accountability: the referral record, the sanctions recorded back, refunds -------------------------------
+
+@bp.get("/<int:case_id>/accountability")
+@login_required
+def accountability(case_id: int):
+    """The case's referral record, the sanctions recorded for each person and the refunds due (a respondent
+    reads their own), with the referral form and the form to record sanctions for those the policy allows."""
+    with reading() as s:
+        case, cf = load_case(s, case_id)
+        me = current_user.actor
+        found = hr_service.accountability(s, case, me)
+        agg = queries.aggregate(s, case)
+        may_refer = policy.why_not(me, cf, "refer") is None and case.state == "final"
+        may_record = (policy.why_not(me, cf, "record_sanctions") is None
+                      and case.state in policy.ACTIONS["record_sanctions"][0])
+        outcomes = {r.id: hr_service.current_outcome(agg, r) for r in agg.respondents}
+        people = {u.id: u for u in s.exec(select(User).where(User.id.in_([r.user_id for r in agg.respondents])))}
+        respondents = [(r, people.get(r.user_id), outcomes[r.id]) for r in agg.respondents
+                       if policy.why_not_see(me, cf, r.id) is None]
+        default_recipient = letters.default_recipient(agg.procedure)
+    return render_template("cases/accountability.html", case=case, found=found, may_refer=may_refer,
+                           may_record=may_record, respondents=respondents, default_recipient=default_recipient,
+                           sanction_types=hr_domain.SANCTION_TYPES, decisions=hr_domain.IMPROVING_DECISIONS,
+                           people=people)
+
+
+@bp.post("/<int:case_id>/sanctions")
+@login_required
+def record_sanction(case_id: int):
+    """Record the sanctions applied to one respondent (an administrator whose scope holds the case)."""
+    try:
+        with work() as s:
+            case, cf = load_case(s, case_id)
+            require(cf, "record_sanctions")
+            hr_service.record_sanction(s, case, actor(s), int_field("respondent_id") or 0,
+                                       points=text_field("points") or 0, sanction_type=text_field("sanction_type"),
+                                       amount=text_field("amount") or None, month=text_field("month"),
+                                       note=text_field("note"))
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+        return redirect(url_for("cases.accountability", case_id=case_id)), 303
+    flash(_("The sanctions have been recorded."), "success")
+    return redirect(url_for("cases.accountability", case_id=case_id) + "#sanctions")
 
 
 @bp.post("/<int:case_id>/close")

@@ -238,6 +238,7 @@ ACTION_LABELS = {
     "acknowledge": _l("Acknowledge my letter"), "waive_appeal": _l("Waive my appeal"),
     "preview_documents": _l("Preview the documents"), "urge": _l("Urge"),
     "propose_precedent": _l("Propose as a precedent"),
+    "record_sanctions": _l("Record the sanctions applied"),
 }
 STATEMENT_POSITION_LABELS = {
     "filed": _l("Statement filed"), "declined": _l("Declined to file a statement"),
