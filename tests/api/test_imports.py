@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from workflow import engine_of
 from workflow.db import read_session, unit_of_work
 from workflow.models import AuditEvent, Enterprise, Loan, LoanStage
 from workflow.services import imports
@@ -162,3 +163,41 @@ def test_the_api_refuses_a_file_beyond_the_row_cap_and_lists_only_the_first_bad_
     details = r.json["details"]
     assert [e["line"] for e in details["errors"]] == [2, 3, 4, 5, 6]
     assert (details["error_total"], details["error_counts"]) == (40, {"branch": 40})
+
+
+def _finished(api, job_id: int, user: str = "admin") -> dict:
+    import time
+
+    for _ in range(300):
+        job = api.get(user, f"/api/v1/jobs/{job_id}").json
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def test_a_loan_book_sent_to_the_jobs_endpoint_is_imported_in_the_background_all_or_nothing(sqlite_api):
+    engine = engine_of(sqlite_api.app)
+    before = counts(engine)
+    refused = sqlite_api.post("officer", "/api/v1/jobs/loan-import", data=to_csv([loan_record(1)]),
+                              content_type="text/csv")
+    assert refused.status_code == 403 and refused.json["details"]["reason"] == "loan_import_admins"
+    assert sqlite_api.post("officer", "/api/v1/imports/loans", data=to_csv([loan_record(1)]),
+                           content_type="text/csv").json["details"]["reason"] == "loan_import_admins"  # one rule
+
+    bad = [loan_record(n) for n in range(50)]
+    bad[7]["amount"] = "1e6"
+    started = sqlite_api.post("admin", "/api/v1/jobs/loan-import", data=to_csv(bad), content_type="text/csv")
+    assert started.status_code == 202 and started.json["kind"] == "loan_import"
+    job = _finished(sqlite_api, started.json["id"])
+    assert job["status"] == "done" and job["result"]["imported"] is False
+    assert job["result"]["error_total"] == 1 and job["result"]["errors"][0]["line"] == 9
+    assert counts(engine) == before  # nothing written
+
+    good = [loan_record(n) for n in range(50)]
+    started = sqlite_api.post("admin", "/api/v1/jobs/loan-import",
+                              data={"file": (io.BytesIO(to_csv(good)), "book.csv")}, content_type="multipart/form-data")
+    job = _finished(sqlite_api, started.json["id"])
+    assert job["result"]["imported"] is True and job["result"]["created"] == 50 and job["done"] == 50
+    assert counts(engine)[0] == before[0] + 50
+    assert sqlite_api.post("admin", "/api/v1/jobs/loan-import", json={"loans": []}).status_code == 415

@@ -120,8 +120,9 @@ def document() -> dict:
             parameters += _query_parameters(op.query)
         if parameters:
             item["parameters"] = parameters
-        if op.body is not None:
-            content = {"application/json": {"schema": _schema(op.body, components, "validation")}}
+        if op.body is not None or op.extra_bodies:
+            content = {} if op.body is None else {
+                "application/json": {"schema": _schema(op.body, components, "validation")}}
             content.update(op.extra_bodies)
             item["requestBody"] = {"required": True, "content": content}
         responses: dict[str, dict] = {}

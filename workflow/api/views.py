@@ -5,6 +5,7 @@ Permissions are the services' own (roles, segregation of duties); branch scope i
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from urllib.parse import quote
@@ -12,9 +13,8 @@ from urllib.parse import quote
 from flask import Response, current_app, request
 from sqlmodel import select
 
-from ..domain import hearing, states
-from ..domain.errors import NotFound, PermissionDenied
-from ..domain.policy import has_role
+from ..domain import hearing, policy, states
+from ..domain.errors import NotFound
 from ..models import (
     Appeal,
     AppealVote,
@@ -333,21 +333,30 @@ def get_loan(user, loan_id):
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+_FILE_BODIES = {"text/csv": {"schema": {"type": "string"}},
+                _XLSX: {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"], "additionalProperties": False,
+                    "properties": {"file": {"type": "string", "format": "binary",
+                                            "description": "a .json, .csv or .xlsx file"}}}}}
+
+
+def _may_import(user) -> None:
+    with reading() as s:
+        refusal = policy.why_not_import_loans(queries.actor_of(s, _actor(s, user)))
+    if refusal is not None:
+        raise policy.refuse(refusal)
+
+
 @operation("POST", "/imports/loans", summary="Bulk import loans and their stage handlers", tag="loans",
            query=S.ImportQuery, body=imports.LoanImport, raw_body=True, response=S.ImportResultOut,
-           errors=(400, 401, 403, 413, 415, 422),
-           extra_bodies={"text/csv": {"schema": {"type": "string"}},
-                         _XLSX: {"schema": {"type": "string", "format": "binary"}},
-                         "multipart/form-data": {"schema": {
-                             "type": "object", "required": ["file"], "additionalProperties": False,
-                             "properties": {"file": {"type": "string", "format": "binary",
-                                                     "description": "a .json, .csv or .xlsx file"}}}}})
+           errors=(400, 401, 403, 413, 415, 422), extra_bodies=_FILE_BODIES)
 def import_loans(user, query):
     """Administrators only. The whole file is validated first; any bad row → 422 listing every bad row
     (`details.errors`: line, loan_no, reason) and nothing is written. Idempotent by loan number. For JSON,
-    `line` is the position of the loan in `loans` (1-based); for CSV and XLSX the line or row number."""
-    if not has_role(user.role_set, "admin"):
-        raise PermissionDenied("only administrators import loans")
+    `line` is the position of the loan in `loans` (1-based); for CSV and XLSX the line or row number.
+    A loan book of millions of rows is better sent to `POST /jobs/loan-import`, which answers at once."""
+    _may_import(user)
     limits = tabular.Limits.from_config(current_app.config)
     mimetype = request.mimetype
     with ExitStack() as files:
@@ -430,6 +439,53 @@ def start_letter_batch(user, body):
         job = background.create_letter_batch(s, _actor(s, user), body.branch_id)
         _dispatch_after_commit(job.id)
         return _job(job)
+
+
+@operation("POST", "/jobs/loan-import", summary="Import a loan book file in the background", tag="jobs",
+           query=S.ImportQuery, raw_body=True, response=S.JobOut, status=202,
+           errors=(400, 401, 403, 413, 415, 422), extra_bodies={k: v for k, v in _FILE_BODIES.items()})
+def start_loan_import(user, query):
+    """Administrators only. The CSV or XLSX file (the body, or the form field `file`) is stored and imported
+    by a background job, all or nothing, as `POST /imports/loans` does; poll `GET /jobs/{id}`: when done,
+    `result.imported` says whether it was imported, with the import's counts, or its bad rows (`errors`,
+    `error_total`, `error_counts`) and nothing written."""
+    import os
+    import shutil
+    import uuid
+
+    _may_import(user)
+    limits = tabular.Limits.from_config(current_app.config)
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None or set(request.files) != {"file"} or request.form:
+            raise MalformedRequest("send one file in the form field 'file'", field="file")
+        fmt, filename, stream = imports.format_of(upload.filename or ""), upload.filename or "", upload.stream
+    elif mimetype in ("text/csv", _XLSX):
+        fmt = "csv" if mimetype == "text/csv" else "xlsx"
+        filename, stream = f"loans.{fmt}", request.stream
+    else:
+        raise UnsupportedMediaType("send text/csv, an XLSX workbook or a multipart upload (JSON: POST "
+                                   "/imports/loans)", content_type=mimetype or None)
+    if fmt not in ("csv", "xlsx"):
+        raise UnsupportedMediaType("a background import reads a .csv or .xlsx file", content_type=mimetype)
+    folder = os.path.join(current_app.config["JOBS_DIR"], "uploads")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{uuid.uuid4().hex}.{fmt}")
+    with tabular.spool(stream, limits.max_bytes) as body, open(path, "wb") as out:
+        shutil.copyfileobj(body, out, 1 << 20)
+    try:
+        # the file's form (encoding, header, the first row's columns) is checked now, as `POST /imports/loans`
+        # does, so that a body that is no loan file is refused at once; its rows are checked by the job
+        next(iter(imports.read_file(path, fmt, limits)), None)
+        with work() as s:
+            job = background.create_loan_import(s, _actor(s, user), path=path, fmt=fmt, filename=filename,
+                                                dry_run=query.dry_run, limits=dataclasses.asdict(limits))
+            _dispatch_after_commit(job.id)
+            return _job(job)
+    except BaseException:
+        os.remove(path)
+        raise
 
 
 @operation("GET", "/jobs/{job_id}", summary="A background job's status and progress", tag="jobs",

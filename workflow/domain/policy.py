@@ -619,6 +619,13 @@ def why_not_see_job(actor: Actor, created_by_id: int | None) -> Refusal | None:
 
 NOT_YOUR_JOB = Refusal("not_your_job", N_("This job was started by someone else."))
 
+LOAN_IMPORT_ADMINS = Refusal("loan_import_admins", N_("Only administrators import loans."))
+
+
+def why_not_import_loans(actor: Actor) -> Refusal | None:
+    """The loan book is imported by administrators (from the core banking system's file, by API or job)."""
+    return None if actor.has("admin") else LOAN_IMPORT_ADMINS
+
 
 LOAN_OUT_OF_SCOPE = Refusal("loan_out_of_scope", N_("This loan is outside your branch's scope."))
 

@@ -120,7 +120,59 @@ def _bundle(engine, job: BackgroundJob, progress) -> dict:
                         cases=len(manifest.get("cases", [])) if isinstance(manifest, dict) else None)
 
 
-KINDS: dict[str, Callable] = {"letter_batch": _letter_batch, "export": _export, "bundle": _bundle}
+def _loan_import(engine, job: BackgroundJob, progress) -> dict:
+    """A loan book file imported in one all-or-nothing transaction (imports.import_loans), read row by row from
+    the file the request spooled; the result is the import's summary, or its row errors (nothing written).
+    Rerun after a kill, it imports the same file again: what the first run committed (nothing, or all of it)
+    compares as unchanged."""
+    import os
+
+    from . import imports, tabular
+
+    p = job.params
+    limits = tabular.Limits(**p["limits"]) if p.get("limits") else tabular.Limits()
+    if not os.path.isfile(p["path"]):
+        raise ValidationFailed("the uploaded file of this import is gone; upload it again")
+    size = os.path.getsize(p["path"])
+    read = [0]
+
+    def step(n: int) -> None:
+        read[0] += n
+        progress(read[0], None)
+
+    progress(0, None)
+    rows = imports.read_file(p["path"], p["fmt"], limits)
+    # The rows read are reported as they go on PostgreSQL; SQLite has one writer, which the import holds
+    # until it commits, so there the count is reported when the import ends.
+    live = engine.dialect.name != "sqlite"
+    try:
+        with unit_of_work(engine) as s:
+            actor = s.get(User, job.created_by_id)
+            result = imports.import_loans(s, actor, rows, dry_run=bool(p.get("dry_run")), limits=limits,
+                                          progress=step if live else None)
+    except imports.ImportRejected as exc:
+        return {"imported": False, "message": exc.message, **exc.details, "bytes": size}
+    progress(result.rows, result.rows)
+    return {"imported": True, **result.to_dict(), "bytes": size}
+
+
+def create_loan_import(s: Session, user: User, *, path: str, fmt: str, filename: str, dry_run: bool,
+                       limits: dict | None = None) -> BackgroundJob:
+    """The queued job of a loan import from a file already on disk (the request spooled it), in the caller's
+    unit of work. Raises PermissionDenied (policy.why_not_import_loans)."""
+    actor = queries.actor_of(s, s.get(User, user.id))
+    refusal = policy.why_not_import_loans(actor)
+    if refusal is not None:
+        raise policy.refuse(refusal)
+    job = BackgroundJob(kind="loan_import", created_by_id=user.id, params={
+        "path": path, "fmt": fmt, "filename": filename, "dry_run": dry_run, "limits": limits})
+    s.add(job)
+    s.flush()
+    return job
+
+
+KINDS: dict[str, Callable] = {"letter_batch": _letter_batch, "export": _export, "bundle": _bundle,
+                              "loan_import": _loan_import}
 
 
 def create_export(s: Session, user: User, *, kind: str, fmt: str, filters: dict, full: bool, reason: str | None,

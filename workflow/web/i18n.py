@@ -245,7 +245,8 @@ STATEMENT_POSITION_LABELS = {
     "awaited": _l("Awaited: the deadline has not passed"), "lapsed": _l("Let the deadline pass without a statement"),
     "not_invited": _l("No deadline (registered before invitations)"),
 }
-JOB_KIND_LABELS = {"letter_batch": _l("Letter batch"), "export": _l("Audit export"), "bundle": _l("Evidence bundle")}
+JOB_KIND_LABELS = {"letter_batch": _l("Letter batch"), "export": _l("Audit export"), "bundle": _l("Evidence bundle"),
+                   "loan_import": _l("Loan import")}
 JOB_STATUS_LABELS = {"queued": _l("Queued"), "running": _l("Running"), "done": _l("Done"), "failed": _l("Failed")}
 PRECEDENT_STATUS_LABELS = {"proposed": _l("Awaiting approval"), "approved": _l("Approved"),
                            "rejected": _l("Rejected")}
