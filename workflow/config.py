@@ -107,6 +107,10 @@ def from_environment() -> dict:
         "SMTP_STARTTLS": os.environ.get("MIANZE_SMTP_STARTTLS", "0"),
         # Links in mail and 企业微信 posts point here (the address users reach the app at).
         "BASE_URL": os.environ.get("MIANZE_BASE_URL", "http://127.0.0.1:5000"),
+        # First passwords: an invitation link works once, for this many hours; administrators may type a
+        # password for someone only where the bank's policy allows it (1), never by default.
+        "INVITATION_HOURS": float(os.environ.get("MIANZE_INVITATION_HOURS") or 72),
+        "ALLOW_TYPED_PASSWORDS": os.environ.get("MIANZE_ALLOW_TYPED_PASSWORDS", "0") == "1",
         # Seconds between runs of the notification delivery worker inside the serving process (0: off;
         # production runs `flask notifications deliver --loop`). scripts/run, the embedded default, sets it.
         "OUTBOX_INTERVAL": float(os.environ.get("MIANZE_OUTBOX_INTERVAL") or 0),

@@ -40,6 +40,11 @@ def utcnow() -> datetime:
     return replayed if replayed is not None else datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A stored time as timezone-aware UTC (a database without time zones gives it back naive)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 @contextmanager
 def replaying_at(moment: datetime) -> Iterator[None]:
     """Inside the block, `utcnow()` returns `moment` (timezone-aware UTC): for loading a past history."""
@@ -570,6 +575,36 @@ class CaseComment(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     mentions: list = json_field(default_factory=list)  # the user ids @mentioned (and told)
     created_at: datetime = Field(default_factory=lambda: utcnow())
+
+
+class Invitation(SQLModel, table=True):
+    """An invitation to set one's password (services/invitations.py): single use, expiring, revocable.
+
+    The link's token is never stored: `token_hash` is its SHA-256 (how a link is looked up) and `salt` the
+    random value the token is derived from with the server's secret key (HMAC), so that the outbox can put
+    the link into the mail after the commit while a copy of the database alone makes no working link.
+    `notification_id` is the notice whose mail carries it.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    salt: str = Field(max_length=64)
+    created_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=lambda: utcnow())
+    expires_at: datetime
+    notification_id: int | None = Field(default=None, foreign_key="notification.id", index=True)
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by_id: int | None = Field(default=None, foreign_key="app_user.id")
+
+    def status(self, now: datetime) -> str:
+        """open, used, revoked or expired (used and revoked first: they say more than the time)."""
+        if self.used_at is not None:
+            return "used"
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if as_utc(self.expires_at) <= now else "open"
 
 
 class Notification(SQLModel, table=True):

@@ -223,6 +223,8 @@ MATRIX = [
     ("GET", "/admin/notifications", None, {"admin"}),  # head office only: deliveries of the whole bank
     ("POST", "/admin/users", None, {"admin", "t2_admin"}),
     ("POST", "/admin/users/import", None, {"admin", "t2_admin"}),  # no file: 400, nothing imported
+    # the officer has no open invitation: revoking says so and changes nothing; only their subtree's administrator
+    ("POST", "/admin/users/{officer}/invite/revoke", None, {"admin"}),
     ("GET", "/admin/rulesets", None, {"admin", "t2_admin"}),
     ("GET", "/admin/rulesets/1", None, {"admin", "t2_admin"}),
     ("POST", "/admin/rulesets/drafts", None, {"admin"}),
@@ -263,6 +265,10 @@ MATRIX = [
     # curator and refused to its proposer (self-approval).
     ("GET", "/precedents/", None, set(EVERYONE)),
     ("GET", "/whatif/", None, set(EVERYONE)),  # a simulation: nothing of any case is read or stored
+    # the role guides, in the user's language: for everyone signed in
+    ("GET", "/help/", None, set(EVERYONE)),
+    *[("GET", f"/help/{guide}", None, set(EVERYONE)) for guide in
+      ("credit-officer", "investigator", "committee", "appeal-reviewer", "auditor", "admin")],
     ("GET", "/precedents/{precedent}", None, set(EVERYONE)),
     ("GET", "/precedents/booklet.pdf", None, set(EVERYONE)),
     ("GET", "/precedents/export.xlsx", None, set(EVERYONE)),
@@ -271,14 +277,16 @@ MATRIX = [
     ("POST", "/precedents/{precedent}/reject", None, {"admin"}),
 ]
 # Routes every signed-in user (or anyone) may use, outside the matrix on purpose.
-OPEN_ROUTES = {"/login", "/logout", "/language", "/account/password", "/health", "/"}
+OPEN_ROUTES = {"/login", "/logout", "/language", "/account/password", "/health", "/",
+               "/invite/<token>"}  # an invitation's link: its token is the credential (tests/web/test_invitations.py)
 # Routes whose allowed call changes something by design, covered by their own tests below.
 SEPARATELY_TESTED = {("POST", "admin.delete_override"),
                      # a job's page, its rerun and its file: tests/web/test_jobs_pages.py, services/test_export.py
                      ("GET", "jobs.show"), ("POST", "jobs.retry"), ("GET", "jobs.download"),
                      # the signed-in user's own stand-ins (tests/web/test_stand_in_pages.py)
                      ("GET", "auth.stand_in_list"), ("POST", "auth.name_stand_in"), ("POST", "auth.revoke_stand_in"),
-                     ("POST", "auth.account"), ("POST", "admin.resend_delivery")}  # tests/web/test_outbox_pages.py
+                     ("POST", "auth.account"), ("POST", "admin.resend_delivery"),  # tests/web/test_outbox_pages.py
+                     ("POST", "admin.invite_user")}  # a new invitation: tests/web/test_invitations.py
 
 
 @pytest.fixture(scope="module")

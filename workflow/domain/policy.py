@@ -830,3 +830,57 @@ def why_not_revoke_stand_in(actor: Actor, *, principal_id: int, principal_branch
     if actor.id == principal_id or (actor.has("admin") and in_subtree(principal_branch_path, actor.branch_path)):
         return None
     return NOT_YOUR_STAND_IN
+
+
+# --- the part one plays in a case (which guide the case page offers) --------------------------------------
+
+CASE_PARTS = ("respondent", "investigator", "appeal_reviewer", "committee", "auditor", "admin")
+
+
+def part_in_case(actor: Actor, case: CaseView) -> str:
+    """The part the actor plays in the case, for the help the case page offers: a respondent or the case's
+    investigator first (whatever else they hold), then the appeal committee above the case while its appeals
+    are heard, the deciding committee, internal audit, administration; anyone else of the staff reads it as
+    a credit officer would."""
+    if actor.id in case.respondent_user_ids:
+        return "respondent"
+    if actor.id == case.investigator_id:
+        return "investigator"
+    if (actor.has(*APPEAL_PANEL_ROLES) and case.appeal_branch_id == actor.branch_id
+            and case.state in ("appeal_window", "appeal_review")):
+        return "appeal_reviewer"
+    if actor.has("committee_member", "committee_chair"):
+        return "committee"
+    for role, part in (("investigator", "investigator"), ("auditor", "auditor"), ("admin", "admin"),
+                       ("appeal_reviewer", "appeal_reviewer"), ("appeal_chair", "appeal_reviewer")):
+        if actor.has(role):
+            return part
+    return "respondent"
+
+
+# --- first passwords: invitations ------------------------------------------------------------------------
+
+# A member of staff sets their own first password from a one-time invitation link; an administrator types
+# one for them only where the bank's policy allows it (MIANZE_ALLOW_TYPED_PASSWORDS), never by default.
+TYPED_PASSWORDS_OFF = Refusal("typed_passwords_off",
+                              N_("The bank's policy is that staff set their own passwords from an invitation: "
+                                 "send an invitation instead of typing a password."))
+
+
+def why_not_invite(actor: Actor, *, branch_path: str) -> Refusal | None:
+    """Why the actor may not invite (or send again, or revoke the invitation of) a member of staff of the
+    branch at `branch_path`: an administrator of that branch's subtree may."""
+    if not actor.has("admin"):
+        return NOT_ADMIN
+    if not in_subtree(branch_path, actor.branch_path):
+        return OUTSIDE_SUBTREE
+    return None
+
+
+def why_not_type_password(actor: Actor, *, branch_path: str, bank_allows: bool) -> Refusal | None:
+    """Why the actor may not type someone's password for them: an administrator of their subtree, and only
+    where the bank's policy allows typed passwords (`bank_allows`)."""
+    refusal = why_not_invite(actor, branch_path=branch_path)
+    if refusal is not None:
+        return refusal
+    return None if bank_allows else TYPED_PASSWORDS_OFF

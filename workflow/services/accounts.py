@@ -112,12 +112,16 @@ def _clean_roles(roles) -> str:
 
 
 def create_user(session: Session, actor: User, *, username: str, name: str, employee_no: str, branch_id: int,
-                roles, password: str, locale: str = "zh", hasher: PasswordHasher | None = None) -> User:
-    """Create a member of staff with roles and an initial password.
+                roles, password: str | None = None, locale: str = "zh", email: str | None = None,
+                typed_allowed: bool = False, hasher: PasswordHasher | None = None) -> User:
+    """Create a member of staff with roles, without a password (they are invited to set one:
+    services/invitations.py) or, where the bank's policy allows typed passwords (`typed_allowed`), with the
+    initial password the administrator typed.
 
-    Raises PermissionDenied (not an administrator of that branch, or roles the actor may not grant: see
-    `policy.why_not_grant`) and ValidationFailed (taken username or employee number, unknown role or branch,
-    weak password).
+    Raises PermissionDenied (not an administrator of that branch, roles the actor may not grant: see
+    `policy.why_not_grant`, a typed password the policy does not allow: `policy.why_not_type_password`) and
+    ValidationFailed (taken username or employee number, unknown role or branch, weak password, a mail
+    address that is not one).
     """
     _require_admin(actor)
     username, name, employee_no = (username or "").strip(), (name or "").strip(), (employee_no or "").strip()
@@ -135,15 +139,24 @@ def create_user(session: Session, actor: User, *, username: str, name: str, empl
     _require_in_admin_scope(session, actor, branch)
     if locale not in LOCALES:
         raise ValidationFailed("unknown language", field="locale")
+    email = (email or "").strip() or None
+    if email is not None and (len(email) > 254 or not _EMAIL.match(email)):
+        raise ValidationFailed("this is not a mail address", field="email")
     clean_roles = _clean_roles(roles)
-    policy.require_grant(_policy_actor(session, actor), clean_roles.split(), branch_path=branch.path)
-    check_password_strength(password, (username, name, employee_no))
+    me = _policy_actor(session, actor)
+    policy.require_grant(me, clean_roles.split(), branch_path=branch.path)
+    if password:
+        refusal = policy.why_not_type_password(me, branch_path=branch.path, bank_allows=typed_allowed)
+        if refusal is not None:
+            raise policy.refuse(refusal)
+        check_password_strength(password, (username, name, employee_no))
     user = User(username=username, name=name, employee_no=employee_no, branch_id=branch.id, roles=clean_roles,
-                password_hash=hash_password(password, hasher), locale=locale)
+                password_hash=hash_password(password, hasher) if password else "", locale=locale, email=email)
     session.add(user)
     session.flush()
     audit.record(session, event="create_user", actor=actor,
-                 payload={"user_id": user.id, "username": username, "branch": branch.code, "roles": clean_roles})
+                 payload={"user_id": user.id, "username": username, "branch": branch.code, "roles": clean_roles,
+                          "password": "typed" if password else "invitation"})
     return user
 
 
@@ -181,9 +194,10 @@ def update_user(session: Session, actor: User, user_id: int, *, name: str, branc
 
 
 def set_password(session: Session, actor: User, user_id: int, password: str, *, current_password: str | None = None,
-                 hasher: PasswordHasher | None = None) -> User:
-    """Set a user's password: administrators for staff of their subtree, anyone for themselves (with their
-    current password). Every session of the user ends (`end_sessions`): a caller who changed their own
+                 typed_allowed: bool = False, hasher: PasswordHasher | None = None) -> User:
+    """Set a user's password: anyone for themselves (with their current password); administrators for staff
+    of their subtree only where the bank's policy allows typed passwords (`typed_allowed`; otherwise they
+    send an invitation). Every session of the user ends (`end_sessions`): a caller who changed their own
     password keeps theirs by storing the user's new `session_epoch`.
 
     Raises ValidationFailed (wrong current password, weak password), PermissionDenied and NotFound.
@@ -198,7 +212,12 @@ def set_password(session: Session, actor: User, user_id: int, password: str, *, 
             raise ValidationFailed("the current password is wrong", field="current_password") from exc
     else:
         _require_admin(actor)
-        _require_in_admin_scope(session, actor, session.get(Branch, user.branch_id))
+        home = session.get(Branch, user.branch_id)
+        _require_in_admin_scope(session, actor, home)
+        refusal = policy.why_not_type_password(_policy_actor(session, actor), branch_path=home.path,
+                                               bank_allows=typed_allowed)
+        if refusal is not None:
+            raise policy.refuse(refusal)
     check_password_strength(password, (user.username, user.name, user.employee_no))
     user.password_hash = hash_password(password, hasher)
     user.session_epoch += 1

@@ -52,6 +52,7 @@ KINDS = {
     "urge": ("督办", "Urged (督办)"),
     "overdue": ("办理期限已逾期", "A deadline is overdue"),
     "one_year_limit": ("一年办理时限提示", "The one-year limit"),
+    "invitation": ("系统账户邀请：请设置密码", "You are invited: set your password"),
 }
 DEFAULT_TITLE = ("尽职免责系统通知", "A notification")
 

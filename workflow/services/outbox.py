@@ -38,8 +38,8 @@ from sqlmodel import Session, select
 from ..db import read_session, unit_of_work
 from ..domain import policy
 from ..domain.errors import NotFound, ValidationFailed
-from ..models import Branch, Case, Notification, NotificationDelivery, User, utcnow
-from . import audit, queries
+from ..models import Branch, Case, Invitation, Notification, NotificationDelivery, User, as_utc, utcnow
+from . import audit, invitations, queries
 from .notifications import JOB_FUNCTION, rq_queue, title_of
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class OutboxSettings:
     backoff: float = 60.0  # seconds before the second attempt, doubled for each later one
     backoff_cap: float = 6 * 3600.0
     lease: float = 600.0  # a claim older than this belongs to a worker that died while sending
+    secret_key: str | None = field(default=None, repr=False)  # makes the invitations' links (invitations.py)
 
     @classmethod
     def from_config(cls, config) -> OutboxSettings:
@@ -81,7 +82,8 @@ class OutboxSettings:
                    timeout=float(config.get("OUTBOX_TIMEOUT") or cls.timeout),
                    max_attempts=int(config.get("OUTBOX_MAX_ATTEMPTS") or cls.max_attempts),
                    backoff=float(config.get("OUTBOX_BACKOFF") or cls.backoff),
-                   lease=float(config.get("OUTBOX_LEASE") or cls.lease))
+                   lease=float(config.get("OUTBOX_LEASE") or cls.lease),
+                   secret_key=config.get("SECRET_KEY") or None)
 
     def delay(self, attempts: int) -> timedelta:
         """How long to wait after the `attempts`-th failed attempt: exponential, capped."""
@@ -143,6 +145,7 @@ class Outgoing:
     case_number: str | None
     user: Recipient
     webhook_url: str | None
+    invitation: tuple[str, datetime] | None = None  # an invitation's link and expiry (while it is open)
 
 
 def case_link(settings: OutboxSettings, case_id: int | None) -> str:
@@ -155,6 +158,8 @@ def mail_of(settings: OutboxSettings, item: Outgoing) -> tuple[str, str]:
     they chose English): the title, the message and a link to the case."""
     en = item.user.locale == "en"
     title = title_of(item.kind, item.user.locale)
+    if item.kind == "invitation" and item.invitation is not None:
+        return _invitation_mail(settings, item, title)
     number = f"{'' if en else '：'}{item.case_number}" if item.case_number else ""
     if en:
         subject = f"[Mianze] {title}" + (f": {item.case_number}" if item.case_number else "")
@@ -165,6 +170,24 @@ def mail_of(settings: OutboxSettings, item: Outgoing) -> tuple[str, str]:
         body = (f"{item.user.name}：\n\n{item.message}\n\n查看案件：{case_link(settings, item.case_id)}\n\n"
                 f"—— {settings.bank_name}尽职免责管理系统（系统自动发送，请勿回复）\n")
     return subject, body
+
+
+def _invitation_mail(settings: OutboxSettings, item: Outgoing, title: str) -> tuple[str, str]:
+    """An invitation's mail: who is invited, the link and until when it works (China Standard Time)."""
+    url, expires = item.invitation
+    until = (as_utc(expires) + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M")
+    if item.user.locale == "en":
+        body = (f"{item.user.name},\n\nAn account of the due-diligence exemption system of {settings.bank_name} has "
+                f"been opened for you. Your username: {item.user.username}\n\nSet your password here (the link "
+                f"works once, until {until} China Standard Time):\n{url}\n\nIf you did not expect this mail, do "
+                f"not open the link and tell the system administrator.\n\n-- {settings.bank_name}, due-diligence "
+                f"exemption system (sent automatically; do not reply)\n")
+        return f"[Mianze] {title}", body
+    body = (f"{item.user.name}：\n\n已为您开立{settings.bank_name}尽职免责管理系统账户，用户名：{item.user.username}\n\n"
+            f"请通过以下链接设置密码（链接只能使用一次，有效期至北京时间 {until}）：\n{url}\n\n"
+            f"如您并未申请开立账户，请勿打开该链接，并告知系统管理员。\n\n"
+            f"—— {settings.bank_name}尽职免责管理系统（系统自动发送，请勿回复）\n")
+    return f"【尽职免责】{title}", body
 
 
 def webhook_payload(settings: OutboxSettings, item: Outgoing) -> dict:
@@ -265,7 +288,7 @@ def post_webhook(settings: OutboxSettings, url: str, payload: dict) -> None:
 
 # --- the worker ----------------------------------------------------------------------------------------------
 
-def _snapshot(session: Session, delivery_id: int) -> Outgoing | None:
+def _snapshot(session: Session, settings: OutboxSettings, delivery_id: int) -> Outgoing | None:
     row = session.exec(select(NotificationDelivery, Notification, User, Branch.webhook_url)
                        .join(Notification, Notification.id == NotificationDelivery.notification_id)
                        .join(User, User.id == Notification.user_id).join(Branch, Branch.id == User.branch_id)
@@ -277,7 +300,18 @@ def _snapshot(session: Session, delivery_id: int) -> Outgoing | None:
     return Outgoing(id=delivery.id, channel=delivery.channel, notification_id=note.id, kind=note.kind,
                     message=note.message, case_id=note.case_id, case_number=number,
                     user=Recipient(user.id, user.username, user.name, user.locale, user.email),
-                    webhook_url=webhook_url)
+                    webhook_url=webhook_url, invitation=_invitation_of(session, settings, note.id, user)
+                    if note.kind == "invitation" else None)
+
+
+def _invitation_of(session: Session, settings: OutboxSettings, notification_id: int, user: User):
+    """An open invitation's link (made again from its salt with the secret key) and expiry; None when it was
+    used, revoked or has expired meanwhile, or the worker has no secret key: then no mail goes out."""
+    invitation = session.exec(select(Invitation).where(Invitation.notification_id == notification_id)).first()
+    if invitation is None or not settings.secret_key or not user.active or invitation.status(utcnow()) != "open":
+        return None
+    return invitations.link(settings.base_url, invitations.token_of(settings.secret_key, invitation.salt)), \
+        invitation.expires_at
 
 
 def _update(engine, delivery_id: int, where, **values) -> bool:
@@ -345,7 +379,7 @@ def deliver(engine, settings: OutboxSettings, *, now: datetime | None = None, li
     try:
         for delivery_id in ids:
             with read_session(engine) as s:
-                item = _snapshot(s, delivery_id)
+                item = _snapshot(s, settings, delivery_id)
             if item is None:
                 continue  # delivered or taken by another worker meanwhile
             outcome = _deliver_one(engine, settings, mailer, item, now)
@@ -360,6 +394,10 @@ def deliver(engine, settings: OutboxSettings, *, now: datetime | None = None, li
 
 
 def _deliver_one(engine, settings: OutboxSettings, mailer: Mailer | None, item: Outgoing, now: datetime) -> str:
+    if item.kind == "invitation" and (item.invitation is None or item.channel != "mail"):
+        _close_unusable(engine, item.id, "the invitation is no longer open (used, revoked or expired), or the "
+                                         "worker has no SECRET_KEY to make its link")
+        return "skipped"
     if item.channel == "mail":
         address = settings.address_of(item.user)
         if mailer is None or not address:

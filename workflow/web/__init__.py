@@ -184,6 +184,7 @@ def register(app: Flask) -> None:
         dashboard,
         documents,
         guidance,
+        help,
         hr,
         inbox,
         intake,
@@ -193,7 +194,7 @@ def register(app: Flask) -> None:
     )
 
     for bp in (auth.bp, inbox.bp, cases.bp, admin.bp, documents.bp, notifications.bp, audit.bp, dashboard.bp,
-               guidance.bp, intake.bp, jobs.bp, whatif.bp, hr.bp):
+               guidance.bp, intake.bp, jobs.bp, whatif.bp, hr.bp, help.bp):
         app.register_blueprint(bp)
     from ..domain.errors import DomainError
 
@@ -213,7 +214,8 @@ def register(app: Flask) -> None:
     def _nav():
         if not getattr(current_user, "is_authenticated", False):
             return {}
-        return {"nav": {**inbox.nav_counts(current_user), "unread": notifications.unread(current_user.id)}}
+        return {"nav": {**inbox.nav_counts(current_user), "unread": notifications.unread(current_user.id)},
+                "page_help": help.page_help_url()}
 
     @app.after_request
     def _fresh_counts_after_a_change(response):

@@ -7,15 +7,26 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlmodel import select
 
 from ..domain import policy, rules
 from ..domain.errors import ConflictError, DomainError, NotFound, PermissionDenied, ValidationFailed
-from ..models import ROLES, Branch, CalendarOverride, CalendarYear, RuleSetDraft, RuleSetVersion, User
-from ..services import accounts, deadlines, holidays, jobs, outbox, rulesets, staff, tabular, tolerance
+from ..models import ROLES, Branch, CalendarOverride, CalendarYear, RuleSetDraft, RuleSetVersion, User, utcnow
+from ..services import (
+    accounts,
+    deadlines,
+    holidays,
+    invitations,
+    jobs,
+    outbox,
+    rulesets,
+    staff,
+    tabular,
+    tolerance,
+)
 from . import access
 from .common import (
     actor,
@@ -201,6 +212,8 @@ def _grantable() -> set[str]:
 
 def _refused(exc: PermissionDenied) -> dict[str, str]:
     """A refused grant as an error next to the field it concerns."""
+    if exc.details.get("reason") == policy.TYPED_PASSWORDS_OFF.code:
+        return {"password": translate(exc.message)}
     roles = exc.details.get("reason") in (policy.BANK_WIDE_ROLE.code, policy.AUDIT_INDEPENDENCE.code)
     return {"roles" if roles else "branch_id": translate(exc.message)}
 
@@ -232,7 +245,17 @@ def _row_message(error: dict) -> str:
     return str(_ROW_MESSAGES[error["code"]]) % error["values"]
 
 
-def _users_page(errors: dict[str, str] | None = None, status: int = 200, import_errors: list[dict] | None = None):
+def _invitation_settings() -> invitations.InvitationSettings:
+    return invitations.InvitationSettings.from_config(current_app.config)
+
+
+def _typed_allowed() -> bool:
+    """Whether the bank's policy lets administrators type someone's password (MIANZE_ALLOW_TYPED_PASSWORDS)."""
+    return bool(current_app.config.get("ALLOW_TYPED_PASSWORDS"))
+
+
+def _users_page(errors: dict[str, str] | None = None, status: int = 200, import_errors: list[dict] | None = None,
+                issued: list | None = None):
     """The users list (paged, natural order, filtered by branch, role and status) with its two forms."""
     errors = errors or {}
     args = {k: (request.args.get(k) or "").strip() for k in ("q", "branch", "role", "status", "sort", "order")}
@@ -252,26 +275,34 @@ def _users_page(errors: dict[str, str] | None = None, status: int = 200, import_
                            statuses=staff.STATUSES, sorts=staff.SORTS, grantable=_grantable(), errors=errors,
                            incompatible=policy.INCOMPATIBLE_ROLES, form=request.form, q=args["q"],
                            import_errors=[(e["line"], e["employee_no"], _row_message(e)) for e in import_errors or []],
-                           columns=staff.COLUMNS), (status if errors or import_errors else 200)
+                           columns=staff.COLUMNS, issued=issued or [], typed_allowed=_typed_allowed(),
+                           hours=_invitation_settings().hours), (status if errors or import_errors else 200)
 
 
 @bp.route("/users", methods=["GET", "POST"])
 def users():
     if request.method == "GET":
         return _users_page()
+    password = request.form.get("password", "")
     try:
         with work() as s:
-            accounts.create_user(s, actor(s), username=text_field("username"), name=text_field("name"),
-                                 employee_no=text_field("employee_no"), branch_id=int_field("branch_id") or 0,
-                                 roles=request.form.getlist("roles"), password=request.form.get("password", ""),
-                                 locale=request.form.get("locale", "zh"),
-                                 hasher=current_app.extensions["mianze.hasher"])
+            me = actor(s)
+            user = accounts.create_user(s, me, username=text_field("username"), name=text_field("name"),
+                                        employee_no=text_field("employee_no"), branch_id=int_field("branch_id") or 0,
+                                        roles=request.form.getlist("roles"), password=password or None,
+                                        locale=request.form.get("locale", "zh"), email=text_field("email"),
+                                        typed_allowed=_typed_allowed(), hasher=current_app.extensions["mianze.hasher"])
+            # no password typed: the invitation, in the same transaction (its mail leaves after the commit)
+            issued = [] if password else [invitations.invite(s, me, user.id, _invitation_settings())]
     except ValidationFailed as exc:
         return _users_page(_errors_from(exc, "username"), 400)
-    except PermissionDenied as exc:  # roles or a branch beyond the administrator's own scope
+    except PermissionDenied as exc:  # roles or a branch beyond the administrator's own scope, a typed password
         return _users_page(_refused(exc), 403)
-    flash(_("The user has been created."), "success")
-    return redirect(url_for("admin.users"))
+    if not issued:
+        flash(_("The user has been created."), "success")
+        return redirect(url_for("admin.users"))
+    flash(_("The user has been created and invited to set a password."), "success")
+    return _users_page(issued=issued)  # the link is shown this once
 
 
 @bp.post("/users/import")
@@ -283,7 +314,9 @@ def import_users():
     try:  # read from werkzeug's spooled temporary file, row by row
         rows = staff.read_hr_file(upload.stream, upload.filename, tabular.Limits.from_config(current_app.config))
         with work() as s:
-            result = staff.import_staff(s, actor(s), rows, source_sha256=rows.sha256)
+            me = actor(s)
+            result = staff.import_staff(s, me, rows, source_sha256=rows.sha256)
+            issued = invitations.invite_many(s, me, result.created_ids, _invitation_settings())  # same transaction
     except staff.StaffImportRejected as exc:
         return _users_page(import_errors=exc.details["errors"], status=422)
     except ValidationFailed as exc:
@@ -293,7 +326,11 @@ def import_users():
     if rows.encoding:
         flash(_("The CSV file was read as %(encoding)s.", encoding=_ENCODINGS.get(rows.encoding, rows.encoding)),
               "info")
-    return redirect(url_for("admin.users"))
+    if not issued:
+        return redirect(url_for("admin.users"))
+    flash(ngettext("%(num)d new member of staff has been invited to set a password.",
+                   "%(num)d new members of staff have been invited to set a password.", len(issued)), "success")
+    return _users_page(issued=issued)  # the links are shown this once
 
 
 # How a CSV file was read (services/tabular.py), in the UI language.
@@ -302,14 +339,15 @@ _ENCODINGS = {"UTF-8": _l("UTF-8"), "UTF-8 with BOM": _l("UTF-8 with a byte orde
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
-def user(user_id: int):
+def user(user_id: int, issued=None):
     errors: dict[str, str] = {}
     status = 400
-    if request.method == "POST":
+    if request.method == "POST" and issued is None:
         try:
             with work() as s:
                 if request.form.get("form") == "password":
                     accounts.set_password(s, actor(s), user_id, request.form.get("password", ""),
+                                          typed_allowed=_typed_allowed(),
                                           hasher=current_app.extensions["mianze.hasher"])
                     done = _("The password has been set.")
                 else:
@@ -331,8 +369,40 @@ def user(user_id: int):
         branch_rows = _subtree(s)
         if row.branch_id not in {b.id for b in branch_rows}:
             deny(_("This user belongs to a branch outside your subtree."))
+        invitation = invitations.latest(s, row.id)
     return render_template("admin/user.html", user=row, branch_list=branch_rows, roles=ROLES,
-                           grantable=_grantable(), errors=errors), (status if errors else 200)
+                           grantable=_grantable(), errors=errors, typed_allowed=_typed_allowed(),
+                           invitation=invitation, invitation_status=invitation.status(utcnow()) if invitation else None,
+                           issued=issued), (status if errors else 200)
+
+
+@bp.post("/users/<int:user_id>/invite")
+def invite_user(user_id: int):
+    """Send a member of staff a new invitation (an earlier link stops working); its link is shown once."""
+    try:
+        with work() as s:
+            issued = invitations.resend(s, actor(s), user_id, _invitation_settings())
+    except NotFound:
+        not_found()
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+        return redirect(url_for("admin.user", user_id=user_id))
+    flash(_("A new invitation has been sent; the earlier link no longer works."), "success")
+    return user(user_id, issued=[issued])
+
+
+@bp.post("/users/<int:user_id>/invite/revoke")
+def revoke_invitation(user_id: int):
+    try:
+        with work() as s:
+            invitations.revoke(s, actor(s), user_id)
+    except NotFound:
+        not_found()
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+    else:
+        flash(_("The invitation has been revoked: its link no longer works."), "success")
+    return redirect(url_for("admin.user", user_id=user_id))
 
 
 # --- rule sets ----------------------------------------------------------------------------------------------

@@ -15,11 +15,11 @@ from ..db import read_session, unit_of_work
 from ..domain import policy
 from ..domain.errors import ConflictError, PermissionDenied, ValidationFailed
 from ..models import Branch, StandIn, User
-from ..services import access_log, accounts, stand_ins
+from ..services import access_log, accounts, invitations, stand_ins
 from . import access
 from .access import SESSION_EPOCH
 from .common import actor, deny, engine, reading, text_field, work
-from .i18n import BABEL_LOCALES
+from .i18n import BABEL_LOCALES, _l
 from .messages import translate
 
 bp = Blueprint("auth", __name__)
@@ -121,6 +121,69 @@ def password():
                 flash(_("Your password has been changed."), "success")
                 return redirect(url_for("inbox.index"))
     return render_template("auth/password.html", errors=errors), (400 if errors else 200)
+
+
+# --- invitations: setting one's first password from a one-time link ----------------------------------------
+
+UNUSABLE = {  # why a link cannot be used, and what to do: (title, text)
+    "unknown": (_l("This invitation link is not valid"),
+                _l("Check that the whole link was copied. If it still does not work, ask your administrator to send "
+                   "a new invitation.")),
+    "used": (_l("This invitation link has already been used"),
+             _l("Each link works once and your password has been set with it: sign in with your username and "
+                "password. If you have forgotten the password, ask your administrator for a new invitation.")),
+    "expired": (_l("This invitation link has expired"),
+                _l("Invitation links work for a limited time only. Ask your administrator to send a new invitation.")),
+    "revoked": (_l("This invitation link has been withdrawn"),
+                _l("An administrator has withdrawn it, or sent a newer invitation that replaces it. Use the newest "
+                   "invitation you received, or ask your administrator for a new one.")),
+}
+
+
+def _unusable(status: str):
+    title, text = UNUSABLE[status]
+    return render_template("auth/invite_unusable.html", status=status, title=title, text=text), \
+        (404 if status == "unknown" else 410)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def invitation(token: str):
+    """The invitee sets their password (the password rules apply) and is signed in; a used, expired or
+    withdrawn link says so."""
+    with read_session(engine()) as s:
+        opened = invitations.look_up(s, token)
+        who = (opened.user.name, opened.user.username, opened.user.locale) if opened.user else None
+        expires_at = opened.invitation.expires_at if opened.invitation else None
+    if opened.status != "open":
+        return _unusable(opened.status)
+    if "locale" not in session and not current_user.is_authenticated:
+        session["locale"] = who[2]  # the language the administrator chose for them, until they choose
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        new = request.form.get("password") or ""
+        if new != (request.form.get("password_again") or ""):
+            errors["password_again"] = _("The two new passwords differ.")
+        else:
+            try:
+                with unit_of_work(engine()) as s:
+                    user = invitations.accept(s, token, new, current_app.extensions["mianze.hasher"])
+                    principal = access.load_principal(s, user.id)
+                    access_log.record(s, user, "sign_in", target=user.username[:64],
+                                      details={"address": request.remote_addr or "-", "by": "invitation"})
+                    epoch = user.session_epoch
+            except invitations.InvitationUnusable as exc:
+                return _unusable(exc.details["status"])
+            except ValidationFailed as exc:
+                errors[exc.details.get("field") or "password"] = translate(exc.message)
+            else:
+                session.clear()  # a fresh session: no fixation
+                session.permanent = True
+                login_user(principal)
+                session[SESSION_EPOCH] = epoch
+                flash(_("Your password has been set and you are signed in."), "success")
+                return redirect(url_for("inbox.index"))
+    return render_template("auth/invite.html", name=who[0], username=who[1], errors=errors,
+                           expires_at=expires_at), (400 if errors else 200)
 
 
 # --- stand-ins (代理) ---------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from ..services import (
 from ..services import cases as case_service
 from ..services import hr as hr_service
 from ..unit import session, write_now
-from . import access
+from . import access, help
 from .common import (
     actor,
     deny,
@@ -198,6 +198,7 @@ def show(case_id: int):
     data["deadline"] = deadlines.deadline_info(s, case, day)
     data["one_year"] = deadlines.one_year(s, case, day)
     actions = access.case_actions(s, case, me, view, day)
+    help.set_page_help(*help.for_case(me.actor, view))  # the guide of the viewer's part in the case
     page = render_template("cases/show.html", **data, actions=actions, today=day, action_states=ACTION_STATES,
                            reads_comments=policy.reads_comments(me.actor, view))
     # the view's access-log entry, in the request's unit of work, once the page is made (not if it fails)

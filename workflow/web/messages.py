@@ -154,6 +154,10 @@ _KNOWN = [
     _l("Only the deciding branch's committee may do this."),
     # notifications (services/accounts.py, services/outbox.py, domain/policy.py)
     _l("this is not a mail address"),
+    _l("an inactive user cannot be invited: make them active first"),
+    _l("there is no open invitation to revoke"),
+    _l("The bank's policy is that staff set their own passwords from an invitation: send an invitation instead of "
+       "typing a password."),
     _l("the robot's address must be an http(s) URL, e.g. https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"),
     _l("only a failed delivery can be sent again"),
     _l("Only a head-office administrator may see and resend failed notification deliveries."),
