@@ -125,6 +125,8 @@ PAGE_HELP: dict[str, tuple[str, str | None]] = {
     "admin.timer": ("admin", "scheduled-jobs"),
     "admin.deliveries": ("admin", "scheduled-jobs"),
     "admin.tolerance_figures": ("admin", "scheduled-jobs"),
+    "cases.accountability": ("admin", "sanctions-recorded-back-and-the-hr-list-问责结果与人力资源清单"),
+    "hr": ("admin", "sanctions-recorded-back-and-the-hr-list-问责结果与人力资源清单"),
     "admin": ("admin", None),
     "documents": ("admin", "form-of-the-documents-文书格式"),
 }
