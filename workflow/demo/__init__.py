@@ -704,6 +704,18 @@ class _Loader:
             cases.decide_appeal(s, case, self.user(s, "appeal1"), appeal.id, reason, today=day)
         return act
 
+    def sanction(self, stage: str, points: int, kind: str, amount: str):
+        """The head office's administrator records the accountability result HR applied (this month)."""
+        def act(s, story, case, day):
+            from ..domain.hr import month_of
+            from ..services import hr
+
+            r = s.exec(select(Respondent).where(Respondent.case_id == case.id,
+                                                Respondent.user_id == self.handler(s, story, stage).id)).one()
+            hr.record_sanction(s, case, self.user(s, "admin"), r.id, points=points, sanction_type=kind, amount=amount,
+                               month=month_of(day), note="人力资源部问责处理决定")
+        return act
+
     def conclude(self):
         def act(s, story, case, day):
             cases.conclude_appeals(s, case, self.user(s, "appeal1"), today=day)
@@ -819,8 +831,8 @@ def _stories(ld: _Loader, npls: list[_Npl]) -> list[tuple[_Story, int]]:
     # final: an appeal altered to a less severe outcome
     st = to_window(story("XX", "liable", min_loans=2))
     st.then(1, ld.appeal("pre_loan", "本人对流水差异已书面报告支行负责人（附报告），不存在故意违规。"))
-    st.then(5, ld.close_window())
-    st.then(5, ld.decide("pre_loan", "altered", "reduced", "新提交的书面报告证明被评议人曾提示风险，违规情节较轻，改为减责"))
+    st.then(5, ld.close_window()).then(1, ld.sanction("pre_loan", 4, "warning", "3000.00"))  # refunded in half
+    st.then(4, ld.decide("pre_loan", "altered", "reduced", "新提交的书面报告证明被评议人曾提示风险，违规情节较轻，改为减责"))
     out.append((st.then(1, ld.conclude()), 3))
     # final: reopened after a substantiated objection in publicity, re-determined, letters corrected
     st = to_publicity(story("LY", "liable"))
@@ -833,7 +845,8 @@ def _stories(ld: _Loader, npls: list[_Npl]) -> list[tuple[_Story, int]]:
     out.append((to_window(story("JY", min_loans=2)).then(6, ld.close_window()), 4))
     # referred
     out.append((to_window(story("LY", "negative")).then(6, ld.close_window()).then(2, ld.refer()), 3))
-    out.append((to_window(story("XX", "liable")).then(6, ld.close_window()).then(1, ld.refer()), 1))
+    out.append((to_window(story("XX", "liable")).then(6, ld.close_window()).then(1, ld.refer())
+                .then(3, ld.sanction("pre_loan", 6, "demerit", "5000.00")), 1))
     # closed
     out.append((to_window(story("ZZ", min_loans=2)).then(6, ld.close_window()).then(5, ld.close()), 8))
     out.append((to_window(story("JY", "negative")).then(6, ld.close_window()).then(2, ld.refer()).then(15, ld.close()),

@@ -228,6 +228,8 @@ _EVENTS = {
     "propose_precedent": ("推荐为引导案例", "Proposed as a precedent"), "edit_precedent": ("引导案例已修改", "Precedent edited"),
     "approve_precedent": ("引导案例已批准", "Precedent approved"), "reject_precedent": ("引导案例未予批准", "Precedent rejected"),
     "export_full_values": ("导出完整身份证号和电话号码", "Full identity and phone numbers exported"),
+    "record_sanction": ("已录入问责结果", "Sanctions recorded"), "refund_due": ("应返还扣发", "Refund due"),
+    "export_hr": ("导出人力资源清单", "HR list exported"),
 }
 _ACTIONS = {"view_case": ("查看案件", "Case viewed"), "download_letter": ("下载文书", "Letter downloaded"),
             "download_evidence": ("下载证据", "Evidence downloaded"), "preview_evidence": ("预览证据", "Evidence previewed"),

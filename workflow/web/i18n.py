@@ -214,6 +214,7 @@ EVENT_LABELS = {
     "deadline_missed": _l("Deadline missed"),
     "propose_precedent": _l("Proposed as a precedent"), "edit_precedent": _l("Precedent edited"),
     "approve_precedent": _l("Precedent approved"), "reject_precedent": _l("Precedent rejected"),
+    "record_sanction": _l("Sanctions recorded"), "refund_due": _l("Refund due"),
 }
 STEP_LABELS = {"negative_list": _l("Negative list"), "positive_list": _l("Positive list"),
                "no_evidence_of_fault": _l("No evidence of fault"), "tolerance_presumption": _l("Tolerance presumption"),
