@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 
@@ -83,19 +84,32 @@ def demo_template(tmp_path_factory, audit_key):
     SQLModel.metadata.create_all(engine)
     with unit_of_work(engine) as s:
         rulesets.ensure_default(s)
-    demo.load(engine, seed=demo.DEFAULT_SEED, progress=False, evidence_dir=tmp / "evidence")
+    summary = demo.load(engine, seed=demo.DEFAULT_SEED, progress=False, evidence_dir=tmp / "evidence")
     engine.dispose()
+    (tmp / "summary.json").write_text(json.dumps(summary, default=str))
     return tmp
 
 
-def demo_copy(template, target):
-    """A private copy of the demo bank (database, evidence files) in `target`; returns its engine."""
+def demo_copy(template, target, audit_key=None):
+    """A private copy of the demo bank (database, evidence files, signed checkpoints) in `target`; returns its
+    engine (with `audit_key`, checkpointed into the copy's own directory as the app does it)."""
     import shutil
 
     shutil.copyfile(template / "demo.sqlite3", target / "demo.sqlite3")
-    if (template / "evidence").exists():
-        shutil.copytree(template / "evidence", target / "evidence", dirs_exist_ok=True)
-    return make_engine(f"sqlite:///{target / 'demo.sqlite3'}")
+    for folder in ("evidence", "audit_checkpoints"):
+        if (template / folder).exists():
+            shutil.copytree(template / folder, target / folder, dirs_exist_ok=True)
+    engine = make_engine(f"sqlite:///{target / 'demo.sqlite3'}")
+    if audit_key is not None:
+        from workflow.services import anchor
+
+        anchor.attach(engine, anchor.Anchor(audit_key, target / "audit_checkpoints"))
+    return engine
+
+
+def demo_summary(template) -> dict:
+    """What loading the demo bank reported (counts by kind)."""
+    return json.loads((template / "summary.json").read_text())
 
 
 @pytest.fixture(autouse=True)

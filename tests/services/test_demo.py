@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlmodel import Session, SQLModel, func, select
+from sqlmodel import Session, func, select
 
+from tests.conftest import demo_copy, demo_summary
 from workflow import demo
-from workflow.db import make_engine, unit_of_work
+from workflow.db import unit_of_work
 from workflow.domain.errors import ValidationFailed
 from workflow.domain.states import SEVERITY, STATE_CODES
 from workflow.models import (
@@ -26,23 +27,17 @@ from workflow.models import (
     Respondent,
     User,
 )
-from workflow.services import accounts, audit, rulesets
+from workflow.services import accounts, audit
+
+pytestmark = pytest.mark.xdist_group("demo")  # the demo bank is loaded once per worker: keep its users on one
 
 
 @pytest.fixture(scope="module")
-def demo_bank(tmp_path_factory, audit_key):
-    """One demo bank on SQLite for the whole module (loading it renders ~70 letters), its audit chain
-    checkpointed as the app does it (signed, outside the database)."""
-    from workflow.services import anchor
-
-    tmp = tmp_path_factory.mktemp("demo")
-    engine = make_engine(f"sqlite:///{tmp / 'demo.sqlite3'}")
-    anchor.attach(engine, anchor.Anchor(audit_key, tmp / "audit_checkpoints"))
-    SQLModel.metadata.create_all(engine)
-    with unit_of_work(engine) as s:
-        rulesets.ensure_default(s)
-    summary = demo.load(engine, seed=demo.DEFAULT_SEED, progress=False, evidence_dir=tmp / "evidence")
-    yield engine, summary
+def demo_bank(demo_template, audit_key, tmp_path_factory):
+    """One copy of the demo bank (loaded once for the run: loading it renders ~70 letters) for the module, its
+    audit chain checkpointed as the app does it (signed, outside the database)."""
+    engine = demo_copy(demo_template, tmp_path_factory.mktemp("demo"), audit_key)
+    yield engine, demo_summary(demo_template)
     engine.dispose()
 
 
