@@ -62,7 +62,7 @@ def _import_in_child(url: str, path: Path, fmt: str, **limits) -> dict:
     out = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{path.name}: {out['outcome']}, peak RSS {out['own_peak_mb']:.0f} MB "
           f"(getrusage, with the test runner's image: {out['max_rss_mb']:.0f} MB)")
-    assert out["max_rss_mb"] <= MAX_RSS_MB and out["own_peak_mb"] <= MAX_RSS_MB, out
+    assert out["own_peak_mb"] <= MAX_RSS_MB, out  # the child's own peak (VmHWM): getrusage carries the forking worker's
     if out["outcome"] == "refused":
         assert out["report_bytes"] <= MAX_REPORT_BYTES
     return out

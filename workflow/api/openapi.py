@@ -130,8 +130,8 @@ def document() -> dict:
             schema = _schema(op.response, components, "serialization") if op.response else {}
             responses[str(op.status)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
         else:
-            responses[str(op.status)] = {"description": "OK", "content": {
-                op.produces: {"schema": {"type": "string", "format": "binary"}}}}
+            responses[str(op.status)] = {"description": "OK", "content": {  # "a, b": either, as the request asks
+                kind.strip(): {"schema": {"type": "string", "format": "binary"}} for kind in op.produces.split(",")}}
         codes = set(op.errors) | ({401} if op.auth else set()) | ({400} if op.query or op.body else set())
         if op.body is not None:
             codes |= {413, 415}

@@ -680,7 +680,8 @@ def post_sanction(user, case_id, body):
 
 @operation("POST", "/hr/exports", summary="The monthly HR list of deductions and refunds (CSV or XLSX)",
            tag="audit", body=S.HrExportIn,
-           produces="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", errors=(400, 401, 403, 422))
+           produces="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, text/csv",
+           errors=(400, 401, 403, 422))
 def post_hr_export(user, body):
     """Head-office administrators and internal auditors: the month's deductions and refunds per person, with
     names, employee numbers and amounts; the export and its reason go to the access log and the audit chain."""
