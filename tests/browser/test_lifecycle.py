@@ -141,9 +141,12 @@ def test_a_case_goes_from_registration_to_closing_with_an_appeal_in_the_browser(
         voter = chair if name == "chair" else Person(browser, base, name)
         page = voter.case(case_id)
         page.click("#action-vote")
+        page.wait_for_selector("select[name^='outcome_']")
         selects = page.locator("select[name^='outcome_']")
+        count = selects.count()
+        assert count == 3
         # No anchoring: nothing is pre-selected, and a member sees no votes before voting.
-        assert [selects.nth(i).input_value() for i in range(selects.count())] == [""] * selects.count()
+        assert [selects.nth(i).input_value() for i in range(count)] == [""] * count
         if voter is not chair:
             assert page.locator("#tally-hidden").count() == 1
             assert "不予免责 1" not in page.inner_text("#tally")
