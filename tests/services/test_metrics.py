@@ -224,14 +224,28 @@ def dashboard_app(bank, tmp_path):
 
 
 def test_the_dashboard_page_shows_the_figures_as_tiles_and_charts_and_offers_the_same_xlsx(nine_cases, dashboard_app):
-    from tests.web.support import login
+    from tests.web.support import login, post
+    from workflow import engine_of
+    from workflow.db import read_session
+    from workflow.models import AccessLog
 
     client = dashboard_app.test_client()
     login(client, "chair")
     query = f"branch={nine_cases.branches['T1']}&start=2025-10-01&end=2026-10-31"
+    fields = {"branch": str(nine_cases.branches["T1"]), "start": "2025-10-01", "end": "2026-10-31"}
 
     page = client.get(f"/dashboard/?{query}")
-    xlsx = client.get(f"/dashboard/export.xlsx?{query}")
+    # An export is a POST with a stated reason: a GET, or a POST without a reason, returns to the page and
+    # logs nothing.
+    assert client.get(f"/dashboard/export.xlsx?{query}").status_code == 302
+    refused = post(client, "/dashboard/export.xlsx", fields, follow_redirects=True)
+    assert "dashboard-export" in refused.get_data(as_text=True) and 'class="flash error"' in refused.get_data(as_text=True)
+    with read_session(engine_of(dashboard_app)) as s:
+        assert s.exec(select(AccessLog).where(AccessLog.action == "export")).all() == []
+    xlsx = post(client, "/dashboard/export.xlsx", {**fields, "reason": "季度尽职免责工作通报"})
+    with read_session(engine_of(dashboard_app)) as s:
+        entry = s.exec(select(AccessLog).where(AccessLog.action == "export")).one()
+        assert entry.target == "dashboard.xlsx" and entry.details["reason"] == "季度尽职免责工作通报"
 
     html = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -257,7 +271,7 @@ def test_the_dashboard_page_shows_the_figures_as_tiles_and_charts_and_offers_the
 
 
 def test_the_dashboard_is_for_supervising_roles_within_their_own_subtree(bank, dashboard_app):
-    from tests.web.support import login
+    from tests.web.support import login, post
 
     anonymous, officer, chair, auditor = (dashboard_app.test_client() for _ in range(4))
     login(officer, "officer")
@@ -270,5 +284,6 @@ def test_the_dashboard_is_for_supervising_roles_within_their_own_subtree(bank, d
     assert chair.get(f"/dashboard/?branch={bank.branches['SB']}").status_code == 200
     assert chair.get(f"/dashboard/?branch={bank.branches['HO']}").status_code == 403
     assert chair.get(f"/dashboard/export.xlsx?branch={bank.branches['T2']}").status_code == 403
+    assert post(chair, "/dashboard/export.xlsx", {"branch": str(bank.branches["T2"]), "reason": "核查"}).status_code == 403
     assert auditor.get(f"/dashboard/?branch={bank.branches['T2']}").status_code == 200
     assert chair.get("/dashboard/?branch=99999").status_code == 404

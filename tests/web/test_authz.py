@@ -257,9 +257,12 @@ MATRIX = [
     ("GET", "/hr/export", None, {"admin", "auditor", "t2_auditor"}),
     ("POST", "/hr/export", None, {"admin", "auditor", "t2_auditor"}),
     ("GET", "/dashboard/", None, DASHBOARD),
+    # the exports: a GET only returns to the page; a POST without its reason is refused and returns there
     ("GET", "/dashboard/export.xlsx", None, DASHBOARD),
+    ("POST", "/dashboard/export.xlsx", None, DASHBOARD),
     ("GET", "/dashboard/consistency", None, DASHBOARD),  # the like cases: auditors and head office only
     ("GET", "/dashboard/consistency.xlsx", None, DASHBOARD),
+    ("POST", "/dashboard/consistency.xlsx", None, DASHBOARD),
     # The precedent library: approved precedents are guidance for everyone; the world's precedent was
     # proposed by `chair` and approved by `admin`, so deciding it again is a conflict (409) for a second
     # curator and refused to its proposer (self-approval).
@@ -272,6 +275,8 @@ MATRIX = [
     ("GET", "/precedents/{precedent}", None, set(EVERYONE)),
     ("GET", "/precedents/booklet.pdf", None, set(EVERYONE)),
     ("GET", "/precedents/export.xlsx", None, set(EVERYONE)),
+    ("POST", "/precedents/booklet.pdf", None, set(EVERYONE)),
+    ("POST", "/precedents/export.xlsx", None, set(EVERYONE)),
     ("POST", "/precedents/{precedent}", None, {"chair", "admin"}),
     ("POST", "/precedents/{precedent}/approve", None, {"admin"}),
     ("POST", "/precedents/{precedent}/reject", None, {"admin"}),

@@ -9,12 +9,12 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from tests.factories import drive, liable_officer, make_bank
-from tests.web.support import login, set_passwords
+from tests.web.support import login, post, set_passwords
 from workflow.db import unit_of_work
-from workflow.models import Case, Enterprise, Loan, LoanStage, Respondent, User
+from workflow.models import AccessLog, Case, Enterprise, Loan, LoanStage, Respondent, User
 from workflow.services import cases, consistency
 
 
@@ -81,7 +81,12 @@ def test_two_branches_that_decided_identical_facts_differently_are_listed_for_an
     page = auditor.get("/dashboard/consistency").get_data(as_text=True)
     assert f'class="like-case" data-case="{t1_case}"' in page and f'class="like-case" data-case="{t2_case}"' in page
     assert 'data-branch="T1"' in page and 'data-branch="T2"' in page and 'id="consistency-bank"' in page
-    workbook = auditor.get("/dashboard/consistency.xlsx")
+    assert auditor.get("/dashboard/consistency.xlsx").status_code == 302  # a GET only returns to the report
+    workbook = post(auditor, "/dashboard/consistency.xlsx", {"reason": "同案不同判专项检查"})
+    with Session(sqlite_engine) as s:
+        [entry] = s.exec(select(AccessLog).where(AccessLog.action == "export")).all()
+    assert (entry.target, entry.details["reason"], entry.details["like_cases"]) == (
+        "consistency.xlsx", "同案不同判专项检查", True)
     from openpyxl import load_workbook
 
     wb = load_workbook(io.BytesIO(workbook.data))
@@ -97,5 +102,5 @@ def test_two_branches_that_decided_identical_facts_differently_are_listed_for_an
         assert response.status_code == (403 if name == "officer" else 200)
         if name == "chair":
             assert 'data-branch="T1"' in text and 'data-branch="T2"' not in text
-            wb = load_workbook(io.BytesIO(client.get("/dashboard/consistency.xlsx").data))
+            wb = load_workbook(io.BytesIO(post(client, "/dashboard/consistency.xlsx", {"reason": "分行对比"}).data))
             assert wb.sheetnames == ["分行对比"]

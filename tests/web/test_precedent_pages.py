@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from tests.factories import drive, liable_officer, make_bank, open_case
 from tests.web.support import login, post, set_passwords
 from workflow.db import unit_of_work
-from workflow.models import Case, LoanStage, Precedent, Respondent
+from workflow.models import AccessLog, Case, LoanStage, Precedent, Respondent
 from workflow.services import cases
 
 
@@ -111,7 +111,10 @@ def test_the_booklet_is_a_chinese_pdf_with_its_cjk_fonts_embedded_and_the_workbo
         guidance.approve(s, pid, bank.user(s, "admin"))
     set_passwords(sqlite_engine)
     officer = _client(bank, app_for, "officer")
-    response = officer.get("/precedents/booklet.pdf?code=PL03")
+    assert officer.get("/precedents/booklet.pdf?code=PL03").status_code == 302  # a GET only returns to the search
+    refused = post(officer, "/precedents/booklet.pdf", {"code": "PL03"}, follow_redirects=True)
+    assert 'class="flash error"' in refused.get_data(as_text=True)  # no reason: refused, nothing printed or logged
+    response = post(officer, "/precedents/booklet.pdf", {"code": "PL03", "reason": "学习同类案例"})
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     reader = PdfReader(io.BytesIO(response.data))
     fonts = {}
@@ -129,7 +132,11 @@ def test_the_booklet_is_a_chinese_pdf_with_its_cjk_fonts_embedded_and_the_workbo
     words = set(re.findall(r"[A-Za-z]{2,}", re.sub(r"\b[A-Z]{1,2}\d{2}\b", "", text)))
     assert words == set(), words  # no English words or internal codes besides the rule codes
     assert [n for n in ("张三", "示范小微制造有限公司", "L2024-0001") if n in text] == []
-    workbook = load_workbook(io.BytesIO(officer.get("/precedents/export.xlsx?code=PL03").data))
+    workbook = load_workbook(io.BytesIO(post(officer, "/precedents/export.xlsx", {"code": "PL03", "reason": "整理案例"}).data))
+    with Session(sqlite_engine) as s:
+        logged = [(e.target, e.details["reason"], e.details["code"])
+                  for e in s.exec(select(AccessLog).where(AccessLog.action == "export").order_by(AccessLog.id))]
+    assert logged == [("precedents.pdf", "学习同类案例", "PL03"), ("precedents.xlsx", "整理案例", "PL03")]
     assert workbook.sheetnames == ["引导案例", "各环节"]
     rows = list(workbook["引导案例"].iter_rows(min_row=2, max_row=2, values_only=True))
     assert rows[0][2] == "一分行" and rows[0][9] == "不予免责"

@@ -43,6 +43,28 @@ def record(session: Session, user, action: str, target: str = "", case_id: int |
     rows(session, _APPEND, _entry(user, action, target, case_id, details))
 
 
+def stated_reason(reason: str | None) -> str:
+    """The stated reason of an export, stripped. Raises ValidationFailed when there is none or it is too long."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("every export needs a stated reason (it is recorded in the access log)",
+                               field="reason")
+    if len(reason) > REASON_MAX:
+        raise ValidationFailed("the reason is longer than 500 characters", field="reason")
+    return reason
+
+
+REASON_MAX = 500
+
+
+def record_export(session: Session, user, target: str, reason: str | None, details: dict | None = None) -> str:
+    """Check an export's stated reason and log the export with it, in the caller's transaction, before the
+    file is written. Returns the reason. Raises ValidationFailed when the reason is missing or too long."""
+    reason = stated_reason(reason)
+    record(session, user, "export", target, None, {**(details or {}), "reason": reason})
+    return reason
+
+
 def _entry(user, action: str, target: str, case_id: int | None, details: dict | None) -> dict:
     if action not in ACTIONS:
         raise ValidationFailed(f"unknown access-log action '{action}'", field="action")

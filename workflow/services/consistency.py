@@ -161,6 +161,17 @@ def like_cases_decided_differently(session: Session, start: date, end: date) -> 
 
 # --- XLSX (in Chinese) -----------------------------------------------------------------------------------
 
+def export_xlsx(session: Session, actor, report: dict, like: list[dict] | None, reason: str | None) -> bytes:
+    """The consistency report as a workbook for a download, recorded in the access log as an export with its
+    stated reason (before the file is written). Raises ValidationFailed without a reason."""
+    from . import access_log, rulesets
+
+    access_log.record_export(session, actor, "consistency.xlsx", reason,
+                             {"start": report["start"], "end": report["end"], "like_cases": like is not None})
+    rs = rulesets.parsed(rulesets.version_in_force(session, date.today()))
+    return consistency_xlsx(report, like, {st.code: st.zh for st in rs.stages})
+
+
 def consistency_xlsx(report: dict, like: list[dict] | None, stage_zh: dict[str, str]) -> bytes:
     """The consistency report as an XLSX workbook in Chinese: the branches beside the bank with the
     dispersion (the charts' data), and, when given, the like cases decided differently."""

@@ -967,16 +967,7 @@ def _check_branch(session: Session, actor, code: str) -> None:
 
 def require_reason(reason: str | None) -> str:
     """The stated reason of an export, stripped. Raises ValidationFailed when there is none."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("every export needs a stated reason (it is recorded in the access log)",
-                               field="reason")
-    if len(reason) > REASON_MAX:
-        raise ValidationFailed("the reason is longer than 500 characters", field="reason")
-    return reason
-
-
-REASON_MAX = 500
+    return access_log.stated_reason(reason)
 
 
 def check_request(session: Session, actor, *, kind: str, fmt: str, f: ExportFilter, reason: str | None,

@@ -90,20 +90,23 @@ def booklet_html(session: Session, precedents: Sequence[Precedent], filters: dic
     return env.get_template("booklet.html").render(d=data)
 
 
-def booklet_pdf(session: Session, actor, precedents: Sequence[Precedent], filters: dict) -> bytes:
-    """The booklet as PDF bytes, recorded as an export; raises pdf.LetterFontMissing and
-    pdf.LetterSubsetterMissing when the server cannot print Chinese."""
+def booklet_pdf(session: Session, actor, precedents: Sequence[Precedent], filters: dict, reason: str | None) -> bytes:
+    """The booklet as PDF bytes, recorded as an export with its stated reason; raises ValidationFailed without
+    a reason, pdf.LetterFontMissing and pdf.LetterSubsetterMissing when the server cannot print Chinese."""
+    reason = access_log.stated_reason(reason)
     pdf.check_letter_fonts()
     pdf.check_subsetter()
     body = pdf.render.write_pdf(booklet_html(session, precedents, filters))
-    access_log.record(session, actor, "export", target="precedents.pdf",
-                      details={"precedents": len(precedents), **{k: v for k, v in filters.items() if v}})
+    access_log.record_export(session, actor, "precedents.pdf", reason,
+                             {"precedents": len(precedents), **{k: v for k, v in filters.items() if v}})
     return body
 
 
-def precedents_xlsx(session: Session, actor, precedents: Sequence[Precedent], filters: dict) -> bytes:
+def precedents_xlsx(session: Session, actor, precedents: Sequence[Precedent], filters: dict,
+                    reason: str | None) -> bytes:
     """The precedents as an XLSX workbook in Chinese (one row per precedent, one per stage), recorded as an
-    export."""
+    export with its stated reason; raises ValidationFailed without a reason."""
+    reason = access_log.stated_reason(reason)
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
@@ -136,8 +139,8 @@ def precedents_xlsx(session: Session, actor, precedents: Sequence[Precedent], fi
             sheet.column_dimensions[column].width = 18
     ws.append([])
     ws.append([_filters_zh(filters)])
-    access_log.record(session, actor, "export", target="precedents.xlsx",
-                      details={"precedents": len(precedents), **{k: v for k, v in filters.items() if v}})
+    access_log.record_export(session, actor, "precedents.xlsx", reason,
+                             {"precedents": len(precedents), **{k: v for k, v in filters.items() if v}})
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -253,11 +253,14 @@ def metrics_xlsx(figures: dict) -> bytes:
     return out.getvalue()
 
 
-def export_xlsx(session: Session, actor, branch_id: int, start: date, end: date, today: date | None = None) -> bytes:
-    """The dashboard workbook for a download, recorded in the access log as an export."""
+def export_xlsx(session: Session, actor, branch_id: int, start: date, end: date, reason: str | None,
+                today: date | None = None) -> bytes:
+    """The dashboard workbook for a download, recorded in the access log as an export with its stated reason.
+    Raises ValidationFailed without a reason."""
     from . import access_log
 
+    reason = access_log.stated_reason(reason)
     figures = dashboard_figures(session, branch_id, start, end, today)
-    access_log.record(session, actor, "export", target="dashboard.xlsx",
-                      details={"branch": figures["branch"]["code"], "start": start, "end": end})
+    access_log.record_export(session, actor, "dashboard.xlsx", reason,
+                             {"branch": figures["branch"]["code"], "start": start, "end": end})
     return metrics_xlsx(figures)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlmodel import select
@@ -21,8 +21,9 @@ from ..domain import policy
 from ..domain.errors import ValidationFailed
 from ..domain.policy import has_role
 from ..models import Branch, User
-from ..services import access_log, consistency, deadlines, jobs, metrics, rulesets
+from ..services import consistency, deadlines, jobs, metrics
 from .i18n import _l
+from .messages import translate
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -90,7 +91,7 @@ def _signed_in_with_a_dashboard_role():
 
 
 def _date_arg(name: str, default: date) -> date:
-    raw = (request.args.get(name) or "").strip()
+    raw = (request.values.get(name) or "").strip()
     if not raw:
         return default
     try:
@@ -102,7 +103,7 @@ def _date_arg(name: str, default: date) -> date:
 def _scope(session) -> tuple[Branch, Branch, date, date]:
     """(home branch, requested branch, start, end) from the query string; 404/403 as needed."""
     home = session.get(Branch, session.get(User, current_user.id).branch_id)
-    raw = (request.args.get("branch") or "").strip()
+    raw = (request.values.get("branch") or "").strip()
     if raw and not raw.isdigit():
         abort(404)
     branch = session.get(Branch, int(raw)) if raw else home
@@ -203,13 +204,27 @@ def index():
                            case_link="cases.show" in current_app.view_functions)
 
 
-@bp.get("/export.xlsx")
+@bp.route("/export.xlsx", methods=["GET", "POST"])
 def export():
-    """The same figures as an XLSX workbook (recorded in the access log)."""
-    with unit_of_work(_engine()) as s:
-        _, branch, start, end = _scope(s)
-        body = metrics.export_xlsx(s, s.get(User, current_user.id), branch.id, start, end)
-    name = f"mianze-dashboard-{branch.code}-{start.isoformat()}-{end.isoformat()}.xlsx"
+    """The same figures as an XLSX workbook, recorded in the access log with the stated reason (a POST; a GET
+    only returns to the dashboard)."""
+    back = {k: request.values.get(k) for k in ("branch", "start", "end") if request.values.get(k)}
+    if request.method != "POST":
+        with read_session(_engine()) as s:
+            _scope(s)  # 403 outside the user's dashboards, as the POST would answer
+        return redirect(url_for("dashboard.index", **back))
+    try:
+        with unit_of_work(_engine()) as s:
+            _, branch, start, end = _scope(s)
+            body = metrics.export_xlsx(s, s.get(User, current_user.id), branch.id, start, end,
+                                       reason=request.form.get("reason"))
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+        return redirect(url_for("dashboard.index", **back))
+    return _xlsx(body, f"mianze-dashboard-{branch.code}-{start.isoformat()}-{end.isoformat()}.xlsx")
+
+
+def _xlsx(body: bytes, name: str) -> Response:
     response = Response(body, mimetype=XLSX)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
@@ -249,17 +264,21 @@ def consistency_page():
                                case_link="cases.show" in current_app.view_functions)
 
 
-@bp.get("/consistency.xlsx")
+@bp.route("/consistency.xlsx", methods=["GET", "POST"])
 def consistency_export():
-    """The consistency report as an XLSX workbook in Chinese (recorded in the access log)."""
-    with unit_of_work(_engine()) as s:
-        report, like = _consistency(s)
-        rs = rulesets.parsed(rulesets.version_in_force(s, date.today()))
-        body = consistency.consistency_xlsx(report, like, {st.code: st.zh for st in rs.stages})
-        access_log.record(s, s.get(User, current_user.id), "export", target="consistency.xlsx",
-                          details={"start": report["start"], "end": report["end"], "like_cases": like is not None})
-    name = f"mianze-consistency-{report['start'].isoformat()}-{report['end'].isoformat()}.xlsx"
-    response = Response(body, mimetype=XLSX)
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    """The consistency report as an XLSX workbook in Chinese, recorded in the access log with the stated reason
+    (a POST; a GET only returns to the report)."""
+    back = {k: request.values.get(k) for k in ("start", "end") if request.values.get(k)}
+    if request.method != "POST":
+        with read_session(_engine()) as s:
+            _consistency(s)  # 403 for those without a dashboard, as the POST would answer
+        return redirect(url_for("dashboard.consistency_page", **back))
+    try:
+        with unit_of_work(_engine()) as s:
+            report, like = _consistency(s)
+            body = consistency.export_xlsx(s, s.get(User, current_user.id), report, like,
+                                           reason=request.form.get("reason"))
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+        return redirect(url_for("dashboard.consistency_page", **back))
+    return _xlsx(body, f"mianze-consistency-{report['start'].isoformat()}-{report['end'].isoformat()}.xlsx")

@@ -27,6 +27,7 @@ from .common import (
     text_field,
     work,
 )
+from .messages import translate
 
 bp = Blueprint("guidance", __name__, url_prefix="/precedents")
 PRODUCTS = ("inclusive_sme", "farmer_business")
@@ -44,7 +45,7 @@ def _load(s, precedent_id: int):
 
 
 def _filters() -> dict[str, str]:
-    f = {k: (request.args.get(k) or "").strip()[:100] for k in ("code", "stage", "outcome", "product", "text")}
+    f = {k: (request.values.get(k) or "").strip()[:100] for k in ("code", "stage", "outcome", "product", "text")}
     f["stage"] = f["stage"] if f["stage"] in STAGES else ""
     f["outcome"] = f["outcome"] if f["outcome"] in OUTCOMES else ""
     f["product"] = f["product"] if f["product"] in PRODUCTS else ""
@@ -70,27 +71,36 @@ def _download(body: bytes, mimetype: str, name: str) -> Response:
     return response
 
 
-@bp.get("/booklet.pdf")
+@bp.route("/booklet.pdf", methods=["GET", "POST"])
 @login_required
 def booklet():
-    """The approved precedents matching the search, as a PDF booklet in Chinese (recorded as an export)."""
-    f = _filters()
-    with work() as s:
-        found = guidance.search(s, current_user, **f)
-        body = guidance_export.booklet_pdf(s, actor(s), found, f)
-    return _download(body, "application/pdf", "mianze-precedents.pdf")
+    """The approved precedents matching the search, as a PDF booklet in Chinese, recorded as an export with the
+    stated reason (a POST; a GET only returns to the search)."""
+    return _export(lambda s, found, f, reason: guidance_export.booklet_pdf(s, actor(s), found, f, reason),
+                   "application/pdf", "mianze-precedents.pdf")
 
 
-@bp.get("/export.xlsx")
+@bp.route("/export.xlsx", methods=["GET", "POST"])
 @login_required
 def export():
-    """The approved precedents matching the search, as an XLSX workbook in Chinese (recorded as an export)."""
+    """The approved precedents matching the search, as an XLSX workbook in Chinese, recorded as an export with
+    the stated reason (a POST; a GET only returns to the search)."""
+    return _export(lambda s, found, f, reason: guidance_export.precedents_xlsx(s, actor(s), found, f, reason),
+                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "mianze-precedents.xlsx")
+
+
+def _export(write, mimetype: str, name: str):
     f = _filters()
-    with work() as s:
-        found = guidance.search(s, current_user, **f)
-        body = guidance_export.precedents_xlsx(s, actor(s), found, f)
-    return _download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                     "mianze-precedents.xlsx")
+    back = url_for("guidance.index", **{k: v for k, v in f.items() if v})
+    if request.method != "POST":
+        return redirect(back)
+    try:
+        with work() as s:
+            body = write(s, guidance.search(s, current_user, **f), f, request.form.get("reason"))
+    except ValidationFailed as exc:
+        flash(translate(exc.message), "error")
+        return redirect(back)
+    return _download(body, mimetype, name)
 
 
 @bp.route("/<int:precedent_id>", methods=["GET", "POST"])
