@@ -196,7 +196,7 @@ def month_lines(session: Session, month: str) -> list[dict]:
          .join(Branch, Branch.id == User.branch_id).join(Case, Case.id == Sanction.case_id)
          .where(Sanction.month == month, Sanction.amount > 0))
     for s, u, b, c in session.exec(q):
-        lines.append({"kind": "deduction", "name": u.name, "employee_no": u.employee_no, "branch": b.name,
+        lines.append({"kind": "deduction", "name": u.name, "employee_no": u.employee_no, "branch": b.name, "branch_en": b.name_en,
                       "case": c.number, "outcome": s.basis_outcome, "points": s.points,
                       "sanction_type": s.sanction_type, "amount": s.amount, "month": s.month, "refund": None,
                       "deducted": None, "deducted_month": None, "decision": None, "decision_ref": None,
@@ -205,7 +205,7 @@ def month_lines(session: Session, month: str) -> list[dict]:
          .join(User, User.id == Refund.user_id).join(Branch, Branch.id == User.branch_id)
          .join(Case, Case.id == Refund.case_id).where(Refund.month == month))
     for f, s, u, b, c in session.exec(q):
-        lines.append({"kind": "refund", "name": u.name, "employee_no": u.employee_no, "branch": b.name,
+        lines.append({"kind": "refund", "name": u.name, "employee_no": u.employee_no, "branch": b.name, "branch_en": b.name_en,
                       "case": c.number, "outcome": f.new_outcome, "points": None, "sanction_type": None,
                       "amount": None, "month": None, "refund": f.amount, "deducted": s.amount,
                       "deducted_month": s.month, "decision": f.decision, "decision_ref": f.decision_ref,
