@@ -342,6 +342,9 @@ _FILE_BODIES = {"text/csv": {"schema": {"type": "string"}},
 
 
 def _may_import(user) -> None:
+    """Ask the policy before the body is read, so that a caller who may not import does not have a loan book of
+    up to IMPORT_MAX_BYTES spooled to disk first (a short read transaction of its own: the import's unit of work
+    starts after the file is read, and its service asks the same policy again)."""
     with reading() as s:
         refusal = policy.why_not_import_loans(queries.actor_of(s, _actor(s, user)))
     if refusal is not None:
