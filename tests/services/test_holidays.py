@@ -70,3 +70,31 @@ def test_a_bad_schedule_names_each_bad_line_and_changes_nothing():
     assert any("2027-01-02 is both a holiday and a working day" in p for p in problems)
     ok = holidays.parse(2027, "2027-02-10～2027-02-16 春节", "2027-02-07 春节调休")
     assert ok.overrides()[date(2027, 2, 7)] == (True, "春节调休") and date(2027, 2, 13) not in ok.overrides()
+
+
+def test_one_dates_override_previews_and_moves_the_pending_appeal_deadlines_and_its_removal_moves_them_back(bank):
+    case_id = drive(bank, "in_publicity")
+    day = date(TODAY.year, 12, 31)
+    serve_letters(bank, case_id, day)
+    with Session(bank.engine) as s:
+        holiday = _first_working_day_of_next_year(s)
+        before = {x.id: x.appeal_deadline for x in s.exec(select(LetterService))}
+        moved = holidays.preview_override(s, bank.user(s, "admin"), holiday, False, today=day)
+        with pytest.raises(PermissionDenied):
+            holidays.preview_override(s, bank.user(s, "chair"), holiday, False, today=day)
+    assert len(moved) == 3 and all(m.after > m.before for m in moved)  # each shown before anything changes
+    with Session(bank.engine) as s:
+        assert {x.id: x.appeal_deadline for x in s.exec(select(LetterService))} == before  # nothing changed yet
+
+    with unit_of_work(bank.engine) as s:
+        assert holidays.set_override(s, bank.user(s, "admin"), holiday, False, "临时休假", today=day) == 3
+    with Session(bank.engine) as s:
+        after = {x.id: x.appeal_deadline for x in s.exec(select(LetterService))}
+        assert [after[k] for k in sorted(after)] == [m.after for m in moved]
+        assert len(s.exec(select(Notification).where(Notification.kind == "deadline_moved")).all()) == 3
+        assert len(s.exec(select(AuditEvent).where(AuditEvent.event == "appeal_deadline_moved")).all()) == 3
+
+    with unit_of_work(bank.engine) as s:  # the holiday withdrawn: every deadline returns to where it was
+        assert holidays.remove_override(s, bank.user(s, "admin"), holiday, today=day) == 3
+    with Session(bank.engine) as s:
+        assert {x.id: x.appeal_deadline for x in s.exec(select(LetterService))} == before

@@ -44,3 +44,34 @@ def test_a_head_office_admin_previews_and_enters_next_years_schedule(bank, app_f
     chair = app.test_client()
     login(chair, "chair")
     assert post(chair, "/admin/calendar/schedule", {**form, "step": "apply"}).status_code == 403
+
+
+def test_one_dates_override_is_previewed_with_the_deadlines_it_moves_then_saved(bank, app_for):
+    from sqlmodel import select
+
+    from tests.factories import drive, serve_letters
+    from workflow.models import LetterService
+    from workflow.services import deadlines
+
+    case_id = drive(bank, "in_publicity")
+    serve_letters(bank, case_id, TODAY)  # the page counts from today: a holiday in the running windows
+    with Session(bank.engine) as s:
+        cal, holiday = deadlines.calendar(s), date.fromordinal(TODAY.toordinal() + 1)
+        while not cal.is_working_day(holiday):
+            holiday = date.fromordinal(holiday.toordinal() + 1)
+        before = {x.id: x.appeal_deadline for x in s.exec(select(LetterService))}
+    set_passwords(bank.engine)
+    admin = app_for(bank.engine).test_client()
+    login(admin, "admin")
+    form = {"day": holiday.isoformat(), "working": "0", "note": "临时休假"}
+    page = post(admin, "/admin/calendar", form).get_data(as_text=True)
+    assert 'id="override-preview"' in page and 'id="apply-override"' in page
+    assert page.count("<strong>", page.index('id="override-moved"')) >= 3  # the three respondents' windows
+    with Session(bank.engine) as s:
+        assert s.get(CalendarOverride, holiday) is None  # the preview wrote nothing
+    assert post(admin, "/admin/calendar", {**form, "note": ""}).status_code == 400  # a note is required first
+    assert post(admin, "/admin/calendar", {**form, "step": "apply"}).status_code == 302
+    with Session(bank.engine) as s:
+        assert s.get(CalendarOverride, holiday).working is False
+        after = {x.id: x.appeal_deadline for x in s.exec(select(LetterService))}
+    assert len(before) == 3 and all(after[k] > before[k] for k in before)

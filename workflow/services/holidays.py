@@ -4,7 +4,8 @@ weekend days worked in exchange (调休上班), previewed first with the appeal 
 Applying a schedule replaces every override of that year, records the year as entered whole (so it no
 longer falls back to weekends-only, even beyond the calendar package's data), restates the open appeal
 windows it moves (a new certificate of service each, the respondent told: letters.restate_deadlines) and
-audits it, all in the caller's unit of work.
+audits it, all in the caller's unit of work. One date's override (`set_override`, `remove_override`) is
+previewed and restates the deadlines it moves the same way (`preview_override`).
 """
 
 from __future__ import annotations
@@ -133,8 +134,15 @@ def preview(session: Session, actor: User, schedule: Schedule, today: date | Non
     """What applying the schedule would do, changing nothing: the overrides it writes (and those of the year
     it replaces) and every open appeal deadline it moves."""
     accounts.require_head_office_admin(session, actor)
-    today = today or date.today()
-    cal = _calendar_with(session, schedule)
+    moved = _moved(session, _calendar_with(session, schedule), today or date.today())
+    replaced = session.exec(select(CalendarOverride).where(
+        CalendarOverride.day >= date(schedule.year, 1, 1), CalendarOverride.day <= date(schedule.year, 12, 31))
+        .order_by(CalendarOverride.day)).all()
+    return {"overrides": sorted(schedule.overrides().items()), "replaced": replaced, "moved": moved}
+
+
+def _moved(session: Session, cal: WorkingCalendar, today: date) -> list[Moved]:
+    """The open appeal deadlines that `cal` would move, each with its case, letter and respondent."""
     moved, who = [], []
     for case in session.exec(select(Case).where(Case.state.in_(SERVICE_STATES)).order_by(Case.id)).all():
         for rid, w in letters.appeal_windows(session, case).items():
@@ -152,10 +160,41 @@ def preview(session: Session, actor: User, schedule: Schedule, today: date | Non
     names = dict(session.exec(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
     for m, user_id in zip(moved, who, strict=True):
         m.respondent = names.get(user_id, "—")
-    replaced = session.exec(select(CalendarOverride).where(
-        CalendarOverride.day >= date(schedule.year, 1, 1), CalendarOverride.day <= date(schedule.year, 12, 31))
-        .order_by(CalendarOverride.day)).all()
-    return {"overrides": sorted(schedule.overrides().items()), "replaced": replaced, "moved": moved}
+    return moved
+
+
+def _restate_all(session: Session, actor: User, today: date) -> int:
+    moved = 0
+    for case in session.exec(select(Case).where(Case.state.in_(SERVICE_STATES)).order_by(Case.id)).all():
+        moved += len(letters.restate_deadlines(session, case, actor, today=today))
+    return moved
+
+
+def preview_override(session: Session, actor: User, day: date, working: bool | None,
+                     today: date | None = None) -> list[Moved]:
+    """The open appeal deadlines that one date's override would move (`working` None: removing the date's
+    override), changing nothing."""
+    accounts.require_head_office_admin(session, actor)
+    current = dict(session.exec(select(CalendarOverride.day, CalendarOverride.working)).all())
+    if working is None:
+        current.pop(day, None)
+    else:
+        current[day] = working
+    return _moved(session, deadlines.calendar(session, current), today or date.today())
+
+
+def set_override(session: Session, actor: User, day: date, working: bool, note: str,
+                 today: date | None = None) -> int:
+    """Mark one date as a working day or a holiday and restate the open appeal deadlines it moves (a new
+    certificate of service each, the respondent told), in the caller's unit of work. Returns how many moved."""
+    accounts.set_calendar_override(session, actor, day, working, note)
+    return _restate_all(session, actor, today or date.today())
+
+
+def remove_override(session: Session, actor: User, day: date, today: date | None = None) -> int:
+    """Drop one date's override and restate the open appeal deadlines that moves. Returns how many moved."""
+    accounts.remove_calendar_override(session, actor, day)
+    return _restate_all(session, actor, today or date.today())
 
 
 def apply(session: Session, actor: User, schedule: Schedule, today: date | None = None) -> dict:
@@ -170,9 +209,7 @@ def apply(session: Session, actor: User, schedule: Schedule, today: date | None 
     entry.entered_by_id = actor.id
     session.add(entry)
     session.flush()
-    moved = 0
-    for case in session.exec(select(Case).where(Case.state.in_(SERVICE_STATES)).order_by(Case.id)).all():
-        moved += len(letters.restate_deadlines(session, case, actor, today=today))
+    moved = _restate_all(session, actor, today)
     audit.record(session, event="calendar_schedule", actor=actor, payload={
         "year": schedule.year,
         "holidays": [[a.isoformat(), b.isoformat(), note] for a, b, note in schedule.holidays],

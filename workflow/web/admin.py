@@ -704,9 +704,12 @@ def discard_rule_set_draft(draft_id: int):
 
 @bp.route("/calendar", methods=["GET", "POST"])
 def calendar():
+    """One date's override: "preview" (the default) shows the appeal deadlines it would move; "apply" writes
+    it and restates them (head office)."""
     errors: dict[str, str] = {}
     if request.method == "POST":
         _head_office_only()
+        working = request.form.get("working") == "1"
         try:
             day = date.fromisoformat(request.form.get("day", ""))
         except ValueError:
@@ -714,12 +717,18 @@ def calendar():
         else:
             try:
                 with work() as s:
-                    accounts.set_calendar_override(s, actor(s), day, request.form.get("working") == "1",
-                                                   text_field("note"))
+                    if request.form.get("step") != "apply":
+                        if not text_field("note"):
+                            raise ValidationFailed("a note saying why is required", field="note")
+                        moved = holidays.preview_override(s, actor(s), day, working, today=today())
+                        return _calendar_page(override_plan={"day": day, "working": working, "moved": moved})
+                    n = holidays.set_override(s, actor(s), day, working, text_field("note"), today=today())
             except ValidationFailed as exc:
                 errors = _errors_from(exc, "note")
             else:
-                flash(_("The calendar has been updated."), "success")
+                flash(ngettext("The calendar has been updated; %(num)d appeal deadline has been moved.",
+                               "The calendar has been updated; %(num)d appeal deadlines have been moved.", n)
+                      if n else _("The calendar has been updated."), "success")
                 return redirect(url_for("admin.calendar"))
     return _calendar_page(errors=errors), (400 if errors else 200)
 
@@ -741,7 +750,8 @@ def _calendar_page(**context):
     next_month = (first + timedelta(days=32)).replace(day=1)
     return render_template("admin/calendar.html", rows=rows, weeks=weeks, month=first, prev_month=prev_month,
                            next_month=next_month, years=years, warnings=warnings,
-                           form=request.form, **{"errors": {}, "schedule_errors": [], "plan": None, **context})
+                           form=request.form, **{"errors": {}, "schedule_errors": [], "plan": None,
+                                                 "override_plan": None, **context})
 
 
 _SCHEDULE_PROBLEMS = {
@@ -796,8 +806,10 @@ def delete_override(day: str):
     except ValueError:
         not_found()
     with work() as s:
-        accounts.remove_calendar_override(s, actor(s), parsed)
-    flash(_("The override has been removed."), "success")
+        n = holidays.remove_override(s, actor(s), parsed, today=today())
+    flash(ngettext("The override has been removed; %(num)d appeal deadline has been moved.",
+                   "The override has been removed; %(num)d appeal deadlines have been moved.", n)
+          if n else _("The override has been removed."), "success")
     return redirect(url_for("admin.calendar"))
 
 
