@@ -6,7 +6,8 @@ For each database (SQLite file; PostgreSQL at MIANZE_TEST_PG if reachable), in t
    executemany;
 2. import: `services.imports` on a CSV of the same rows into another fresh database (read, validate every
    row, look up branches and staff, stage, check and merge, audit);
-3. re-import: the same file again (validates and compares everything, writes nothing).
+3. re-import: the same file again (every row is the one its loan was last imported from: digested, looked
+   up and staged as known, none validated again; writes nothing).
 Prints loans/s and the ratios. Goals: import >= 0.5 x the floor; unchanged re-import >= 2 x the import.
 """
 

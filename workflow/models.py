@@ -154,6 +154,10 @@ class Loan(SQLModel, table=True):
     maturity_date: date
     classification: str = Field(default="normal", max_length=20)
     written_off: bool = False
+    # The digest of the CSV/XLSX row (with its header and the ids its codes named) that this loan, its
+    # borrower and its stage handlers last equalled (services/imports.py): a re-import of that very row
+    # skips validating it. Cleared by any import that names the loan otherwise or changes its borrower.
+    import_digest: str | None = Field(default=None, max_length=32)
 
 
 class LoanStage(SQLModel, table=True):

@@ -88,3 +88,90 @@ def test_a_later_snapshot_counts_the_same_in_a_dry_run_as_it_writes(bank):
         assert approvers == ["E1002"]
         assert s.exec(select(Enterprise.kind).where(Enterprise.uscc == "91110000MA00000000")).one() == "micro"
     assert run_import(bank.engine, data).unchanged == 5
+
+
+def _validated(monkeypatch) -> list[str]:
+    """The loan numbers of the rows the import validates (LoanRow.model_validate, still doing its work)."""
+    seen: list[str] = []
+    real = imports.LoanRow.model_validate
+
+    def validate(raw, *args, **kwargs):
+        seen.append(raw.get("loan_no"))
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(imports.LoanRow, "model_validate", validate)
+    return seen
+
+
+def test_a_re_import_validates_only_the_rows_that_changed_since_the_last_import(bank, monkeypatch):
+    records = [loan_record(n) for n in range(6)]
+    run_import(bank.engine, to_csv(records))
+    validated = _validated(monkeypatch)
+    before = counts(bank.engine)
+    again = run_import(bank.engine, to_csv(records))
+    assert validated == [] and (again.unchanged, again.updated, again.created) == (6, 0, 0)
+    assert counts(bank.engine) == before  # nothing written, not even an audit event
+    records[2] = {**records[2], "balance": "1.00"}
+    changed = run_import(bank.engine, to_csv(records + [loan_record(6)]))
+    assert validated == ["IMP0000002", "IMP0000006"]
+    assert (changed.unchanged, changed.updated, changed.created) == (5, 1, 1)
+    with read_session(bank.engine) as s:
+        assert str(s.exec(select(Loan).where(Loan.loan_no == "IMP0000002")).one().balance) == "1.00"
+
+
+def test_a_known_row_still_counts_in_the_checks_across_rows(bank, monkeypatch):
+    records = [loan_record(n) for n in range(3)]
+    run_import(bank.engine, to_csv(records))
+    twice = records + [records[1]]                              # line 5: the known loan of line 3 again
+    other = {**loan_record(7), "enterprise_uscc": records[0]["enterprise_uscc"]}  # line 6: line 2's borrower
+    validated = _validated(monkeypatch)
+    before = counts(bank.engine)
+    with pytest.raises(imports.ImportRejected) as rejected:
+        run_import(bank.engine, to_csv(twice + [other]))
+    assert validated == ["IMP0000007"]
+    assert [(e["line"], e["reason"]) for e in rejected.value.details["errors"]] == [
+        (5, "loan_no IMP0000001 is already on line 3"),
+        (6, "enterprise 91110000MA00000000 is named '企业0' on line 2")]
+    assert counts(bank.engine) == before
+
+
+def test_a_row_is_checked_again_once_its_loan_or_borrower_changed_otherwise(bank):
+    records = [loan_record(n) for n in range(3)]
+    run_import(bank.engine, to_csv(records))
+    # A JSON import moves a handler (the loan's own columns stay): the CSV row no longer describes the loan.
+    with unit_of_work(bank.engine) as s:
+        [(_, row)] = list(imports.read_file(to_csv([{**records[0], "approval": "E1002"}]), "csv"))
+        imports.import_loans(s, None, imports.read_json({"loans": [row]}))
+    # Another loan's row renames the borrower of IMP0000001.
+    renamed = {**loan_record(9), "enterprise_uscc": records[1]["enterprise_uscc"], "enterprise_name": "改名企业"}
+    assert run_import(bank.engine, to_csv([renamed])).enterprises_updated == 1
+    again = run_import(bank.engine, to_csv(records))
+    assert (again.handlers_added, again.enterprises_updated, again.unchanged) == (1, 1, 3)
+    with read_session(bank.engine) as s:
+        loan = s.exec(select(Loan).where(Loan.loan_no == "IMP0000001")).one()
+        assert s.get(Enterprise, loan.enterprise_id).name == "企业1"
+
+
+def test_a_row_naming_an_employee_number_that_changed_hands_is_checked_again(bank):
+    records = [loan_record(0)]
+    run_import(bank.engine, to_csv(records))
+    with unit_of_work(bank.engine) as s:
+        old = s.exec(select(User).where(User.employee_no == "E1000")).one()
+        old.employee_no = "E1000-OLD"
+        s.add(old)
+    before = counts(bank.engine)
+    with pytest.raises(imports.ImportRejected) as rejected:
+        run_import(bank.engine, to_csv(records))
+    assert "unknown employee number(s) E1000" in rejected.value.details["errors"][0]["reason"]
+    assert counts(bank.engine) == before
+    with unit_of_work(bank.engine) as s:
+        heir = s.exec(select(User).where(User.employee_no == "E1004")).one()
+        heir.employee_no = "E1000"
+        s.add(heir)
+        heir_id = heir.id
+    again = run_import(bank.engine, to_csv(records))
+    assert (again.handlers_added, again.handlers_removed) == (1, 1)
+    with read_session(bank.engine) as s:
+        loan = s.exec(select(Loan).where(Loan.loan_no == "IMP0000000")).one()
+        pre_loan = s.exec(select(LoanStage).where(LoanStage.loan_id == loan.id, LoanStage.stage == "pre_loan")).one()
+        assert pre_loan.user_id == heir_id

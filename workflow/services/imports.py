@@ -3,7 +3,9 @@
 The whole file is validated before anything is written: every bad row is reported with its line and the
 reason, and nothing is written unless every row is valid. Loans are matched by loan number, so importing
 the same file twice changes nothing; a later snapshot of the loan book (new balances, classifications)
-updates the loans it names.
+updates the loans it names. Each loan keeps the digest of the CSV/XLSX row it was last imported from, so a
+later file validates and compares only the rows that differ from their loan's last import (the monthly
+snapshot of a book where most loans did not change).
 
 Row shape (JSON): {"loan_no", "enterprise": {"uscc", "name", "kind", "owner_name", "industry"}, "branch"
 (code), "product_class", "credit_total", "amount", "balance", "start_date", "maturity_date",
@@ -277,29 +279,39 @@ class LoanFile:
             found = tabular.scan(f, limits, text=fmt == "csv")
         self.sha256, self.size, self.encoding, self._codec = found.sha256, found.size, found.encoding, found.codec
 
+    header: list[str] | None = None  # set once iterating has read (and checked) the header row
+
     def __iter__(self) -> Iterator[tuple[int, dict]]:
+        row_of = None
+        for line, cells, error in self.records():
+            if error is not None:
+                yield line, {"__error__": error}
+                continue
+            row_of = row_of or _flat_reader(self.header)
+            yield line, row_of(cells)
+
+    def records(self) -> Iterator[tuple[int, list[str] | None, str | None]]:
+        """(line, cells in the header's order, None), or (line, None, what is wrong with its shape), row by
+        row; `header` is set when the first is yielded."""
         with tabular.opened(self.source) as f:
             if self.fmt == "csv":
                 records = tabular.csv_rows(f, self._codec, self.limits)
             else:
                 records = tabular.xlsx_rows(f, self.limits)
-            yield from self._rows(records)
-
-    def _rows(self, records: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, dict]]:
-        with closing(records):  # ended while the file is open, whatever stops the reading
-            header = next(records)[1]
-            _check_header(header)
-            width, row_of = len(header), _flat_reader(header)
-            for line, cells in records:
-                if len(cells) != width:
-                    if self.fmt == "csv":
-                        yield line, {"__error__": f"has {len(cells)} fields, the header has {width}"}
-                        continue
-                    if any(cells[width:]):
-                        yield line, {"__error__": "has values beyond the last column of the header"}
-                        continue
-                    cells = (cells + [""] * width)[:width]
-                yield line, row_of(cells)
+            with closing(records):  # ended while the file is open, whatever stops the reading
+                header = next(records)[1]
+                _check_header(header)
+                self.header, width = header, len(header)
+                for line, cells in records:
+                    if len(cells) != width:
+                        if self.fmt == "csv":
+                            yield line, None, f"has {len(cells)} fields, the header has {width}"
+                            continue
+                        if any(cells[width:]):
+                            yield line, None, "has values beyond the last column of the header"
+                            continue
+                        cells = (cells + [""] * width)[:width]
+                    yield line, cells, None
 
 
 def read_csv(data: tabular.Source, limits: tabular.Limits | None = None) -> LoanFile:
@@ -388,10 +400,13 @@ class _Staging:
     LOANS = "mianze_import_loan"
     STAGES = "mianze_import_stage"
     ENTERPRISES = "mianze_import_enterprise"
+    KNOWN = "mianze_import_known"  # rows equal to what their loan was last imported from: not validated again
+    ALL = "mianze_import_all"  # every row's loan number and borrower, for the checks across rows
     _LOAN_COLS = ("line", "loan_no", "uscc", "ent_name", "kind", "owner_name", "industry", "branch_id",
                   "product_class", "credit_total", "amount", "balance", "start_date", "maturity_date",
-                  "classification", "written_off")
+                  "classification", "written_off", "digest")
     _STAGE_COLS = ("line", "stage", "user_id", "performed_on")
+    _KNOWN_COLS = ("line", "loan_no")
 
     def __init__(self, conn):
         self.conn = conn
@@ -399,40 +414,50 @@ class _Staging:
         self.temp = "pg_temp" if self.postgres else "temp"  # the session's own schema: never a real table
         self.loans: list[tuple] = []
         self.stages: list[tuple] = []
+        self.known: list[tuple] = []
         tail = " ON COMMIT DROP" if self.postgres else ""
-        for name in (self.LOANS, self.STAGES, self.ENTERPRISES):
-            self.sql(f"DROP TABLE IF EXISTS {self.temp}.{name}")
+        self.drop()
         self.sql(f"""CREATE TEMPORARY TABLE {self.LOANS} (line integer NOT NULL, loan_no varchar(40) NOT NULL,
             uscc varchar(18) NOT NULL, ent_name varchar(200) NOT NULL, kind varchar(32) NOT NULL,
             owner_name varchar(64) NOT NULL, industry varchar(64) NOT NULL, branch_id integer NOT NULL,
             product_class varchar(32) NOT NULL, credit_total bigint NOT NULL, amount bigint NOT NULL,
             balance bigint NOT NULL, start_date date NOT NULL, maturity_date date NOT NULL,
-            classification varchar(20) NOT NULL, written_off boolean NOT NULL){tail}""")
+            classification varchar(20) NOT NULL, written_off boolean NOT NULL, digest varchar(32)){tail}""")
         self.sql(f"""CREATE TEMPORARY TABLE {self.STAGES} (line integer NOT NULL, stage varchar(20) NOT NULL,
             user_id integer NOT NULL, performed_on date NOT NULL){tail}""")
+        self.sql(f"""CREATE TEMPORARY TABLE {self.KNOWN} (line integer NOT NULL, loan_no varchar(40) NOT NULL)
+            {tail}""")
 
     def sql(self, statement: str, params: dict | None = None):
         return self.conn.execute(text(statement), params or {})
 
-    def add(self, line: int, row: LoanRow, branch_id: int, stages: Iterable[tuple[str, int, date]]) -> None:
+    def add(self, line: int, row: LoanRow, branch_id: int, stages: Iterable[tuple[str, int, date]],
+            digest: str | None) -> None:
         e = row.enterprise
         if self.postgres:
             self.loans.append((line, row.loan_no, e.uscc, e.name, e.kind, e.owner_name, e.industry, branch_id,
                                row.product_class, _fen(row.credit_total), _fen(row.amount), _fen(row.balance),
-                               row.start_date, row.maturity_date, row.classification, row.written_off))
+                               row.start_date, row.maturity_date, row.classification, row.written_off, digest))
             self.stages.extend((line, stage, uid, day) for stage, uid, day in stages)
         else:  # as SQLAlchemy stores them on SQLite: ISO dates, 0/1
             self.loans.append((line, row.loan_no, e.uscc, e.name, e.kind, e.owner_name, e.industry, branch_id,
                                row.product_class, _fen(row.credit_total), _fen(row.amount), _fen(row.balance),
                                row.start_date.isoformat(), row.maturity_date.isoformat(), row.classification,
-                               int(row.written_off)))
+                               int(row.written_off), digest))
             self.stages.extend((line, stage, uid, day.isoformat()) for stage, uid, day in stages)
         if len(self.loans) >= _BATCH:
             self.flush()
 
+    def add_known(self, line: int, loan_no: str) -> None:
+        """A row equal to the one its loan was last imported from: only its place in the file is staged."""
+        self.known.append((line, loan_no))
+        if len(self.known) >= _BATCH:
+            self.flush()
+
     def flush(self) -> None:
         for table, cols, rows in ((self.LOANS, self._LOAN_COLS, self.loans),
-                                  (self.STAGES, self._STAGE_COLS, self.stages)):
+                                  (self.STAGES, self._STAGE_COLS, self.stages),
+                                  (self.KNOWN, self._KNOWN_COLS, self.known)):
             if not rows:
                 continue
             if self.postgres:
@@ -453,9 +478,22 @@ class _Staging:
         self.sql(f"CREATE INDEX {self.STAGES}_line ON {self.STAGES} (line)")
         self.sql(f"ANALYZE {self.LOANS}")
         self.sql(f"ANALYZE {self.STAGES}")
+        self.known_rows = self.sql(f"SELECT count(*) FROM {self.KNOWN}").scalar_one()
+        # Every row's loan number and borrower as the checks across rows see them: a known row's borrower
+        # is its loan's (which it equals).
+        tail = " ON COMMIT DROP" if self.postgres else ""
+        known = _q("""UNION ALL SELECT k.line, k.loan_no, e.uscc, e.name, e.kind, e.owner_name, e.industry
+            FROM {K} k JOIN {loan} l ON l.loan_no = k.loan_no JOIN {ent} e ON e.id = l.enterprise_id""")
+        if self.known_rows:
+            self.sql(_q(f"""CREATE TEMPORARY TABLE {{A}}{tail} AS SELECT line, loan_no, uscc, ent_name, kind,
+                owner_name, industry FROM {{L}} {known}"""))
+            self.sql(f"CREATE INDEX {self.ALL}_no ON {self.ALL} (loan_no)")
+            self.sql(f"CREATE INDEX {self.ALL}_uscc ON {self.ALL} (uscc)")
+            self.sql(f"ANALYZE {self.ALL}")
+        self.every = self.ALL if self.known_rows else self.LOANS  # no known rows: the staged ones are all
 
     def drop(self) -> None:
-        for name in (self.LOANS, self.STAGES, self.ENTERPRISES):
+        for name in (self.LOANS, self.STAGES, self.ENTERPRISES, self.KNOWN, self.ALL):
             self.sql(f"DROP TABLE IF EXISTS {self.temp}.{name}")
 
 
@@ -501,6 +539,91 @@ def _kind(exc: ValidationError) -> str:
     return str(loc[0]) if loc else "row"
 
 
+# Part of every row digest: bump it when what a row must satisfy changes, so that no row is taken for valid
+# on the strength of an import checked by older rules.
+_DIGEST_RULES = "loan-row-1"
+
+
+def _digester(header: list[str], branches: dict[str, int], staff: dict[str, int]) -> Callable[[list[str]], str]:
+    """For a file's checked header: a row's digest over the header, its cells and the ids its branch code and
+    employee numbers name now. Two rows with one digest read as the same loan, borrower and handlers."""
+    at = {h: i for i, h in enumerate(header)}
+    named_at = [at["branch"], *(at[s] for s in STAGES if s in at)]
+    seed = "\x00".join([_DIGEST_RULES, *header]).encode()
+    ids_of: dict[tuple[str, ...], bytes] = {}  # the ids a row's codes name: the same few handlers recur
+
+    def ids(codes: tuple[str, ...]) -> bytes:
+        names = [branches.get(codes[0].strip())]
+        for cell in codes[1:]:
+            if cell:
+                names.extend(staff.get(e.strip()) for e in cell.split("|"))
+        if len(ids_of) >= 100_000:  # a file of ever new handlers does not grow it without bound
+            ids_of.clear()
+        found = ids_of[codes] = repr(names).encode()
+        return found
+
+    def digest(cells: list[str]) -> str:
+        # NUL joins the cells: no valid row holds one (_text refuses it), so no two valid rows join alike.
+        codes = tuple([cells[i] for i in named_at])
+        h = hashlib.blake2b(seed, digest_size=16)
+        h.update("\x00".join(cells).encode())
+        h.update(ids_of.get(codes) or ids(codes))
+        return h.hexdigest()
+
+    return digest
+
+
+def _rows_to_check(conn, rows: Iterable[tuple[int, dict]], branches: dict[str, int], staff: dict[str, int],
+                   staging: _Staging) -> Iterator[tuple[int, dict | None, str | None]]:
+    """(line, row, its digest) for each row of the file. A row of a CSV or XLSX file whose digest is the one
+    its loan was last imported with is staged as known and yielded without its row (None): it was valid and
+    equal to the loan book then, and every change to the loan, its borrower or its handlers since then came
+    through an import that reset that digest. Other rows (and all of a JSON file, digest None) are yielded
+    whole, to be validated."""
+    if not isinstance(rows, LoanFile):
+        for line, raw in rows:
+            yield line, raw, None
+        return
+    batch: list[tuple[int, list[str] | None, str | None]] = []
+    digest_of = row_of = None
+    no_at = 0
+    table = Loan.__table__.name
+    if conn.dialect.name == "postgresql":  # sent as the driver's statement: compiling 5,000 parameters costs more
+        def lookup(numbers: list[str]):
+            return conn.exec_driver_sql(f"SELECT loan_no, import_digest FROM {table} WHERE loan_no = ANY(%s) "
+                                        "AND import_digest IS NOT NULL", (numbers,))
+    else:
+        def lookup(numbers: list[str]):
+            marks = ", ".join("?" * len(numbers))
+            return conn.exec_driver_sql(f"SELECT loan_no, import_digest FROM {table} WHERE loan_no IN ({marks}) "
+                                        "AND import_digest IS NOT NULL", tuple(numbers))
+
+    def checked() -> Iterator[tuple[int, dict | None, str | None]]:
+        keyed = [(line, cells, error, cells[no_at].strip() if error is None else None,
+                  digest_of(cells) if error is None else None) for line, cells, error in batch]
+        numbers = list({key[3] for key in keyed if key[3] is not None})
+        stored = dict(lookup(numbers).all()) if numbers else {}
+        for line, cells, error, loan_no, digest in keyed:
+            if error is not None:
+                yield line, {"__error__": error}, None
+            elif stored.get(loan_no) == digest:
+                staging.add_known(line, loan_no)
+                yield line, None, digest
+            else:
+                yield line, row_of(cells), digest
+
+    for record in rows.records():
+        if digest_of is None:
+            digest_of, row_of = _digester(rows.header, branches, staff), _flat_reader(rows.header)
+            no_at = rows.header.index("loan_no")
+        batch.append(record)
+        if len(batch) >= _BATCH:
+            yield from checked()
+            batch.clear()
+    if batch:
+        yield from checked()
+
+
 def _import_loans(session: Session, actor, rows: Iterable[tuple[int, dict]], *, dry_run: bool,
                   source_sha256: str | None, progress: Callable[[int], None] | None,
                   limits: tabular.Limits) -> ImportResult:
@@ -510,10 +633,12 @@ def _import_loans(session: Session, actor, rows: Iterable[tuple[int, dict]], *, 
     report = tabular.ErrorReport(limits.max_errors)
     staging = _Staging(conn)
     count = 0
-    for line, raw in rows:
+    for line, raw, digest in _rows_to_check(conn, rows, branches, staff, staging):
         count += 1
         if progress and count % 1000 == 0:
             progress(1000)
+        if raw is None:  # the very row its loan was last imported from: valid then, and nothing it names moved
+            continue
         loan_no = raw.get("loan_no") if isinstance(raw.get("loan_no"), str) else None
         if "__error__" in raw:
             _error(report, "fields", line, loan_no, raw["__error__"])
@@ -530,7 +655,8 @@ def _import_loans(session: Session, actor, rows: Iterable[tuple[int, dict]], *, 
                 ([f"stages: unknown employee number(s) {', '.join(unknown)}"] if unknown else [])
             _error(report, "branch" if branch_id is None else "employee", line, row.loan_no, "; ".join(problems))
             continue
-        staging.add(line, row, branch_id, {(s.stage, staff[s.employee_no], s.performed_on) for s in row.stages})
+        staging.add(line, row, branch_id, {(s.stage, staff[s.employee_no], s.performed_on) for s in row.stages},
+                    digest)
     if progress:
         progress(count % 1000)
     staging.loaded()
@@ -552,34 +678,38 @@ def _import_loans(session: Session, actor, rows: Iterable[tuple[int, dict]], *, 
 
 _T = {"loan": Loan.__table__.name, "stage": LoanStage.__table__.name, "ent": Enterprise.__table__.name,
       "case_loan": CaseLoan.__table__.name, "case": Case.__table__.name, "L": _Staging.LOANS, "S": _Staging.STAGES,
-      "E": _Staging.ENTERPRISES}
+      "E": _Staging.ENTERPRISES, "K": _Staging.KNOWN, "A": _Staging.ALL}
 
 
-def _q(statement: str) -> str:
-    return statement.format(**_T)
+def _q(statement: str, **names: str) -> str:
+    return statement.format(**{**_T, **names})
 
 
 def _check_across_rows(st: _Staging, report: tabular.ErrorReport) -> None:
     """The checks that need every row: a loan number twice, an enterprise named two ways, a loan of a case
     whose borrower, branch or handlers would change. Only the first errors are fetched, the rest counted."""
     keep = report.keep
-    dupes = _q("""SELECT s.line, s.loan_no, f.first FROM {L} s JOIN (SELECT loan_no, min(line) AS first FROM {L}
-                  GROUP BY loan_no HAVING count(*) > 1) f ON f.loan_no = s.loan_no WHERE s.line > f.first""")
+    every = st.every  # the staged rows and the known ones
+    dupes = _q("""SELECT s.line, s.loan_no, f.first FROM {A} s JOIN (SELECT loan_no, min(line) AS first FROM {A}
+                  GROUP BY loan_no HAVING count(*) > 1) f ON f.loan_no = s.loan_no WHERE s.line > f.first""", A=every)
     total = st.sql(f"SELECT count(*) FROM ({dupes}) d").scalar_one()
     if total:
         for line, loan_no, first in st.sql(f"{dupes} ORDER BY s.line LIMIT {keep}"):
             _error(report, "duplicate", line, loan_no, f"loan_no {loan_no} is already on line {first}")
         report.counts["duplicate"] += total - min(total, keep)
-        st.sql(_q("DELETE FROM {S} WHERE line IN (SELECT line FROM {L} s WHERE line > "
-                  "(SELECT min(line) FROM {L} f WHERE f.loan_no = s.loan_no))"))
-        st.sql(_q("DELETE FROM {L} WHERE line > (SELECT min(line) FROM {L} f WHERE f.loan_no = {L}.loan_no)"))
+        later = _q("SELECT line FROM {A} s WHERE line > (SELECT min(line) FROM {A} f WHERE f.loan_no = s.loan_no)",
+                   A=every)
+        st.sql(_q(f"DELETE FROM {{S}} WHERE line IN ({later})"))
+        for table in dict.fromkeys((st.LOANS, every)):  # the staged rows first: `later` reads the others
+            st.sql(_q(f"DELETE FROM {table} WHERE line IN (SELECT line FROM ({later}) x)"))
     tail = " ON COMMIT DROP" if st.postgres else ""
     st.sql(_q(f"""CREATE TEMPORARY TABLE {{E}}{tail} AS SELECT line, uscc, ent_name, kind, owner_name, industry FROM
                  (SELECT line, uscc, ent_name, kind, owner_name, industry,
-                         row_number() OVER (PARTITION BY uscc ORDER BY line) AS rn FROM {{L}}) firsts WHERE rn = 1"""))
+                         row_number() OVER (PARTITION BY uscc ORDER BY line) AS rn FROM {{A}}) firsts WHERE rn = 1""",
+              A=every))
     st.sql(_q("CREATE UNIQUE INDEX {E}_uscc ON {E} (uscc)"))
-    names = _q("SELECT s.line, s.loan_no, s.uscc, e.ent_name, e.line FROM {L} s JOIN {E} e ON e.uscc = s.uscc "
-               "WHERE s.ent_name <> e.ent_name")
+    names = _q("SELECT s.line, s.loan_no, s.uscc, e.ent_name, e.line FROM {A} s JOIN {E} e ON e.uscc = s.uscc "
+               "WHERE s.ent_name <> e.ent_name", A=every)
     total = st.sql(f"SELECT count(*) FROM ({names}) n").scalar_one()
     if total:
         for line, loan_no, uscc, name, first in st.sql(f"{names} ORDER BY s.line LIMIT {keep}"):
@@ -640,6 +770,9 @@ def _merge(st: _Staging, result: ImportResult, *, dry_run: bool) -> None:
         result.enterprises_created = st.sql(
             _q("INSERT INTO {ent} (uscc, name, kind, owner_name, industry) "
                "SELECT x.uscc, x.ent_name, x.kind, x.owner_name, x.industry ") + new_ents).rowcount
+        # A borrower that changes no longer equals the rows its other loans were imported from.
+        st.sql(_q(f"""UPDATE {{loan}} SET import_digest = NULL WHERE import_digest IS NOT NULL AND enterprise_id IN
+            (SELECT e.id FROM {{E}} x JOIN {{ent}} e ON e.uscc = x.uscc WHERE {_ENT_CHANGED})"""))
         result.enterprises_updated = write(f"""UPDATE {{ent}} SET name = x.ent_name, kind = x.kind,
             owner_name = x.owner_name, industry = x.industry FROM {{E}} x
             WHERE {{ent}}.uscc = x.uscc AND {_ENT_CHANGED.replace('e.', '{ent}.')}""")
@@ -649,12 +782,12 @@ def _merge(st: _Staging, result: ImportResult, *, dry_run: bool) -> None:
         result.updated = write(f"""UPDATE {{loan}} SET enterprise_id = e.id, branch_id = s.branch_id,
             product_class = s.product_class, credit_total = s.credit_total, amount = s.amount, balance = s.balance,
             start_date = s.start_date, maturity_date = s.maturity_date, classification = s.classification,
-            written_off = s.written_off FROM {{L}} s JOIN {{ent}} e ON e.uscc = s.uscc
+            written_off = s.written_off, import_digest = s.digest FROM {{L}} s JOIN {{ent}} e ON e.uscc = s.uscc
             WHERE {{loan}}.loan_no = s.loan_no AND {_LOAN_CHANGED.replace('l.', '{loan}.')}""")
         result.created = write("""INSERT INTO {loan} (loan_no, enterprise_id, branch_id, product_class, credit_total,
-            amount, balance, start_date, maturity_date, classification, written_off)
+            amount, balance, start_date, maturity_date, classification, written_off, import_digest)
             SELECT s.loan_no, e.id, s.branch_id, s.product_class, s.credit_total, s.amount, s.balance, s.start_date,
-            s.maturity_date, s.classification, s.written_off FROM {L} s JOIN {ent} e ON e.uscc = s.uscc
+            s.maturity_date, s.classification, s.written_off, s.digest FROM {L} s JOIN {ent} e ON e.uscc = s.uscc
             WHERE NOT EXISTS (SELECT 1 FROM {loan} l WHERE l.loan_no = s.loan_no) ORDER BY s.line""")
         if st.postgres and result.created > 1000:
             st.sql(_q("ANALYZE {loan}"))
@@ -663,8 +796,11 @@ def _merge(st: _Staging, result: ImportResult, *, dry_run: bool) -> None:
             JOIN {loan} l ON l.loan_no = s.loan_no WHERE NOT EXISTS (SELECT 1 FROM {stage} ls
             WHERE ls.loan_id = l.id AND ls.stage = t.stage AND ls.user_id = t.user_id
             AND ls.performed_on = t.performed_on)""")
+        # Every loan now equals its staged row (its handlers too): it remembers that row's digest, or none.
+        st.sql(_q("""UPDATE {loan} SET import_digest = s.digest FROM {L} s WHERE {loan}.loan_no = s.loan_no
+            AND COALESCE({loan}.import_digest, '') <> COALESCE(s.digest, '')"""))
     staged = st.sql(_q("SELECT count(*) FROM {L}")).scalar_one()
-    result.unchanged = staged - result.created - result.updated
+    result.unchanged = staged + st.known_rows - result.created - result.updated
 
 
 def sha256_of(data: bytes) -> str:
