@@ -175,3 +175,28 @@ def test_a_row_naming_an_employee_number_that_changed_hands_is_checked_again(ban
         loan = s.exec(select(Loan).where(Loan.loan_no == "IMP0000000")).one()
         pre_loan = s.exec(select(LoanStage).where(LoanStage.loan_id == loan.id, LoanStage.stage == "pre_loan")).one()
         assert pre_loan.user_id == heir_id
+
+
+def test_a_workbook_of_the_same_rows_is_known_and_a_reordered_header_is_checked_again(bank, monkeypatch):
+    from io import BytesIO
+
+    from openpyxl import Workbook
+
+    records = [loan_record(n) for n in range(3)]
+    run_import(bank.engine, to_csv(records))
+    wb = Workbook()
+    wb.active.append(list(imports.COLUMNS))
+    for rec in records:
+        wb.active.append([rec.get(h, "") for h in imports.COLUMNS])
+    buf = BytesIO()
+    wb.save(buf)
+    validated = _validated(monkeypatch)
+    # The workbook's header has every column (the CSV's too): its cells read alike, so its rows are known.
+    assert run_import(bank.engine, buf.getvalue(), "xlsx").unchanged == 3 and validated == []
+    reordered = to_csv(records).decode().splitlines()
+    header = reordered[0].split(",")
+    # Columns in another order: another header, so the rows are validated again (and still change nothing).
+    swapped = [",".join([h for h in header if h != "loan_no"] + ["loan_no"])] + [
+        ",".join(r.split(",")[1:] + [r.split(",")[0]]) for r in reordered[1:]]
+    assert run_import(bank.engine, "\n".join(swapped).encode()).unchanged == 3
+    assert validated == ["IMP0000000", "IMP0000001", "IMP0000002"]
